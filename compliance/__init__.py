@@ -1,0 +1,1 @@
+"""pgolf.compliance: reads record folders and submissions and judges them against the rules."""

@@ -1,0 +1,1 @@
+"""pgolf.pipeline: runs submissions under enforced caps and writes record folders."""
