@@ -1,0 +1,108 @@
+"""Run a ruleset's record checks over one record folder, or every record under a path."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from . import __version__
+from .context import AuditOptions, RecordContext, seed_rows
+from .errors import InputError
+from .record import Record, load_record
+from .report import Finding, RecordReport, Report, combine, verdict_of
+from .rules import Rule, get_check, load_ruleset
+
+RECORD_MARKERS = ("submission", "train_gpt.py", ".log")
+DEFAULT_RULESET = "track_10min_16mb"
+MAX_DEPTH = 4
+
+
+def is_record_dir(path: Path) -> bool:
+    try:
+        names = [p.name.lower() for p in path.iterdir() if not p.is_dir() or p.is_symlink()]
+    except OSError:
+        return False
+    return any(marker in name for name in names for marker in RECORD_MARKERS)
+
+
+def find_records(target: Path, depth: int = 0) -> list[Path]:
+    """The target itself when it is a record, else the records below it (records/<track>/<run>)."""
+    if is_record_dir(target):
+        return [target]
+    if depth >= MAX_DEPTH:
+        return []
+    found: list[Path] = []
+    for child in sorted(p for p in target.iterdir() if p.is_dir() and not p.is_symlink()):
+        found.extend(find_records(child, depth + 1))
+    return found
+
+
+def ruleset_for(record: Record, options: AuditOptions) -> str:
+    if options.ruleset:
+        return options.ruleset
+    return record.track or DEFAULT_RULESET
+
+
+def audit_record(path: Path, options: AuditOptions) -> RecordReport:
+    report = RecordReport(path=str(path))
+    try:
+        record = load_record(path)
+        report.ruleset = ruleset_for(record, options)
+        ruleset = load_ruleset(report.ruleset)
+    except InputError as exc:
+        report.verdict, report.error = "error", str(exc)
+        return report
+    context = RecordContext(record, seed_rows(record), options)
+    report.seeds = context.rows
+    report.summary = summarize(record, context)
+    for rule in ruleset.of_kind("record"):
+        if rule.applies_on(record.date):
+            report.findings.extend(run_check(rule, context))
+    report.significance = context.significance
+    report.verdict = verdict_of(report.findings)
+    return report
+
+
+def run_check(rule: Rule, context: RecordContext) -> list[Finding]:
+    """A check that breaks on odd input asks for a human instead of crashing the audit."""
+    try:
+        return list(get_check(rule.check)(context, rule))
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+        return [rule.finding(f"check could not run: {type(exc).__name__}: {exc}", severity="review")]
+
+
+def summarize(record: Record, context: RecordContext) -> dict:
+    scores = [row.val_bpb for row in context.rows if row.val_bpb is not None]
+    losses = [row.val_loss for row in context.rows if row.val_loss is not None]
+    sub = record.submission
+    return {
+        "n_seeds": len({row.seed for row in context.rows if row.val_bpb is not None}),
+        "val_bpb_mean": statistics.fmean(scores) if scores else None,
+        "val_bpb_std": statistics.stdev(scores) if len(scores) > 1 else None,
+        "val_loss_mean": statistics.fmean(losses) if losses else None,
+        "claimed_val_bpb": sub.val_bpb if sub else None,
+        "track": record.track,
+        "date": record.date,
+    }
+
+
+def audit(targets: list[str], options: AuditOptions) -> Report:
+    report = Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
+    try:
+        paths = [p for t in targets for p in _records_of(Path(t))]
+    except InputError as exc:
+        report.verdict, report.error = "error", str(exc)
+        return report
+    report.records = [audit_record(p, options) for p in paths]
+    report.verdict = combine([r.verdict for r in report.records])
+    return report
+
+
+def _records_of(target: Path) -> list[Path]:
+    if not target.exists() and not target.is_symlink():
+        raise InputError(target, "no such file or directory")
+    if not target.is_dir():
+        raise InputError(target, "not a record folder (give the folder, not a file)")
+    found = find_records(target)
+    if not found:
+        raise InputError(target, "no record folder found (no submission.json, train log or train_gpt.py)")
+    return found

@@ -1,0 +1,83 @@
+"""pgolf-check: audit record folders and print a report; the exit code is the verdict.
+
+0 pass, 1 fail, 2 could not check (bad input), 3 needs human review.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .audit import audit
+from .baseline import parse_baseline
+from .context import AuditOptions
+from .errors import InputError
+from .formatters import FORMATTERS, human, render
+from .rules import load_ruleset, ruleset_names
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("targets", nargs=-1, type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="human", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+@click.option("--against", help="Baseline: a record folder, or comma-separated per-seed val_bpb values.")
+@click.option("--policy", type=click.Choice(["enforced", "written"]), default="enforced", show_default=True,
+              help="Which significance policy decides R-SIGNIFICANCE.")
+@click.option("--ruleset", help=f"Rule catalog to apply (default: from the record's track).")
+@click.option("-v", "--verbose", is_flag=True, help="Show info findings too.")
+@click.option("--list-rules", is_flag=True, help="List the rules of the ruleset and exit.")
+@click.version_option(__version__, prog_name="pgolf-check")
+def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules):
+    """Audit record folders (or trees of them) against the Parameter Golf rules."""
+    try:
+        if list_rules:
+            _list_rules(ruleset or "track_10min_16mb")
+            return
+        if not targets:
+            raise InputError(None, "give at least one record folder")
+        options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
+                               ruleset=ruleset)
+        if ruleset:
+            load_ruleset(ruleset)  # an unknown name is bad input, not a per-record error
+        report = audit(list(targets), options)
+    except InputError as exc:
+        click.echo(f"pgolf-check: {exc}", err=True)
+        sys.exit(2)
+    text = human.render(report, verbose) if fmt == "human" else render(report, fmt)
+    _emit(text, output)
+    sys.exit(report.exit_code)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        click.echo(f"pgolf-check: {output}: cannot write report: {exc.strerror}", err=True)
+        sys.exit(2)
+
+
+def _list_rules(name: str) -> None:
+    for rule in load_ruleset(name).rules:
+        state = "" if rule.enabled else "  (disabled)"
+        click.echo(f"{rule.id:<20} {rule.kind:<7} {rule.severity:<6} {rule.title}{state}\n{'':<20} source: {rule.source}")
+    click.echo(f"rulesets: {', '.join(ruleset_names())}")
+
+
+def run() -> None:
+    """Entry point: no traceback for the user unless PGOLF_DEBUG is set."""
+    try:
+        main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the promise of one-line errors
+        if os.environ.get("PGOLF_DEBUG"):
+            raise
+        click.echo(f"pgolf-check: internal error: {type(exc).__name__}: {exc} (PGOLF_DEBUG=1 for a traceback)",
+                   err=True)
+        sys.exit(2)

@@ -1,0 +1,52 @@
+"""What a record check sees: the loaded record, its per-seed rows and the audit options."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .record import LogRecord, Record
+from .report import SeedRow
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Per-seed results of the record a submission claims to beat."""
+    label: str
+    val_bpb: tuple[float, ...]
+    val_loss: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    policy: str = "enforced"          # which significance policy decides: enforced | written
+    against: Baseline | None = None
+    ruleset: str | None = None        # None: chosen from the record's track
+
+
+@dataclass
+class RecordContext:
+    record: Record
+    rows: list[SeedRow]
+    options: AuditOptions = field(default_factory=AuditOptions)
+    significance: dict | None = None  # filled by the R-SIGNIFICANCE check for the report
+
+    def logs(self) -> list[LogRecord]:
+        return self.record.scored_logs()
+
+    def line(self, log: LogRecord, fact: str) -> int | None:
+        return log.facts.lines.get(fact)
+
+
+def seed_rows(record: Record) -> list[SeedRow]:
+    rows = []
+    for log in record.scored_logs():
+        facts, score = log.facts, log.facts.score
+        rows.append(SeedRow(
+            seed=log.seed, log=log.rel,
+            metric_label=score.label if score else None,
+            val_loss=score.val_loss if score else None,
+            val_bpb=score.val_bpb if score else None,
+            train_time_ms=facts.train_time_ms,
+            eval_time_ms=score.eval_time_ms if score else None,
+            bytes_total=facts.bytes_total, bytes_code=facts.bytes_code, bytes_model=facts.bytes_model,
+        ))
+    return rows

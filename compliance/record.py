@@ -1,0 +1,209 @@
+"""A record folder: which file is which, and what each says.
+
+Files are recognised by content as well as by name, because the official
+records use train.log, train_seed42.log, logs/*.txt, ternary_log_7.txt,
+submission_binary.json and so on. Loading never raises for a bad file inside
+the folder: it records a Problem that the R-RECORD-FILES rule reports.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import logparse, safeio, unpack
+from .errors import InputError
+from .submission import Submission, TRACK_ALIASES, load_submission
+
+LOG_MARKERS = re.compile(rb"val_bpb|val_loss|train_time|step:\d")
+SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)|_(\d+)\.(?:log|txt)$", re.IGNORECASE)
+FOLDER_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})_")
+SCRIPT_NAMES = ("train_gpt.py",)
+
+
+@dataclass
+class Problem:
+    file: str
+    message: str
+    severity: str = "fail"
+
+
+@dataclass
+class LogRecord:
+    rel: str
+    facts: logparse.LogFacts
+    seed: int | None
+    duplicate_of: str | None = None  # set when another log carries the same seed and score
+
+
+@dataclass
+class Script:
+    rel: str
+    raw_bytes: int
+    raw_text: str
+    text: str                 # decoded when the file is a self-extracting wrapper
+    layers: list[str]
+    sha256: str               # of the decoded text, comparable with a log's embedded source
+
+
+@dataclass
+class Record:
+    root: Path
+    entries: list[safeio.FolderEntry]
+    kinds: dict[str, str] = field(default_factory=dict)
+    submission: Submission | None = None
+    submission_file: str | None = None
+    logs: list[LogRecord] = field(default_factory=list)
+    script: Script | None = None
+    readme: str | None = None
+    requirements: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def track(self) -> str | None:
+        if self.submission and self.submission.track:
+            return self.submission.track
+        return TRACK_ALIASES.get(self.root.parent.name)
+
+    @property
+    def date(self) -> str | None:
+        match = FOLDER_DATE.match(self.root.name)
+        if match:
+            return match.group(1)
+        if self.submission and self.submission.date:
+            return self.submission.date[:10]
+        return None
+
+    def scored_logs(self) -> list[LogRecord]:
+        return [log for log in self.logs if log.duplicate_of is None]
+
+
+def load_record(root: str | Path) -> Record:
+    root = Path(root)
+    record = Record(root=root, entries=safeio.list_folder(root))
+    for entry in record.entries:
+        if entry.problem:
+            record.problems.append(Problem(entry.rel, entry.problem))
+            continue
+        try:
+            _classify(record, entry)
+        except InputError as exc:
+            record.problems.append(Problem(entry.rel, exc.message))
+    _mark_duplicate_logs(record)
+    return record
+
+
+def _classify(record: Record, entry: safeio.FolderEntry) -> None:
+    name = Path(entry.rel).name.lower()
+    suffix = Path(name).suffix
+    if suffix == ".json":
+        _load_json(record, entry)
+    elif suffix == ".py":
+        _consider_script(record, entry)
+    elif name == "readme.md":
+        record.readme = _read_text(entry)
+        record.kinds[entry.rel] = "readme"
+    elif name == "requirements.txt":
+        record.requirements = _read_text(entry)
+        record.kinds[entry.rel] = "requirements"
+    elif suffix in (".log", ".txt") or entry.rel.startswith("logs/"):
+        _consider_log(record, entry)
+    else:
+        record.kinds[entry.rel] = "other"
+
+
+def _read_text(entry: safeio.FolderEntry) -> str:
+    data = safeio.read_bytes(entry)
+    if safeio.looks_binary(data):
+        raise InputError(entry.rel, "binary content where text was expected")
+    return safeio.decode_text(data)
+
+
+def _load_json(record: Record, entry: safeio.FolderEntry) -> None:
+    is_named = Path(entry.rel).name.lower().startswith("submission")
+    data = safeio.read_bytes(entry, limit=16 * 1024 * 1024)
+    if not is_named and b"val_bpb" not in data:
+        record.kinds[entry.rel] = "other"
+        return
+    submission = load_submission(data, entry.rel)  # InputError -> Problem
+    if record.submission is None or Path(entry.rel).name == "submission.json":
+        if record.submission is not None:
+            record.problems.append(Problem(record.submission_file, "a second submission JSON exists; submission.json wins", "warn"))
+        record.submission, record.submission_file = submission, entry.rel
+    else:
+        record.problems.append(Problem(entry.rel, f"second submission JSON beside {record.submission_file}; ignored", "warn"))
+    record.kinds[entry.rel] = "submission"
+
+
+def _consider_log(record: Record, entry: safeio.FolderEntry) -> None:
+    data = safeio.read_bytes(entry)
+    if safeio.looks_binary(data):
+        if entry.rel.endswith(".log"):
+            record.problems.append(Problem(entry.rel, "binary content in a log file"))
+        record.kinds[entry.rel] = "other"
+        return
+    if not entry.rel.endswith(".log") and not LOG_MARKERS.search(data[:4 * 1024 * 1024]):
+        record.kinds[entry.rel] = "other"  # notes, not a train log
+        return
+    facts = logparse.parse_log_bytes(data)
+    record.logs.append(LogRecord(entry.rel, facts, facts.seed if facts.seed is not None else _seed_from_name(entry.rel)))
+    record.kinds[entry.rel] = "log"
+
+
+def _seed_from_name(rel: str) -> int | None:
+    match = SEED_IN_NAME.search(Path(rel).name)
+    if not match:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+def _consider_script(record: Record, entry: safeio.FolderEntry) -> None:
+    raw = _read_text(entry)
+    name = Path(entry.rel).name
+    current = record.script
+    is_entry = name in SCRIPT_NAMES or (current is None and ("__main__" in raw or unpack.is_wrapper(raw)))
+    if not is_entry:
+        record.kinds[entry.rel] = "module"
+        return
+    if current is not None:
+        record.kinds[current.rel] = "module"
+    record.script = _decode_script(entry, raw)
+    record.kinds[entry.rel] = "script"
+
+
+def _decode_script(entry: safeio.FolderEntry, raw: str) -> Script:
+    try:
+        decoded = unpack.decode_script(raw)
+        text, layers = decoded.text, decoded.layers
+    except unpack.UnpackError as exc:
+        raise InputError(entry.rel, f"self-extracting script could not be decoded: {exc}") from None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Script(entry.rel, entry.size, raw, text, layers, digest)
+
+
+def _mark_duplicate_logs(record: Record) -> None:
+    """train.log is often a copy of one seed's log; count each run once."""
+    by_seed: dict[int, LogRecord] = {}
+    for log in sorted(record.logs, key=lambda lg: (_seed_from_name(lg.rel) is None, lg.rel)):
+        if log.seed is None:
+            continue
+        first = by_seed.get(log.seed)
+        if first is None:
+            by_seed[log.seed] = log
+        elif _same_score(first, log):
+            log.duplicate_of = first.rel
+        else:
+            record.problems.append(Problem(log.rel, f"seed {log.seed} also logged in {first.rel} with another score", "review"))
+    record.logs.sort(key=lambda lg: lg.rel)
+
+
+def _same_score(a: LogRecord, b: LogRecord) -> bool:
+    sa, sb = a.facts.score, b.facts.score
+    if sa is None or sb is None:
+        return sa is sb
+    return sa.val_bpb == sb.val_bpb and sa.val_loss == sb.val_loss

@@ -1,0 +1,89 @@
+"""The report: findings, per-seed rows and verdicts, in the pgolf-report/1 schema.
+
+This is the contract between the checker, the pipeline and the formatters;
+docs/report-schema.md describes it for other tools. Unknown values are None
+(null in JSON), never guessed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "pgolf-report/1"
+SEVERITIES = ("fail", "review", "warn", "info")
+VERDICT_EXIT = {"pass": 0, "fail": 1, "error": 2, "review": 3}
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    active: bool = True
+    title: str | None = None
+    source: str | None = None
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass
+class SeedRow:
+    seed: int | None
+    log: str
+    metric_label: str | None = None
+    val_loss: float | None = None
+    val_bpb: float | None = None
+    train_time_ms: float | None = None
+    eval_time_ms: float | None = None
+    bytes_total: int | None = None
+    bytes_code: int | None = None
+    bytes_model: int | None = None
+
+
+@dataclass
+class RecordReport:
+    path: str
+    verdict: str = "pass"
+    ruleset: str | None = None
+    seeds: list[SeedRow] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    significance: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    target: str
+    verdict: str = "pass"
+    records: list[RecordReport] = field(default_factory=list)
+    policy: str = "enforced"
+    pgolf_version: str | None = None
+    error: str | None = None
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"schema": data.pop("schema"), **data}
+
+    @property
+    def exit_code(self) -> int:
+        return VERDICT_EXIT[self.verdict]
+
+
+def verdict_of(findings: list[Finding]) -> str:
+    """fail if any active finding fails, review if any asks for review, pass otherwise."""
+    active = {f.severity for f in findings if f.active}
+    if "fail" in active:
+        return "fail"
+    if "review" in active:
+        return "review"
+    return "pass"
+
+
+def combine(verdicts: list[str]) -> str:
+    for verdict in ("error", "fail", "review"):
+        if verdict in verdicts:
+            return verdict
+    return "pass"

@@ -1,0 +1,90 @@
+"""Read files of an audited folder without trusting them.
+
+The folder may come from an untrusted PR: symlinks may point outside it,
+files may be huge or binary. Nothing here writes to the folder.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+MAX_TEXT_BYTES = 256 * 1024 * 1024  # far above any real log (~1 MB), below memory trouble
+MAX_FILES = 10_000
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    rel: str
+    path: Path
+    size: int
+    problem: str | None = None  # why the entry must not be read, if any
+
+
+def _escapes(root: Path, path: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return False
+    except (ValueError, OSError):
+        return True
+
+
+def list_folder(root: Path) -> list[FolderEntry]:
+    """Every regular file under root, with symlinks out of the folder flagged, not followed."""
+    if not root.is_dir():
+        raise InputError(root, "not a directory")
+    entries: list[FolderEntry] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in {".git", "__pycache__"})
+        for name in sorted(filenames) + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
+            entries.append(_entry(root, Path(dirpath) / name))
+            if len(entries) > MAX_FILES:
+                raise InputError(root, f"more than {MAX_FILES} files; not a record folder")
+    return entries
+
+
+def _entry(root: Path, path: Path) -> FolderEntry:
+    rel = path.relative_to(root).as_posix()
+    if path.is_symlink():
+        if _escapes(root, path):
+            return FolderEntry(rel, path, 0, f"symlink points outside the folder (-> {os.readlink(path)})")
+        if not path.resolve().is_file():
+            return FolderEntry(rel, path, 0, "symlink to something that is not a regular file")
+    elif not path.is_file():
+        return FolderEntry(rel, path, 0, "not a regular file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return FolderEntry(rel, path, 0, f"cannot stat: {exc.strerror}")
+    return FolderEntry(rel, path, size)
+
+
+def read_bytes(entry: FolderEntry, limit: int = MAX_TEXT_BYTES) -> bytes:
+    if entry.problem:
+        raise InputError(entry.rel, entry.problem)
+    if entry.size > limit:
+        raise InputError(entry.rel, f"{entry.size:,} bytes is over the {limit:,}-byte read limit")
+    try:
+        with open(entry.path, "rb") as fh:
+            return fh.read(limit + 1)[:limit]
+    except OSError as exc:
+        raise InputError(entry.rel, f"cannot read: {exc.strerror}") from None
+
+
+def looks_binary(data: bytes) -> bool:
+    """NUL bytes or mostly undecodable bytes in the first block mean: not text."""
+    head = data[:8192]
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        # a multibyte character cut at the block edge is still text
+        return exc.start < len(head) - 4
+
+
+def decode_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")

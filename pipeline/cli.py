@@ -1,0 +1,146 @@
+"""The `pgolf` command: submit, init, profiles, and data (synth, fetch)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from pgolf.compliance import __version__
+from pgolf.compliance.errors import InputError
+
+from .data.commands import data
+from .data.synth import SynthConfig, SynthError, synth
+from .profiles import ProfileError, get_profile, load_profiles
+from .progress import Progress
+from .record_writer import RecordExists, RecordMeta
+from .runtime import get_runtime
+from .stages import DataPaths
+from .submit import SubmitError, SubmitRequest, submit
+
+REFERENCE = Path(__file__).with_name("reference") / "train_gpt.py"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pgolf")
+def main() -> None:
+    """Run Parameter Golf submissions under caps pgolf enforces, and write their records."""
+
+
+main.add_command(data)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"seeds must be integers: {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"give distinct seeds: {text!r}")
+    return seeds
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"--set takes KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _default_data(out: Path) -> DataPaths:
+    """The embedded default: the synthetic dataset, built offline on first use."""
+    try:
+        result = synth(SynthConfig(out=out), log=lambda m: click.echo(f"pgolf: data: {m}", err=True))
+    except SynthError as exc:
+        raise click.ClickException(str(exc)) from None
+    manifest = result.manifest
+    dataset = out / manifest["dataset"]
+    return DataPaths(train=dataset, val=dataset, tokenizer=out / manifest["tokenizer"]["model"])
+
+
+def _data_paths(data_dir, train, val, tokenizer) -> DataPaths:
+    if train or val or tokenizer:
+        if not (train and val and tokenizer):
+            raise click.UsageError("--train-data, --val-data and --tokenizer go together")
+        return DataPaths(Path(train), Path(val), Path(tokenizer))
+    return _default_data(Path(data_dir))
+
+
+@main.command("submit")
+@click.option("--script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=REFERENCE,
+              show_default="the bundled reference submission", help="The submission's entry script.")
+@click.option("--seeds", default="42 314 999", show_default=True, help="Seeds, space or comma separated.")
+@click.option("--profile", "profile_name", default="cpu-smoke", show_default=True,
+              help=f"Run profile: caps and process count.")
+@click.option("--name", default=None, help="Record name (folder YYYY-MM-DD_<name>) [default: from the script's folder].")
+@click.option("--data-dir", default="data/synth", show_default=True, help="Synthetic data, built here if absent.")
+@click.option("--train-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_train_*.bin.")
+@click.option("--val-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_val_*.bin.")
+@click.option("--tokenizer", type=click.Path(exists=True, dir_okay=False), help="SentencePiece .model.")
+@click.option("--runtime", "runtime_name", default="local", show_default=True, help="Where stages run.")
+@click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("records"), show_default=True)
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Per-seed state and logs [default: runs/<name>].")
+@click.option("--set", "sets", multiple=True, help="KEY=VALUE environment for the script (repeatable).")
+@click.option("--pack-code", is_flag=True, help="Count (and record) the code as an lzma+b85 wrapper.")
+@click.option("--force", is_flag=True, help="Replace an existing record; restart a run of other code.")
+@click.option("--retry-failed", is_flag=True, help="Run again the seeds that failed before.")
+@click.option("--against", default=None, help="Baseline for R-SIGNIFICANCE: a record folder or per-seed values.")
+@click.option("--policy", type=click.Choice(["enforced", "written"]), default="enforced", show_default=True)
+@click.option("--author", default="anonymous", show_default=True)
+@click.option("--github-id", default="", show_default=False)
+@click.option("--blurb", default="", help="One paragraph for the README and submission.json.")
+def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_data, tokenizer, runtime_name,
+                   records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
+                   github_id, blurb):
+    """Train, quantize and evaluate SCRIPT for each seed under enforced caps; write and check the record."""
+    try:
+        profile = get_profile(profile_name)
+        runtime = get_runtime(runtime_name)
+    except (ProfileError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    seed_list = _parse_seeds(seeds)
+    name = name or ("pgolf_reference" if script.resolve() == REFERENCE.resolve() else script.resolve().parent.name)
+    data_paths = _data_paths(data_dir, train_data, val_data, tokenizer)
+    meta = RecordMeta(name=name, author=author, github_id=github_id,
+                      blurb=blurb or f"{name}, run by pgolf on profile {profile.name}.", profile=profile,
+                      commands=[" ".join(["pgolf", "submit"] + sys.argv[2:])], pack_code=pack_code)
+    request = SubmitRequest(script=script.resolve(), seeds=seed_list, profile=profile, data=data_paths,
+                            runtime=runtime, work_dir=(work_dir or Path("runs") / name).resolve(),
+                            records_dir=records_dir, meta=meta, overrides=_parse_sets(sets), force=force,
+                            retry_failed=retry_failed, against=against, policy=policy)
+    try:
+        code = submit(request, Progress(len(seed_list)))
+    except (SubmitError, RecordExists, InputError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("\npgolf: interrupted; finished seeds are kept, rerun the same command to continue", err=True)
+        sys.exit(130)
+    sys.exit(code)
+
+
+@main.command("init")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path), default=Path("submissions"),
+              show_default=True)
+def init_command(name: str, parent: Path):
+    """Start a submission from the bundled reference script (it speaks the stage contract)."""
+    dest = parent / name
+    if dest.exists():
+        raise click.ClickException(f"{dest} exists")
+    dest.mkdir(parents=True)
+    shutil.copy2(REFERENCE, dest / "train_gpt.py")
+    click.echo(f"created {dest / 'train_gpt.py'}; run it with: pgolf submit --script {dest / 'train_gpt.py'}")
+
+
+@main.command("profiles")
+def profiles_command():
+    """List run profiles and their caps."""
+    for profile in load_profiles().values():
+        c = profile.caps
+        click.echo(f"{profile.name:<10} train+quantize {c['train_s']:.0f} s, eval {c['eval_s']:.0f} s, "
+                   f"{c['bytes']:,} bytes, {c['nproc']} proc  ({profile.description})")

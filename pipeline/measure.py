@@ -1,0 +1,29 @@
+"""What pgolf measures itself instead of reading it from the script."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pgolf.compliance import unpack
+
+
+def code_bytes(script: Path, pack: bool) -> int:
+    """The script's bytes, or those of the lzma+b85 wrapper pgolf builds for it (RULES.md §2 R-SIZE)."""
+    if not pack:
+        return script.stat().st_size
+    return len(packed_code(script).encode("utf-8"))
+
+
+def packed_code(script: Path) -> str:
+    source = script.read_text(encoding="utf-8")
+    if unpack.is_wrapper(source):
+        return source
+    return unpack.build_wrapper(source)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,184 @@
+"""One seed: run the stages under their caps, measure, and leave an outcome file.
+
+The outcome file is written last and atomically: its presence is what makes
+a seed finished, so a run killed half-way leaves the seed to be redone.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from pgolf.compliance import logparse
+
+from . import atomic
+from .measure import code_bytes
+from .profiles import Profile
+from .progress import Progress
+from .runtime import Runtime, StageResult, StageSpec
+from .stages import DataPaths, SeedPaths, contract_specs, eval_spec, legacy_spec, speaks_contract
+
+OUTCOME = "outcome.json"
+
+
+@dataclass
+class SeedOutcome:
+    seed: int
+    status: str                      # ok | failed
+    reason: str | None = None
+    stages: list[dict] = field(default_factory=list)
+    train_wall_s: float | None = None
+    eval_wall_s: float | None = None
+    bytes_code: int | None = None
+    bytes_artifact: int | None = None
+    bytes_total: int | None = None
+    val_loss: float | None = None
+    val_bpb: float | None = None
+    metric_label: str | None = None
+    disagreements: list[str] = field(default_factory=list)
+    log: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class SeedJob:
+    script: Path
+    seed: int
+    index: int
+    profile: Profile
+    data: DataPaths
+    root: Path
+    runtime: Runtime
+    overrides: dict
+    pack_code: bool = False
+
+
+def load_outcome(root: Path) -> SeedOutcome | None:
+    path = root / OUTCOME
+    if not path.is_file():
+        return None
+    return SeedOutcome(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def run_seed(job: SeedJob, progress: Progress) -> SeedOutcome:
+    if job.root.exists():
+        shutil.rmtree(job.root)  # an interrupted attempt: start the seed clean
+    paths = SeedPaths(job.root)
+    job.root.mkdir(parents=True)
+    if speaks_contract(job.script):
+        outcome = _run_contract(job, paths, progress)
+    else:
+        outcome = _run_legacy(job, paths, progress)
+    outcome.log = str(paths.log)
+    atomic.write_json(job.root / OUTCOME, asdict(outcome))
+    return outcome
+
+
+def _stage(job: SeedJob, spec: StageSpec, progress: Progress) -> StageResult:
+    with open(spec.log_path, "a", encoding="utf-8") as log:
+        log.write(f"pgolf: stage {spec.name} seed {job.seed} cap {spec.cap_s:.1f}s runtime {job.runtime.name}\n")
+    progress.say(f"seed {job.index}/{progress.n_seeds} (seed={job.seed}) {spec.name} started, cap {spec.cap_s:.0f} s")
+    result = job.runtime.run(spec, progress.ticker(job.index, job.seed, spec.name, spec.cap_s))
+    with open(spec.log_path, "a", encoding="utf-8") as log:
+        log.write(f"pgolf: stage {spec.name} {result.status} wall {result.wall_s:.2f}s\n")
+    progress.say(f"seed {job.index}/{progress.n_seeds} (seed={job.seed}) {spec.name} {result.status} "
+                 f"in {result.wall_s:.1f} s")
+    return result
+
+
+def _failed(outcome: SeedOutcome, result: StageResult) -> SeedOutcome:
+    outcome.status = "failed"
+    if result.status == "timeout":
+        outcome.reason = f"{result.name} killed at {result.wall_s:.1f} s: over its cap"
+    else:
+        outcome.reason = f"{result.name} exited with code {result.returncode} after {result.wall_s:.1f} s"
+    return outcome
+
+
+def _run_contract(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
+    outcome = SeedOutcome(job.seed, "ok")
+    train, quantize = contract_specs(job.script, job.seed, job.profile, job.data, paths, job.overrides)
+    started = time.monotonic()
+    for spec in (train, quantize):
+        remaining = job.profile.train_cap_s - (time.monotonic() - started)
+        result = _stage(job, replace(spec, cap_s=max(remaining, 0.5)), progress)  # one shared budget
+        outcome.stages.append(asdict(result))
+        if not result.ok:
+            return _failed(outcome, result)
+    outcome.train_wall_s = sum(s["wall_s"] for s in outcome.stages)
+    if not _measure_bytes(job, paths, outcome):
+        return outcome
+    result = _stage(job, eval_spec(job.script, job.seed, job.profile, job.data, paths, job.overrides), progress)
+    outcome.stages.append(asdict(result))
+    outcome.eval_wall_s = result.wall_s
+    if not result.ok:
+        return _failed(outcome, result)
+    _read_result(paths, outcome)
+    _compare_with_log(paths, outcome)
+    return outcome
+
+
+def _measure_bytes(job: SeedJob, paths: SeedPaths, outcome: SeedOutcome) -> bool:
+    if not paths.artifact.is_file():
+        outcome.status, outcome.reason = "failed", f"quantize wrote no artifact at {paths.artifact}"
+        return False
+    outcome.bytes_code = code_bytes(job.script, job.pack_code)
+    outcome.bytes_artifact = paths.artifact.stat().st_size
+    outcome.bytes_total = outcome.bytes_code + outcome.bytes_artifact
+    if outcome.bytes_total > job.profile.max_bytes:
+        outcome.status = "failed"
+        outcome.reason = (f"artifact {outcome.bytes_total:,} bytes (code {outcome.bytes_code:,} + model "
+                          f"{outcome.bytes_artifact:,}) is over the {job.profile.max_bytes:,}-byte cap")
+        return False
+    return True
+
+
+def _read_result(paths: SeedPaths, outcome: SeedOutcome) -> None:
+    try:
+        data = json.loads(paths.result.read_text(encoding="utf-8"))
+        outcome.val_loss, outcome.val_bpb = float(data["val_loss"]), float(data["val_bpb"])
+        outcome.metric_label = data.get("metric_label")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        outcome.status, outcome.reason = "failed", f"eval wrote no readable result ({type(exc).__name__})"
+
+
+def _compare_with_log(paths: SeedPaths, outcome: SeedOutcome) -> None:
+    """The script's own numbers are evidence to compare, never the measure."""
+    facts = logparse.parse_log(paths.log.read_text(encoding="utf-8", errors="replace"))
+    if facts.bytes_total is not None and facts.bytes_total != outcome.bytes_total:
+        outcome.disagreements.append(f"script logs {facts.bytes_total:,} total bytes, pgolf measured "
+                                     f"{outcome.bytes_total:,}")
+    score = facts.score
+    if score and score.val_bpb is not None and outcome.val_bpb is not None and abs(score.val_bpb - outcome.val_bpb) > 1e-6:
+        outcome.disagreements.append(f"log's {score.label} val_bpb {score.val_bpb} differs from the eval "
+                                     f"result {outcome.val_bpb}")
+    if facts.train_time_ms is not None and outcome.train_wall_s is not None and facts.train_time_ms / 1000 > outcome.train_wall_s:
+        outcome.disagreements.append(f"script claims {facts.train_time_ms / 1000:.1f} s of training, more than "
+                                     f"the {outcome.train_wall_s:.1f} s pgolf measured")
+
+
+def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
+    outcome = SeedOutcome(job.seed, "ok")
+    result = _stage(job, legacy_spec(job.script, job.seed, job.profile, job.data, paths, job.overrides), progress)
+    outcome.stages.append(asdict(result))
+    if not result.ok:
+        return _failed(outcome, result)
+    facts = logparse.parse_log(paths.log.read_text(encoding="utf-8", errors="replace"))
+    outcome.train_wall_s = facts.train_time_ms / 1000 if facts.train_time_ms is not None else None
+    outcome.eval_wall_s = facts.score.eval_time_ms / 1000 if facts.score and facts.score.eval_time_ms else None
+    outcome.bytes_code = code_bytes(job.script, job.pack_code)
+    outcome.bytes_total = facts.bytes_total
+    outcome.bytes_artifact = facts.bytes_model
+    if facts.score is None:
+        outcome.status, outcome.reason = "failed", "the script's log has no final score line"
+        return outcome
+    outcome.val_loss, outcome.val_bpb, outcome.metric_label = facts.score.val_loss, facts.score.val_bpb, facts.score.label
+    outcome.disagreements.append("script does not speak the stage contract: times and bytes are its own log's")
+    if facts.bytes_total is not None and facts.bytes_total > job.profile.max_bytes:
+        outcome.status, outcome.reason = "failed", f"logged size {facts.bytes_total:,} bytes is over the cap"
+    return outcome

@@ -1,0 +1,132 @@
+"""make submit / pgolf submit: every seed through the stages, then the record, then the check."""
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from pgolf.compliance.audit import audit
+from pgolf.compliance.baseline import parse_baseline
+from pgolf.compliance.context import AuditOptions
+from pgolf.compliance.formatters import human
+
+from . import atomic, provenance
+from .profiles import Profile
+from .progress import Progress
+from .record_writer import RecordMeta, set_verdict, write_record
+from .runtime import Runtime
+from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
+from .stages import DataPaths
+
+
+class SubmitError(Exception):
+    pass
+
+
+@dataclass
+class SubmitRequest:
+    script: Path
+    seeds: list[int]
+    profile: Profile
+    data: DataPaths
+    runtime: Runtime
+    work_dir: Path
+    records_dir: Path
+    meta: RecordMeta
+    overrides: dict[str, str] = field(default_factory=dict)
+    force: bool = False
+    retry_failed: bool = False
+    against: str | None = None
+    policy: str = "enforced"
+
+
+def fingerprint(req: SubmitRequest) -> str:
+    """Seeds may only be resumed into a run of the same code, profile, knobs and data."""
+    parts = [req.script.read_bytes(), req.profile.name.encode(), json.dumps(sorted(req.overrides.items())).encode(),
+             str(req.data).encode(), str(req.meta.pack_code).encode()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
+
+
+def prepare_work_dir(req: SubmitRequest) -> None:
+    marker = req.work_dir / "run.json"
+    mark = fingerprint(req)
+    if marker.is_file() and json.loads(marker.read_text())["fingerprint"] != mark:
+        if not req.force:
+            raise SubmitError(f"{req.work_dir} holds seeds of another code or configuration; "
+                              f"pass --force to start over")
+        for seed_dir in req.work_dir.glob("seed_*"):
+            import shutil
+            shutil.rmtree(seed_dir)
+    atomic.write_json(marker, {"fingerprint": mark, "script": str(req.script), "profile": req.profile.name})
+
+
+def run_seeds(req: SubmitRequest, progress: Progress) -> list[SeedOutcome]:
+    outcomes = []
+    for index, seed in enumerate(req.seeds, 1):
+        root = req.work_dir / f"seed_{seed}"
+        prior = load_outcome(root)
+        if prior is not None and (prior.ok or not req.retry_failed):
+            progress.say(f"seed {index}/{len(req.seeds)} (seed={seed}) already finished ({prior.status}); kept")
+            outcomes.append(prior)
+            continue
+        job = SeedJob(req.script, seed, index, req.profile, req.data, root, req.runtime, req.overrides,
+                      req.meta.pack_code)
+        outcomes.append(run_seed(job, progress))
+    return outcomes
+
+
+def summary_lines(outcomes: list[SeedOutcome]) -> list[str]:
+    lines = []
+    for o in outcomes:
+        if o.ok:
+            lines.append(f"seed {o.seed}: val_bpb {o.val_bpb:.8f}  train+quantize {o.train_wall_s:.1f} s  "
+                         f"eval {o.eval_wall_s:.1f} s  {o.bytes_total:,} bytes")
+        else:
+            lines.append(f"seed {o.seed}: FAILED: {o.reason}")
+        lines.extend(f"seed {o.seed}: note: {d}" for d in o.disagreements)
+    return lines
+
+
+def requirements_for(script: Path) -> str:
+    beside = script.parent / "requirements.txt"
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8")
+    pins = []
+    for dist in ("torch", "numpy", "sentencepiece", "zstandard", "brotli"):
+        try:
+            pins.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return "\n".join(pins) + "\n"
+
+
+def submit(req: SubmitRequest, progress: Progress) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    req.work_dir.mkdir(parents=True, exist_ok=True)
+    prepare_work_dir(req)
+    outcomes = run_seeds(req, progress)
+    for line in summary_lines(outcomes):
+        progress.say(line)
+    if any(not o.ok for o in outcomes):
+        progress.say(f"{sum(not o.ok for o in outcomes)} seed(s) failed: no record written "
+                     f"(logs in {req.work_dir})")
+        return 1
+    shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
+    artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
+    prov = provenance.collect(req.script, req.data.tokenizer, sorted(set(shards)), artifacts, req.runtime.describe())
+    folder = write_record(req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script),
+                          req.force)
+    progress.say(f"record written: {folder}")
+    options = AuditOptions(policy=req.policy, against=parse_baseline(req.against) if req.against else None)
+    report = audit([str(folder)], options)
+    set_verdict(folder, req.meta, outcomes, report.verdict)
+    sys.stdout.write(human.render(report))
+    return report.exit_code
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,136 @@
+"""Bad input gets exit 2 or a finding, one line, no traceback, and the folder stays as it was."""
+from __future__ import annotations
+
+import base64
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .factory import log_text, make_record, snapshot
+
+CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
+
+
+def check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(CHECK + list(args), capture_output=True, text=True, timeout=120)
+
+
+def audit_json(folder: Path) -> tuple[int, dict]:
+    before = snapshot(folder)
+    proc = check(str(folder), "--format", "json")
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert snapshot(folder) == before, "the audited folder was modified"
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def findings(report: dict, rule: str) -> list[dict]:
+    return [f for f in report["records"][0]["findings"] if f["rule"] == rule]
+
+
+def test_valid_record_passes(tmp_path):
+    code, report = audit_json(make_record(tmp_path))
+    assert code == 0, report
+    assert report["verdict"] == "pass" and report["schema"] == "pgolf-report/1"
+    assert report["records"][0]["summary"]["n_seeds"] == 3
+
+
+def test_broken_submission_json(tmp_path):
+    folder = make_record(tmp_path)
+    (folder / "submission.json").write_text('{"val_bpb": 1.2, "seeds": [')
+    code, report = audit_json(folder)
+    assert code == 1
+    messages = [f["message"] for f in findings(report, "R-RECORD-FILES")]
+    assert any("invalid JSON" in m for m in messages) and all("\n" not in m for m in messages)
+
+
+def test_truncated_log(tmp_path):
+    folder = make_record(tmp_path)
+    log = folder / "train_seed314.log"
+    log.write_text(log.read_text()[:400])
+    code, report = audit_json(folder)
+    assert code in (1, 3)
+    parse = findings(report, "R-LOG-PARSE")
+    assert any(f["file"] == "train_seed314.log" and "no final score" in f["message"] for f in parse)
+
+
+def test_binary_log(tmp_path):
+    folder = make_record(tmp_path)
+    (folder / "train_seed999.log").write_bytes(os.urandom(4096) + b"\x00" * 64)
+    code, report = audit_json(folder)
+    assert code == 1
+    assert any("binary" in f["message"] for f in findings(report, "R-RECORD-FILES"))
+
+
+def test_symlink_out_of_folder(tmp_path):
+    folder = make_record(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("val_bpb:0.1\n")
+    (folder / "logs").mkdir()
+    (folder / "logs" / "extra.txt").symlink_to(secret)
+    code, report = audit_json(folder)
+    assert code == 1
+    hits = [f for f in findings(report, "R-RECORD-FILES") if "outside the folder" in f["message"]]
+    assert hits and hits[0]["file"] == "logs/extra.txt"
+
+
+def test_decompression_bomb_script(tmp_path):
+    folder = make_record(tmp_path)
+    bomb = lzma.compress(b"\0" * (200 * 1024 * 1024), preset=1)
+    payload = base64.b85encode(bomb).decode()
+    (folder / "train_gpt.py").write_text(
+        f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{payload}")))\n')
+    code, report = audit_json(folder)
+    assert code == 1
+    assert any("could not be decoded" in f["message"] for f in findings(report, "R-RECORD-FILES"))
+
+
+def test_fifty_megabyte_log(tmp_path):
+    folder = make_record(tmp_path)
+    log = folder / "train_seed42.log"
+    body = log.read_text()
+    filler = "step:500/20000 train_loss:2.5000 train_time:300000ms step_avg:600.00ms\n" * 720_000
+    log.write_text(filler + body)
+    assert log.stat().st_size > 50_000_000
+    code, report = audit_json(folder)
+    assert code == 0, report
+    assert report["records"][0]["seeds"][0]["val_bpb"] == pytest.approx(1.2001)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["/nonexistent/record"], "no such file or directory"),
+    (["--against", "abc"], "--against takes"),
+    (["--ruleset", "nope"], "unknown ruleset"),
+])
+def test_unreadable_targets_exit_2(tmp_path, args, fragment):
+    if args[0].startswith("--"):
+        args = [str(make_record(tmp_path))] + args
+    proc = check(*args)
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_file_instead_of_folder(tmp_path):
+    target = tmp_path / "x.json"
+    target.write_text("{}")
+    proc = check(str(target))
+    assert proc.returncode == 2 and "not a record folder" in proc.stderr
+
+
+def test_empty_folder(tmp_path):
+    proc = check(str(tmp_path))
+    assert proc.returncode == 2 and "no record folder found" in proc.stderr
+
+
+def test_over_cap_seed_fails_with_location(tmp_path):
+    folder = make_record(tmp_path)
+    (folder / "train_seed42.log").write_text(log_text(42, 1.2001, 2.03, total=16_024_793))
+    code, report = audit_json(folder)
+    assert code == 1
+    size = findings(report, "R-SIZE")
+    assert size[0]["file"] == "train_seed42.log" and size[0]["line"] == 10
+    assert "24,793 over" in size[0]["message"]
