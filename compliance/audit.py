@@ -9,7 +9,7 @@ from .context import AuditOptions, RecordContext, seed_rows
 from .errors import InputError
 from .record import Record, load_record
 from .report import Finding, RecordReport, Report, combine, verdict_of
-from .rules import Rule, get_check, load_ruleset
+from .rules import Rule, RuleSet, get_check, load_ruleset
 
 RECORD_MARKERS = ("submission", "train_gpt.py", ".log")
 DEFAULT_RULESET = "track_10min_16mb"
@@ -57,12 +57,23 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
     for rule in ruleset.of_kind("record"):
         if rule.applies_on(record.date):
             report.findings.extend(run_check(rule, context))
+    report.findings.extend(script_findings(ruleset, record))
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
     return report
 
 
-def run_check(rule: Rule, context: RecordContext) -> list[Finding]:
+def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
+    """Legality rules read the entry script (decoded), under the configuration the run used."""
+    rules = [r for r in ruleset.of_kind("script") if r.applies_on(record.date)]
+    if not rules or record.script is None:
+        return []
+    from .static import build_script_context  # parsing costs time: only when a rule needs it
+    context = build_script_context(record)
+    return [f for rule in rules for f in run_check(rule, context)] if context else []
+
+
+def run_check(rule: Rule, context) -> list[Finding]:
     """A check that breaks on odd input asks for a human instead of crashing the audit."""
     try:
         return list(get_check(rule.check)(context, rule))

@@ -117,7 +117,13 @@ def _resolve(name: str, seen: tuple[str, ...]) -> dict[str, Rule]:
     if name in seen:
         raise InputError(None, f"ruleset inheritance loops: {' -> '.join(seen + (name,))}")
     data = _read_catalog(name)
-    rules = _resolve(data["extends"], seen + (name,)) if data.get("extends") else {}
+    parents = data.get("extends") or []
+    rules: dict[str, Rule] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        for rule_id, rule in _resolve(parent, seen + (name,)).items():
+            if rule_id in rules and rules[rule_id] != rule:
+                raise InputError(None, f"ruleset {name}: {rule_id} comes from two parents that disagree")
+            rules[rule_id] = rule
     for entry in data.get("rules", []):
         rule = _rule_from(entry, name)
         if rule.id in rules:
