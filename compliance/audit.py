@@ -1,6 +1,7 @@
 """Run a ruleset's record checks over one record folder, or every record under a path."""
 from __future__ import annotations
 
+import re
 import statistics
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from .record import Record, load_record
 from .report import Finding, RecordReport, Report, combine, verdict_of
 from .rules import Rule, RuleSet, get_check, load_ruleset
 
-RECORD_MARKERS = ("submission", "train_gpt.py", ".log")
+RECORD_MARKER = re.compile(r"^submission.*\.json$|^train_gpt\.py$|\.log$|log.*\.txt$", re.IGNORECASE)
 DEFAULT_RULESET = "track_10min_16mb"
 MAX_DEPTH = 4
 
@@ -21,7 +22,7 @@ def is_record_dir(path: Path) -> bool:
         names = [p.name.lower() for p in path.iterdir() if not p.is_dir() or p.is_symlink()]
     except OSError:
         return False
-    return any(marker in name for name in names for marker in RECORD_MARKERS)
+    return any(RECORD_MARKER.search(name) for name in names)
 
 
 def find_records(target: Path, depth: int = 0) -> list[Path]:

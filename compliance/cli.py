@@ -46,6 +46,10 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules):
     except InputError as exc:
         click.echo(f"pgolf-check: {exc}", err=True)
         sys.exit(2)
+    if report.error:
+        click.echo(f"pgolf-check: {report.error}", err=True)
+        if fmt == "human":
+            sys.exit(2)
     text = human.render(report, verbose) if fmt == "human" else render(report, fmt)
     _emit(text, output)
     sys.exit(report.exit_code)

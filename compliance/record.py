@@ -8,6 +8,7 @@ the folder: it records a Problem that the R-RECORD-FILES rule reports.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from .submission import Submission, TRACK_ALIASES, load_submission
 
 LOG_MARKERS = re.compile(rb"val_bpb|val_loss|train_time|step:\d")
 SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)|_(\d+)\.(?:log|txt)$", re.IGNORECASE)
+LOG_NAME_WORD = re.compile(r"[A-Za-z0-9_\-]{12,}")  # a file-name stem (or its prefix) quoted in the JSON
 FOLDER_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})_")
 SCRIPT_NAMES = ("train_gpt.py",)
 
@@ -35,6 +37,7 @@ class LogRecord:
     facts: logparse.LogFacts
     seed: int | None
     duplicate_of: str | None = None  # set when another log carries the same seed and score
+    excluded: str | None = None      # why the log is in the folder but not part of the submission
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Record:
         return None
 
     def scored_logs(self) -> list[LogRecord]:
-        return [log for log in self.logs if log.duplicate_of is None]
+        return [log for log in self.logs if log.duplicate_of is None and log.excluded is None]
 
 
 def load_record(root: str | Path) -> Record:
@@ -95,7 +98,23 @@ def load_record(root: str | Path) -> Record:
         except InputError as exc:
             record.problems.append(Problem(entry.rel, exc.message))
     _mark_duplicate_logs(record)
+    _mark_unsubmitted_logs(record)
     return record
+
+
+def _mark_unsubmitted_logs(record: Record) -> None:
+    """Folders that keep experiment logs beside the submitted runs name the latter in submission.json."""
+    if record.submission is None:
+        return
+    text = json.dumps(record.submission.raw)
+    words = [w for w in LOG_NAME_WORD.findall(text) if "_" in w]
+    scored = record.scored_logs()
+    named = [log for log in scored
+             if Path(log.rel).stem in text or any(Path(log.rel).stem.startswith(w) for w in words)]
+    if 0 < len(named) < len(scored):
+        for log in scored:
+            if log not in named:
+                log.excluded = "not among the logs submission.json names"
 
 
 def _classify(record: Record, entry: safeio.FolderEntry) -> None:

@@ -40,6 +40,9 @@ def log_parse(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
         if log.duplicate_of:
             yield rule.finding(f"same run as {log.duplicate_of}; counted once", file=log.rel, severity="info")
             continue
+        if log.excluded:
+            yield rule.finding(f"not scored: {log.excluded}", file=log.rel, severity="info")
+            continue
         if facts.score is None:
             yield rule.finding("no final score line found (truncated or unknown log layout)",
                                file=log.rel, line=facts.n_lines or None)

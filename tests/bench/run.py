@@ -1,0 +1,89 @@
+"""make bench: speed targets live here, never in timed unit tests.
+
+- audit: pgolf-check over every record folder in ../shared (target < 5 s in total)
+- pipeline: `pgolf submit` of the reference submission on cpu-smoke against running
+  the same three stages by hand (target: overhead < 2% of wall time)
+Run one with `python tests/bench/run.py audit|pipeline`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDS = REPO.parent / "shared" / "records-data" / "records"
+REFERENCE = REPO / "pipeline" / "reference" / "train_gpt.py"
+
+
+def bench_audit() -> bool:
+    if not RECORDS.is_dir():
+        print(f"audit: skipped, {RECORDS} not found")
+        return True
+    from pgolf.compliance.audit import audit
+    from pgolf.compliance.context import AuditOptions
+    start = time.perf_counter()
+    report = audit([str(RECORDS)], AuditOptions())
+    seconds = time.perf_counter() - start
+    ok = seconds < 5.0
+    print(f"audit: {len(report.records)} record folders in {seconds:.2f} s (target < 5 s) {'OK' if ok else 'SLOW'}")
+    return ok
+
+
+def _by_hand(work: Path, data, profile) -> float:
+    """The three stages as a competitor would launch them, with the same environment."""
+    from pgolf.pipeline.stages import SeedPaths, base_env
+    paths = SeedPaths(work / "hand")
+    env = base_env(profile, 1, {})
+    env.update({"PGOLF_TRAIN_DATA": str(data.train), "PGOLF_VAL_DATA": str(data.val),
+                "PGOLF_TOKENIZER": str(data.tokenizer), "PGOLF_CHECKPOINT": str(paths.checkpoint),
+                "PGOLF_ARTIFACT": str(paths.artifact), "PGOLF_RESULT": str(paths.result),
+                "PGOLF_TRAIN_BUDGET_S": str(profile.train_cap_s - profile.quantize_reserve_s)})
+    start = time.perf_counter()
+    for stage in ("train", "quantize", "eval"):
+        subprocess.run([sys.executable, str(REFERENCE)], env={**env, "PGOLF_STAGE": stage}, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _by_pgolf(work: Path, data) -> float:
+    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "submit", "--seeds", "1",
+            "--train-data", str(data.train), "--val-data", str(data.val), "--tokenizer", str(data.tokenizer),
+            "--records-dir", str(work / "records"), "--work-dir", str(work / "runs"), "--name", "bench"]
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # 1 seed: the check fails R-SEEDS
+    total = time.perf_counter() - start
+    outcome = json.loads((work / "runs" / "seed_1" / "outcome.json").read_text())
+    stages = sum(s["wall_s"] for s in outcome["stages"])
+    print(f"pipeline: pgolf stages {stages:.1f} s, whole submit {total:.1f} s "
+          f"(record, provenance and check {total - stages:.1f} s)")
+    return total
+
+
+def bench_pipeline() -> bool:
+    from pgolf.pipeline.cli import _default_data
+    from pgolf.pipeline.profiles import get_profile
+    data = _default_data(REPO / "data" / "synth")
+    profile = get_profile("cpu-smoke")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        hand = _by_hand(work, data, profile)
+        pgolf = _by_pgolf(work, data)
+    overhead = (pgolf - hand) / hand
+    ok = overhead < 0.02
+    print(f"pipeline: by hand {hand:.1f} s, pgolf {pgolf:.1f} s, overhead {overhead:+.1%} (target < 2%) "
+          f"{'OK' if ok else 'SLOW'}")
+    return ok
+
+
+BENCHES = {"audit": bench_audit, "pipeline": bench_pipeline}
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    chosen = sys.argv[1:] or list(BENCHES)
+    results = [BENCHES[name]() for name in chosen]
+    sys.exit(0 if all(results) else 1)
