@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 RUN ?=
 ARGS ?=
+SEEDS ?= 42 314 999
+PROFILE ?= cpu-smoke
+SUBMISSION ?=
 
-.PHONY: install test check bench clean
+.PHONY: install test submit check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +24,9 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q -ra $(ARGS)
+
+submit: install
+	$(VENV)/bin/pgolf submit --seeds "$(SEEDS)" --profile $(PROFILE) $(if $(SUBMISSION),--script $(SUBMISSION)) $(ARGS)
 
 check: install
 	@test -n "$(RUN)" || { echo "usage: make check RUN=records/<track>/<folder>"; exit 2; }

@@ -89,7 +89,10 @@ _DISPATCH = re.compile(
     r"|final_eval_mode:|ngram_tilt:precompute|sliding_eval \[))"
     r"|(?P<evaltime>eval_time\s*[:=])"
     r"|(?P<banner>Setting OMP_NUM_THREADS|\*{20,}\s*$)"
+    r"|(?P<pgolf>pgolf: stage \w+ )"
 )
+# pgolf runs a contract script once per stage into one log: a later stage continues the run
+_PGOLF_STAGE = re.compile(r"pgolf: stage (\w+) seed ")
 
 _STEP = re.compile(r"(?:step:\s*)?(\d+)/(\d+)")
 _TRAIN_TIME = re.compile(r"(?<![\w])(?:train_time|t)\s*[:=]\s*(" + _NUM + r")\s*(ms|s|m)\b")
@@ -237,6 +240,7 @@ class _Parser:
         self.source_explicit = False  # opened by a "Source code:" header
         self.no_source_before = 0  # lines below this index were rejected as source
         self.handlers = {name: getattr(self, "_on_" + name) for name in _DISPATCH.groupindex}
+        self.continuing_stage = False
 
     # ---- driver -------------------------------------------------------------------------
     def run_all(self) -> LogFacts:
@@ -376,6 +380,8 @@ class _Parser:
 
     def _hparam(self, key: str, value: str, line_no: int) -> None:
         old = self.run.hyperparams.get(key)
+        if old is not None and self.continuing_stage:
+            return  # a later stage's dump repeats the run's configuration with its own paths
         if old is not None and old != value:
             where = self.run.lines[f"hyperparams.{key}"]
             msg = f"hyperparameter {key}={old} at line {where} is {value} here; keeping {value}"
@@ -385,6 +391,8 @@ class _Parser:
 
     # ---- run bookkeeping ----------------------------------------------------------------
     def _maybe_new_run(self, i: int) -> None:
+        if self.continuing_stage:
+            return
         if not (self.run.training_started or len(self.metrics) > self.run.first_metric):
             return
         self.n_runs += 1
@@ -507,6 +515,12 @@ class _Parser:
             self._set("world_size", int(m.group(1)), n)
         if m := _COMPACT_SEED.search(line):
             self._set("seed", int(m.group(1)), n)
+
+    def _on_pgolf(self, n: int, line: str) -> None:
+        m = _PGOLF_STAGE.match(line)
+        if m:
+            self.layout.add("pgolf_stages")
+            self.continuing_stage = m.group(1) in ("quantize", "eval")
 
     def _on_banner(self, n: int, line: str) -> None:
         self.layout.add("torchrun")

@@ -66,8 +66,8 @@ def _data_paths(data_dir, train, val, tokenizer) -> DataPaths:
     if train or val or tokenizer:
         if not (train and val and tokenizer):
             raise click.UsageError("--train-data, --val-data and --tokenizer go together")
-        return DataPaths(Path(train), Path(val), Path(tokenizer))
-    return _default_data(Path(data_dir))
+        return DataPaths(Path(train).resolve(), Path(val).resolve(), Path(tokenizer).resolve())
+    return _default_data(Path(data_dir).resolve())
 
 
 @main.command("submit")

@@ -52,7 +52,7 @@ def submission_json(meta: RecordMeta, outcomes: list[SeedOutcome], provenance: d
         "bytes_code": max(o.bytes_code for o in outcomes),
         "seeds": [o.seed for o in outcomes],
         "seed_results": {str(o.seed): {
-            "val_bpb": o.val_bpb, "val_loss": o.val_loss, "bytes_total": o.bytes_total,
+            "val_bpb": round(o.val_bpb, 8), "val_loss": round(o.val_loss, 8), "bytes_total": o.bytes_total,
             "train_time_ms": round(o.train_wall_s * 1000) if o.train_wall_s is not None else None,
             "eval_time_ms": round(o.eval_wall_s * 1000) if o.eval_wall_s is not None else None,
             "metric_label": o.metric_label} for o in outcomes},

@@ -91,13 +91,24 @@ def _stage(job: SeedJob, spec: StageSpec, progress: Progress) -> StageResult:
     return result
 
 
-def _failed(outcome: SeedOutcome, result: StageResult) -> SeedOutcome:
+def _failed(outcome: SeedOutcome, result: StageResult, log: Path) -> SeedOutcome:
     outcome.status = "failed"
     if result.status == "timeout":
         outcome.reason = f"{result.name} killed at {result.wall_s:.1f} s: over its cap"
     else:
-        outcome.reason = f"{result.name} exited with code {result.returncode} after {result.wall_s:.1f} s"
+        outcome.reason = (f"{result.name} exited with code {result.returncode} after {result.wall_s:.1f} s"
+                          f"{_last_words(log)}")
     return outcome
+
+
+def _last_words(log: Path) -> str:
+    """The script's last line of output usually says why it stopped."""
+    try:
+        tail = log.read_bytes()[-4096:].decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    said = [line.strip() for line in tail if line.strip() and not line.startswith("pgolf: ")]
+    return f": {said[-1][:200]}" if said else ""
 
 
 def _run_contract(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
@@ -109,7 +120,7 @@ def _run_contract(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOut
         result = _stage(job, replace(spec, cap_s=max(remaining, 0.5)), progress)  # one shared budget
         outcome.stages.append(asdict(result))
         if not result.ok:
-            return _failed(outcome, result)
+            return _failed(outcome, result, paths.log)
     outcome.train_wall_s = sum(s["wall_s"] for s in outcome.stages)
     if not _measure_bytes(job, paths, outcome):
         return outcome
@@ -117,7 +128,7 @@ def _run_contract(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOut
     outcome.stages.append(asdict(result))
     outcome.eval_wall_s = result.wall_s
     if not result.ok:
-        return _failed(outcome, result)
+        return _failed(outcome, result, paths.log)
     _read_result(paths, outcome)
     _compare_with_log(paths, outcome)
     return outcome
@@ -167,7 +178,7 @@ def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutco
     result = _stage(job, legacy_spec(job.script, job.seed, job.profile, job.data, paths, job.overrides), progress)
     outcome.stages.append(asdict(result))
     if not result.ok:
-        return _failed(outcome, result)
+        return _failed(outcome, result, paths.log)
     facts = logparse.parse_log(paths.log.read_text(encoding="utf-8", errors="replace"))
     outcome.train_wall_s = facts.train_time_ms / 1000 if facts.train_time_ms is not None else None
     outcome.eval_wall_s = facts.score.eval_time_ms / 1000 if facts.score and facts.score.eval_time_ms else None

@@ -70,7 +70,8 @@ def run_seeds(req: SubmitRequest, progress: Progress) -> list[SeedOutcome]:
         root = req.work_dir / f"seed_{seed}"
         prior = load_outcome(root)
         if prior is not None and (prior.ok or not req.retry_failed):
-            progress.say(f"seed {index}/{len(req.seeds)} (seed={seed}) already finished ({prior.status}); kept")
+            hint = "" if prior.ok else " (--retry-failed runs it again)"
+            progress.say(f"seed {index}/{len(req.seeds)} (seed={seed}) already finished ({prior.status}); kept{hint}")
             outcomes.append(prior)
             continue
         job = SeedJob(req.script, seed, index, req.profile, req.data, root, req.runtime, req.overrides,

@@ -25,7 +25,9 @@ def test_every_registered_record_check_is_used():
 def test_track_catalog_inherits_and_overrides():
     base = load_ruleset("base")
     non_record = load_ruleset("track_non_record_16mb")
-    assert {r.id for r in base.rules} == {r.id for r in non_record.rules}
+    legality = load_ruleset("legality")
+    assert {r.id for r in non_record.rules} == {r.id for r in base.rules} | {r.id for r in legality.rules}
+    assert all(r.kind == "script" for r in legality.rules) and "R-TTT-SCORE-FIRST" in {r.id for r in legality.rules}
     assert base.get("R-TRAIN-TIME").enabled and not non_record.get("R-TRAIN-TIME").enabled
     assert non_record.get("R-SEEDS").severity == "warn"
     assert non_record.get("R-SIZE").params == base.get("R-SIZE").params

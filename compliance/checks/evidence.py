@@ -23,7 +23,9 @@ def seeds(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
 
 def _config_drift(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     ignored = set(rule.params.get("ignored_keys", []))
-    dumps = [(log, {k: v for k, v in log.facts.hyperparams.items() if k.lower() not in ignored})
+    prefixes = tuple(rule.params.get("ignored_prefixes", []))
+    dumps = [(log, {k: v for k, v in log.facts.hyperparams.items()
+                    if k.lower() not in ignored and not k.lower().startswith(prefixes)})
              for log in ctx.logs() if log.facts.hyperparams]
     if len(dumps) < 2:
         return
@@ -98,7 +100,7 @@ def json_consistency(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
 def _compare(rule: Rule, what: str, claimed: float, measured: float, against: str,
              where: str | None) -> Iterator[Finding]:
     diff = abs(claimed - measured)
-    if diff <= rounding_tolerance(claimed):
+    if diff <= rounding_tolerance(claimed) + rounding_tolerance(measured):  # either side may be rounded
         return
     severity = "warn" if diff <= rule.params["warn_within_bpb"] else None
     yield rule.finding(f"{what} {claimed} in the JSON, {measured:.8f} from the {against} "

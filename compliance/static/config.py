@@ -1,0 +1,230 @@
+"""The configuration a script actually ran with, and constant folding over it.
+
+Scripts read their knobs through `os.environ.get("X", default)` (often wrapped
+in int/float/bool, often as attributes of a Hyperparameters class). The value
+of such an expression is folded with the environment of the run (log dumps,
+README run commands) laid over the script's defaults, so that a branch such as
+`if args.ttt_enabled:` can be judged reachable or not. Keys of the run's
+configuration may be env names (TTT_ENABLED) or the attribute names a log dump
+prints (ttt_enabled); both are matched case-insensitively. Anything that
+cannot be folded is UNKNOWN and treated as reachable.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any
+
+UNKNOWN = object()
+_CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}
+_ENV_FUNCS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
+
+
+@dataclass
+class ConfigResolver:
+    """Folds expressions to Python values; `attrs` and `names` hold module-wide bindings."""
+    run_env: dict[str, str]
+    aliases: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, Any] = field(default_factory=dict)
+    used_env: dict[str, str] = field(default_factory=dict)   # env key -> attribute/name bound to it
+
+    @classmethod
+    def build(cls, module: ast.Module, config: dict[str, str], aliases: dict[str, str]) -> "ConfigResolver":
+        resolver = cls(run_env={str(k).upper(): str(v) for k, v in config.items()}, aliases=aliases)
+        resolver._collect(module)
+        return resolver
+
+    # -- bindings --------------------------------------------------------------------------
+    def _collect(self, module: ast.Module) -> None:
+        """Module constants, class-body attributes and self.x = ... in definition order."""
+        for node in module.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                self._bind(node, self.names)
+        for node in ast.walk(module):
+            if isinstance(node, ast.ClassDef):
+                for stmt in node.body:
+                    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                        self._bind(stmt, self.attrs)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Attribute) for t in targets):
+                    self._bind(node, self.attrs)
+
+    def _bind(self, node: ast.Assign | ast.AnnAssign, store: dict[str, Any]) -> None:
+        if node.value is None:
+            return
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            name = target.id if isinstance(target, ast.Name) else (
+                target.attr if isinstance(target, ast.Attribute) else None)
+            if name is None:
+                continue
+            value = self._override_by_name(name)
+            if value is UNKNOWN:
+                value = self.fold(node.value)
+            env_key = self._env_key(node.value)
+            if env_key:
+                self.used_env[env_key] = name
+            if value is not UNKNOWN or name not in store:
+                store[name] = value
+
+    def _override_by_name(self, name: str) -> Any:
+        """A log dump prints attribute names: `ttt_enabled: True`."""
+        raw = self.run_env.get(name.upper())
+        return UNKNOWN if raw is None else parse_value(raw)
+
+    def _env_key(self, node: ast.expr) -> str | None:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call) and self._is_env_call(sub) and sub.args:
+                key = sub.args[0]
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    return key.value
+        return None
+
+    # -- folding ---------------------------------------------------------------------------
+    def fold(self, node: ast.expr | None, local: dict[str, Any] | None = None) -> Any:
+        try:
+            return self._fold(node, local or {}, 0)
+        except (TypeError, ValueError, ArithmeticError, AttributeError, RecursionError, OverflowError):
+            return UNKNOWN
+
+    def _fold(self, node: ast.expr | None, local: dict[str, Any], depth: int) -> Any:
+        if node is None or depth > 40:
+            return UNKNOWN
+        sub = lambda n: self._fold(n, local, depth + 1)  # noqa: E731
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in local:
+                return local[node.id]
+            return self.names.get(node.id, UNKNOWN)
+        if isinstance(node, ast.Attribute):
+            return self.attrs.get(node.attr, UNKNOWN) if not self._is_module(node.value) else UNKNOWN
+        if isinstance(node, ast.Call):
+            return self._fold_call(node, sub)
+        if isinstance(node, ast.UnaryOp):
+            value = sub(node.operand)
+            if value is UNKNOWN:
+                return UNKNOWN
+            return {ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v,
+                    ast.Invert: lambda v: ~v}[type(node.op)](value)
+        if isinstance(node, ast.BoolOp):
+            return _fold_boolop(node, sub)
+        if isinstance(node, ast.Compare):
+            return _fold_compare(node, sub)
+        if isinstance(node, ast.BinOp):
+            return _fold_binop(node, sub)
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            items = [sub(e) for e in node.elts]
+            return UNKNOWN if any(i is UNKNOWN for i in items) else tuple(items)
+        if isinstance(node, ast.IfExp):
+            test = sub(node.test)
+            return UNKNOWN if test is UNKNOWN else sub(node.body if test else node.orelse)
+        return UNKNOWN
+
+    def _fold_call(self, node: ast.Call, sub) -> Any:
+        if self._is_env_call(node):
+            return self._env_value(node, sub)
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _CONVERTERS and len(node.args) == 1:
+            value = sub(node.args[0])
+            return UNKNOWN if value is UNKNOWN else _CONVERTERS[func.id](value)
+        if isinstance(func, ast.Attribute) and func.attr in ("lower", "upper", "strip") and not node.args:
+            value = sub(func.value)
+            return getattr(value, func.attr)() if isinstance(value, str) else UNKNOWN
+        return UNKNOWN
+
+    def _env_value(self, node: ast.Call, sub) -> Any:
+        key = node.args[0] if node.args else None
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return UNKNOWN
+        if key.value.upper() in self.run_env:
+            return self.run_env[key.value.upper()]
+        return sub(node.args[1]) if len(node.args) > 1 else None
+
+    def _is_env_call(self, node: ast.Call) -> bool:
+        return self.dotted(node.func) in _ENV_FUNCS
+
+    def dotted(self, node: ast.expr) -> str | None:
+        """`F.cross_entropy` -> `torch.nn.functional.cross_entropy` through the import aliases."""
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(self.aliases.get(node.id, node.id))
+        return ".".join(reversed(parts))
+
+    def _is_module(self, node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and node.id in self.aliases
+
+
+def parse_value(raw: str) -> Any:
+    """A config value as the script would most likely read it."""
+    text = raw.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    return text
+
+
+def truthy(value: Any) -> bool | None:
+    """True/False when known, None when the value could not be folded."""
+    if value is UNKNOWN:
+        return None
+    try:
+        return bool(value)
+    except Exception:  # noqa: BLE001 - exotic objects never come out of folding, but be safe
+        return None
+
+
+def _fold_boolop(node: ast.BoolOp, sub) -> Any:
+    values = [sub(v) for v in node.values]
+    if isinstance(node.op, ast.And):
+        if any(v is not UNKNOWN and not v for v in values):
+            return False
+        return UNKNOWN if any(v is UNKNOWN for v in values) else values[-1]
+    if any(v is not UNKNOWN and v for v in values):
+        return True
+    return UNKNOWN if any(v is UNKNOWN for v in values) else values[-1]
+
+
+_COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+            ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+            ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b}
+
+
+def _fold_compare(node: ast.Compare, sub) -> Any:
+    left = sub(node.left)
+    for op, right_node in zip(node.ops, node.comparators):
+        right = sub(right_node)
+        if left is UNKNOWN or right is UNKNOWN:
+            return UNKNOWN
+        if not _COMPARE[type(op)](left, right):
+            return False
+        left = right
+    return True
+
+
+_BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+           ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b}
+
+
+def _fold_binop(node: ast.BinOp, sub) -> Any:
+    op = _BINOPS.get(type(node.op))
+    if op is None:
+        return UNKNOWN
+    left, right = sub(node.left), sub(node.right)
+    if left is UNKNOWN or right is UNKNOWN:
+        return UNKNOWN
+    if isinstance(left, str) or isinstance(right, str):
+        return UNKNOWN  # path joins and the like: not a knob value
+    return op(left, right)

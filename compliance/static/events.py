@@ -1,0 +1,48 @@
+"""What the tracer records: ordered operations with their data labels and context.
+
+Labels name where data came from, never what it is called:
+  val / train   tokens read from a validation / training shard (file-glob literals)
+  target        the shifted token stream a loss is computed against
+  loss          a cross-entropy / log-prob value
+  hash          a hashed key (xor, large-prime multiply, modulo)
+  fresh         a tensor created with requires_grad outside the model (a delta, a bias)
+  copy          a deep copy of an object (throw-away state)
+  optim         an optimizer object
+  url           a network address literal
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Labels = frozenset
+
+SCORE = "score"            # loss sum under no_grad/inference_mode on validation data
+UPDATE = "update"          # backward / autograd.grad on a loss
+OPTIM = "optim"            # optimizer construction
+TABLE_WRITE = "table"      # write into a table keyed by validation data
+NGRAM_KEY = "ngram"        # table addressed by a hash that mixes in the target token
+READ = "read"              # file read / glob
+NETWORK = "network"
+CALIB = "calib"            # forward pass while calibration hooks are registered
+SAVE = "save"              # serialization into the artifact
+RESTORE = "restore"        # load_state_dict: state thrown away
+BEST_OF = "best_of"        # min/max over two scores
+TOKENIZER = "tokenizer"    # tokenizer training
+
+
+@dataclass
+class Event:
+    kind: str
+    line: int
+    labels: frozenset
+    seq: int
+    loops: tuple[int, ...]             # loop instances enclosing the operation, outermost first
+    frames: tuple[int, ...]            # call instances enclosing it, outermost first
+    active: bool                       # False when a branch is switched off by the configuration
+    no_grad: bool = False
+    loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
+    optim: "Event | None" = None       # the optimizer an update feeds
+    detail: dict = field(default_factory=dict)
+
+    def shares_loop(self, other: "Event") -> bool:
+        return bool(set(self.loops) & set(other.loops))

@@ -1,0 +1,677 @@
+"""Abstract execution of a script: one pass from the top level, inlining local calls.
+
+Each statement is visited once per call instance; values are replaced by sets
+of data labels (see events.py), branches by whether the configuration makes
+them reachable. Loops are visited once (the order inside one iteration is
+what the legality rules need). Local functions and methods are inlined with
+their argument labels, so data flow crosses function boundaries; library
+calls pass their arguments' labels through. A node budget keeps a 150 KB
+script well under a second.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from . import events as ev
+from .config import UNKNOWN, ConfigResolver, truthy
+
+E: frozenset = frozenset()
+_LOSS_FUNCS = {"cross_entropy", "nll_loss", "log_softmax", "log", "log2", "binary_cross_entropy",
+               "binary_cross_entropy_with_logits", "kl_div"}
+_IO_FUNCS = {"glob", "iglob", "open", "fromfile", "memmap", "load", "read_bytes", "read_text",
+             "from_file", "loadtxt"}
+_SHAPE_FUNCS = {"len", "range", "numel", "size", "dim", "isinstance", "type", "id", "hasattr"}
+_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+_NET_MODULES = ("urllib", "requests", "http.client", "socket", "huggingface_hub", "httpx",
+                "aiohttp", "ftplib", "datasets.load_dataset", "torch.hub")
+_NET_FUNCS = {"urlopen", "urlretrieve", "hf_hub_download", "snapshot_download", "load_dataset",
+              "download_url_to_file", "load_state_dict_from_url"}
+_SHELL = {"os.system", "subprocess.run", "subprocess.call", "subprocess.check_call",
+          "subprocess.check_output", "subprocess.Popen", "os.popen"}
+_FRESH_FACTORIES = {"zeros", "ones", "randn", "rand", "empty", "full", "tensor", "zeros_like",
+                    "ones_like", "randn_like", "empty_like", "full_like"}
+_SAVE_FUNCS = {"torch.save", "pickle.dump", "numpy.save", "numpy.savez", "numpy.savez_compressed",
+               "json.dump"}
+_NO_INLINE_METHODS = {"backward", "step", "zero_grad", "forward", "item", "detach", "to", "eval",
+                      "train", "parameters", "named_parameters", "state_dict", "load_state_dict"}
+_BIG_PRIME = 1000
+_MAX_DEPTH = 24
+_BUDGET = 400_000
+
+
+@dataclass
+class Frame:
+    fn: object
+    fid: int
+    self_name: str | None = None
+    env: dict[str, frozenset] = field(default_factory=dict)
+    consts: dict[str, object] = field(default_factory=dict)
+    target_names: frozenset = frozenset()
+    cls: str | None = None
+    in_init: bool = False
+    returns: frozenset = E
+    hooks: bool = False
+    optim: ev.Event | None = None
+    locals_fn: dict[str, ast.AST] = field(default_factory=dict)
+
+
+@dataclass
+class Ctx:
+    """What encloses the statement being visited."""
+    loops: tuple[int, ...] = ()
+    loop_vars: tuple[tuple[int, frozenset], ...] = ()
+    frames: tuple[int, ...] = ()
+    active: bool = True
+    no_grad: bool = False
+    guards: frozenset = frozenset()
+
+    def but(self, **changes) -> "Ctx":
+        data = {**self.__dict__, **changes}
+        return Ctx(**data)
+
+
+class Tracer:
+    def __init__(self, module: ast.Module, resolver: ConfigResolver) -> None:
+        self.module = module
+        self.res = resolver
+        self.events: list[ev.Event] = []
+        self.funcs: dict[str, ast.FunctionDef] = {}
+        self.methods: dict[str, list[tuple[str, ast.FunctionDef]]] = {}
+        self.classes: dict[str, ast.ClassDef] = {}
+        self.attrs: dict[str, frozenset] = {}
+        self.self_attrs: dict[tuple[str, str], frozenset] = {}
+        self.entered: set[int] = set()
+        self.stack: list[Frame] = []
+        self.loss_forward = False
+        self.budget = _BUDGET
+        self.next_id = 0
+        self.memo: dict[tuple, frozenset] = {}
+        self._index()
+
+    # ------------------------------------------------------------------ set-up
+    def _index(self) -> None:
+        for node in self.module.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.funcs[node.name] = node
+            elif isinstance(node, ast.ClassDef):
+                self.classes[node.name] = node
+                for item in node.body:
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        self.methods.setdefault(item.name, []).append((node.name, item))
+                        if item.name == "forward" and self._computes_loss(item):
+                            self.loss_forward = True
+
+    def _computes_loss(self, fn: ast.AST) -> bool:
+        return any(isinstance(n, ast.Call) and self._last(n.func) in _LOSS_FUNCS for n in ast.walk(fn))
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> list[ev.Event]:
+        root = Frame(fn="<module>", fid=self._new_id())
+        self.stack.append(root)
+        self.block(self.module.body, Ctx(frames=(root.fid,)))
+        for name, fn in list(self.funcs.items()):
+            if id(fn) not in self.entered:   # never called from the top level: trace on its own
+                self.call_function(fn, [], {}, Ctx(frames=(root.fid,)), None)
+        self.events.sort(key=lambda e: e.seq)
+        return self.events
+
+    def emit(self, kind: str, node: ast.AST, labels: frozenset, ctx: Ctx, **detail) -> ev.Event:
+        optim = detail.pop("optim", None)
+        event = ev.Event(kind=kind, line=getattr(node, "lineno", 0), labels=frozenset(labels),
+                         seq=self._new_id(), loops=ctx.loops, frames=ctx.frames, active=ctx.active,
+                         no_grad=ctx.no_grad, loopvar_guards=ctx.guards, optim=optim, detail=detail)
+        self.events.append(event)
+        return event
+
+    @property
+    def frame(self) -> Frame:
+        return self.stack[-1]
+
+    # ------------------------------------------------------------------ statements
+    def block(self, stmts: Iterable[ast.stmt], ctx: Ctx) -> None:
+        for stmt in stmts:
+            if self.budget <= 0:
+                return
+            self.budget -= 1
+            self.stmt(stmt, ctx)
+
+    def stmt(self, node: ast.stmt, ctx: Ctx) -> None:
+        handler = getattr(self, f"s_{type(node).__name__}", None)
+        if handler is not None:
+            handler(node, ctx)
+            return
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                self.expr(child, ctx)
+
+    def s_FunctionDef(self, node: ast.FunctionDef, ctx: Ctx) -> None:
+        if len(self.stack) > 1:
+            self.frame.locals_fn[node.name] = node
+
+    s_AsyncFunctionDef = s_FunctionDef
+
+    def s_ClassDef(self, node: ast.ClassDef, ctx: Ctx) -> None:
+        for stmt in node.body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+                labels = self.expr(stmt.value, ctx)
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        self.attrs[t.id] = self.attrs.get(t.id, E) | labels
+
+    def s_Assign(self, node: ast.Assign, ctx: Ctx) -> None:
+        if _pairwise(node):
+            for target, value in zip(node.targets[0].elts, node.value.elts):  # type: ignore[attr-defined]
+                self.bind(target, self.expr(value, ctx), ctx, node, self.res.fold(value, self.frame.consts))
+            return
+        labels = self.expr(node.value, ctx)
+        value = self.res.fold(node.value, self.frame.consts)
+        for target in node.targets:
+            self.bind(target, labels, ctx, node, value)
+
+    def s_AnnAssign(self, node: ast.AnnAssign, ctx: Ctx) -> None:
+        if node.value is not None:
+            self.bind(node.target, self.expr(node.value, ctx), ctx, node,
+                      self.res.fold(node.value, self.frame.consts))
+
+    def s_AugAssign(self, node: ast.AugAssign, ctx: Ctx) -> None:
+        labels = self.expr(node.value, ctx)
+        old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
+        self._maybe_score(node, labels, ctx)
+        self.bind(node.target, old | labels, ctx, node, UNKNOWN)
+
+    def _maybe_score(self, node: ast.AST, labels: frozenset, ctx: Ctx) -> None:
+        if ctx.no_grad and {"val", "loss"} <= labels:
+            self.emit(ev.SCORE, node, labels, ctx)
+
+    def s_Return(self, node: ast.Return, ctx: Ctx) -> None:
+        if node.value is not None:
+            self.frame.returns |= self.expr(node.value, ctx)
+
+    def s_If(self, node: ast.If, ctx: Ctx) -> None:
+        self.expr(node.test, ctx)
+        known = truthy(self.res.fold(node.test, self.frame.consts))
+        guards = ctx.guards | self._loop_guards(node.test, ctx)
+        self.block(node.body, ctx.but(active=ctx.active and known is not False, guards=guards))
+        self.block(node.orelse, ctx.but(active=ctx.active and known is not True, guards=guards))
+
+    def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset:
+        names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
+        return frozenset(loop for loop, loop_names in ctx.loop_vars if loop_names & names)
+
+    def s_For(self, node: ast.For, ctx: Ctx) -> None:
+        labels = self.expr(node.iter, ctx)
+        runs = self._loop_runs(node.iter)
+        loop = self._new_id()
+        names = frozenset(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+        inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
+                        active=ctx.active and runs is not False)
+        self.bind(node.target, labels, inner, node, UNKNOWN)
+        self.block(node.body, inner)
+        self.block(node.orelse, ctx)
+
+    s_AsyncFor = s_For
+
+    def _loop_runs(self, it: ast.expr) -> bool | None:
+        """False when `range(...)` folds to an empty range under the configuration."""
+        if isinstance(it, ast.Call) and self._last(it.func) == "range" and it.args:
+            values = [self.res.fold(a, self.frame.consts) for a in it.args]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                try:
+                    return len(range(*values)) > 0
+                except (TypeError, ValueError):
+                    return None
+        return None
+
+    def s_While(self, node: ast.While, ctx: Ctx) -> None:
+        self.expr(node.test, ctx)
+        known = truthy(self.res.fold(node.test, self.frame.consts))
+        loop = self._new_id()
+        names = frozenset(n.id for n in ast.walk(node.test) if isinstance(n, ast.Name))
+        inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
+                        active=ctx.active and known is not False)
+        self.block(node.body, inner)
+        self.block(node.orelse, ctx)
+
+    def s_With(self, node: ast.With, ctx: Ctx) -> None:
+        no_grad = ctx.no_grad
+        for item in node.items:
+            self.expr(item.context_expr, ctx)
+            mode = self._grad_mode(item.context_expr)
+            if mode is not None:
+                no_grad = mode
+            if item.optional_vars is not None:
+                self.bind(item.optional_vars, E, ctx, node, UNKNOWN)
+        self.block(node.body, ctx.but(no_grad=no_grad))
+
+    s_AsyncWith = s_With
+
+    def _grad_mode(self, node: ast.expr) -> bool | None:
+        target = node.func if isinstance(node, ast.Call) else node
+        last = self._last(target)
+        if last in ("no_grad", "inference_mode"):
+            if isinstance(node, ast.Call) and node.args and last == "inference_mode":
+                return truthy(self.res.fold(node.args[0])) is not False
+            return True
+        if last == "enable_grad":
+            return False
+        return None
+
+    def s_Try(self, node: ast.Try, ctx: Ctx) -> None:
+        self.block(node.body, ctx)
+        for handler in node.handlers:
+            self.block(handler.body, ctx)
+        self.block(node.orelse, ctx)
+        self.block(node.finalbody, ctx)
+
+    s_TryStar = s_Try
+
+    def s_Global(self, node: ast.stmt, ctx: Ctx) -> None:
+        return None
+
+    s_Nonlocal = s_Global
+    s_Import = s_Global
+    s_ImportFrom = s_Global
+
+    # ------------------------------------------------------------------ binding
+    def lookup(self, name: str) -> frozenset:
+        frame = self.frame
+        if name in frame.env:
+            return frame.env[name]
+        return self.stack[0].env.get(name, E)
+
+    def bind(self, target: ast.expr, labels: frozenset, ctx: Ctx, node: ast.AST, value: object) -> None:
+        frame = self.frame
+        if isinstance(target, ast.Name):
+            if target.id in frame.target_names:
+                labels = labels | {"target"}
+            frame.env[target.id] = labels
+            if value is UNKNOWN:
+                frame.consts.pop(target.id, None)
+            else:
+                frame.consts[target.id] = value
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self.bind(elt, labels, ctx, node, UNKNOWN)
+        elif isinstance(target, ast.Starred):
+            self.bind(target.value, labels, ctx, node, UNKNOWN)
+        elif isinstance(target, ast.Attribute):
+            self.expr(target.value, ctx)
+            if self._is_self(target.value):
+                if frame.in_init:
+                    return  # instance labels come from the constructor arguments
+                key = (frame.cls or "", target.attr)
+                self.self_attrs[key] = self.self_attrs.get(key, E) | labels
+            self.attrs[target.attr] = self.attrs.get(target.attr, E) | labels
+        elif isinstance(target, ast.Subscript):
+            self._subscript_write(target, labels, ctx, node)
+
+    def _subscript_write(self, target: ast.Subscript, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
+        key = self.expr(target.slice, ctx)
+        self._check_key(target, key, ctx)
+        if "val" in key and "loss" not in labels:
+            self.emit(ev.TABLE_WRITE, node, key | labels, ctx)
+        if isinstance(target.value, ast.Name):
+            name = target.value.id
+            env = self.frame.env if name in self.frame.env else self.stack[0].env
+            env[name] = env.get(name, E) | labels | (key - {"target", "hash"})
+        else:
+            self.expr(target.value, ctx)
+
+    def _check_key(self, node: ast.Subscript, key: frozenset, ctx: Ctx) -> None:
+        if {"target", "hash"} <= key:
+            self.emit(ev.NGRAM_KEY, node, key, ctx)
+
+    def _is_self(self, node: ast.expr) -> bool:
+        fn = self.stack[-1]
+        return isinstance(node, ast.Name) and fn.self_name is not None and node.id == fn.self_name
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, node: ast.expr | None, ctx: Ctx) -> frozenset:
+        if node is None:
+            return E
+        self.budget -= 1
+        handler = getattr(self, f"e_{type(node).__name__}", None)
+        if handler is not None:
+            return handler(node, ctx)
+        out = E
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                out |= self.expr(child, ctx)
+        return out
+
+    def e_Constant(self, node: ast.Constant, ctx: Ctx) -> frozenset:
+        if isinstance(node.value, str):
+            return _literal_labels(node.value)
+        return E
+
+    def e_Name(self, node: ast.Name, ctx: Ctx) -> frozenset:
+        return self.lookup(node.id)
+
+    def e_Attribute(self, node: ast.Attribute, ctx: Ctx) -> frozenset:
+        if node.attr in _SHAPE_ATTRS:
+            return E
+        base = self.expr(node.value, ctx)
+        if self._is_self(node.value):
+            return base | self.self_attrs.get((self.frame.cls or "", node.attr), E)
+        return base | self.attrs.get(node.attr, E)
+
+    def e_Subscript(self, node: ast.Subscript, ctx: Ctx) -> frozenset:
+        base = self.expr(node.value, ctx)
+        key = self.expr(node.slice, ctx)
+        self._check_key(node, key, ctx)
+        out = base | (key - {"hash"})
+        if "val" in base and _is_shifted(node.slice):
+            out |= {"target"}
+        return out
+
+    def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> frozenset:
+        out = self.expr(node.left, ctx) | self.expr(node.right, ctx)
+        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and _big_int(node)):
+            out |= {"hash"}
+        return out
+
+    def e_Compare(self, node: ast.Compare, ctx: Ctx) -> frozenset:
+        out = self.expr(node.left, ctx)
+        for comp in node.comparators:
+            out |= self.expr(comp, ctx)
+        return out - {"hash", "loss"}
+
+    def e_Lambda(self, node: ast.Lambda, ctx: Ctx) -> frozenset:
+        return E
+
+    def e_ListComp(self, node: ast.AST, ctx: Ctx) -> frozenset:
+        out = E
+        for gen in node.generators:  # type: ignore[attr-defined]
+            labels = self.expr(gen.iter, ctx)
+            self.bind(gen.target, labels, ctx, node, UNKNOWN)
+            for cond in gen.ifs:
+                self.expr(cond, ctx)
+            out |= labels
+        elt = node.elt if hasattr(node, "elt") else None  # type: ignore[attr-defined]
+        if elt is not None:
+            out |= self.expr(elt, ctx)
+        if isinstance(node, ast.DictComp):
+            out |= self.expr(node.key, ctx) | self.expr(node.value, ctx)
+        return out
+
+    e_SetComp = e_ListComp
+    e_GeneratorExp = e_ListComp
+    e_DictComp = e_ListComp
+
+    # ------------------------------------------------------------------ calls
+    def e_Call(self, node: ast.Call, ctx: Ctx) -> frozenset:
+        func = node.func
+        dotted = self.res.dotted(func) or ""
+        last = self._last(func)
+        receiver = self.expr(func.value, ctx) if isinstance(func, ast.Attribute) else E
+        arg_labels = [self.expr(a, ctx) for a in node.args]
+        kw_labels = {k.arg or "**": self.expr(k.value, ctx) for k in node.keywords}
+        args = frozenset().union(*arg_labels, *kw_labels.values())
+        special = self._special_call(node, dotted, last, receiver, arg_labels, kw_labels, args, ctx)
+        if special is not None:
+            return special
+        local = self._resolve_local(func)
+        if local is not None:
+            return local_call(self, local, node, receiver, arg_labels, kw_labels, ctx)
+        if isinstance(func, (ast.Name, ast.Attribute, ast.Subscript)) and self._is_object_call(func):
+            out = receiver | args | self.expr(func, ctx)
+            if self.stack[-1].hooks and "val" in args | receiver:
+                self.emit(ev.CALIB, node, args | receiver, ctx)
+            if self.loss_forward and isinstance(func, ast.Name) and len(node.args) >= 2:
+                self._mark_target(node.args[1])
+                out |= {"loss"}
+            return out
+        return receiver | args
+
+    def _is_object_call(self, func: ast.expr) -> bool:
+        """A call of a value (a model instance) rather than of a library function."""
+        root = func
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            root = root.value
+        if isinstance(root, ast.Name) and root.id in self.res.aliases:
+            return False
+        return not (isinstance(func, ast.Attribute) or (isinstance(func, ast.Name) and func.id in __builtins_names__))
+
+    def _special_call(self, node, dotted, last, receiver, arg_labels, kw_labels, args, ctx):
+        if last in _LOSS_FUNCS:
+            if len(node.args) >= 2:
+                self._mark_target(node.args[1])
+            elif "target" in {k.arg for k in node.keywords}:
+                self._mark_target(next(k.value for k in node.keywords if k.arg == "target"))
+            return args | receiver | {"loss"}
+        if last in _SHAPE_FUNCS:
+            return E
+        if last == "multinomial" or last == "randint" or last == "generate":
+            return E   # self-generated tokens carry no data
+        if last == "backward" or dotted.endswith("autograd.grad"):
+            data = receiver | args
+            self.emit(ev.UPDATE, node, data, ctx, optim=self._current_optim())
+            return E
+        if self._is_optimizer(dotted, last):
+            labels = args | {"optim"}
+            event = self.emit(ev.OPTIM, node, labels, ctx)
+            self.frame.optim = event
+            return labels
+        if last in ("register_forward_hook", "register_forward_pre_hook"):
+            self.frame.hooks = True
+            return receiver | args
+        if last == "remove" and not node.args and self.frame.hooks:
+            self.frame.hooks = False
+            return E
+        if last == "load_state_dict":
+            if "copy" in args:   # a snapshot taken earlier is put back: the state in between is thrown away
+                self.emit(ev.RESTORE, node, args, ctx)
+            return E
+        if last == "requires_grad_" or (last in _FRESH_FACTORIES and _kw_true(node, "requires_grad")):
+            return receiver | args | {"fresh"}
+        if last == "Parameter" and not self._resolve_local(node.func):
+            return args | {"fresh"}
+        if last in ("deepcopy", "clone"):
+            return receiver | args | {"copy"}
+        if last in ("add_", "copy_", "index_add_", "scatter_add_", "put_", "index_put_"):
+            if "loss" in args:
+                self._maybe_score(node, args, ctx)
+            if isinstance(node.func, ast.Attribute):
+                self.bind_inplace(node.func.value, args, ctx, node)
+            return receiver | args
+        if dotted in _SAVE_FUNCS or (last == "save" and "torch" in dotted):
+            self.emit(ev.SAVE, node, args, ctx)
+            return E
+        if "sentencepiece" in dotted.lower() or last == "SentencePieceTrainer" or (
+                last == "train" and "SentencePieceTrainer" in dotted):
+            if "val" in args:
+                self.emit(ev.TOKENIZER, node, args, ctx)
+            return args
+        if self._is_network(dotted, last, args):
+            self.emit(ev.NETWORK, node, args, ctx, call=dotted or last)
+            return args
+        if last in ("min", "max") and not node.keywords and len(node.args) >= 2:
+            scored = [a for a in arg_labels if {"val", "loss"} <= a]
+            if len(scored) >= 2:
+                self.emit(ev.BEST_OF, node, args, ctx)
+        if last in _IO_FUNCS and ({"val", "train"} & args):
+            self.emit(ev.READ, node, args, ctx, call=dotted or last)
+        return None
+
+    def bind_inplace(self, target: ast.expr, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
+        if isinstance(target, ast.Name):
+            self.frame.env[target.id] = self.lookup(target.id) | labels
+        elif isinstance(target, ast.Subscript):
+            self._subscript_write(target, labels, ctx, node)
+
+    def _mark_target(self, node: ast.expr) -> None:
+        if isinstance(node, ast.Name):
+            frame = self.frame
+            frame.env[node.id] = frame.env.get(node.id, E) | {"target"}
+
+    def _current_optim(self) -> ev.Event | None:
+        for frame in reversed(self.stack):
+            if frame.optim is not None:
+                return frame.optim
+        return None
+
+    def _is_optimizer(self, dotted: str, last: str | None) -> bool:
+        if dotted.startswith("torch.optim.") and last and last[:1].isupper() and "lr_scheduler" not in dotted:
+            return True
+        cls = self.classes.get(last or "")
+        if cls is None:
+            return False
+        return any(self._last(b) == "Optimizer" for b in cls.bases)
+
+    def _is_network(self, dotted: str, last: str | None, args: frozenset) -> bool:
+        if last in _NET_FUNCS or any(dotted == m or dotted.startswith(m + ".") for m in _NET_MODULES):
+            return True
+        return dotted in _SHELL and "url" in args
+
+    def _resolve_local(self, func: ast.expr) -> ast.AST | None:
+        if isinstance(func, ast.Name):
+            for frame in reversed(self.stack):
+                if func.id in frame.locals_fn:
+                    return frame.locals_fn[func.id]
+            return self.funcs.get(func.id) or self.classes.get(func.id)
+        if isinstance(func, ast.Attribute) and func.attr not in _NO_INLINE_METHODS:
+            if isinstance(func.value, ast.Name) and func.value.id in self.res.aliases:
+                return None
+            candidates = self.methods.get(func.attr)
+            if candidates:
+                return candidates[0][1]
+        return None
+
+    @staticmethod
+    def _last(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Attribute):
+            return node.attr
+        if isinstance(node, ast.Name):
+            return node.id
+        return None
+
+    # ------------------------------------------------------------------ inlining
+    def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver) -> frozenset:
+        self.entered.add(id(fn))
+        if len(self.stack) >= _MAX_DEPTH or any(f.fn == id(fn) for f in self.stack) or self.budget <= 0:
+            return frozenset().union(*arg_labels, *kw_labels.values()) | (receiver or E)
+        key = (id(fn), tuple(arg_labels), tuple(sorted(kw_labels.items())), receiver, ctx.no_grad,
+               self.frame.hooks, ctx.active)
+        if key in self.memo:
+            return self.memo[key]
+        cls = self._class_of(fn)
+        frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
+                      hooks=self.frame.hooks, target_names=_target_names(fn))
+        self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
+        no_grad = ctx.no_grad or any(self._grad_mode(d) for d in fn.decorator_list)
+        before = len(self.events)
+        self.stack.append(frame)
+        try:
+            self.block(fn.body, ctx.but(frames=ctx.frames + (frame.fid,), no_grad=no_grad))
+        finally:
+            self.stack.pop()
+        if len(self.events) == before:
+            self.memo[key] = frame.returns
+        return frame.returns
+
+    def _class_of(self, fn: ast.AST) -> str | None:
+        for cname, cls in self.classes.items():
+            if fn in cls.body:
+                return cname
+        return None
+
+    def _bind_params(self, fn, frame: Frame, arg_labels, kw_labels, receiver) -> None:
+        params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+        if receiver is not None and params:
+            frame.env[params[0]] = receiver
+            frame.self_name = params[0] if frame.cls else None
+            params = params[1:]
+        for name, labels in zip(params, arg_labels):
+            frame.env[name] = labels | (frozenset({"target"}) if name in frame.target_names else E)
+        if fn.args.vararg is not None and len(arg_labels) > len(params):
+            frame.env[fn.args.vararg.arg] = frozenset().union(*arg_labels[len(params):])
+        for name, labels in kw_labels.items():
+            frame.env[name] = labels
+        for name in params:
+            frame.env.setdefault(name, E)
+        for kw in fn.args.kwonlyargs:
+            frame.env.setdefault(kw.arg, E)
+
+
+def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_labels, ctx: Ctx) -> frozenset:
+    if isinstance(target, ast.ClassDef):
+        init = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+        instance = frozenset().union(*arg_labels, *kw_labels.values()) - {"loss"}
+        if tracer._is_optimizer("", target.name):
+            event = tracer.emit(ev.OPTIM, node, instance | {"optim"}, ctx)
+            tracer.frame.optim = event
+            return instance | {"optim"}
+        if init is not None:
+            tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
+        return instance
+    is_method = isinstance(node.func, ast.Attribute) and tracer._class_of(target) is not None
+    return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None)
+
+
+def _pairwise(node: ast.Assign) -> bool:
+    """`x, y = a, b`: bind element-wise so inputs and targets keep apart."""
+    return (len(node.targets) == 1 and isinstance(node.targets[0], (ast.Tuple, ast.List))
+            and isinstance(node.value, (ast.Tuple, ast.List))
+            and len(node.targets[0].elts) == len(node.value.elts)
+            and not any(isinstance(e, ast.Starred) for e in node.targets[0].elts))
+
+
+def _target_names(fn: ast.AST) -> frozenset:
+    """Names passed as the target of a loss in this function: the tokens being predicted."""
+    names = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and Tracer._last(node.func) in _LOSS_FUNCS:
+            target = node.args[1] if len(node.args) >= 2 else next(
+                (k.value for k in node.keywords if k.arg == "target"), None)
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+    return frozenset(names)
+
+
+def _literal_labels(text: str) -> frozenset:
+    out = set()
+    if "fineweb_val" in text or "_val_0" in text:
+        out.add("val")
+    if "fineweb_train" in text or "_train_0" in text:
+        out.add("train")
+    if text.startswith(("http://", "https://", "ftp://", "hf://")) or " curl " in f" {text} " or \
+            " wget " in f" {text} ":
+        out.add("url")
+    return frozenset(out)
+
+
+def _is_shifted(node: ast.expr) -> bool:
+    """`[1:]`, `[i + 1: j + 1]`, `[:, 1:]`: the stream shifted by one, i.e. the targets."""
+    parts = node.elts if isinstance(node, ast.Tuple) else [node]
+    for part in parts:
+        if isinstance(part, ast.Slice) and part.lower is not None:
+            low = part.lower
+            if isinstance(low, ast.Constant) and low.value == 1:
+                return True
+            if isinstance(low, ast.BinOp) and isinstance(low.op, ast.Add) and \
+                    isinstance(low.right, ast.Constant) and low.right.value == 1:
+                return True
+    return False
+
+
+def _big_int(node: ast.BinOp) -> bool:
+    return any(isinstance(side, ast.Constant) and isinstance(side.value, int)
+               and not isinstance(side.value, bool) and abs(side.value) > _BIG_PRIME
+               for side in (node.left, node.right))
+
+
+def _kw_true(node: ast.Call, name: str) -> bool:
+    return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True
+               for k in node.keywords)
+
+
+import builtins as _builtins  # noqa: E402
+
+__builtins_names__ = frozenset(dir(_builtins))
