@@ -5,7 +5,7 @@ import re
 import statistics
 from pathlib import Path
 
-from . import __version__
+from . import __version__, gitrange, safeio, unpack
 from .context import AuditOptions, RecordContext, seed_rows
 from .errors import InputError
 from .record import Record, load_record
@@ -109,11 +109,72 @@ def audit(targets: list[str], options: AuditOptions) -> Report:
     return report
 
 
+def audit_targets(targets: list[str], options: AuditOptions) -> Report:
+    """Folders go through the record audit; a .py file gets the legality rules alone."""
+    scripts = [t for t in targets if t.endswith(".py") and Path(t).is_file()]
+    report = audit([t for t in targets if t not in scripts], options) if len(scripts) < len(targets) else \
+        Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
+    report.target = " ".join(targets)
+    report.records += [audit_script(Path(s), options) for s in scripts]
+    report.verdict = combine([r.verdict for r in report.records] + (["error"] if report.error else []))
+    return report
+
+
+def audit_script(path: Path, options: AuditOptions) -> RecordReport:
+    from .static import script_context_from_source
+    report = RecordReport(path=str(path), ruleset=options.ruleset or DEFAULT_RULESET)
+    try:
+        ruleset = load_ruleset(report.ruleset)
+        entry = safeio.FolderEntry(path.name, path, path.stat().st_size)
+        source = unpack.decode_script(safeio.decode_text(safeio.read_bytes(entry))).text
+    except (InputError, unpack.UnpackError, OSError) as exc:
+        report.verdict, report.error = "error", f"{path}: {exc}" if not isinstance(exc, InputError) else str(exc)
+        return report
+    context = script_context_from_source(path.name, source, {})
+    report.findings = [f for rule in ruleset.of_kind("script") for f in run_check(rule, context)]
+    report.verdict = verdict_of(report.findings)
+    return report
+
+
+def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
+    """PR mode: every record folder the range adds, plus what it changes outside them."""
+    report = Report(target=f"{repo} {rng}", policy=options.policy, pgolf_version=__version__)
+    try:
+        folders, outside = gitrange.added_record_folders(gitrange.changed_files(repo, rng))
+        if not folders:
+            raise InputError(rng, "the range adds no record folder under records/<track>/")
+        with gitrange.temp_root() as tmp:
+            for folder in folders:
+                exported = gitrange.export_folder(repo, gitrange.head_of(rng), folder, Path(tmp))
+                record = audit_record(exported, options)
+                record.path = folder
+                record.findings += _pr_findings(record.ruleset, folders, outside)
+                record.verdict = verdict_of(record.findings) if record.error is None else "error"
+                report.records.append(record)
+    except InputError as exc:
+        report.verdict, report.error = "error", str(exc)
+        return report
+    report.verdict = combine([r.verdict for r in report.records])
+    return report
+
+
+def _pr_findings(ruleset_name: str | None, folders: list[str], outside: list[str]) -> list[Finding]:
+    rule = load_ruleset(ruleset_name or DEFAULT_RULESET).get("R-RECORD-FILES")
+    found = []
+    if len(folders) > 1:
+        found.append(rule.finding(f"the PR adds {len(folders)} record folders ({', '.join(folders)}); "
+                                  f"one per PR, and each is judged (PR #1406)"))
+    if outside:
+        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        found.append(rule.finding(f"the PR changes files outside its record folder: {shown}"))
+    return found
+
+
 def _records_of(target: Path) -> list[Path]:
     if not target.exists() and not target.is_symlink():
         raise InputError(target, "no such file or directory")
     if not target.is_dir():
-        raise InputError(target, "not a record folder (give the folder, not a file)")
+        raise InputError(target, "not a record folder or a .py script")
     found = find_records(target)
     if not found:
         raise InputError(target, "no record folder found (no submission.json, train log or train_gpt.py)")

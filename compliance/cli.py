@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .audit import audit
+from .audit import audit_git, audit_targets
 from .baseline import parse_baseline
 from .context import AuditOptions
 from .errors import InputError
@@ -29,20 +29,25 @@ from .rules import load_ruleset, ruleset_names
 @click.option("--ruleset", help=f"Rule catalog to apply (default: from the record's track).")
 @click.option("-v", "--verbose", is_flag=True, help="Show info findings too.")
 @click.option("--list-rules", is_flag=True, help="List the rules of the ruleset and exit.")
+@click.option("--git", "git_repo", type=click.Path(file_okay=False, path_type=Path),
+              help="PR mode: a git repository; audits every record folder --range adds.")
+@click.option("--range", "git_range", help="PR mode: BASE..HEAD.")
 @click.version_option(__version__, prog_name="pgolf-check")
-def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules):
-    """Audit record folders (or trees of them) against the Parameter Golf rules."""
+def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range):
+    """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     try:
         if list_rules:
             _list_rules(ruleset or "track_10min_16mb")
             return
-        if not targets:
-            raise InputError(None, "give at least one record folder")
+        if bool(git_repo) != bool(git_range):
+            raise InputError(None, "--git and --range go together")
+        if not targets and not git_repo:
+            raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
         options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
                                ruleset=ruleset)
         if ruleset:
             load_ruleset(ruleset)  # an unknown name is bad input, not a per-record error
-        report = audit(list(targets), options)
+        report = audit_git(git_repo, git_range, options) if git_repo else audit_targets(list(targets), options)
     except InputError as exc:
         click.echo(f"pgolf-check: {exc}", err=True)
         sys.exit(2)

@@ -22,6 +22,8 @@ def _record(record: RecordReport, verbose: bool) -> list[str]:
     lines = [f"== {record.path}  [{record.verdict.upper()}]  ruleset {record.ruleset or '-'}"]
     if record.error:
         return lines + [f"   error: {record.error}"]
+    if not record.summary:  # a lone script: legality findings only
+        return lines + _findings(record, verbose)
     lines.append(HEADER)
     for row in record.seeds:
         lines.append(f"{num(row.seed, 'd'):>6}  {num(row.val_bpb, '.8f'):>10}  {num(row.val_loss, '.8f'):>10}  "
@@ -30,6 +32,11 @@ def _record(record: RecordReport, verbose: bool) -> list[str]:
     s = record.summary
     lines.append(f"   mean val_bpb {num(s.get('val_bpb_mean'), '.8f')} (std {num(s.get('val_bpb_std'), '.6f')}, "
                  f"{s.get('n_seeds', 0)} seeds); submission.json says {num(s.get('claimed_val_bpb'), '')}")
+    return lines + _findings(record, verbose)
+
+
+def _findings(record: RecordReport, verbose: bool) -> list[str]:
+    lines = []
     for f in ordered(record.findings, include_info=verbose):
         state = "" if f.active else " (switched off)"
         lines.append(f"   {f.severity.upper():<6} {f.rule:<20} {where(f)}: {f.message}{state}  [{f.source}]")
