@@ -1,6 +1,7 @@
 """make bench: speed targets live here, never in timed unit tests.
 
 - audit: pgolf-check over every record folder in ../shared (target < 5 s in total)
+- static: legality analysis of a 150 KB script (target < 1 s)
 - pipeline: `pgolf submit` of the reference submission on cpu-smoke against running
   the same three stages by hand (target: overhead < 2% of wall time)
 Run one with `python tests/bench/run.py audit|pipeline`.
@@ -31,6 +32,24 @@ def bench_audit() -> bool:
     seconds = time.perf_counter() - start
     ok = seconds < 5.0
     print(f"audit: {len(report.records)} record folders in {seconds:.2f} s (target < 5 s) {'OK' if ok else 'SLOW'}")
+    return ok
+
+
+def bench_static() -> bool:
+    """A 150 KB script made of the reference submission's own code, renamed per copy."""
+    from pgolf.compliance.static import bench_static as analyse
+    source = REFERENCE.read_text(encoding="utf-8")
+    copies, i = [], 0
+    while sum(map(len, copies)) < 150_000:
+        copies.append(source.replace("def ", f"def v{i}_").replace("class ", f"class V{i}"))
+        i += 1
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train_gpt.py"
+        path.write_text("\n".join(copies), encoding="utf-8")
+        result = analyse(path)
+    ok = result["seconds"] < 1.0 and result["parsed"]
+    print(f"static: {result['bytes'] / 1000:.0f} KB script, {result['events']} events in {result['seconds']:.2f} s "
+          f"(target < 1 s) {'OK' if ok else 'SLOW'}")
     return ok
 
 
@@ -80,7 +99,7 @@ def bench_pipeline() -> bool:
     return ok
 
 
-BENCHES = {"audit": bench_audit, "pipeline": bench_pipeline}
+BENCHES = {"audit": bench_audit, "static": bench_static, "pipeline": bench_pipeline}
 
 if __name__ == "__main__":
     os.chdir(REPO)
