@@ -35,6 +35,22 @@ class RecordContext:
     def line(self, log: LogRecord, fact: str) -> int | None:
         return log.facts.lines.get(fact)
 
+    def total_bytes(self, log: LogRecord) -> tuple[int | None, str]:
+        """A seed's submission size and the log fact it rests on.
+
+        The folder's own script is measured here, so when the log gives the model bytes the
+        total is that plus the script as submitted (packed or not); otherwise the log's total.
+        """
+        facts, script = log.facts, self.record.script
+        if facts.bytes_model is not None and script is not None:
+            total = facts.bytes_model + script.raw_bytes
+            return total, "bytes_total" if total == facts.bytes_total else "bytes_model"
+        if facts.bytes_total is not None:
+            return facts.bytes_total, "bytes_total"
+        if facts.bytes_code is not None and facts.bytes_model is not None:
+            return facts.bytes_code + facts.bytes_model, "bytes_model"
+        return None, "bytes_total"
+
 
 def seed_rows(record: Record) -> list[SeedRow]:
     rows = []

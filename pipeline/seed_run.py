@@ -183,13 +183,16 @@ def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutco
     outcome.train_wall_s = facts.train_time_ms / 1000 if facts.train_time_ms is not None else None
     outcome.eval_wall_s = facts.score.eval_time_ms / 1000 if facts.score and facts.score.eval_time_ms else None
     outcome.bytes_code = code_bytes(job.script, job.pack_code)
-    outcome.bytes_total = facts.bytes_total
     outcome.bytes_artifact = facts.bytes_model
+    outcome.bytes_total = facts.bytes_model + outcome.bytes_code if facts.bytes_model is not None else facts.bytes_total
+    if facts.bytes_total is not None and facts.bytes_total != outcome.bytes_total:
+        outcome.disagreements.append(f"script logs {facts.bytes_total:,} total bytes; its model bytes plus the "
+                                     f"code pgolf measured make {outcome.bytes_total:,}")
     if facts.score is None:
         outcome.status, outcome.reason = "failed", "the script's log has no final score line"
         return outcome
     outcome.val_loss, outcome.val_bpb, outcome.metric_label = facts.score.val_loss, facts.score.val_bpb, facts.score.label
     outcome.disagreements.append("script does not speak the stage contract: times and bytes are its own log's")
-    if facts.bytes_total is not None and facts.bytes_total > job.profile.max_bytes:
-        outcome.status, outcome.reason = "failed", f"logged size {facts.bytes_total:,} bytes is over the cap"
+    if outcome.bytes_total is not None and outcome.bytes_total > job.profile.max_bytes:
+        outcome.status, outcome.reason = "failed", f"size {outcome.bytes_total:,} bytes is over the cap"
     return outcome

@@ -124,3 +124,26 @@ def test_existing_record_needs_force(tmp_path, data):
     with pytest.raises(RecordExists):
         submit(req, Progress(3))
     assert submit(replace(req, force=True), Progress(3)) == 0
+
+
+def test_code_packed_as_a_wrapper_is_counted_and_recorded(tmp_path, data):
+    from pgolf.compliance.unpack import decode_script
+    req = request(tmp_path, data)
+    req = replace(req, meta=replace(req.meta, pack_code=True))
+    assert submit(req, Progress(3)) == 0
+    folder = next((tmp_path / "records").rglob("submission.json")).parent
+    wrapper = (folder / "train_gpt.py").read_text()
+    assert decode_script(wrapper).text == FIXTURE.read_text()
+    sub = json.loads((folder / "submission.json").read_text())
+    assert sub["bytes_code"] == len(wrapper.encode()) < FIXTURE.stat().st_size
+    assert sub["pgolf"]["code_packed"] is True
+
+
+def test_script_without_the_contract_runs_once_and_is_judged_by_its_log(tmp_path, data):
+    req = replace(request(tmp_path, data), script=Path(__file__).parent / "fixtures" / "pipeline" / "legacy_script.py")
+    assert submit(req, Progress(3)) == 0
+    result = outcome(tmp_path, 2)
+    assert [s["name"] for s in result["stages"]] == ["run"]
+    assert result["val_bpb"] == pytest.approx(1.5002)
+    assert result["bytes_total"] == 5000 + result["bytes_code"] == 5000 + req.script.stat().st_size
+    assert any("does not speak the stage contract" in d for d in result["disagreements"])

@@ -10,21 +10,12 @@ from ..report import Finding
 from ..rules import Rule, check
 
 
-def _total_bytes(log: LogRecord) -> tuple[int | None, str]:
-    facts = log.facts
-    if facts.bytes_total is not None:
-        return facts.bytes_total, "bytes_total"
-    if facts.bytes_code is not None and facts.bytes_model is not None:
-        return facts.bytes_code + facts.bytes_model, "bytes_model"
-    return None, "bytes_total"
-
-
 @check("record.size")
 def size(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     cap = int(rule.params["max_bytes"])
     measured = False
     for log in ctx.logs():
-        total, fact = _total_bytes(log)
+        total, fact = ctx.total_bytes(log)
         if total is None:
             continue
         measured = True
