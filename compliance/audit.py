@@ -112,8 +112,9 @@ def audit(targets: list[str], options: AuditOptions) -> Report:
 def audit_targets(targets: list[str], options: AuditOptions) -> Report:
     """Folders go through the record audit; a .py file gets the legality rules alone."""
     scripts = [t for t in targets if t.endswith(".py") and Path(t).is_file()]
-    report = audit([t for t in targets if t not in scripts], options) if len(scripts) < len(targets) else \
-        Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
+    folders = [t for t in targets if t not in scripts]
+    report = audit(folders, options) if folders else Report(target="", policy=options.policy,
+                                                             pgolf_version=__version__)
     report.target = " ".join(targets)
     report.records += [audit_script(Path(s), options) for s in scripts]
     report.verdict = combine([r.verdict for r in report.records] + (["error"] if report.error else []))

@@ -1,7 +1,9 @@
 """Where a record came from: versions, hardware, and hashes of everything that went in or out."""
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -23,7 +25,17 @@ def _run(argv: list[str], cwd: Path | None = None) -> str | None:
 
 
 def torch_info() -> dict:
-    """Asked of a child interpreter, so the pipeline itself never imports torch."""
+    """Asked of a child interpreter on GPU machines, so the pipeline itself never imports torch.
+
+    Without nvidia-smi there is nothing CUDA could report, and the package metadata
+    names the torch build without the seconds an import costs.
+    """
+    if shutil.which("nvidia-smi") is None:
+        try:
+            version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        return {"torch": version, "cuda": None, "cudnn": None, "gpus": []}
     code = ("import json,torch;c=torch.cuda.is_available();"
             "print(json.dumps({'torch':torch.__version__,'cuda':torch.version.cuda,"
             "'cudnn':torch.backends.cudnn.version() if c else None,"
@@ -31,7 +43,6 @@ def torch_info() -> dict:
     out = _run([sys.executable, "-c", code])
     if out is None:
         return {"torch": None, "cuda": None, "cudnn": None, "gpus": []}
-    import json
     return json.loads(out.splitlines()[-1])
 
 

@@ -6,6 +6,7 @@ with --force.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import tempfile
@@ -132,6 +133,5 @@ def _fill(folder: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutco
 
 def set_verdict(folder: Path, meta: RecordMeta, outcomes: list[SeedOutcome], verdict: str) -> None:
     """The README names the checker's verdict, known only once the finished folder was audited."""
-    import json
     sub = json.loads((folder / "submission.json").read_text(encoding="utf-8"))
     atomic.write_text(folder / "README.md", readme(meta, outcomes, sub, verdict))

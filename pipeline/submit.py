@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -59,7 +60,6 @@ def prepare_work_dir(req: SubmitRequest) -> None:
             raise SubmitError(f"{req.work_dir} holds seeds of another code or configuration; "
                               f"pass --force to start over")
         for seed_dir in req.work_dir.glob("seed_*"):
-            import shutil
             shutil.rmtree(seed_dir)
     atomic.write_json(marker, {"fingerprint": mark, "script": str(req.script), "profile": req.profile.name})
 
