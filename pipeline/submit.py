@@ -119,6 +119,9 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
     artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
     prov = provenance.collect(req.script, req.data.tokenizer, sorted(set(shards)), artifacts, req.runtime.describe())
+    if hasattr(req.runtime, "env_report"):  # the image's own preflight, as it saw itself
+        prov["environment"] = req.runtime.env_report()
+        prov["image_digest"] = (prov["runtime"].get("repo_digests") or [prov["runtime"].get("image_id")])[0]
     folder = write_record(req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script),
                           req.force)
     progress.say(f"record written: {folder}")

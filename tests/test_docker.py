@@ -166,6 +166,7 @@ def test_cpu_image_env_matches_its_lock(client):
     assert report["observed"]["torch"] == "2.13.0+cpu" == report["expected"]["torch"]
     assert report["observed"]["python"] == "3.11" and report["build"]["variant"] == "cpu"
     assert report["expected"] == json.loads(CPU_LOCK.read_text())
+    assert DockerRuntime(image=IMAGE).env_report()["observed"] == report["observed"]
 
 
 def test_cpu_image_env_fails_loudly_on_a_different_lock(client, tmp_path):

@@ -67,6 +67,29 @@ class DockerRuntime:
                 "repo_digests": image.attrs.get("RepoDigests", []), "labels": image.labels,
                 "gpus": self.gpus, "user": self.user}
 
+    def env_report(self) -> dict:
+        """`pgolf env --json` as the image sees itself (with the GPUs a stage would get), for provenance."""
+        import json
+        options = dict(network_mode="none", user=self.user, init=True)
+        if self.gpus:
+            options["device_requests"] = self._options_gpus()
+        container = self.client.containers.create(self.image, ["python", "-m", "pgolf.pipeline.env_check", "--json"],
+                                                  **options)
+        try:
+            container.start()
+            container.wait(timeout=300)
+            out = container.logs(stdout=True, stderr=False)
+        finally:
+            _remove(container)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise DockerRuntimeError(f"{self.image}: pgolf env printed no report") from None
+
+    def _options_gpus(self) -> list:
+        import docker.types
+        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
     def run(self, spec: StageSpec, tick: Tick | None = None) -> StageResult:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         scan = _Scanner()
@@ -89,7 +112,6 @@ class DockerRuntime:
         return _result(spec, code, wall, killed, scan)
 
     def _options(self, spec: StageSpec) -> dict:
-        import docker.types
         options = dict(image=self.image, command=_argv(spec.argv), environment=_environment(spec),
                        working_dir=str(spec.cwd), mounts=_mounts(spec, self.user), user=self.user,
                        name=f"pgolf-{spec.name}-{uuid.uuid4().hex[:10]}", init=True, shm_size=self.shm_size,
@@ -100,7 +122,7 @@ class DockerRuntime:
         if not spec.network:
             options["network_mode"] = "none"
         if self.gpus:
-            options["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            options["device_requests"] = self._options_gpus()
         return options
 
 
