@@ -135,3 +135,27 @@ def test_over_cap_seed_fails_with_location(tmp_path):
     size = findings(report, "R-SIZE")
     assert size[0]["file"] == "train_seed42.log" and size[0]["line"] == 10
     assert "24,793 over" in size[0]["message"]
+
+
+def test_over_cap_only_with_readable_code_asks_for_review(tmp_path):
+    folder = make_record(tmp_path)
+    big = "\n".join(f"weights_{i} = [0] * 8  # commentary that packs well" for i in range(4000)) + "\n"
+    (folder / "train_gpt.py").write_text(big)
+    model = 16_000_000 - len(big.encode()) + 1000  # 1,000 bytes over with the code as it is
+    for seed, bpb in ((42, 1.2001), (314, 1.2003), (999, 1.2005)):
+        (folder / f"train_seed{seed}.log").write_text(
+            log_text(seed, bpb, bpb * 1.69, total=model + len(big.encode()), code=len(big.encode())))
+    code, report = audit_json(folder)
+    size = findings(report, "R-SIZE")
+    assert code == 3 and size and all(f["severity"] == "review" for f in size)
+    assert size[0]["evidence"]["bytes_total_packed"] < 16_000_000 < size[0]["evidence"]["bytes_total"]
+
+
+def test_one_slow_step_past_the_cap_is_tolerated_but_not_a_second(tmp_path):
+    folder = make_record(tmp_path)
+    (folder / "train_seed42.log").write_text(log_text(42, 1.2001, 2.03, train_ms=600_900))  # ~600 ms steps
+    code, report = audit_json(folder)
+    assert code == 0 and any(f["severity"] == "info" for f in findings(report, "R-TRAIN-TIME"))
+    (folder / "train_seed42.log").write_text(log_text(42, 1.2001, 2.03, train_ms=602_000))
+    code, report = audit_json(folder)
+    assert code == 1 and "602.0 s" in findings(report, "R-TRAIN-TIME")[0]["message"]

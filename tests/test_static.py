@@ -29,6 +29,8 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "legal_gptq_selfgen": ("pass", set()),
     "warn_ttt_warmup_copy": ("pass", {"R-TTT-WARMUP"}),
     "illegal_prequant_ttt": ("fail", {"R-NO-PREQUANT-TTT"}),
+    "illegal_prequant_ttt_valdata": ("fail", {"R-NO-PREQUANT-TTT"}),
+    "legal_valdata_object": ("pass", set()),
     "illegal_score_discard_rescore": ("fail", {"R-NO-PREQUANT-TTT", "R-SINGLE-PASS"}),
     "illegal_adapt_then_score": ("fail", {"R-TTT-SCORE-FIRST"}),
     "illegal_epoch_last_score": ("fail", {"R-TTT-SCORE-FIRST"}),

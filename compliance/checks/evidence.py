@@ -128,9 +128,9 @@ def _bytes_claim(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     totals = {total for total, _ in map(ctx.total_bytes, ctx.logs()) if total is not None}
     if sub.bytes_total is None or not totals or sub.bytes_total in totals:
         return
-    if sub.bytes_total < max(totals):
+    if sub.bytes_total < max(totals):  # a summary slip: R-SIZE judges every seed's own size
         yield rule.finding(f"bytes_total {sub.bytes_total:,} in the JSON is below the largest logged "
-                           f"size {max(totals):,}", file=where)
+                           f"size {max(totals):,}", file=where, severity="warn")
     else:
         yield rule.finding(f"bytes_total {sub.bytes_total:,} matches no logged size", file=where, severity="warn")
 

@@ -305,7 +305,11 @@ class Tracer:
             self.expr(target.value, ctx)
             if self._is_self(target.value):
                 if frame.in_init:
-                    return  # instance labels come from the constructor arguments
+                    # Labels flowing in from the constructor arguments stay with the instance;
+                    # data the constructor reads itself (a validation shard) is the class's.
+                    labels = labels - frame.env.get(frame.self_name or "", E)
+                    if not labels:
+                        return
                 key = (frame.cls or "", target.attr)
                 self.self_attrs[key] = self.self_attrs.get(key, E) | labels
             self.attrs[target.attr] = self.attrs.get(target.attr, E) | labels
