@@ -159,3 +159,28 @@ def test_one_slow_step_past_the_cap_is_tolerated_but_not_a_second(tmp_path):
     (folder / "train_seed42.log").write_text(log_text(42, 1.2001, 2.03, train_ms=602_000))
     code, report = audit_json(folder)
     assert code == 1 and "602.0 s" in findings(report, "R-TRAIN-TIME")[0]["message"]
+
+
+def _zip_bomb(path: Path) -> None:
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("zeros.bin", "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(1024):  # 1 GiB that deflates to about 1 MB
+                member.write(block)
+
+
+def test_zip_bomb_in_the_folder_is_never_opened(tmp_path):
+    folder = make_record(tmp_path)
+    _zip_bomb(folder / "weights.zip")
+    assert (folder / "weights.zip").stat().st_size < 5_000_000
+    code, report = audit_json(folder)
+    assert code == 0, report
+
+
+def test_zip_bomb_as_the_target_is_refused(tmp_path):
+    bomb = tmp_path / "submission.zip"
+    _zip_bomb(bomb)
+    proc = check(str(bomb))
+    assert proc.returncode == 2 and "not a record folder or a .py script" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
