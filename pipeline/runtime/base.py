@@ -1,6 +1,7 @@
 """The contract between the pipeline and a runtime: what to run, and what happened."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -43,3 +44,21 @@ class Runtime(Protocol):
     def run(self, spec: StageSpec, tick: Tick | None = None) -> StageResult: ...
 
     def describe(self) -> dict: ...
+
+
+def wait_under_cap(exited: Callable[[float], bool], stop: Callable[[], None], spec: StageSpec,
+                   start: float, tick: Tick | None) -> bool:
+    """Poll a running stage about once a second until it exits or reaches its cap.
+
+    `exited(timeout)` waits up to timeout seconds and says whether the stage ended;
+    `stop()` ends it (SIGTERM, then a kill after the grace period). True when stopped at the cap.
+    """
+    while True:
+        if exited(min(1.0, max(0.01, spec.cap_s - (time.monotonic() - start)))):
+            return False
+        elapsed = time.monotonic() - start
+        if tick:
+            tick(elapsed)
+        if elapsed >= spec.cap_s:
+            stop()
+            return True

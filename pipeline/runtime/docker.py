@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .base import StageResult, StageSpec, Tick
+from .base import StageResult, StageSpec, Tick, wait_under_cap
 
 IMAGE_USER = "10001:10001"       # the image's `pgolf` user
 NET_AUDIT_MARK = b"pgolf-net-audit:"
@@ -100,7 +100,8 @@ class DockerRuntime:
                 container.start()
                 pump = threading.Thread(target=_copy, args=(container, log, scan), daemon=True)
                 pump.start()
-                killed = _wait(container, spec, start, tick)
+                killed = wait_under_cap(lambda t: _exited(container, t), lambda: _stop(container, spec.grace_s),
+                                        spec, start, tick)
                 code = container.wait()["StatusCode"]
                 wall = time.monotonic() - start
                 pump.join(timeout=5)
@@ -231,19 +232,6 @@ def _copy(container, sink, scan: _Scanner) -> None:
     except Exception:  # the container went away under us: what was written stays written
         pass
     scan.close()
-
-
-def _wait(container, spec: StageSpec, start: float, tick: Tick | None) -> bool:
-    while True:
-        elapsed = time.monotonic() - start
-        if _exited(container, min(1.0, max(0.05, spec.cap_s - elapsed))):
-            return False
-        elapsed = time.monotonic() - start
-        if tick:
-            tick(elapsed)
-        if elapsed >= spec.cap_s:
-            _stop(container, spec.grace_s)
-            return True
 
 
 def _exited(container, timeout: float) -> bool:

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import IO
 
-from .base import StageResult, StageSpec, Tick
+from .base import StageResult, StageSpec, Tick, wait_under_cap
 
 
 class LocalRuntime:
@@ -32,7 +32,8 @@ class LocalRuntime:
             pump = threading.Thread(target=_copy, args=(proc.stdout, log), daemon=True)
             pump.start()
             try:
-                killed = _wait(proc, spec, start, tick)
+                killed = wait_under_cap(lambda t: _exited(proc, t), lambda: _terminate(proc, spec.grace_s),
+                                        spec, start, tick)
             except BaseException:  # pgolf itself interrupted: take the stage down with it
                 _terminate(proc, spec.grace_s)
                 raise
@@ -47,20 +48,12 @@ def _copy(source: IO[bytes], sink) -> None:
         sink.write(chunk)
 
 
-def _wait(proc: subprocess.Popen, spec: StageSpec, start: float, tick: Tick | None) -> bool:
-    while True:
-        elapsed = time.monotonic() - start
-        try:
-            proc.wait(timeout=min(1.0, max(0.01, spec.cap_s - elapsed)))
-            return False
-        except subprocess.TimeoutExpired:
-            pass
-        elapsed = time.monotonic() - start
-        if tick:
-            tick(elapsed)
-        if elapsed >= spec.cap_s:
-            _terminate(proc, spec.grace_s)
-            return True
+def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _terminate(proc: subprocess.Popen, grace_s: float) -> None:
