@@ -89,3 +89,11 @@ def test_other_formats_render_real_records(records_root, fmt):
         assert proc.stdout.startswith("### pgolf-check:") and "| seed | val_bpb |" in proc.stdout
     else:
         assert "train_seed42.log" in proc.stdout and "verdict:" in proc.stdout
+
+
+def test_significance_is_shown_in_the_pr_comment(records_root):
+    base = record_dir("2026-04-19_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT")
+    new = record_dir("2026-04-22_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT_MLPClip12")
+    proc = subprocess.run(CHECK + [str(new), "--against", str(base), "--format", "markdown"],
+                          capture_output=True, text=True, timeout=120)
+    assert "enforced Welch p = 0.063 (pass at p < 0.25)" in proc.stdout and "written" in proc.stdout

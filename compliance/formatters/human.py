@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..report import RecordReport, Report
-from .common import num, ordered, seconds, where
+from .common import num, ordered, seconds, significance_line, where
 
 HEADER = f"{'seed':>6}  {'val_bpb':>10}  {'val_loss':>10}  {'train s':>8}  {'eval s':>7}  {'bytes':>11}  {'metric':<32} log"
 
@@ -32,6 +32,9 @@ def _record(record: RecordReport, verbose: bool) -> list[str]:
     s = record.summary
     lines.append(f"   mean val_bpb {num(s.get('val_bpb_mean'), '.8f')} (std {num(s.get('val_bpb_std'), '.6f')}, "
                  f"{s.get('n_seeds', 0)} seeds); submission.json says {num(s.get('claimed_val_bpb'), '')}")
+    sig = significance_line(record.significance)
+    if sig:
+        lines.append(f"   {sig}")
     return lines + _findings(record, verbose)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..report import RecordReport, Report
-from .common import num, ordered, seconds, where
+from .common import num, ordered, seconds, significance_line, where
 
 ICON = {"pass": "✅", "fail": "❌", "review": "🟡", "error": "⚠️"}
 
@@ -29,6 +29,9 @@ def _record(record: RecordReport) -> list[str]:
     s = record.summary
     out += ["", f"Mean val_bpb **{num(s.get('val_bpb_mean'), '.8f')}** over {s.get('n_seeds', 0)} seeds "
                 f"(submission.json: {num(s.get('claimed_val_bpb'), '')}).", ""]
+    sig = significance_line(record.significance)
+    if sig:
+        out += [sig[0].upper() + sig[1:] + ".", ""]
     findings = ordered(record.findings, include_info=False)
     if findings:
         out += ["| severity | rule | where | finding |", "|---|---|---|---|"]
