@@ -26,7 +26,7 @@ from .rules import load_ruleset, ruleset_names
 @click.option("--against", help="Baseline: a record folder, or comma-separated per-seed val_bpb values.")
 @click.option("--policy", type=click.Choice(["enforced", "written"]), default="enforced", show_default=True,
               help="Which significance policy decides R-SIGNIFICANCE.")
-@click.option("--ruleset", help=f"Rule catalog to apply (default: from the record's track).")
+@click.option("--ruleset", help="Rule catalog to apply (default: from the record's track).")
 @click.option("-v", "--verbose", is_flag=True, help="Show info findings too.")
 @click.option("--list-rules", is_flag=True, help="List the rules of the ruleset and exit.")
 @click.option("--git", "git_repo", type=click.Path(file_okay=False, path_type=Path),

@@ -83,7 +83,7 @@ def _runtime(name: str, image: str | None, profile):
               show_default="the bundled reference submission", help="The submission's entry script.")
 @click.option("--seeds", default="42 314 999", show_default=True, help="Seeds, space or comma separated.")
 @click.option("--profile", "profile_name", default="cpu-smoke", show_default=True,
-              help=f"Run profile: caps and process count.")
+              help="Run profile: caps and process count.")
 @click.option("--name", default=None, help="Record name (folder YYYY-MM-DD_<name>) [default: from the script's folder].")
 @click.option("--data-dir", default="data/synth", show_default=True, help="Synthetic data, built here if absent.")
 @click.option("--train-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_train_*.bin.")
