@@ -71,7 +71,11 @@ def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
         return []
     from .static import build_script_context  # parsing costs time: only when a rule needs it
     context = build_script_context(record)
-    return [f for rule in rules for f in run_check(rule, context)] if context else []
+    return _run_all(rules, context) if context else []
+
+
+def _run_all(rules: list[Rule], context) -> list[Finding]:
+    return [finding for rule in rules for finding in run_check(rule, context)]
 
 
 def run_check(rule: Rule, context) -> list[Finding]:
@@ -98,27 +102,25 @@ def summarize(record: Record, context: RecordContext) -> dict:
 
 
 def audit(targets: list[str], options: AuditOptions) -> Report:
+    """Record folders (or trees of them) get the record audit; a .py file the legality rules alone."""
     report = Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
     try:
-        paths = [p for t in targets for p in _records_of(Path(t))]
+        jobs = []
+        for target in map(Path, targets):
+            if _is_script(target):
+                jobs.append((audit_script, target))
+            else:
+                jobs += [(audit_record, path) for path in _records_of(target)]
     except InputError as exc:
         report.verdict, report.error = "error", str(exc)
         return report
-    report.records = [audit_record(p, options) for p in paths]
+    report.records = [run(path, options) for run, path in jobs]
     report.verdict = combine([r.verdict for r in report.records])
     return report
 
 
-def audit_targets(targets: list[str], options: AuditOptions) -> Report:
-    """Folders go through the record audit; a .py file gets the legality rules alone."""
-    scripts = [t for t in targets if t.endswith(".py") and Path(t).is_file()]
-    folders = [t for t in targets if t not in scripts]
-    report = audit(folders, options) if folders else Report(target="", policy=options.policy,
-                                                             pgolf_version=__version__)
-    report.target = " ".join(targets)
-    report.records += [audit_script(Path(s), options) for s in scripts]
-    report.verdict = combine([r.verdict for r in report.records] + (["error"] if report.error else []))
-    return report
+def _is_script(path: Path) -> bool:
+    return path.suffix == ".py" and path.is_file()
 
 
 def audit_script(path: Path, options: AuditOptions) -> RecordReport:
@@ -132,7 +134,7 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
         report.verdict, report.error = "error", f"{path}: {exc}" if not isinstance(exc, InputError) else str(exc)
         return report
     context = script_context_from_source(path.name, source, {})
-    report.findings = [f for rule in ruleset.of_kind("script") for f in run_check(rule, context)]
+    report.findings = _run_all(ruleset.of_kind("script"), context)
     report.verdict = verdict_of(report.findings)
     return report
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .audit import audit_git, audit_targets
+from .audit import audit, audit_git
 from .baseline import parse_baseline
 from .context import AuditOptions
 from .errors import InputError
@@ -47,7 +47,7 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
                                ruleset=ruleset)
         if ruleset:
             load_ruleset(ruleset)  # an unknown name is bad input, not a per-record error
-        report = audit_git(git_repo, git_range, options) if git_repo else audit_targets(list(targets), options)
+        report = audit_git(git_repo, git_range, options) if git_repo else audit(list(targets), options)
     except InputError as exc:
         click.echo(f"pgolf-check: {exc}", err=True)
         sys.exit(2)

@@ -36,20 +36,21 @@ class RecordContext:
         return log.facts.lines.get(fact)
 
     def total_bytes(self, log: LogRecord) -> tuple[int | None, str]:
-        """A seed's submission size and the log fact it rests on.
+        return seed_bytes(self.record, log)
 
-        The folder's own script is measured here, so when the log gives the model bytes the
-        total is that plus the script as submitted (packed or not); otherwise the log's total.
-        """
-        facts, script = log.facts, self.record.script
-        if facts.bytes_model is not None and script is not None:
-            total = facts.bytes_model + script.raw_bytes
-            return total, "bytes_total" if total == facts.bytes_total else "bytes_model"
-        if facts.bytes_total is not None:
-            return facts.bytes_total, "bytes_total"
-        if facts.bytes_code is not None and facts.bytes_model is not None:
-            return facts.bytes_code + facts.bytes_model, "bytes_model"
-        return None, "bytes_total"
+
+def seed_bytes(record: Record, log: LogRecord) -> tuple[int | None, str]:
+    """A seed's submission size and the log fact it rests on.
+
+    The folder's own script is measured here, so when the log gives the model bytes the
+    total is that plus the script as submitted (packed or not); otherwise the log's total
+    (which the log parser already derives from code + model where only those are given).
+    """
+    facts, script = log.facts, record.script
+    if facts.bytes_model is not None and script is not None:
+        total = facts.bytes_model + script.raw_bytes
+        return total, "bytes_total" if total == facts.bytes_total else "bytes_model"
+    return facts.bytes_total, "bytes_total"
 
 
 def seed_rows(record: Record) -> list[SeedRow]:
@@ -63,6 +64,6 @@ def seed_rows(record: Record) -> list[SeedRow]:
             val_bpb=score.val_bpb if score else None,
             train_time_ms=facts.train_time_ms,
             eval_time_ms=score.eval_time_ms if score else None,
-            bytes_total=facts.bytes_total, bytes_code=facts.bytes_code, bytes_model=facts.bytes_model,
+            bytes_total=seed_bytes(record, log)[0], bytes_code=facts.bytes_code, bytes_model=facts.bytes_model,
         ))
     return rows

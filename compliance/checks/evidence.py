@@ -125,7 +125,7 @@ def _seed_claims(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
 
 def _bytes_claim(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     sub, where = ctx.record.submission, ctx.record.submission_file
-    totals = {total for total, _ in map(ctx.total_bytes, ctx.logs()) if total is not None}
+    totals = {row.bytes_total for row in ctx.rows if row.bytes_total is not None}  # as R-SIZE counts them
     if sub.bytes_total is None or not totals or sub.bytes_total in totals:
         return
     if sub.bytes_total < max(totals):  # a summary slip: R-SIZE judges every seed's own size
