@@ -15,8 +15,8 @@ from .data.synth import SynthConfig, SynthError, synth
 from .profiles import ProfileError, get_profile, load_profiles
 from .progress import Progress
 from .record_writer import RecordExists, RecordMeta
-from .runtime import get_runtime
-from .runtime.docker import DockerRuntimeError
+from ..compliance.sandbox import get_runtime
+from ..compliance.sandbox.docker import DockerRuntimeError
 from .stages import DataPaths
 from .submit import SubmitError, SubmitRequest, submit
 

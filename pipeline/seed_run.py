@@ -17,7 +17,7 @@ from . import atomic
 from .measure import code_bytes
 from .profiles import Profile
 from .progress import Progress
-from .runtime import Runtime, StageResult, StageSpec
+from ..compliance.sandbox import Runtime, StageResult, StageSpec
 from .stages import DataPaths, SeedPaths, contract_specs, eval_spec, legacy_spec, speaks_contract
 
 OUTCOME = "outcome.json"

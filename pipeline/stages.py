@@ -17,7 +17,7 @@ from pathlib import Path
 from pgolf.compliance import unpack
 
 from .profiles import Profile
-from .runtime import StageSpec
+from ..compliance.sandbox import StageSpec
 
 CONTRACT_MARKER = "PGOLF_STAGE"
 # variables a stage must not inherit from the caller: they could point it at data it may not see

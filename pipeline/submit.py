@@ -19,7 +19,7 @@ from . import atomic, provenance
 from .profiles import Profile
 from .progress import Progress
 from .record_writer import RecordMeta, set_verdict, write_record
-from .runtime import Runtime
+from ..compliance.sandbox import Runtime
 from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
 from .stages import DataPaths
 

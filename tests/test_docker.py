@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pgolf.pipeline import env_check
-from pgolf.pipeline.runtime.base import StageSpec
-from pgolf.pipeline.runtime.docker import DockerRuntime, _argv, _environment, _read_only_sources
+from pgolf.compliance.sandbox.base import StageSpec
+from pgolf.compliance.sandbox.docker import DockerRuntime, _argv, _environment, _read_only_sources
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

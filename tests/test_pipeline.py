@@ -15,11 +15,11 @@ import pytest
 
 from pgolf.compliance.audit import audit
 from pgolf.compliance.context import AuditOptions
-from pgolf.pipeline.data.shards import write_shard
+from pgolf.compliance.shards import write_shard
 from pgolf.pipeline.profiles import get_profile
 from pgolf.pipeline.progress import Progress
 from pgolf.pipeline.record_writer import RecordMeta
-from pgolf.pipeline.runtime import LocalRuntime
+from pgolf.compliance.sandbox import LocalRuntime
 from pgolf.pipeline.stages import DataPaths
 from pgolf.pipeline.submit import SubmitRequest, submit
 

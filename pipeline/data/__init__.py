@@ -5,6 +5,6 @@ from text every Python installation carries; `fetch` downloads the published Fin
 shards; `commands` exposes both as the `pgolf data` click group.
 """
 
-from .shards import ShardError, read_header, read_shard, shard_name, shard_paths, write_shard
+from ...compliance.shards import ShardError, read_header, read_shard, shard_name, shard_paths, write_shard
 
 __all__ = ["ShardError", "read_header", "read_shard", "shard_name", "shard_paths", "write_shard"]

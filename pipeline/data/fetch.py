@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .shards import atomic_write, shard_name
+from ...compliance.shards import atomic_write, shard_name
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ENDPOINT_ENV = "PGOLF_HF_ENDPOINT"

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from .shards import atomic_write, shard_name, shard_paths, write_shard
+from ...compliance.shards import atomic_write, shard_name, shard_paths, write_shard
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "pgolf-synth-manifest/1"
