@@ -59,6 +59,9 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
         if rule.applies_on(record.date):
             report.findings.extend(run_check(rule, context))
     report.findings.extend(script_findings(ruleset, record))
+    if record.script is not None:
+        report.findings.extend(dynamic_findings(ruleset, record.root / record.script.rel, record.script.text,
+                                                options, record.date))
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
     return report
@@ -72,6 +75,21 @@ def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
     from .static import build_script_context  # parsing costs time: only when a rule needs it
     context = build_script_context(record)
     return _run_all(rules, context) if context else []
+
+
+def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: AuditOptions,
+                     date: str | None = None) -> list[Finding]:
+    """One traced run on a canary (only with --dynamic: it executes the submission, sandboxed)."""
+    rules = [r for r in ruleset.of_kind("dynamic") if r.applies_on(date)]
+    if not rules or options.dynamic is None:
+        return []
+    from .dynamic.context import DynamicContext
+    from .dynamic.harness import run_dynamic
+    try:
+        context = DynamicContext(run_dynamic(script, source, options.dynamic), file=script.name)
+    except InputError as exc:
+        context = DynamicContext(None, error=str(exc), file=script.name)
+    return _run_all(rules, context)
 
 
 def _run_all(rules: list[Rule], context) -> list[Finding]:
@@ -135,6 +153,7 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
         return report
     context = script_context_from_source(path.name, source, {})
     report.findings = _run_all(ruleset.of_kind("script"), context)
+    report.findings += dynamic_findings(ruleset, path, source, options)
     report.verdict = verdict_of(report.findings)
     return report
 

@@ -32,8 +32,28 @@ from .rules import load_ruleset, ruleset_names
 @click.option("--git", "git_repo", type=click.Path(file_okay=False, path_type=Path),
               help="PR mode: a git repository; audits every record folder --range adds.")
 @click.option("--range", "git_range", help="PR mode: BASE..HEAD.")
+@click.option("--dynamic", is_flag=True,
+              help="Also run the entry script, sandboxed and traced, on a canary validation set.")
+@click.option("--data", "dyn_data", type=click.Path(file_okay=False, path_type=Path),
+              help="--dynamic: training shards of the script's vocabulary, or a `pgolf data synth` folder "
+                   "[default: $PGOLF_DYNAMIC_DATA, else data/synth].")
+@click.option("--tokenizer", "dyn_tokenizer", type=click.Path(dir_okay=False, path_type=Path),
+              help="--dynamic: the SentencePiece model of those shards (a synth folder names its own).")
+@click.option("--runtime", "dyn_runtime", type=click.Choice(["local", "docker"]), default="local", show_default=True,
+              help="--dynamic: where the script runs; docker uses the pinned image with no network.")
+@click.option("--image", "dyn_image", default="pgolf:cpu", show_default=True, help="--dynamic: image for docker.")
+@click.option("--nproc", "dyn_nproc", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="--dynamic: processes (torchrun on gloo when > 1).")
+@click.option("--cap", "dyn_cap", type=click.FloatRange(1), default=900.0, show_default=True,
+              help="--dynamic: wall-clock cap of the traced run, seconds.")
+@click.option("--set", "dyn_env", multiple=True, metavar="KEY=VALUE",
+              help="--dynamic: an environment knob for the run, e.g. TTT_ENABLED=1 (repeatable).")
+@click.option("--no-preset", is_flag=True, help="--dynamic: do not apply the tiny CPU preset.")
+@click.option("--keep", "dyn_keep", type=click.Path(file_okay=False, path_type=Path),
+              help="--dynamic: keep the run (log, ledger, canary) in this folder.")
 @click.version_option(__version__, prog_name="pgolf-check")
-def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range):
+def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
+         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_keep):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     try:
         if list_rules:
@@ -43,8 +63,10 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
             raise InputError(None, "--git and --range go together")
         if not targets and not git_repo:
             raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
+        dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
+                               no_preset, dyn_keep) if dynamic else None
         options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
-                               ruleset=ruleset)
+                               ruleset=ruleset, dynamic=dyn)
         if ruleset:
             load_ruleset(ruleset)  # an unknown name is bad input, not a per-record error
         report = audit_git(git_repo, git_range, options) if git_repo else audit(list(targets), options)
@@ -58,6 +80,21 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
     text = human.render(report, verbose) if fmt == "human" else render(report, fmt)
     _emit(text, output)
     sys.exit(report.exit_code)
+
+
+def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, keep):
+    from .dynamic.harness import DynamicOptions
+    from .sandbox import get_runtime
+    knobs = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(None, f"--set {item!r}: expected KEY=VALUE")
+        knobs[key] = value
+    options = {"image": image} if runtime == "docker" else {}
+    return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
+                          cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,
+                          progress=lambda msg: click.echo(f"pgolf-check: {msg}", err=True))
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .record import LogRecord, Record
 from .report import SeedRow
+
+if TYPE_CHECKING:
+    from .dynamic.harness import DynamicOptions
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,7 @@ class AuditOptions:
     policy: str = "enforced"          # which significance policy decides: enforced | written
     against: Baseline | None = None
     ruleset: str | None = None        # None: chosen from the record's track
+    dynamic: "DynamicOptions | None" = None  # run the script traced on a canary (--dynamic)
 
 
 @dataclass

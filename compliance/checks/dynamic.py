@@ -1,0 +1,192 @@
+"""Dynamic legality rules: kind `dynamic` checks over one traced run (compliance.dynamic).
+
+Each receives a DynamicContext. Findings carry their evidence: positions and the call sites
+of the events that decide, nats and p-values, byte totals.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Iterator
+
+import numpy as np
+
+from ..dynamic.context import LIMITS, DynamicContext
+from ..dynamic.evidence import byte_recount, canary_evidence
+from ..dynamic.ledger import Order, position_ranges
+from ..report import Finding
+from ..rules import Rule, check
+
+
+def _order(ctx: DynamicContext, rule: Rule) -> Order | None:
+    return ctx.order(rule.params.get("abs_tolerance", 1e-3), rule.params.get("rel_tolerance", 5e-4))
+
+
+def _ready(ctx: DynamicContext) -> bool:
+    return ctx.run is not None and ctx.reported is not None
+
+
+@check("dynamic.run")
+def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    if ctx.run is None:
+        yield rule.finding(f"no dynamic run: {ctx.error}", file=ctx.file)
+        return
+    run, ledger = ctx.run, ctx.run.ledger
+    base = {"canary_sha256": run.canary.sha256, "canary_seed": run.canary.seed, "targets": len(run.canary.tokens) - 1,
+            "k": run.canary.k, "wall_s": round(run.wall_s, 1), "status": run.status, "limits": LIMITS}
+    if run.status != "ok":
+        yield rule.finding(f"the traced run did not finish ({_how(run)}); last output: {_tail(run.log_path)}",
+                           file=ctx.file, evidence=base)
+    if ledger.processes == 0:
+        yield rule.finding("the tracer never started in the script's processes (nothing under its ledger)",
+                           file=ctx.file, evidence=base)
+    elif ctx.reported is None:
+        yield rule.finding("the traced run printed no final val_loss the log parser recognizes",
+                           file=ctx.file, evidence=base)
+    elif not ledger.traced:
+        yield rule.finding("no cross_entropy/nll_loss call saw canary targets: the scoring runs through ops "
+                           "the tracer cannot see; only the canary evidence applies", file=ctx.file, evidence=base)
+    for error in ledger.trace_errors:
+        yield rule.finding(f"the tracer failed on a loss call ({error}); some events may be missing",
+                           file=ctx.file, evidence=base)
+    if run.knobs_ignored:
+        shown = ", ".join(run.knobs_ignored[:12]) + (" ..." if len(run.knobs_ignored) > 12 else "")
+        yield rule.finding(f"preset knobs the script never reads: {shown}", file=ctx.file, severity="info")
+    yield rule.finding(f"traced run: {run.status} in {run.wall_s:.1f}s, {ledger.processes} process(es), "
+                       f"{len(ledger.pos)} traced targets; {LIMITS}", file=ctx.file, severity="info", evidence=base)
+
+
+def _how(run) -> str:
+    if run.status == "timeout":
+        return f"killed at its {run.wall_s:.0f}s cap"
+    return f"exit {run.returncode}"
+
+
+def _tail(path, lines: int = 2) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(line.strip()[:160] for line in text[-lines:]) or "(empty)"
+
+
+@check("dynamic.score_first")
+def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    order = _order(ctx, rule) if _ready(ctx) else None
+    if order is None or order.judged is None or len(order.c3_positions) == 0:
+        return
+    ledger, late = ctx.run.ledger, order.c3_positions
+    updates = np.isfinite(ledger.update_t) & np.isin(ledger.pos, late)
+    update_site = _most_common(ledger, updates)
+    score_site = _most_common(ledger, np.isin(np.arange(len(ledger.pos)), order.judged.entries))
+    yield rule.finding(
+        f"{len(late)} of {order.judged.n} scored validation positions were used in an update before the score "
+        f"that counts for them (updates at {update_site}; counted scores at {score_site}); positions "
+        f"{position_ranges(late)}", file=ctx.file,
+        evidence={"positions_affected": int(len(late)), "positions_scored": int(order.judged.n),
+                  "position_ranges": position_ranges(late, limit=20), "update_site": update_site,
+                  "score_site": score_site, "reported_val_loss": order.reported,
+                  "pass_mean": order.judged.mean, "pass_mode": order.judged.mode})
+
+
+def _most_common(ledger, mask: np.ndarray) -> str:
+    counts = Counter(ledger.site_of[mask].tolist())
+    return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
+
+
+@check("dynamic.single_pass")
+def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    order = _order(ctx, rule) if _ready(ctx) else None
+    if order is None or order.judged is None or order.matched is not None:
+        return
+    legal = "none" if order.legal_mean is None else f"{order.legal_mean:.6f}"
+    direction = "below" if order.reported < order.judged.mean else "above"
+    yield rule.finding(
+        f"the reported val_loss {order.reported:.6f} is {direction} every traced pass of normalized scores "
+        f"(closest {order.judged.mean:.6f} over {order.judged.n} positions; scores made before each position's "
+        f"first update give {legal}): a rescoring, a better-of-two, or a probability mixed in outside the "
+        f"softmax", file=ctx.file,
+        evidence={"reported_val_loss": order.reported, "closest_pass_mean": order.judged.mean,
+                  "legal_mean": order.legal_mean, "positions": int(order.judged.n),
+                  "positions_without_prior_score": order.legal_missing, "tolerance": order.tolerance,
+                  "report_line": order.report_line})
+
+
+@check("dynamic.canary")
+def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    if not _ready(ctx):
+        return
+    order = _order(ctx, rule)
+    positions = ctx.scored_positions(order)
+    ev = canary_evidence(ctx.run.canary.target_nll(), positions, ctx.reported.val_loss,
+                         rule.params.get("margin_nats_per_token", 1e-4), ctx.decimals(order))
+    alpha = rule.params.get("alpha", 1e-6)
+    evidence = {**ev.as_dict(), "alpha": alpha, "bound_per_token": ev.bound_nats / max(1, ev.tokens),
+                "reported_val_loss": ctx.reported.val_loss}
+    if ev.p_value < alpha:
+        yield rule.finding(
+            f"val_loss {ctx.reported.val_loss:.6f} on the canary is {ev.evidence_nats:.1f} nats (after a "
+            f"{ev.margin_nats:.1f}-nat numeric margin) better over {ev.tokens} tokens than any causal scorer "
+            f"can be: leak proven at p = {ev.p_text()}", file=ctx.file, evidence=evidence)
+    else:
+        yield rule.finding(f"canary evidence {ev.evidence_nats:+.1f} nats over {ev.tokens} tokens "
+                           f"(p = {ev.p_text()}): no leak proven by the score alone",
+                           file=ctx.file, severity="info", evidence=evidence)
+
+
+@check("dynamic.network")
+def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    if ctx.run is None:
+        return
+    for event in ctx.run.ledger.of_kind("connect", "resolve"):
+        what = event.get("address") or event.get("host")
+        verb = "connects to" if event["kind"] == "connect" else "resolves"
+        yield rule.finding(f"the script {verb} {what} at {event['site']}", file=ctx.file,
+                           evidence={"call_site": event["site"], "kind": event["kind"], "target": what})
+    for note in ctx.run.notes:
+        if note.startswith("R-NETWORK"):
+            yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
+
+
+@check("dynamic.train_in_eval")
+def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    if not _ready(ctx):
+        return
+    window = ctx.eval_window(_order(ctx, rule))
+    opens = ctx.run.ledger.of_kind("open")
+    if window is None:
+        if opens:
+            yield rule.finding("scored evaluation not located (untraced scoring): shard reads not judged by phase",
+                               file=ctx.file, severity="info")
+        return
+    start, end = window
+    for event in opens:
+        name = event["path"].rsplit("/", 1)[-1]
+        if "fineweb_train_" in name and start <= event["t"] <= end:
+            yield rule.finding(f"training shard {name} opened during the scored evaluation at {event['site']}",
+                               file=ctx.file, evidence={"call_site": event["site"], "path": name})
+    late_val = [e for e in opens if "fineweb_val_" in e["path"] and e["t"] < start]
+    if late_val:
+        yield rule.finding(f"validation shards read {len(late_val)} time(s) before the scored pass began "
+                           f"(first at {late_val[0]['site']}); the ledger shows what they were used for",
+                           file=ctx.file, severity="info")
+
+
+@check("dynamic.tokenizer_bpb")
+def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
+        return
+    positions = ctx.scored_positions(_order(ctx, rule))
+    recount = byte_recount(ctx.run.canary.tokens, positions, ctx.run.tokenizer,
+                           ctx.reported.val_loss, ctx.reported.val_bpb)
+    if recount is None:
+        return
+    tol = rule.params.get("ratio_tolerance", 2e-3)
+    if abs(recount.ratio - 1) > tol:
+        yield rule.finding(
+            f"val_loss/val_bpb imply {recount.implied_bytes:,.0f} bytes for the {recount.tokens} scored tokens; "
+            f"the tokenizer's pieces give {recount.true_bytes:,} (ratio {recount.ratio:.4f}): the script's byte "
+            f"table is wrong", file=ctx.file, evidence=recount.as_dict())
+    else:
+        yield rule.finding(f"byte recount agrees: {recount.true_bytes:,} bytes (ratio {recount.ratio:.5f})",
+                           file=ctx.file, severity="info", evidence=recount.as_dict())

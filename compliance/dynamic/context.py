@@ -1,0 +1,53 @@
+"""What a dynamic check sees: the traced run, and judgements computed once and shared."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .evidence import printed_decimals
+from .harness import DynamicRun
+from .ledger import Order, judge_order
+
+LIMITS = ("CPU run of a tiny preset: it judges the order of events and the leak evidence, "
+          "not the score (SDPA for FlashAttention, eager for compiled code, reference kernels)")
+
+
+@dataclass
+class DynamicContext:
+    run: DynamicRun | None
+    error: str | None = None          # why no run happened (bad data, no script)
+    file: str | None = None           # the script's name, for findings
+    _orders: dict = field(default_factory=dict)
+
+    @property
+    def reported(self):
+        """The final metric line of the traced run, as the log parser reads it."""
+        score = self.run.facts.score if self.run else None
+        return score if score is not None and score.val_loss is not None and math.isfinite(score.val_loss) else None
+
+    def order(self, abs_tol: float, rel_tol: float) -> Order | None:
+        if self.reported is None or not self.run.ledger.traced:
+            return None
+        key = (abs_tol, rel_tol)
+        if key not in self._orders:
+            self._orders[key] = judge_order(self.run.ledger, self.reported.val_loss, abs_tol, rel_tol)
+        return self._orders[key]
+
+    def scored_positions(self, order: Order | None) -> np.ndarray:
+        """Targets the reported score covers: the traced pass, else what the log's count implies."""
+        if order is not None and order.judged is not None:
+            return order.judged.positions
+        n = len(self.run.canary.tokens) - 1
+        count = self.run.facts.val_tokens
+        return np.arange(1, 1 + min(n, count if count else n))
+
+    def decimals(self, order: Order | None) -> int:
+        return printed_decimals(order.report_line if order else None)
+
+    def eval_window(self, order: Order | None) -> tuple[float, float] | None:
+        """From the first counted score of the reporting pass to the line that reports it."""
+        if order is None or order.judged is None:
+            return None
+        return float(self.run.ledger.t[order.judged.entries].min()), order.judged.end_t

@@ -1,0 +1,203 @@
+"""Read the tracer's output and judge, position by position, the order of scores and updates.
+
+Vocabulary: an *entry* is one target of one traced loss call (position, context offset, loss,
+time). An entry whose loss node later fed a backward pass is also an *update* of its position
+at that backward's time. The *reporting pass* is the set of entries, between a printed score
+line and the line that reports the final val_loss, whose counted scores reproduce it; a
+position's *counted* score there is the entry with the longest context, the earliest on ties
+(a sliding window counts a target where it has the most context; a rescoring adds nothing).
+
+C3: a counted score made after an update on that position.
+C4: no traced pass reproduces the reported val_loss (rescoring, keeping the better of two
+scores, or a probability mixed in outside the normalized distribution).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+VAL_LOSS = re.compile(r"val_loss[:=\s]\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)")
+
+
+@dataclass
+class Ledger:
+    t: np.ndarray                 # per entry: time of the loss call (ns)
+    pos: np.ndarray               # canary position of the target
+    off: np.ndarray               # offset in its run of consecutive positions (context length)
+    loss: np.ndarray              # -log p from the call's own logits (fp32)
+    update_t: np.ndarray          # backward time of the entry's loss node, inf if none
+    site: list[str]               # per entry index into `sites`
+    site_of: np.ndarray
+    lines: list[tuple[int, str]] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)    # every non-loss event, all processes
+    processes: int = 0
+    torch_seen: bool = False
+    trace_errors: list[str] = field(default_factory=list)
+
+    @property
+    def traced(self) -> bool:
+        return len(self.pos) > 0
+
+    def of_kind(self, *kinds: str) -> list[dict]:
+        return [e for e in self.events if e["kind"] in kinds]
+
+
+def read_ledger(folder: Path) -> Ledger:
+    parts = [_read_process(sub) for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir())] \
+        if Path(folder).is_dir() else []
+    cat = (lambda key, dtype: np.concatenate([p[key] for p in parts]).astype(dtype)
+           if parts else np.zeros(0, dtype=dtype))
+    sites = sorted({s for p in parts for s in p["sites"]})
+    index = {s: i for i, s in enumerate(sites)}
+    site_of = np.concatenate([np.array([index[s] for s in p["entry_sites"]], dtype=np.int64) for p in parts]) \
+        if parts else np.zeros(0, dtype=np.int64)
+    events = sorted((e for p in parts for e in p["events"]), key=lambda e: e["t"])
+    return Ledger(t=cat("t", np.int64), pos=cat("pos", np.int64), off=cat("off", np.int64),
+                  loss=cat("loss", np.float64), update_t=cat("update_t", np.float64),
+                  site=sites, site_of=site_of,
+                  lines=[(e["t"], e["text"]) for e in events if e["kind"] == "line"],
+                  events=[e for e in events if e["kind"] not in ("line", "loss", "backward")],
+                  processes=len(parts), torch_seen=any(e["kind"] == "torch" for e in events),
+                  trace_errors=[e["error"] for e in events if e["kind"] == "trace_error"])
+
+
+def _read_process(folder: Path) -> dict:
+    events = []
+    with open(folder / "events.jsonl", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                break  # the last line of a killed process may be cut
+    arrays = {name: np.fromfile(folder / f"{name}.bin", dtype=dtype)
+              for name, dtype in (("positions", "<i4"), ("offsets", "<i4"), ("losses", "<f4"))}
+    backward = {}
+    for e in events:
+        if e["kind"] == "backward":
+            backward.setdefault(e["of"], e["t"])
+    t, update_t, entry_sites = [], [], []
+    loss_events = [e for e in events if e["kind"] == "loss" and e["start"] + e["n"] <= len(arrays["losses"])]
+    for e in loss_events:
+        t.append(np.full(e["n"], e["t"], dtype=np.int64))
+        update_t.append(np.full(e["n"], backward.get(e["i"], math.inf)))
+        entry_sites += [e.get("site", "?")] * e["n"]
+    pick = np.concatenate([np.arange(e["start"], e["start"] + e["n"]) for e in loss_events]) \
+        if loss_events else np.zeros(0, dtype=np.int64)
+    return {"t": np.concatenate(t) if t else np.zeros(0), "pos": arrays["positions"][pick],
+            "off": arrays["offsets"][pick], "loss": arrays["losses"][pick],
+            "update_t": np.concatenate(update_t) if update_t else np.zeros(0),
+            "sites": set(entry_sites), "entry_sites": entry_sites, "events": events}
+
+
+# ------------------------------------------------------------------ the order judgement
+
+
+@dataclass
+class Pass:
+    start_t: float               # exclusive: the score line before it (or -inf)
+    end_t: float                 # exclusive: the reporting line (or +inf)
+    mode: str                    # "scores" (no-grad entries only) | "forwards" (every entry)
+    positions: np.ndarray        # counted positions, sorted
+    entries: np.ndarray          # index of each counted entry in the ledger
+    mean: float
+
+    @property
+    def n(self) -> int:
+        return len(self.positions)
+
+
+@dataclass
+class Order:
+    reported: float
+    report_line: str | None
+    matched: Pass | None          # the pass that reproduces the reported val_loss
+    judged: Pass | None           # matched, else the latest candidate (what C3 was judged on)
+    c3_positions: np.ndarray      # counted after their first update
+    legal_mean: float | None      # counted scores made before each position's first update
+    legal_missing: int            # judged positions with no score before their first update
+    first_update: dict[int, float]
+    tolerance: float
+
+
+def judge_order(ledger: Ledger, reported: float, abs_tol: float, rel_tol: float) -> Order:
+    tol = max(abs_tol, rel_tol * abs(reported))
+    end_t, report_line = _report_time(ledger, reported)
+    first_update = _first_updates(ledger)
+    candidates = list(_candidates(ledger, end_t))
+    matched = next((c for c in candidates if abs(c.mean - reported) <= tol), None)
+    judged = matched or (candidates[0] if candidates else None)
+    if judged is None:
+        return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, first_update, tol)
+    upd = np.array([first_update.get(int(p), math.inf) for p in judged.positions])
+    late = ledger.t[judged.entries] > upd
+    legal_mean, missing = _legal_mean(ledger, judged, first_update)
+    return Order(reported, report_line, matched, judged, judged.positions[late], legal_mean, missing,
+                 first_update, tol)
+
+
+def _report_time(ledger: Ledger, reported: float) -> tuple[float, str | None]:
+    """The last printed line whose val_loss is the reported one; +inf when none was seen."""
+    for t, text in reversed(ledger.lines):
+        m = VAL_LOSS.search(text)
+        if m and math.isclose(float(m.group(1)), reported, rel_tol=1e-9, abs_tol=1e-9):
+            return float(t), text
+    return math.inf, None
+
+
+def _first_updates(ledger: Ledger) -> dict[int, float]:
+    has = np.isfinite(ledger.update_t)
+    out: dict[int, float] = {}
+    for p, u in zip(ledger.pos[has].tolist(), ledger.update_t[has].tolist()):
+        if u < out.get(p, math.inf):
+            out[p] = u
+    return out
+
+
+def _candidates(ledger: Ledger, end_t: float):
+    """Windows back from the reporting line, latest start first; each with no-grad entries, then all."""
+    bounds = sorted({float(t) for t, text in ledger.lines if t < end_t and VAL_LOSS.search(text)}, reverse=True)
+    for start_t in [*bounds, -math.inf]:
+        inside = (ledger.t > start_t) & (ledger.t < end_t)
+        for mode in ("scores", "forwards"):
+            sel = inside & ~np.isfinite(ledger.update_t) if mode == "scores" else inside
+            if sel.any():
+                yield _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode)
+
+
+def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str) -> Pass:
+    """Per position, the entry with the longest context, the earliest on ties."""
+    order = np.lexsort((ledger.t[idx], -ledger.off[idx], ledger.pos[idx]))
+    idx = idx[order]
+    first = np.ones(len(idx), dtype=bool)
+    first[1:] = ledger.pos[idx][1:] != ledger.pos[idx][:-1]
+    chosen = idx[first]
+    return Pass(start_t, end_t, mode, ledger.pos[chosen], chosen, float(ledger.loss[chosen].mean()))
+
+
+def _legal_mean(ledger: Ledger, judged: Pass, first_update: dict[int, float]) -> tuple[float | None, int]:
+    """What the pass would report from scores made before each position's first update."""
+    inside = np.flatnonzero((ledger.t > judged.start_t) & (ledger.t < judged.end_t))
+    upd = np.array([first_update.get(int(p), math.inf) for p in ledger.pos[inside]])
+    before = inside[ledger.t[inside] < upd]
+    if len(before) == 0:
+        return None, judged.n
+    legal = _counted(ledger, before, judged.start_t, judged.end_t, "legal")
+    missing = int(np.setdiff1d(judged.positions, legal.positions).size)
+    return legal.mean, missing
+
+
+def position_ranges(positions: np.ndarray, limit: int = 6) -> str:
+    """`12-40, 97, 130-200 (and 3 more ranges)`: affected positions, short enough for one line."""
+    if len(positions) == 0:
+        return ""
+    p = np.unique(positions)
+    breaks = np.flatnonzero(np.diff(p) != 1)
+    starts, ends = np.r_[p[0], p[breaks + 1]], np.r_[p[breaks], p[-1]]
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts[:limit], ends[:limit])]
+    more = len(starts) - limit
+    return ", ".join(parts) + (f" (and {more} more ranges)" if more > 0 else "")
