@@ -104,9 +104,11 @@ def _runtime(name: str, image: str | None, profile):
 @click.option("--author", default="anonymous", show_default=True)
 @click.option("--github-id", default="", show_default=False)
 @click.option("--blurb", default="", help="One paragraph for the README and submission.json.")
+@click.option("--dynamic/--no-dynamic", default=True, show_default=True,
+              help="Check the record with one traced run on a canary validation set (pgolf-check --dynamic).")
 def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_data, tokenizer, runtime_name,
                    image, records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
-                   github_id, blurb):
+                   github_id, blurb, dynamic):
     """Train, quantize and evaluate SCRIPT for each seed under enforced caps; write and check the record."""
     try:
         profile = get_profile(profile_name)
@@ -122,7 +124,7 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
     request = SubmitRequest(script=script.resolve(), seeds=seed_list, profile=profile, data=data_paths,
                             runtime=runtime, work_dir=(work_dir or Path("runs") / name).resolve(),
                             records_dir=records_dir, meta=meta, overrides=_parse_sets(sets), force=force,
-                            retry_failed=retry_failed, against=against, policy=policy)
+                            retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic)
     try:
         code = submit(request, Progress(len(seed_list)))
     except (SubmitError, RecordExists, InputError, DockerRuntimeError) as exc:

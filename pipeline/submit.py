@@ -19,7 +19,8 @@ from . import atomic, provenance
 from .profiles import Profile
 from .progress import Progress
 from .record_writer import RecordMeta, set_verdict, write_record
-from ..compliance.sandbox import Runtime
+from ..compliance.dynamic.harness import DynamicOptions
+from ..compliance.sandbox import DockerRuntime, LocalRuntime, Runtime
 from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
 from .stages import DataPaths
 
@@ -43,6 +44,7 @@ class SubmitRequest:
     retry_failed: bool = False
     against: str | None = None
     policy: str = "enforced"
+    dynamic: bool = True             # one traced run on a canary, merged into the record's check
 
 
 def fingerprint(req: SubmitRequest) -> str:
@@ -125,11 +127,23 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     folder = write_record(req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script),
                           req.force)
     progress.say(f"record written: {folder}")
-    options = AuditOptions(policy=req.policy, against=parse_baseline(req.against) if req.against else None)
+    options = AuditOptions(policy=req.policy, against=parse_baseline(req.against) if req.against else None,
+                           dynamic=dynamic_options(req, progress) if req.dynamic else None)
     report = audit([str(folder)], options)
     set_verdict(folder, req.meta, outcomes, report.verdict)
     sys.stdout.write(human.render(report))
     return report.exit_code
+
+
+def dynamic_options(req: SubmitRequest, progress: Progress) -> DynamicOptions:
+    """The dynamic check on the CPU, with the run's own data: the profile's knobs when it is a CPU
+    profile, the tiny preset otherwise; a CPU container when the seeds ran in one."""
+    runtime = req.runtime if isinstance(req.runtime, DockerRuntime) and not req.runtime.gpus else LocalRuntime()
+    cpu_profile = bool(req.profile.env)
+    return DynamicOptions(data=req.data.train, tokenizer=req.data.tokenizer, runtime=runtime,
+                          env={**req.profile.env, **req.overrides} if cpu_profile else dict(req.overrides),
+                          preset=not cpu_profile, cap_s=req.profile.train_cap_s + req.profile.eval_cap_s,
+                          progress=progress.say)
 
 
 def _interrupt(signum, frame):

@@ -42,7 +42,8 @@ def request(tmp_path, data, seeds=(1, 2, 3), **profile_changes) -> SubmitRequest
     meta = RecordMeta(name="fixture", author="t", github_id="t", blurb="b", profile=profile, commands=["x"],
                       day="2026-05-01")
     return SubmitRequest(script=FIXTURE, seeds=list(seeds), profile=profile, data=data, runtime=LocalRuntime(),
-                         work_dir=tmp_path / "runs", records_dir=tmp_path / "records", meta=meta)
+                         work_dir=tmp_path / "runs", records_dir=tmp_path / "records", meta=meta,
+                         dynamic=False)  # the dynamic step has its own tests (tests/test_dynamic.py)
 
 
 def outcome(tmp_path, seed) -> dict:
@@ -90,7 +91,7 @@ def test_eval_stage_finds_no_training_data(tmp_path, data, monkeypatch):
 
 
 def test_interrupted_submit_resumes_without_rerunning_finished_seeds(tmp_path, data):
-    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "submit",
+    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "submit", "--no-dynamic",
             "--script", str(FIXTURE), "--seeds", "1 2 3", "--name", "resume",
             "--train-data", str(data.train), "--val-data", str(data.val), "--tokenizer", str(data.tokenizer),
             "--records-dir", str(tmp_path / "records"), "--work-dir", str(tmp_path / "runs")]

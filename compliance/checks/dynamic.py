@@ -19,7 +19,7 @@ from ..rules import Rule, check
 
 
 def _order(ctx: DynamicContext, rule: Rule) -> Order | None:
-    return ctx.order(rule.params.get("abs_tolerance", 1e-3), rule.params.get("rel_tolerance", 5e-4))
+    return ctx.order(rule.params)
 
 
 def _ready(ctx: DynamicContext) -> bool:
@@ -118,10 +118,11 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         return
     order = _order(ctx, rule)
     positions = ctx.scored_positions(order)
-    ev = canary_evidence(ctx.run.canary.target_nll(), positions, ctx.reported.val_loss,
-                         rule.params.get("margin_nats_per_token", 1e-4), ctx.decimals(order))
+    lowp = order is not None and order.judged is not None and order.judged.lowp
+    margin = rule.params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
+    ev = canary_evidence(ctx.run.canary.target_nll(), positions, ctx.reported.val_loss, margin, ctx.decimals(order))
     alpha = rule.params.get("alpha", 1e-6)
-    evidence = {**ev.as_dict(), "alpha": alpha, "bound_per_token": ev.bound_nats / max(1, ev.tokens),
+    evidence = {**ev.as_dict(), "alpha": alpha, "low_precision_loss": lowp, "bound_per_token": ev.bound_nats / max(1, ev.tokens),
                 "reported_val_loss": ctx.reported.val_loss}
     if ev.p_value < alpha:
         yield rule.finding(

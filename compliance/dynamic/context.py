@@ -8,7 +8,7 @@ import numpy as np
 
 from .evidence import printed_decimals
 from .harness import DynamicRun
-from .ledger import Order, judge_order
+from .ledger import Order, Tolerance, judge_order
 
 LIMITS = ("CPU run of a tiny preset: it judges the order of events and the leak evidence, "
           "not the score (SDPA for FlashAttention, eager for compiled code, reference kernels)")
@@ -27,13 +27,14 @@ class DynamicContext:
         score = self.run.facts.score if self.run else None
         return score if score is not None and score.val_loss is not None and math.isfinite(score.val_loss) else None
 
-    def order(self, abs_tol: float, rel_tol: float) -> Order | None:
+    def order(self, params: dict) -> Order | None:
         if self.reported is None or not self.run.ledger.traced:
             return None
-        key = (abs_tol, rel_tol)
-        if key not in self._orders:
-            self._orders[key] = judge_order(self.run.ledger, self.reported.val_loss, abs_tol, rel_tol)
-        return self._orders[key]
+        tolerance = Tolerance(params.get("abs_tolerance", 1e-3), params.get("rel_tolerance", 5e-4),
+                              params.get("lowp_abs_tolerance", 0.06))
+        if tolerance not in self._orders:
+            self._orders[tolerance] = judge_order(self.run.ledger, self.reported.val_loss, tolerance)
+        return self._orders[tolerance]
 
     def scored_positions(self, order: Order | None) -> np.ndarray:
         """Targets the reported score covers: the traced pass, else what the log's count implies."""

@@ -90,7 +90,7 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options) -> D
         "DATA_PATH": str(dataset), "DATA_DIR": str(data_root) + os.sep, "VOCAB_SIZE": str(vocab),
         "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
         "PGOLF_LEDGER_DIR": str(ledger_dir), "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
-        "PGOLF_SCRIPT_DIR": str(run_dir), "PGOLF_SHIM_DEVICE": "cpu"})
+        "PGOLF_SCRIPT_DIR": str(run_dir), "PGOLF_SHIM_DEVICE": "cpu", **_contract_paths(dataset, run_dir)})
     spec = StageSpec(name="dynamic", argv=_argv(options, run_dir / script.name), env=env, cwd=run_dir,
                      cap_s=options.cap_s, log_path=work / "run.log", grace_s=10.0,
                      read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
@@ -107,6 +107,17 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options) -> D
                       facts=parse_log_bytes(log_bytes), ledger=read_ledger(ledger_dir), env=knobs,
                       knobs_ignored=ignored(knobs, reads), notes=list(result.notes),
                       workdir=work if options.workdir else None)
+
+
+def _contract_paths(dataset: Path, run_dir: Path) -> dict[str, str]:
+    """pgolf's stage contract (README, pipeline/stages.py) names its paths itself; unset, a contract
+    script runs its three stages in one process, which is what a traced run wants."""
+    tokenizer = dataset.parent.parent / "tokenizers"
+    return {"PGOLF_TRAIN_DATA": str(dataset), "PGOLF_VAL_DATA": str(dataset),
+            "PGOLF_TOKENIZER": str(next(tokenizer.glob("*.model"), tokenizer)),
+            "PGOLF_CHECKPOINT": str(run_dir / "out" / "checkpoint.pt"),
+            "PGOLF_ARTIFACT": str(run_dir / "out" / "model.bin"),
+            "PGOLF_RESULT": str(run_dir / "out" / "result.json")}
 
 
 def tokenizer_name(vocab: int) -> str:

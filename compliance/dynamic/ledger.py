@@ -31,8 +31,9 @@ class Ledger:
     off: np.ndarray               # offset in its run of consecutive positions (context length)
     loss: np.ndarray              # -log p from the call's own logits (fp32)
     update_t: np.ndarray          # backward time of the entry's loss node, inf if none
-    site: list[str]               # per entry index into `sites`
+    site: list[str]               # call sites; site_of[i] indexes it for entry i
     site_of: np.ndarray
+    lowp: np.ndarray              # the call's logits were bf16/fp16: its own arithmetic is coarse
     lines: list[tuple[int, str]] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)    # every non-loss event, all processes
     processes: int = 0
@@ -59,7 +60,7 @@ def read_ledger(folder: Path) -> Ledger:
     events = sorted((e for p in parts for e in p["events"]), key=lambda e: e["t"])
     return Ledger(t=cat("t", np.int64), pos=cat("pos", np.int64), off=cat("off", np.int64),
                   loss=cat("loss", np.float64), update_t=cat("update_t", np.float64),
-                  site=sites, site_of=site_of,
+                  site=sites, site_of=site_of, lowp=cat("lowp", bool),
                   lines=[(e["t"], e["text"]) for e in events if e["kind"] == "line"],
                   events=[e for e in events if e["kind"] not in ("line", "loss", "backward")],
                   processes=len(parts), torch_seen=any(e["kind"] == "torch" for e in events),
@@ -80,17 +81,19 @@ def _read_process(folder: Path) -> dict:
     for e in events:
         if e["kind"] == "backward":
             backward.setdefault(e["of"], e["t"])
-    t, update_t, entry_sites = [], [], []
+    t, update_t, entry_sites, lowp = [], [], [], []
     loss_events = [e for e in events if e["kind"] == "loss" and e["start"] + e["n"] <= len(arrays["losses"])]
     for e in loss_events:
         t.append(np.full(e["n"], e["t"], dtype=np.int64))
         update_t.append(np.full(e["n"], backward.get(e["i"], math.inf)))
         entry_sites += [e.get("site", "?")] * e["n"]
+        lowp.append(np.full(e["n"], e.get("dtype") in ("bfloat16", "float16")))
     pick = np.concatenate([np.arange(e["start"], e["start"] + e["n"]) for e in loss_events]) \
         if loss_events else np.zeros(0, dtype=np.int64)
     return {"t": np.concatenate(t) if t else np.zeros(0), "pos": arrays["positions"][pick],
             "off": arrays["offsets"][pick], "loss": arrays["losses"][pick],
             "update_t": np.concatenate(update_t) if update_t else np.zeros(0),
+            "lowp": np.concatenate(lowp) if lowp else np.zeros(0, dtype=bool),
             "sites": set(entry_sites), "entry_sites": entry_sites, "events": events}
 
 
@@ -105,6 +108,7 @@ class Pass:
     positions: np.ndarray        # counted positions, sorted
     entries: np.ndarray          # index of each counted entry in the ledger
     mean: float
+    lowp: bool = False           # some counted score came from bf16/fp16 logits
 
     @property
     def n(self) -> int:
@@ -124,13 +128,25 @@ class Order:
     tolerance: float
 
 
-def judge_order(ledger: Ledger, reported: float, abs_tol: float, rel_tol: float) -> Order:
-    tol = max(abs_tol, rel_tol * abs(reported))
+@dataclass(frozen=True)
+class Tolerance:
+    """How close the reported val_loss must be to a pass's mean; wider when the script's own
+    loss arithmetic ran in bf16/fp16 (compliance.dynamic.margin measures both)."""
+    abs: float = 1e-3
+    rel: float = 5e-4
+    lowp_abs: float = 0.06
+
+    def of(self, candidate: Pass, reported: float) -> float:
+        return self.lowp_abs if candidate.lowp else max(self.abs, self.rel * abs(reported))
+
+
+def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Tolerance()) -> Order:
     end_t, report_line = _report_time(ledger, reported)
     first_update = _first_updates(ledger)
     candidates = list(_candidates(ledger, end_t))
-    matched = next((c for c in candidates if abs(c.mean - reported) <= tol), None)
+    matched = next((c for c in candidates if abs(c.mean - reported) <= tolerance.of(c, reported)), None)
     judged = matched or (candidates[0] if candidates else None)
+    tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
         return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, first_update, tol)
     upd = np.array([first_update.get(int(p), math.inf) for p in judged.positions])
@@ -176,7 +192,8 @@ def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode
     first = np.ones(len(idx), dtype=bool)
     first[1:] = ledger.pos[idx][1:] != ledger.pos[idx][:-1]
     chosen = idx[first]
-    return Pass(start_t, end_t, mode, ledger.pos[chosen], chosen, float(ledger.loss[chosen].mean()))
+    return Pass(start_t, end_t, mode, ledger.pos[chosen], chosen, float(ledger.loss[chosen].mean()),
+                bool(ledger.lowp[chosen].any()))
 
 
 def _legal_mean(ledger: Ledger, judged: Pass, first_update: dict[int, float]) -> tuple[float | None, int]:

@@ -143,10 +143,18 @@ def _argv(argv: list[str]) -> list[str]:
 def _environment(spec: StageSpec) -> dict[str, str]:
     env = {k: v for k, v in spec.env.items()
            if k not in HOST_ONLY_NAMES and not k.startswith(HOST_ONLY_PREFIXES)}
+    if _mounted_path_list(spec.env.get("PYTHONPATH", ""), spec.read_only):
+        env["PYTHONPATH"] = spec.env["PYTHONPATH"]  # e.g. the dynamic checks' shim, mounted at its host path
     env["HOME"] = "/tmp"
     if not spec.network:
         env["PGOLF_NET_AUDIT"] = "1"
     return env
+
+
+def _mounted_path_list(value: str, read_only) -> bool:
+    """A host PYTHONPATH means something inside only when each entry is a read-only input."""
+    parts = [Path(p) for p in value.split(os.pathsep) if p]
+    return bool(parts) and all(any(_within(p, Path(r)) for r in read_only) for p in parts)
 
 
 def _mounts(spec: StageSpec, user: str) -> list:

@@ -155,7 +155,8 @@ class _Ledger:
         offsets = run_offsets(pos).reshape(-1)
         grad = isinstance(out, torch.Tensor) and out.grad_fn is not None
         event = self.writer.loss(pos.reshape(-1)[keep], offsets[keep], losses[keep],
-                                 fn=func.__name__, grad=grad, site=call_site())
+                                 fn=func.__name__, grad=grad, site=call_site(),
+                                 dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""))
         if grad:
             out.grad_fn.register_prehook(lambda _grads, e=event: self._backward(e))
 
