@@ -1,0 +1,277 @@
+"""The parts of the dynamic check that need no child process: canary, locator, ledger judgement,
+evidence, byte recount, numeric margin."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pgolf.compliance.dynamic import canary as canary_mod
+from pgolf.compliance.dynamic.evidence import byte_recount, canary_evidence, true_bytes
+from pgolf.compliance.dynamic.harness import SHIM_DIR
+from pgolf.compliance.dynamic.ledger import Ledger, Tolerance, judge_order, position_ranges
+from pgolf.compliance.rules.registry import CATALOG_DIR
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SP1024 = SHARED / "tokenizers" / "fineweb_1024_bpe.model"
+SP8192 = SHARED / "tokenizers" / "fineweb_8192_bpe.model"  # the one with byte-fallback pieces
+needs_tokenizer = pytest.mark.skipif(not SP8192.is_file(), reason="../shared/tokenizers absent")
+
+sys.path.insert(0, str(SHIM_DIR))
+from pgolf_shim_tracer import Locator, run_offsets  # noqa: E402  (child-side module, stdlib + numpy)
+
+sys.path.remove(str(SHIM_DIR))
+
+IDS = np.arange(4, 1024)
+
+
+def make_canary(n=16384, seed=b"\x01" * 32):
+    return canary_mod.generate(IDS, n, entropy=seed)
+
+
+# ------------------------------------------------------------------ canary
+
+
+@needs_tokenizer
+def test_content_ids_of_the_official_tokenizer_are_the_1020_non_control_ids():
+    ids = canary_mod.content_ids(SP1024)
+    assert len(ids) == 1020 and ids.min() == 4 and ids.max() == 1023
+
+
+def test_canary_stream_shape_and_documents():
+    c = make_canary()
+    t = c.tokens.astype(np.int64)
+    assert len(t) == 16385 and t[0] == canary_mod.BOS_ID
+    assert not np.any((t[1:] == 1) & (t[:-1] == 1)), "an empty document"
+    assert set(np.unique(t)) <= set(IDS) | {1}
+    docs = (t == 1).sum()
+    assert 10 <= docs <= 70  # mean length 512 over 16k tokens
+
+
+def test_target_nll_is_the_generators_exact_likelihood():
+    c = make_canary(4096)
+    t, nll = c.tokens.astype(np.int64), c.target_nll()
+    k, q = len(IDS), c.p_bos
+    for i in range(1, len(t)):
+        want = math.log(k) if t[i - 1] == 1 else (-math.log(q) if t[i] == 1 else -math.log((1 - q) / k))
+        assert nll[i] == pytest.approx(want, abs=1e-12)
+
+
+def test_fresh_canaries_differ():
+    assert canary_mod.generate(IDS, 256).sha256 != canary_mod.generate(IDS, 256).sha256
+
+
+def _online_unigram_losses(t: np.ndarray, leak: bool) -> np.ndarray:
+    """Laplace unigram over the canary's symbols; `leak` fits it on the whole stream first."""
+    counts = np.ones(1024)
+    if leak:
+        np.add.at(counts, t[1:], 1)
+    losses = np.empty(len(t) - 1)
+    for i, y in enumerate(t[1:]):
+        losses[i] = -math.log(counts[y] / counts[4:].sum() * 1) if y != 1 else -math.log(counts[1] / counts.sum())
+        if not leak:
+            counts[y] += 1
+    return losses
+
+
+def test_ville_bound_flags_a_pre_eval_fit_and_spares_a_score_first_learner():
+    c = make_canary()
+    t = c.tokens.astype(np.int64)
+    positions = np.arange(1, len(t))
+    nll = c.target_nll()
+    legal = canary_evidence(nll, positions, float(_online_unigram_losses(t, leak=False).mean()), 1e-4)
+    leaked = canary_evidence(nll, positions, float(_online_unigram_losses(t, leak=True).mean()), 1e-4)
+    assert legal.p_value == 1.0 and legal.evidence_nats < 0
+    assert leaked.p_value < 1e-6 and leaked.evidence_nats > math.log(1e6)
+
+
+# ------------------------------------------------------------------ locator
+
+
+def test_locator_finds_windows_rows_and_flattened_sliding_batches():
+    c = make_canary()
+    loc = Locator(c.tokens)
+    t = c.tokens.astype(np.int64)
+    starts = np.array([1, 65, 129, 5000])
+    rows = np.stack([t[s:s + 256] for s in starts])
+    pos = loc.locate(rows)
+    assert (pos == starts[:, None] + np.arange(256)).all()
+    flat = loc.locate(rows.reshape(1, -1))  # windows overlap: each row is its own run
+    assert (flat.reshape(4, 256) == pos).all()
+    offsets = run_offsets(flat).reshape(4, 256)
+    assert (offsets == np.arange(256)).all()
+
+
+def test_locator_extends_short_tails_and_ignores_other_text():
+    c = make_canary()
+    loc = Locator(c.tokens)
+    t = c.tokens.astype(np.int64)
+    row = np.concatenate([t[300:340], t[900:910]])  # a 10-token run has no whole window of its own
+    pos = loc.locate(row[None, :])[0]
+    assert (pos[:40] == np.arange(300, 340)).all()
+    assert (pos[40:] == -1).all()  # too short to place with certainty
+    other = np.random.default_rng(0).integers(4, 1024, size=(2, 200))
+    assert (loc.locate(other) == -1).all()
+
+
+# ------------------------------------------------------------------ ledger judgement
+
+
+class Book:
+    """Builds a Ledger by hand: loss calls, backward passes and printed lines at given times."""
+
+    def __init__(self, nll: dict[int, float] | None = None):
+        self.rows, self.lines, self.nll = [], [], nll or {}
+
+    def loss(self, t, positions, offsets=None, losses=None, backward_at=math.inf):
+        positions = np.asarray(positions)
+        offsets = np.arange(len(positions)) if offsets is None else np.asarray(offsets)
+        losses = np.array([self.nll.get(int(p), 7.0) for p in positions]) if losses is None else np.asarray(losses)
+        self.rows.append((t, positions, offsets, losses, backward_at))
+
+    def line(self, t, text):
+        self.lines.append((t, text))
+
+    def build(self) -> Ledger:
+        n = [len(r[1]) for r in self.rows]
+        cat = lambda i: np.concatenate([np.asarray(r[i], dtype=float) for r in self.rows])  # noqa: E731
+        return Ledger(t=np.repeat([r[0] for r in self.rows], n).astype(np.int64),
+                      pos=cat(1).astype(np.int64), off=cat(2).astype(np.int64), loss=cat(3),
+                      update_t=np.repeat([r[4] for r in self.rows], n).astype(float),
+                      site=["s.py:1 in f"], site_of=np.zeros(sum(n), dtype=np.int64),
+                      lowp=np.zeros(sum(n), dtype=bool), lines=self.lines, processes=1, torch_seen=True)
+
+
+CHUNKS = [np.arange(1 + 100 * i, 101 + 100 * i) for i in range(4)]
+
+
+def test_score_first_ttt_passes():
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk)                              # scored under no_grad
+        if i < 3:
+            book.loss(10 * i + 5, chunk, backward_at=10 * i + 6)  # then trained on
+    book.line(100, "final val_loss:7.00000000")
+    order = judge_order(book.build(), 7.0)
+    assert order.matched is not None and order.matched.n == 400 and len(order.c3_positions) == 0
+
+
+def test_pre_eval_adaptation_is_c3_on_every_position():
+    book = Book()
+    book.loss(1, np.arange(1, 401), backward_at=2)
+    book.loss(5, np.arange(1, 401), losses=np.full(400, 6.5))
+    book.line(9, "final val_loss:6.50000000")
+    order = judge_order(book.build(), 6.5)
+    assert order.matched is not None and len(order.c3_positions) == 400
+    assert position_ranges(order.c3_positions) == "1-400"
+
+
+def test_score_and_train_from_one_forward_is_legal():
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk, backward_at=10 * i + 1)
+    book.line(100, "final val_loss:7.0")
+    order = judge_order(book.build(), 7.0)
+    assert order.matched.mode == "forwards" and len(order.c3_positions) == 0
+
+
+def test_rescoring_without_a_line_between_passes_is_c4():
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk)
+        book.loss(10 * i + 5, chunk, backward_at=10 * i + 6)
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(100 + i, chunk, losses=np.full(100, 6.0))  # second pass, after adapting on everything
+    book.line(200, "final val_loss:6.0")
+    order = judge_order(book.build(), 6.0)
+    assert order.matched is None
+    assert order.legal_mean == pytest.approx(7.0) and order.legal_missing == 0
+
+
+def test_rescoring_reported_after_its_own_line_is_c3():
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk)
+        book.loss(10 * i + 5, chunk, backward_at=10 * i + 6)
+    book.line(50, "pass1 val_loss:7.0")
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(100 + i, chunk, losses=np.full(100, 6.0))
+    book.line(200, "final val_loss:6.0")
+    order = judge_order(book.build(), 6.0)
+    assert order.matched is not None and len(order.c3_positions) == 400
+
+
+def test_sliding_windows_count_each_target_where_it_has_most_context():
+    book = Book()
+    seq, stride, n = 64, 16, 400
+    for k, start in enumerate(range(1, n - seq + 2, stride)):
+        window = np.arange(start, start + seq)
+        losses = np.where(np.arange(seq) >= seq - stride, 7.0, 9.0)  # context-poor scores are worse
+        if start == 1:
+            losses[:] = 7.0
+        book.loss(k, window, offsets=np.arange(seq), losses=losses)
+    book.line(1000, "final val_loss:7.0")
+    order = judge_order(book.build(), 7.0)
+    assert order.matched is not None and order.matched.mean == pytest.approx(7.0)
+
+
+def test_a_probability_mixed_in_after_the_softmax_is_c4():
+    book = Book()
+    book.loss(1, np.arange(1, 401))
+    book.line(2, "final val_loss:6.2")
+    order = judge_order(book.build(), 6.2)
+    assert order.matched is None and order.judged.mean == pytest.approx(7.0)
+
+
+def test_bf16_scores_get_the_wider_tolerance():
+    book = Book()
+    book.loss(1, np.arange(1, 401))
+    book.line(2, "final val_loss:7.03")
+    ledger = book.build()
+    assert judge_order(ledger, 7.03).matched is None
+    ledger.lowp[:] = True
+    assert judge_order(ledger, 7.03, Tolerance()).matched is not None
+
+
+# ------------------------------------------------------------------ bytes and margins
+
+
+@needs_tokenizer
+def test_true_bytes_of_real_text_equal_its_utf8_length():
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=str(SP8192))
+    text = "Parameter golf: café, naïve — 16,000,000 bytes… and 日本語 text."
+    tokens = np.array([1] + sp.encode(text), dtype=np.int64)
+    assert any(sp.is_byte(int(i)) for i in tokens)
+    assert true_bytes(tokens, np.arange(1, len(tokens)), SP8192) == len(text.encode("utf-8"))
+
+
+@needs_tokenizer
+def test_byte_recount_catches_byte_fallback_counted_as_three_bytes():
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=str(SP8192))
+    c = canary_mod.generate(canary_mod.content_ids(SP8192), 4096, entropy=b"\x02" * 32)
+    positions = np.arange(1, len(c.tokens))
+    truth = true_bytes(c.tokens, positions, SP8192)
+    n_byte_pieces = sum(sp.is_byte(int(i)) for i in c.tokens[positions])
+    assert n_byte_pieces > 50
+    loss = 7.0
+    honest = byte_recount(c.tokens, positions, SP8192, loss, loss * len(positions) / (math.log(2) * truth))
+    scylla_bytes = truth + 2 * n_byte_pieces
+    scylla = byte_recount(c.tokens, positions, SP8192, loss, loss * len(positions) / (math.log(2) * scylla_bytes))
+    assert honest.ratio == pytest.approx(1.0, abs=1e-9)
+    assert scylla.ratio > 1.005
+
+
+def test_catalog_margins_cover_the_measured_arithmetic():
+    from pgolf.compliance.dynamic.margin import measure
+    rules = {r["id"]: r for r in yaml.safe_load((CATALOG_DIR / "dynamic.yaml").read_text())["rules"]}
+    params = rules["R-DYN-CANARY"]["params"]
+    worst = measure(tokens=8192, trials=2)
+    assert params["margin_nats_per_token"] > worst["fp32_loss"]
+    assert params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
+    assert params["lowp_abs_tolerance"] > worst["bf16_loss"]
