@@ -271,7 +271,7 @@ def test_catalog_margins_cover_the_measured_arithmetic():
     from pgolf.compliance.dynamic.margin import measure
     rules = {r["id"]: r for r in yaml.safe_load((CATALOG_DIR / "dynamic.yaml").read_text())["rules"]}
     params = rules["R-DYN-CANARY"]["params"]
-    worst = measure(tokens=8192, trials=2)
+    worst = {name: max(measure(tokens=8192, trials=2, scale=s)[name] for s in (0.1, 3.0)) for name in ("fp32_loss", "bf16_loss")}
     assert params["margin_nats_per_token"] > worst["fp32_loss"]
     assert params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
     assert params["lowp_abs_tolerance"] > worst["bf16_loss"]

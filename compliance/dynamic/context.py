@@ -31,7 +31,7 @@ class DynamicContext:
         if self.reported is None or not self.run.ledger.traced:
             return None
         tolerance = Tolerance(params.get("abs_tolerance", 1e-3), params.get("rel_tolerance", 5e-4),
-                              params.get("lowp_abs_tolerance", 0.06))
+                              params.get("lowp_abs_tolerance", 0.1))
         if tolerance not in self._orders:
             self._orders[tolerance] = judge_order(self.run.ledger, self.reported.val_loss, tolerance)
         return self._orders[tolerance]

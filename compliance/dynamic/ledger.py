@@ -134,7 +134,7 @@ class Tolerance:
     loss arithmetic ran in bf16/fp16 (compliance.dynamic.margin measures both)."""
     abs: float = 1e-3
     rel: float = 5e-4
-    lowp_abs: float = 0.06
+    lowp_abs: float = 0.1
 
     def of(self, candidate: Pass, reported: float) -> float:
         return self.lowp_abs if candidate.lowp else max(self.abs, self.rel * abs(reported))

@@ -4,7 +4,10 @@
 - static: legality analysis of a 150 KB script (target < 1 s)
 - pipeline: `pgolf submit` of the reference submission on cpu-smoke against running
   the same three stages by hand (target: overhead < 2% of wall time)
-Run one with `python tests/bench/run.py audit|pipeline`.
+- dynamic: the reference's eval stage on a canary, plain and traced (target: tracer
+  overhead < 25%), and the whole dynamic check against that plain eval pass
+- margin: what loss arithmetic alone moves a mean, against the catalog's margins
+Run one with `python tests/bench/run.py audit|static|pipeline|dynamic|margin`.
 """
 from __future__ import annotations
 
@@ -72,7 +75,8 @@ def _by_hand(work: Path, data, profile) -> float:
 def _by_pgolf(work: Path, data) -> float:
     argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "submit", "--seeds", "1",
             "--train-data", str(data.train), "--val-data", str(data.val), "--tokenizer", str(data.tokenizer),
-            "--records-dir", str(work / "records"), "--work-dir", str(work / "runs"), "--name", "bench"]
+            "--records-dir", str(work / "records"), "--work-dir", str(work / "runs"), "--name", "bench",
+            "--no-dynamic"]  # the dynamic check has its own bench
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # 1 seed: the check fails R-SEEDS
     total = time.perf_counter() - start
@@ -101,7 +105,76 @@ def bench_pipeline() -> bool:
     return ok
 
 
-BENCHES = {"audit": bench_audit, "static": bench_static, "pipeline": bench_pipeline}
+def _stage_env(profile, data, paths, val_dir: Path) -> dict:
+    from pgolf.pipeline.stages import base_env
+    env = base_env(profile, 1, {})
+    env.update({"PGOLF_TRAIN_DATA": str(data.train), "PGOLF_VAL_DATA": str(val_dir),
+                "PGOLF_TOKENIZER": str(data.tokenizer), "PGOLF_CHECKPOINT": str(paths.checkpoint),
+                "PGOLF_ARTIFACT": str(paths.artifact), "PGOLF_RESULT": str(paths.result),
+                "PGOLF_TRAIN_BUDGET_S": str(profile.train_cap_s - profile.quantize_reserve_s)})
+    return env
+
+
+def _timed(env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(REFERENCE)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def bench_dynamic() -> bool:
+    from pgolf.compliance.audit import audit
+    from pgolf.compliance.context import AuditOptions
+    from pgolf.compliance.dynamic import canary as canary_mod
+    from pgolf.compliance.dynamic.harness import SHIM_DIR, DynamicOptions
+    from pgolf.pipeline.cli import _default_data
+    from pgolf.pipeline.profiles import get_profile
+    from pgolf.pipeline.stages import SeedPaths
+    data = _default_data(REPO / "data" / "synth")
+    profile = get_profile("cpu-smoke")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        canary = canary_mod.generate(canary_mod.content_ids(data.tokenizer))
+        canary_file = canary_mod.write(canary, work / "canary")
+        env = _stage_env(profile, data, SeedPaths(work / "seed"), work / "canary")
+        for stage in ("train", "quantize"):
+            _timed({**env, "PGOLF_STAGE": stage})
+        plain = min(_timed({**env, "PGOLF_STAGE": "eval"}) for _ in range(2))
+        traced_env = {**env, "PGOLF_STAGE": "eval", "PYTHONPATH": str(SHIM_DIR), "PGOLF_CANARY": str(canary_file),
+                      "PGOLF_LEDGER_DIR": str(work / "ledger"), "PGOLF_SHIM_DEVICE": "cpu"}
+        traced = min(_timed(traced_env) for _ in range(2))
+        options = DynamicOptions(data=data.train, tokenizer=data.tokenizer, env=dict(profile.env), preset=False)
+        start = time.perf_counter()
+        report = audit([str(REFERENCE)], AuditOptions(dynamic=options))
+        whole = time.perf_counter() - start
+    overhead = traced / plain - 1
+    ok = overhead < 0.25 and report.verdict == "pass"
+    print(f"dynamic: reference eval pass on a {len(canary.tokens) - 1}-token canary: plain {plain:.1f} s, traced "
+          f"{traced:.1f} s, tracer overhead {overhead:+.0%} (target < 25%) {'OK' if ok else 'SLOW'}")
+    print(f"dynamic: whole check (train, quantize, eval traced; verdict {report.verdict}) {whole:.1f} s = "
+          f"{whole / plain:.1f}x a plain eval pass")
+    return ok
+
+
+def bench_margin() -> bool:
+    import yaml
+    from pgolf.compliance.dynamic.margin import measure
+    from pgolf.compliance.rules.registry import CATALOG_DIR
+    rules = {r["id"]: r for r in yaml.safe_load((CATALOG_DIR / "dynamic.yaml").read_text())["rules"]}
+    params = rules["R-DYN-CANARY"]["params"]
+    worst = {}
+    for scale in (0.1, 0.5, 3.0):  # near-uniform to confident logits
+        for name, value in measure(scale=scale, trials=3).items():
+            worst[name] = max(worst.get(name, 0.0), value)
+    ok = params["margin_nats_per_token"] > worst["fp32_loss"] and params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
+    print(f"margin: worst mean shift per token: fp32 loss {worst['fp32_loss']:.2e} (catalog "
+          f"{params['margin_nats_per_token']:.0e}), bf16 loss {worst['bf16_loss']:.4f} (catalog "
+          f"{params['lowp_margin_nats_per_token']}) {'OK' if ok else 'TOO SMALL'}")
+    return ok
+
+
+BENCHES = {"audit": bench_audit, "static": bench_static, "pipeline": bench_pipeline, "dynamic": bench_dynamic,
+           "margin": bench_margin}
 
 if __name__ == "__main__":
     os.chdir(REPO)
