@@ -139,14 +139,21 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
 def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         return
+    by_site: dict[str, list[dict]] = {}
     for event in ctx.run.ledger.of_kind("connect", "resolve"):
-        what = event.get("address") or event.get("host")
-        verb = "connects to" if event["kind"] == "connect" else "resolves"
-        yield rule.finding(f"the script {verb} {what} at {event['site']}", file=ctx.file,
-                           evidence={"call_site": event["site"], "kind": event["kind"], "target": what})
-    for note in ctx.run.notes:
-        if note.startswith("R-NETWORK"):
-            yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
+        by_site.setdefault(event["site"], []).append(event)
+    for site, events in by_site.items():
+        connects = [e["address"] for e in events if e["kind"] == "connect"]
+        target = connects[0] if connects else events[0]["host"]
+        verb = "connects to" if connects else "resolves"
+        more = f" ({len(events)} calls)" if len(events) > 1 else ""
+        yield rule.finding(f"the script {verb} {target} at {site}{more}", file=ctx.file,
+                           evidence={"call_site": site, "kind": "connect" if connects else "resolve",
+                                     "target": target, "attempts": len(events)})
+    if not by_site:  # the container saw what the in-process hook did not (a C extension, a subprocess)
+        for note in ctx.run.notes:
+            if note.startswith("R-NETWORK"):
+                yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
 
 
 @check("dynamic.train_in_eval")

@@ -143,7 +143,7 @@ def _layout(work: Path, script: Path, train_dir: Path, tokenizer: Path, vocab: i
 
 def _copy_sources(script: Path, run_dir: Path) -> None:
     """The entry script and the Python modules beside it (some records import their own helpers)."""
-    for path in sorted(script.parent.glob("*.py")) if script.parent != Path("") else []:
+    for path in sorted(script.parent.glob("*.py")):
         if path.is_file() and not path.is_symlink():
             shutil.copyfile(path, run_dir / path.name)
     shutil.copyfile(script, run_dir / script.name)
