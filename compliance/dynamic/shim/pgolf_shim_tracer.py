@@ -144,24 +144,55 @@ class _Ledger:
         target, logits = bound.arguments.get("target"), bound.arguments.get("input")
         if self.locator is None or not isinstance(target, torch.Tensor) or target.is_floating_point():
             return
+        grad = isinstance(out, torch.Tensor) and out.grad_fn is not None
+        event = self.record(target, lambda: _per_token(func, bound, logits, target), func.__name__, grad,
+                            logits, bound.arguments.get("ignore_index", -100))
+        if event is not None and grad:
+            out.grad_fn.register_prehook(lambda _grads, e=event: self.backward(e))
+
+    def record(self, target, losses_of, fn: str, grad: bool, logits, ignore=-100):
+        """One loss call on `target`; `losses_of()` gives per-target losses only when some are canary."""
         rows = target.detach().reshape(-1, target.shape[-1] if target.dim() else 1).to("cpu").long().numpy()
         pos = self.locator.locate(rows)
-        ignore = bound.arguments.get("ignore_index", -100)
         pos[rows == ignore] = -1
         keep = pos.reshape(-1) >= 0
         if not keep.any():
-            return
-        losses = _per_token(func, bound, logits, target).reshape(-1)
+            return None
+        losses = losses_of().reshape(-1)
         offsets = run_offsets(pos).reshape(-1)
-        grad = isinstance(out, torch.Tensor) and out.grad_fn is not None
-        event = self.writer.loss(pos.reshape(-1)[keep], offsets[keep], losses[keep],
-                                 fn=func.__name__, grad=grad, site=call_site(),
-                                 dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""))
-        if grad:
-            out.grad_fn.register_prehook(lambda _grads, e=event: self._backward(e))
+        return self.writer.loss(pos.reshape(-1)[keep], offsets[keep], losses[keep], fn=fn, grad=grad,
+                                site=call_site(), dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""))
 
-    def _backward(self, event: int) -> None:
+    def backward(self, event: int) -> None:
         self.writer.event("backward", of=event)
+
+
+_LEDGER: "_Ledger | None" = None
+_KERNEL_FORWARDS: dict = {}   # fingerprint of a kernel call's targets -> its loss event
+
+
+def _fingerprint(target) -> int:
+    return hash(target.detach().to("cpu").numpy().tobytes())
+
+
+def kernel_loss(logits, target, losses) -> None:
+    """Called by the device shim's reference of a fused cross-entropy kernel: a record that wraps
+    its kernel in torch.library.custom_op runs it where no TorchFunctionMode can see."""
+    if _LEDGER is None or _LEDGER.locator is None:
+        return
+    event = _LEDGER.record(target, lambda: losses.detach().float().cpu().numpy(), "fused_cross_entropy",
+                           False, logits)
+    if event is not None:
+        _KERNEL_FORWARDS[_fingerprint(target)] = event
+        while len(_KERNEL_FORWARDS) > 256:  # forwards never backpropagated (scoring) age out
+            _KERNEL_FORWARDS.pop(next(iter(_KERNEL_FORWARDS)))
+
+
+def kernel_backward(target) -> None:
+    """The backward kernel of that loss ran: an update on those targets is now possible."""
+    event = _KERNEL_FORWARDS.pop(_fingerprint(target), None) if _LEDGER is not None else None
+    if event is not None:
+        _LEDGER.backward(event)
 
 
 def _per_token(func, bound, logits, target):
@@ -281,8 +312,10 @@ def install() -> None:
     canary = os.environ.get("PGOLF_CANARY")
 
     def torch_ready() -> None:
+        global _LEDGER
         import numpy as np
         locator = Locator(np.load(canary)) if canary else None
-        _install_torch(_Ledger(writer, locator), writer)
+        _LEDGER = _Ledger(writer, locator)
+        _install_torch(_LEDGER, writer)
     import sitecustomize
     sitecustomize.when_imported("torch", torch_ready)
