@@ -275,3 +275,32 @@ def test_catalog_margins_cover_the_measured_arithmetic():
     assert params["margin_nats_per_token"] > worst["fp32_loss"]
     assert params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
     assert params["lowp_abs_tolerance"] > worst["bf16_loss"]
+
+
+def test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_backward(tmp_path):
+    """Records wrap their Triton cross-entropy in torch.library.custom_op, out of any mode's
+    sight; the shim's kernel reference tells the tracer directly."""
+    import os
+    import subprocess
+
+    from pgolf.compliance.dynamic.ledger import read_ledger
+    c = make_canary(4096)
+    np.save(tmp_path / "canary.npy", c.tokens)
+    child = (
+        "import numpy as np, torch\n"
+        "import pgolf_shim_tracer as tracer\n"
+        "t = torch.from_numpy(np.load('canary.npy').astype(np.int64))\n"
+        "targets = t[1:1025]\n"
+        "logits = torch.zeros(1024, 1024)\n"
+        "losses = torch.full((1024,), 6.9)\n"
+        "tracer.kernel_loss(logits, targets, losses)\n"
+        "tracer.kernel_backward(targets)\n"
+        "tracer.kernel_loss(logits, t[1025:2049], losses)\n")
+    env = {**os.environ, "PYTHONPATH": str(SHIM_DIR), "PGOLF_LEDGER_DIR": str(tmp_path / "ledger"),
+           "PGOLF_CANARY": str(tmp_path / "canary.npy")}
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=env, check=True)
+    ledger = read_ledger(tmp_path / "ledger")
+    assert sorted(ledger.pos.tolist()) == list(range(1, 2049))
+    updated = ledger.pos[np.isfinite(ledger.update_t)]
+    assert sorted(updated.tolist()) == list(range(1, 1025))
+    assert ledger.loss == pytest.approx(6.9)
