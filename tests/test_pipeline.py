@@ -148,3 +148,15 @@ def test_script_without_the_contract_runs_once_and_is_judged_by_its_log(tmp_path
     assert result["val_bpb"] == pytest.approx(1.5002)
     assert result["bytes_total"] == 5000 + result["bytes_code"] == 5000 + req.script.stat().st_size
     assert any("does not speak the stage contract" in d for d in result["disagreements"])
+
+
+def test_the_submit_step_checks_on_the_cpu_with_the_runs_own_data(tmp_path, data):
+    from pgolf.compliance.sandbox import DockerRuntime
+    from pgolf.pipeline.submit import dynamic_options
+    req = request(tmp_path, data)
+    options = dynamic_options(req, Progress(3))
+    assert (options.data, options.tokenizer) == (data.train, data.tokenizer)
+    assert options.preset is False and options.env["MODEL_DIM"] == req.profile.env["MODEL_DIM"]
+    gpu = replace(req, profile=get_profile("8xh100"), runtime=DockerRuntime(image="pgolf:cuda", gpus=True))
+    options = dynamic_options(gpu, Progress(3))
+    assert options.preset is True and isinstance(options.runtime, LocalRuntime)

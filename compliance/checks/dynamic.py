@@ -49,9 +49,15 @@ def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     for error in ledger.trace_errors:
         yield rule.finding(f"the tracer failed on a loss call ({error}); some events may be missing",
                            file=ctx.file, evidence=base)
+    spawned = ctx.run.ledger.of_kind("subprocess")
+    if spawned:
+        shown = "; ".join(f"{e['argv'][:80]} at {e['site']}" for e in spawned[:3])
+        yield rule.finding(f"{len(spawned)} subprocess(es) started: {shown}", file=ctx.file, severity="info",
+                           evidence={"subprocesses": [{"argv": e["argv"], "site": e["site"]} for e in spawned[:20]]})
     if run.knobs_ignored:
         shown = ", ".join(run.knobs_ignored[:12]) + (" ..." if len(run.knobs_ignored) > 12 else "")
-        yield rule.finding(f"preset knobs the script never reads: {shown}", file=ctx.file, severity="info")
+        yield rule.finding(f"preset knobs not found in the script's source: {shown}", file=ctx.file,
+                           severity="info")
     yield rule.finding(f"traced run: {run.status} in {run.wall_s:.1f}s, {ledger.processes} process(es), "
                        f"{len(ledger.pos)} traced targets; {LIMITS}", file=ctx.file, severity="info", evidence=base)
 
