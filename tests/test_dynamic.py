@@ -104,14 +104,16 @@ def test_strong_leak_evidence_is_in_nats_with_a_p_value(official_data):
     assert evidence["tokens"] >= 16000 and evidence["margin_nats"] > 0
     c3 = _finding(record, "R-DYN-SCORE-FIRST").evidence
     assert c3["positions_affected"] == c3["positions_scored"]
-    assert "pre_eval_ttt.py:" in c3["update_site"]
+    assert "pre_eval_ttt.py:" in c3["update_site"]  # through _common.py's helpers, named too
 
 
 def test_network_and_training_reads_name_their_call_site(official_data):
     net = _finding(check(PATTERNS / "net_in_eval.py", official_data), "R-DYN-NETWORK")
-    assert "10.255.255.1" in net.message and net.evidence["call_site"].startswith("net_in_eval.py:")
+    assert "10.255.255.1" in net.message and "net_in_eval.py:" in net.evidence["call_site"]
     read = _finding(check(PATTERNS / "train_read_in_eval.py", official_data), "R-DYN-TRAIN-IN-EVAL")
-    assert read.evidence["call_site"].startswith("train_read_in_eval.py:") and "fineweb_train_" in read.message
+    site = read.evidence["call_site"]
+    assert site.startswith("_common.py:") and "train_read_in_eval.py:" in site and "unigram_log_prior" in site
+    assert "fineweb_train_" in read.message
 
 
 def test_the_audited_folder_is_not_written(official_data, tmp_path):
@@ -161,5 +163,5 @@ def test_in_the_container_without_network_the_call_site_is_still_named(official_
     _engine()
     record = check(PATTERNS / "net_in_eval.py", official_data, runtime=DockerRuntime(image=IMAGE))
     net = _finding(record, "R-DYN-NETWORK")
-    assert net.evidence["call_site"].startswith("net_in_eval.py:") and "10.255.255.1" in net.message
+    assert "net_in_eval.py:" in net.evidence["call_site"] and "10.255.255.1" in net.message
     assert "R-DYN-RUN" not in failing(record)

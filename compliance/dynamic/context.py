@@ -48,7 +48,14 @@ class DynamicContext:
         return printed_decimals(order.report_line if order else None)
 
     def eval_window(self, order: Order | None) -> tuple[float, float] | None:
-        """From the first counted score of the reporting pass to the line that reports it."""
+        """The scored evaluation: from the last artifact write before the reporting pass (else the
+        last training step, else its first counted score) to the line that reports it. Reads before
+        the artifact is written (a GPTQ calibration on training data) belong to training."""
         if order is None or order.judged is None:
             return None
-        return float(self.run.ledger.t[order.judged.entries].min()), order.judged.end_t
+        ledger = self.run.ledger
+        first = float(ledger.t[order.judged.entries].min())
+        writes = [e["t"] for e in ledger.of_kind("write") if e["t"] < first]
+        steps = [e["t"] for e in ledger.of_kind("step") if e["t"] < first and not e.get("canary")]
+        start = writes[-1] if writes else steps[-1] if steps else first
+        return float(start), order.judged.end_t

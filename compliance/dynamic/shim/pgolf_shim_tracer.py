@@ -135,6 +135,7 @@ class _Ledger:
     def __init__(self, writer: _Writer, locator: Locator | None) -> None:
         self.writer, self.locator = writer, locator
         self.failures = 0
+        self.canary_since_step = False
 
     def loss_call(self, func, args, kwargs, out) -> None:
         import inspect
@@ -164,7 +165,13 @@ class _Ledger:
                                 site=call_site(), dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""))
 
     def backward(self, event: int) -> None:
+        self.canary_since_step = True
         self.writer.event("backward", of=event)
+
+    def step(self, optimizer) -> None:
+        """A step after a backward on canary targets is test-time training; one without, training."""
+        self.writer.event("step", opt=type(optimizer).__name__, canary=self.canary_since_step)
+        self.canary_since_step = False
 
 
 _LEDGER: "_Ledger | None" = None
@@ -208,19 +215,20 @@ def _per_token(func, bound, logits, target):
         return func(**{k: v for k, v in args.items() if k in bound.signature.parameters}).cpu().numpy()
 
 
-def call_site() -> str:
-    """The innermost frame in the submission's own code, else the innermost outside the shim."""
+def call_site(depth: int = 3) -> str:
+    """The innermost frames in the submission's own code (`a.py:50 in f < b.py:13 in g`: a helper
+    and who called it), else the innermost frame outside the shim."""
     script_dir = os.environ.get("PGOLF_SCRIPT_DIR", "")
     frame = sys._getframe(1)
-    fallback = None
-    while frame is not None:
+    found, fallback = [], None
+    while frame is not None and len(found) < depth:
         name = frame.f_code.co_filename
         if script_dir and name.startswith(script_dir):
-            return f"{os.path.basename(name)}:{frame.f_lineno} in {frame.f_code.co_name}"
-        if fallback is None and "pgolf_shim" not in name and "sitecustomize" not in name:
+            found.append(f"{os.path.basename(name)}:{frame.f_lineno} in {frame.f_code.co_name}")
+        elif fallback is None and "pgolf_shim" not in name and "sitecustomize" not in name:
             fallback = f"{name}:{frame.f_lineno} in {frame.f_code.co_name}"
         frame = frame.f_back
-    return fallback or "?"
+    return " < ".join(found) or fallback or "?"
 
 
 class _LineTap:
@@ -246,6 +254,9 @@ class _LineTap:
 
 
 def _audit_hook(writer: _Writer):
+    script_dir = os.environ.get("PGOLF_SCRIPT_DIR") or None
+    written: set = set()
+
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path = args[0]
@@ -253,6 +264,10 @@ def _audit_hook(writer: _Writer):
                 path = os.fsdecode(path)
                 if any(marker in os.path.basename(path) for marker in FILE_MARKERS):
                     writer.event("open", path=path, mode=str(args[1]), site=call_site())
+                elif _is_artifact_write(path, args[1], args[2] if len(args) > 2 else 0, script_dir):
+                    if path not in written or len(written) < 64:  # each artifact once, mostly
+                        written.add(path)
+                        writer.event("write", path=path, site=call_site())
         elif event == "socket.connect":
             writer.event("connect", address=repr(args[1])[:200], site=call_site())
         elif event == "socket.getaddrinfo":
@@ -261,6 +276,19 @@ def _audit_hook(writer: _Writer):
             writer.event("subprocess", argv=repr(args[1] if event != "os.system" else args[0])[:300],
                          site=call_site())
     return hook
+
+
+TEXT_SUFFIXES = (".txt", ".log", ".json", ".jsonl", ".csv", ".md", ".py", ".out")
+
+
+def _is_artifact_write(path: str, mode, flags, script_dir: str | None) -> bool:
+    """A file the script writes beside itself that is not a log: the artifact (or a step to it).
+    Scoring starts from the artifact, so its last write marks where evaluation may begin."""
+    if script_dir is None or path.endswith(TEXT_SUFFIXES):
+        return False
+    writes = any(c in str(mode) for c in "wax+") if mode is not None else bool(flags & (os.O_WRONLY | os.O_RDWR))
+    full = os.path.abspath(path)
+    return writes and full.startswith(script_dir) and "/ledger/" not in full
 
 
 def _install_torch(ledger: _Ledger, writer: _Writer) -> None:
@@ -286,7 +314,7 @@ def _install_torch(ledger: _Ledger, writer: _Writer) -> None:
     mode = Tracer()
     mode.__enter__()
     _enter_in_threads(mode)
-    register_optimizer_step_post_hook(lambda opt, *_: writer.event("step", opt=type(opt).__name__))
+    register_optimizer_step_post_hook(lambda opt, *_: ledger.step(opt))
     writer.event("torch", version=torch.__version__)
 
 
