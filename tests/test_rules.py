@@ -18,7 +18,7 @@ def test_every_rule_of_every_catalog_is_bound():
 
 def test_every_registered_record_check_is_used():
     used = {r.check for name in ruleset_names() for r in load_ruleset(name).rules}
-    unused = {name for name in registered_checks() if name.startswith("record.")} - used
+    unused = {name for name in registered_checks() if name.startswith(("record.", "dynamic."))} - used
     assert not unused
 
 
@@ -26,8 +26,11 @@ def test_track_catalog_inherits_and_overrides():
     base = load_ruleset("base")
     non_record = load_ruleset("track_non_record_16mb")
     legality = load_ruleset("legality")
-    assert {r.id for r in non_record.rules} == {r.id for r in base.rules} | {r.id for r in legality.rules}
+    dynamic = load_ruleset("dynamic")
+    assert {r.id for r in non_record.rules} == {r.id for r in base.rules} | {r.id for r in legality.rules} \
+        | {r.id for r in dynamic.rules}
     assert all(r.kind == "script" for r in legality.rules) and "R-TTT-SCORE-FIRST" in {r.id for r in legality.rules}
+    assert all(r.kind == "dynamic" for r in dynamic.rules) and "R-DYN-SCORE-FIRST" in {r.id for r in dynamic.rules}
     assert base.get("R-TRAIN-TIME").enabled and not non_record.get("R-TRAIN-TIME").enabled
     assert non_record.get("R-SEEDS").severity == "warn"
     assert non_record.get("R-SIZE").params == base.get("R-SIZE").params
