@@ -49,11 +49,14 @@ from .rules import load_ruleset, ruleset_names
 @click.option("--set", "dyn_env", multiple=True, metavar="KEY=VALUE",
               help="--dynamic: an environment knob for the run, e.g. TTT_ENABLED=1 (repeatable).")
 @click.option("--no-preset", is_flag=True, help="--dynamic: do not apply the tiny CPU preset.")
+@click.option("--device-shim", "dyn_shim", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True, help="--dynamic: run CUDA code on the CPU (auto: unless the script speaks "
+                                      "pgolf's stage contract, which runs on a CPU by itself).")
 @click.option("--keep", "dyn_keep", type=click.Path(file_okay=False, path_type=Path),
               help="--dynamic: keep the run (log, ledger, canary) in this folder.")
 @click.version_option(__version__, prog_name="pgolf-check")
 def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
-         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_keep):
+         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     try:
         if list_rules:
@@ -64,7 +67,7 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
         if not targets and not git_repo:
             raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
         dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
-                               no_preset, dyn_keep) if dynamic else None
+                               no_preset, dyn_shim, dyn_keep) if dynamic else None
         options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
                                ruleset=ruleset, dynamic=dyn)
         if ruleset:
@@ -82,7 +85,7 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
     sys.exit(report.exit_code)
 
 
-def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, keep):
+def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):
     from .dynamic.harness import DynamicOptions
     from .sandbox import get_runtime
     knobs = {}
@@ -94,6 +97,7 @@ def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset
     options = {"image": image} if runtime == "docker" else {}
     return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
                           cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,
+                          device_shim={"auto": None, "on": True, "off": False}[shim],
                           progress=lambda msg: click.echo(f"pgolf-check: {msg}", err=True))
 
 

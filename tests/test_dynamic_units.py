@@ -304,3 +304,12 @@ def test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_back
     updated = ledger.pos[np.isfinite(ledger.update_t)]
     assert sorted(updated.tolist()) == list(range(1, 1025))
     assert ledger.loss == pytest.approx(6.9)
+
+
+def test_the_device_shim_is_left_out_for_scripts_of_the_stage_contract():
+    from pgolf.compliance.dynamic.harness import DynamicOptions, _wants_device_shim
+    reference = (Path(__file__).resolve().parents[1] / "pipeline" / "reference" / "train_gpt.py").read_text()
+    record_style = "import torch\nif not torch.cuda.is_available():\n    raise RuntimeError('CUDA is required')\n"
+    assert not _wants_device_shim(DynamicOptions(), reference)
+    assert _wants_device_shim(DynamicOptions(), record_style)
+    assert _wants_device_shim(DynamicOptions(device_shim=True), reference)

@@ -29,6 +29,7 @@ from .preset import env_reads, ignored, tiny_preset, vocab_size
 
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"
+CONTRACT_MARKER = "PGOLF_STAGE"      # pgolf's stage contract (README; pipeline/stages.py)
 SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "TOKENIZER_PATH", "PYTHONPATH", "VOCAB_SIZE")
 
 
@@ -43,6 +44,8 @@ class DynamicOptions:
     scored_tokens: int = canary_mod.DEFAULT_SCORED_TOKENS
     seed: int = 1337
     preset: bool = True                # the tiny preset; off for scripts already sized for a CPU
+    device_shim: bool | None = None    # CUDA -> CPU shim; None: on unless the script speaks pgolf's
+                                       # stage contract (such scripts run on a CPU by contract)
     env: dict[str, str] = field(default_factory=dict)   # extra knobs, e.g. a technique switched on
     workdir: Path | None = None        # keep the run here; a temporary folder otherwise
     python: str = sys.executable
@@ -76,13 +79,14 @@ def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRu
     keep = options.workdir is not None
     work = Path(options.workdir or tempfile.mkdtemp(prefix="pgolf-dynamic-"))
     try:
-        return _run(script, work, train_dir, tokenizer, vocab, canary, reads, options)
+        return _run(script, work, train_dir, tokenizer, vocab, canary, reads, options,
+                    _wants_device_shim(options, source))
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options) -> DynamicRun:
+def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options, device_shim: bool) -> DynamicRun:
     run_dir, data_root, ledger_dir = _layout(work, script, train_dir, tokenizer, vocab, canary)
     dataset = data_root / "datasets" / f"fineweb10B_sp{vocab}"
     knobs = {**(tiny_preset() if options.preset else {}), **options.env}
@@ -90,7 +94,9 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options) -> D
         "DATA_PATH": str(dataset), "DATA_DIR": str(data_root) + os.sep, "VOCAB_SIZE": str(vocab),
         "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
         "PGOLF_LEDGER_DIR": str(ledger_dir), "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
-        "PGOLF_SCRIPT_DIR": str(run_dir), "PGOLF_SHIM_DEVICE": "cpu", **_contract_paths(dataset, run_dir)})
+        "PGOLF_SCRIPT_DIR": str(run_dir), **_contract_paths(dataset, run_dir)})
+    if device_shim:
+        env["PGOLF_SHIM_DEVICE"] = "cpu"
     spec = StageSpec(name="dynamic", argv=_argv(options, run_dir / script.name), env=env, cwd=run_dir,
                      cap_s=options.cap_s, log_path=work / "run.log", grace_s=10.0,
                      read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
@@ -107,6 +113,14 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options) -> D
                       facts=parse_log_bytes(log_bytes), ledger=read_ledger(ledger_dir), env=knobs,
                       knobs_ignored=ignored(knobs, reads), notes=list(result.notes),
                       workdir=work if options.workdir else None)
+
+
+def _wants_device_shim(options: DynamicOptions, source: str) -> bool:
+    """A CPU-capable script left alone runs its own CPU path (fp32, no autocast), several times
+    faster than its CUDA path emulated on the CPU."""
+    if options.device_shim is not None:
+        return options.device_shim
+    return CONTRACT_MARKER not in source
 
 
 def _contract_paths(dataset: Path, run_dir: Path) -> dict[str, str]:

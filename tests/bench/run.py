@@ -141,7 +141,7 @@ def bench_dynamic() -> bool:
             _timed({**env, "PGOLF_STAGE": stage})
         plain = min(_timed({**env, "PGOLF_STAGE": "eval"}) for _ in range(2))
         traced_env = {**env, "PGOLF_STAGE": "eval", "PYTHONPATH": str(SHIM_DIR), "PGOLF_CANARY": str(canary_file),
-                      "PGOLF_LEDGER_DIR": str(work / "ledger"), "PGOLF_SHIM_DEVICE": "cpu"}
+                      "PGOLF_LEDGER_DIR": str(work / "ledger")}  # no device shim: a contract script, as the check runs it
         traced = min(_timed(traced_env) for _ in range(2))
         options = DynamicOptions(data=data.train, tokenizer=data.tokenizer, env=dict(profile.env), preset=False)
         start = time.perf_counter()
