@@ -10,12 +10,23 @@ flash-attention, not SDPA:
   (query i sits at key position i + seqlen_k - seqlen_q); `window=(left, right)`, -1 = unbounded;
 - a query row that sees no key gives zeros (SDPA would give NaN) and a log-sum-exp of +inf;
 - the log-sum-exp is float32, (batch, heads, seqlen_q) dense and (heads, total_q) varlen.
-Softcapping, ALiBi slopes and the log-sum-exp are computed by an explicit float32 softmax, since
-SDPA has none of them.
+Softcapping and ALiBi slopes go through an explicit float32 softmax, since SDPA has neither. A
+log-sum-exp beside SDPA comes from torch's fused CPU flash kernel (else a no-grad recomputation),
+and is detached: flash-attention's backward ignores any gradient on it.
+
+FA3 builds before `return_attn_probs` existed always returned (out, softmax_lse), and some records
+were written for them (`y, _ = flash_attn_func(q, k, v, causal=True)`). A plain tensor would be
+unpacked along its batch dimension there: silently wrong when the batch is 2, an error otherwise.
+So when the script's own frame unpacks an FA3 call into exactly two names, the pair is returned.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dis
+import functools
+import os
+import sys
+from dataclasses import dataclass, replace
+from types import CodeType
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -39,6 +50,7 @@ class AttnOptions:
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions) -> AttnResult:
     """Attention over (B, T, H, D) tensors; returns out, or (out, lse) when opts.return_lse."""
     _check_dense(q, k, v)
+    opts = _with_legacy_pair(opts)
     scale = opts.softmax_scale if opts.softmax_scale is not None else q.shape[-1] ** -0.5
     qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
     kh, vh = _expand_kv_heads(kh, vh, qh.shape[1])
@@ -48,13 +60,10 @@ def dense_attention(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions) -> AttnR
         with torch.autocast(device_type=q.device.type, enabled=False):  # FA keeps softmax in fp32
             out, lse = _explicit_softmax_attention(qh, kh, vh, scale, mask, opts)
     else:
-        plain_causal = opts.causal and mask is None
-        out = F.scaled_dot_product_attention(
-            qh, kh, vh, attn_mask=mask, dropout_p=opts.dropout_p, is_causal=plain_causal, scale=scale
-        )
-        lse = None
+        out, lse = _sdpa(qh, kh, vh, scale, mask, opts)
     out = out.transpose(1, 2).to(q.dtype).contiguous()  # FA returns (B, T, H, D) contiguous
-    return (out, lse) if opts.return_lse else out
+    # flash-attention's backward ignores any gradient on lse: it is a detached statistic
+    return (out, lse.detach()) if opts.return_lse else out
 
 
 def varlen_attention(
@@ -69,6 +78,7 @@ def varlen_attention(
 ) -> AttnResult:
     """Attention over packed (total, H, D) tensors, one dense call per cu_seqlens segment."""
     _check_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k)
+    opts = _with_legacy_pair(opts)
     spans_q = _spans(cu_seqlens_q, seqused_q)
     spans_k = _spans(cu_seqlens_k, seqused_k)
     out_pieces: list[Tensor] = []
@@ -87,6 +97,43 @@ def varlen_attention(
     if not opts.return_lse:
         return out
     return out, torch.cat(lse_pieces, dim=1)
+
+
+_SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
+_FA3_API = os.path.join(_SHIM_DIR, "flash_attn_interface.py")
+
+
+def _with_legacy_pair(opts: AttnOptions) -> AttnOptions:
+    return replace(opts, return_lse=True) if not opts.return_lse and fa3_caller_unpacks_pair() else opts
+
+
+def fa3_caller_unpacks_pair() -> bool:
+    """True when the first frame outside the shims called the FA3 API and unpacks what it returns
+    into exactly two names (`out, lse = flash_attn_func(...)`, the pre-return_attn_probs API)."""
+    frame, entry = sys._getframe(1), None
+    while frame is not None and _in_shim(frame.f_code.co_filename):
+        frame, entry = frame.f_back, frame
+    if frame is None or entry is None or _abspath(entry.f_code.co_filename) != _FA3_API:
+        return False
+    return _unpacks_two_after(frame.f_code, frame.f_lasti)
+
+
+@functools.lru_cache(maxsize=256)
+def _abspath(filename: str) -> str:
+    return os.path.abspath(filename)
+
+
+def _in_shim(filename: str) -> bool:
+    # "<string>", "<stdin>": code compiled from text is the script's, wherever the cwd is
+    return not filename.startswith("<") and _abspath(filename).startswith(_SHIM_DIR + os.sep)
+
+
+@functools.lru_cache(maxsize=4096)
+def _unpacks_two_after(code: CodeType, last_offset: int) -> bool:
+    # f_lasti is the call or one of its inline caches (3.11+); the first listed instruction
+    # past it is what the script does with the result.
+    following = next((i for i in dis.get_instructions(code) if i.offset > last_offset), None)
+    return following is not None and following.opname == "UNPACK_SEQUENCE" and following.arg == 2
 
 
 def _segment(
@@ -161,9 +208,49 @@ def _visibility(t_q: int, t_k: int, causal: bool, window: Sequence[int], device)
 
 
 def _needs_explicit_softmax(opts: AttnOptions, mask: Optional[Tensor]) -> bool:
-    if opts.return_lse or opts.softcap > 0.0 or opts.alibi_slopes is not None:
+    # the log-sum-exp alone does not need it (_log_sum_exp): SDPA keeps its fused backward
+    if opts.softcap > 0.0 or opts.alibi_slopes is not None:
         return True
     return mask is not None and not bool(mask.any(dim=-1).all())
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float, mask: Optional[Tensor],
+          opts: AttnOptions) -> Tuple[Tensor, Optional[Tensor]]:
+    """SDPA's output, and the log-sum-exp when asked: from torch's fused CPU flash kernel when it
+    can serve the call (one pass, as fast as SDPA), else recomputed beside SDPA."""
+    plain_causal = opts.causal and mask is None
+    if opts.return_lse and mask is None and q.device.type == "cpu":
+        fused = _cpu_flash_with_lse(q, k, v, scale, plain_causal, opts.dropout_p)
+        if fused is not None:
+            return fused
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=opts.dropout_p, is_causal=plain_causal, scale=scale
+    )
+    return out, (_log_sum_exp(q, k, scale, mask, plain_causal) if opts.return_lse else None)
+
+
+def _cpu_flash_with_lse(q: Tensor, k: Tensor, v: Tensor, scale: float, causal: bool,
+                        dropout_p: float) -> Optional[Tuple[Tensor, Tensor]]:
+    kernel = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if kernel is None:
+        return None
+    try:  # a private op: any refusal (dtype, shape, build) falls back to the public path
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else q.dtype
+        out, lse = kernel(q.to(dtype), k.to(dtype), v.to(dtype), dropout_p, causal, scale=scale)
+    except (RuntimeError, TypeError):
+        return None
+    return out, lse
+
+
+def _log_sum_exp(q: Tensor, k: Tensor, scale: float, mask: Optional[Tensor], causal: bool) -> Tensor:
+    """The float32 softmax normaliser of SDPA's scores, outside autograd (every row sees a key)."""
+    with torch.no_grad(), torch.autocast(device_type=q.device.type, enabled=False):
+        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+        if causal:
+            mask = _causal_square(q.shape[2], q.device)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return torch.logsumexp(scores, dim=-1)
 
 
 def _explicit_softmax_attention(
