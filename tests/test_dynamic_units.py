@@ -83,8 +83,8 @@ def test_ville_bound_flags_a_pre_eval_fit_and_spares_a_score_first_learner():
     t = c.tokens.astype(np.int64)
     positions = np.arange(1, len(t))
     nll = c.target_nll()
-    legal = canary_evidence(nll, positions, float(_online_unigram_losses(t, leak=False).mean()), 1e-4)
-    leaked = canary_evidence(nll, positions, float(_online_unigram_losses(t, leak=True).mean()), 1e-4)
+    legal = canary_evidence(nll, positions, float(_online_unigram_losses(t, leak=False).sum()), 1e-4)
+    leaked = canary_evidence(nll, positions, float(_online_unigram_losses(t, leak=True).sum()), 1e-4)
     assert legal.p_value == 1.0 and legal.evidence_nats < 0
     assert leaked.p_value < 1e-6 and leaked.evidence_nats > math.log(1e6)
 
@@ -313,3 +313,22 @@ def test_the_device_shim_is_left_out_for_scripts_of_the_stage_contract():
     assert not _wants_device_shim(DynamicOptions(), reference)
     assert _wants_device_shim(DynamicOptions(), record_style)
     assert _wants_device_shim(DynamicOptions(device_shim=True), reference)
+
+
+def test_windows_at_the_end_of_the_stream_count_its_last_targets_again():
+    """The records' sliding eval: every window counts its last `stride` targets, the first all of
+    them, and the windows that reach the end of the stream count its last targets once each."""
+    book = Book()
+    seq, stride, n = 64, 16, 256
+    rng = np.random.default_rng(0)
+    truth = {p: float(v) for p, v in zip(range(1, n + 1), rng.uniform(5, 9, n))}
+    counted = []
+    for k, start in enumerate(range(1, n + 1, stride)):
+        window = np.arange(start, min(start + seq, n + 1))
+        book.loss(k, window, losses=np.array([truth[p] for p in window]))
+        counted += list(window if start == 1 else window[-stride:])
+    reported = float(np.mean([truth[p] for p in counted]))
+    book.line(1000, f"final val_loss:{reported:.8f}")
+    order = judge_order(book.build(), reported)
+    assert order.matched.rule == "windows" and order.matched.mean == pytest.approx(reported, abs=1e-9)
+    assert len(order.matched.weighted) == len(counted) > n and order.matched.n == n

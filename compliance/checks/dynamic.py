@@ -123,16 +123,17 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
     order = _order(ctx, rule)
-    positions = ctx.scored_positions(order)
+    positions, scored_nats, decimals = ctx.scored_once(order)
     lowp = order is not None and order.judged is not None and order.judged.lowp
     margin = rule.params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
-    ev = canary_evidence(ctx.run.canary.target_nll(), positions, ctx.reported.val_loss, margin, ctx.decimals(order))
+    ev = canary_evidence(ctx.run.canary.target_nll(), positions, scored_nats, margin, decimals)
     alpha = rule.params.get("alpha", 1e-6)
-    evidence = {**ev.as_dict(), "alpha": alpha, "low_precision_loss": lowp, "bound_per_token": ev.bound_nats / max(1, ev.tokens),
+    evidence = {**ev.as_dict(), "alpha": alpha, "low_precision_loss": lowp,
+                "scores_from": "reported val_loss" if decimals is not None else "traced pass", "bound_per_token": ev.bound_nats / max(1, ev.tokens),
                 "reported_val_loss": ctx.reported.val_loss}
     if ev.p_value < alpha:
         yield rule.finding(
-            f"val_loss {ctx.reported.val_loss:.6f} on the canary is {ev.evidence_nats:.1f} nats (after a "
+            f"val_loss {ctx.reported.val_loss:.6f} on the canary: the scores are {ev.evidence_nats:.1f} nats (after a "
             f"{ev.margin_nats:.1f}-nat numeric margin) better over {ev.tokens} tokens than any causal scorer "
             f"can be: leak proven at p = {ev.p_text()}", file=ctx.file, evidence=evidence)
     else:
@@ -190,7 +191,7 @@ def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
 def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
         return
-    positions = ctx.scored_positions(_order(ctx, rule))
+    positions = ctx.counted_positions(_order(ctx, rule))
     recount = byte_recount(ctx.run.canary.tokens, positions, ctx.run.tokenizer,
                            ctx.reported.val_loss, ctx.reported.val_bpb)
     if recount is None:

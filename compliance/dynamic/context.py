@@ -44,8 +44,22 @@ class DynamicContext:
         count = self.run.facts.val_tokens
         return np.arange(1, 1 + min(n, count if count else n))
 
-    def decimals(self, order: Order | None) -> int:
-        return printed_decimals(order.report_line if order else None)
+    def scored_once(self, order: Order | None) -> tuple[np.ndarray, float, int | None]:
+        """Targets each once, the nats they were scored with, and the printed decimals those rest on.
+        Where a traced pass reproduces the report, its own losses (a sliding window that counts the
+        stream's last targets 31 more times must not count their luck 31 more times); else N x val_loss."""
+        if order is not None and order.matched is not None:
+            entries = order.matched.entries
+            return self.run.ledger.pos[entries], float(self.run.ledger.loss[entries].sum()), None
+        positions = self.scored_positions(order)
+        return positions, len(positions) * self.reported.val_loss, printed_decimals(
+            order.report_line if order else None)
+
+    def counted_positions(self, order: Order | None) -> np.ndarray:
+        """Targets as the script's own sums count them (repeats included), for the byte recount."""
+        if order is not None and order.matched is not None:
+            return self.run.ledger.pos[order.matched.weighted]
+        return self.scored_positions(order)
 
     def eval_window(self, order: Order | None) -> tuple[float, float] | None:
         """The scored evaluation: from the last artifact write before the reporting pass (else the

@@ -51,14 +51,16 @@ def printed_decimals(text: str | None) -> int:
     return len(m.group(1)) if m else 8
 
 
-def canary_evidence(target_nll: np.ndarray, positions: np.ndarray, reported: float,
-                    margin_per_token: float, decimals: int = 8) -> CanaryEvidence:
+def canary_evidence(target_nll: np.ndarray, positions: np.ndarray, scored_nats: float,
+                    margin_per_token: float, decimals: int | None = 8) -> CanaryEvidence:
+    """`positions` each scored once, `scored_nats` the sum of their losses (N x the reported val_loss,
+    or the traced losses of the pass that reproduces it); `decimals` of a printed value, if used."""
     n = len(positions)
     bound = float(target_nll[positions].sum())
-    margin = n * (margin_per_token + 0.5 * 10.0 ** -decimals)
-    evidence = bound - n * reported - margin
+    margin = n * (margin_per_token + (0.5 * 10.0 ** -decimals if decimals is not None else 0.0))
+    evidence = bound - scored_nats - margin
     p = 1.0 if evidence <= 0 else math.exp(-evidence)
-    return CanaryEvidence(n, bound, n * reported, margin, evidence, p)
+    return CanaryEvidence(n, bound, scored_nats, margin, evidence, p)
 
 
 def byte_table(tokenizer: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -105,10 +105,16 @@ class Pass:
     start_t: float               # exclusive: the score line before it (or -inf)
     end_t: float                 # exclusive: the reporting line (or +inf)
     mode: str                    # "scores" (no-grad entries only) | "forwards" (every entry)
-    positions: np.ndarray        # counted positions, sorted
-    entries: np.ndarray          # index of each counted entry in the ledger
-    mean: float
+    positions: np.ndarray        # counted positions, sorted, each once
+    entries: np.ndarray          # per position, its counted entry (longest context, earliest)
+    mean: float                  # over `weighted`: what the script's own sums give
     lowp: bool = False           # some counted score came from bf16/fp16 logits
+    weighted: np.ndarray | None = None   # entries as the script counts them, repeats included
+    rule: str = "once"           # "once" | "windows" (sliding windows: each counts its last stride)
+
+    def __post_init__(self) -> None:
+        if self.weighted is None:
+            self.weighted = self.entries
 
     @property
     def n(self) -> int:
@@ -145,15 +151,17 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
     first_update = _first_updates(ledger)
     candidates = list(_candidates(ledger, end_t))
     matched = next((c for c in candidates if abs(c.mean - reported) <= tolerance.of(c, reported)), None)
+    # only the counting rule that fits best: the two differ by a few end-of-stream windows
+    matched = _best_rule(matched, candidates, reported) if matched else None
     judged = matched or (candidates[0] if candidates else None)
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
         return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, first_update, tol)
-    upd = np.array([first_update.get(int(p), math.inf) for p in judged.positions])
-    late = ledger.t[judged.entries] > upd
+    counted = judged.weighted
+    upd = np.array([first_update.get(int(p), math.inf) for p in ledger.pos[counted]])
+    late = np.unique(ledger.pos[counted][ledger.t[counted] > upd])
     legal_mean, missing = _legal_mean(ledger, judged, first_update)
-    return Order(reported, report_line, matched, judged, judged.positions[late], legal_mean, missing,
-                 first_update, tol)
+    return Order(reported, report_line, matched, judged, late, legal_mean, missing, first_update, tol)
 
 
 def _report_time(ledger: Ledger, reported: float) -> tuple[float, str | None]:
@@ -175,14 +183,47 @@ def _first_updates(ledger: Ledger) -> dict[int, float]:
 
 
 def _candidates(ledger: Ledger, end_t: float):
-    """Windows back from the reporting line, latest start first; each with no-grad entries, then all."""
+    """Windows back from the reporting line, latest start first; each with no-grad entries, then all;
+    each counted once per position, then (for overlapping windows) as sliding windows count."""
     bounds = sorted({float(t) for t, text in ledger.lines if t < end_t and VAL_LOSS.search(text)}, reverse=True)
     for start_t in [*bounds, -math.inf]:
         inside = (ledger.t > start_t) & (ledger.t < end_t)
         for mode in ("scores", "forwards"):
             sel = inside & ~np.isfinite(ledger.update_t) if mode == "scores" else inside
             if sel.any():
-                yield _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode)
+                once = _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode)
+                yield once
+                windows = _sliding(ledger, np.flatnonzero(sel), once)
+                if windows is not None:
+                    yield windows
+
+
+def _best_rule(matched: Pass, candidates: list[Pass], reported: float) -> Pass:
+    twins = [c for c in candidates if (c.start_t, c.mode) == (matched.start_t, matched.mode)]
+    return min(twins, key=lambda c: abs(c.mean - reported))
+
+
+def _sliding(ledger: Ledger, idx: np.ndarray, once: Pass) -> Pass | None:
+    """Sliding-window counting: every window counts its last `stride` targets (the first window all
+    of them), so the windows that reach the end of the stream count its last targets again: the
+    records' eval does so, which matters on a 16k-token canary (about 12% of the counts)."""
+    pos = ledger.pos[idx]
+    if len(pos) == once.n:
+        return None  # no target seen twice: nothing to weigh
+    starts = np.ones(len(idx), dtype=bool)
+    starts[1:] = (ledger.off[idx][1:] == 0) | (pos[1:] != pos[:-1] + 1)
+    run = np.cumsum(starts) - 1
+    run_len = np.bincount(run)
+    local = np.arange(len(idx)) - np.flatnonzero(starts)[run]
+    firsts = pos[starts]
+    gaps, counts = np.unique(np.diff(np.unique(firsts)), return_counts=True)
+    if len(gaps) == 0:
+        return None
+    stride = int(gaps[counts.argmax()])
+    counted = (local >= run_len[run] - stride) | (firsts[run] == firsts.min())
+    weighted = idx[counted]
+    return Pass(once.start_t, once.end_t, once.mode, once.positions, once.entries,
+                float(ledger.loss[weighted].mean()), bool(ledger.lowp[weighted].any()), weighted, "windows")
 
 
 def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str) -> Pass:
