@@ -332,3 +332,43 @@ def test_windows_at_the_end_of_the_stream_count_its_last_targets_again():
     order = judge_order(book.build(), reported)
     assert order.matched.rule == "windows" and order.matched.mean == pytest.approx(reported, abs=1e-9)
     assert len(order.matched.weighted) == len(counted) > n and order.matched.n == n
+
+
+ADAPTER_CHILD = """
+import os, numpy as np, torch, torch.nn.functional as F
+torch.manual_seed(0)
+tokens = torch.from_numpy(np.load('canary.npy').astype(np.int64))
+x, y = tokens[:-1].view(8, -1), tokens[1:].view(8, -1)
+base = torch.nn.Embedding(1024, 1024)
+for i in range(8):                      # per document: a fresh adapter, trained on it, then dropped
+    adapter = torch.nn.Parameter(torch.zeros(1024))
+    opt = torch.optim.SGD([adapter], lr=1.0)
+    F.cross_entropy((base(x[i]) + adapter).detach() + adapter, y[i]).backward()
+    opt.step()
+    if os.environ.get('MODE') == 'reset':
+        torch.nn.init.zeros_(adapter)     # reset in place for the next document
+    if os.environ.get('MODE') == 'kept':
+        base.weight.data += 0 * adapter.sum()   # the adapter is read again: the update persists
+with torch.no_grad():
+    loss = F.cross_entropy(base(x).view(-1, 1024), y.reshape(-1))
+print(f'final val_loss:{loss.item():.8f}')
+"""
+
+
+@pytest.mark.parametrize("mode, flagged", [("drop", False), ("reset", False), ("kept", True)])
+def test_an_update_thrown_away_before_anything_reads_it_is_no_update(tmp_path, mode, flagged):
+    """Per-document adapters that are discarded or reset leave the scoring model untouched
+    (2026-03-20_10L_4K_Sliding_TTT); an update read again afterwards persists."""
+    import os
+    import subprocess
+
+    from pgolf.compliance.dynamic.ledger import read_ledger
+    np.save(tmp_path / "canary.npy", make_canary(4096).tokens)
+    env = {**os.environ, "PYTHONPATH": str(SHIM_DIR), "PGOLF_LEDGER_DIR": str(tmp_path / "ledger"),
+           "PGOLF_CANARY": str(tmp_path / "canary.npy"), "MODE": mode}
+    out = subprocess.run([sys.executable, "-c", ADAPTER_CHILD], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    reported = float(out.split("val_loss:")[1])
+    order = judge_order(read_ledger(tmp_path / "ledger"), reported)
+    assert order.matched is not None
+    assert (len(order.c3_positions) == 4096) is flagged and (len(order.c3_positions) == 0) is not flagged

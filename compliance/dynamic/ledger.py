@@ -13,6 +13,7 @@ scores, or a probability mixed in outside the normalized distribution).
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -67,6 +68,25 @@ def read_ledger(folder: Path) -> Ledger:
                   trace_errors=[e["error"] for e in events if e["kind"] == "trace_error"])
 
 
+def _effective_backwards(events: list[dict]) -> dict[int, int]:
+    """Loss event -> time of the backward that made it an update. A backward whose next optimizer
+    step changed only parameters that were then overwritten or freed before anything read them
+    (a per-document adapter reset for the next document) updated nothing that scores later.
+    With no step after it (a hand-written update), the backward itself counts."""
+    steps = [e for e in events if e["kind"] == "step"]
+    times = [s["t"] for s in steps]
+    read = {e["step"] for e in events if e["kind"] == "touch" and e["how"] == "read"}
+    out: dict[int, int] = {}
+    for e in events:
+        if e["kind"] != "backward" or e["of"] in out:
+            continue
+        at = bisect.bisect_left(times, e["t"])
+        step = steps[at] if at < len(steps) else None
+        if step is None or not step.get("canary") or "params" not in step or step["i"] in read:
+            out[e["of"]] = e["t"]
+    return out
+
+
 def _read_process(folder: Path) -> dict:
     events = []
     with open(folder / "events.jsonl", encoding="utf-8", errors="replace") as handle:
@@ -77,10 +97,7 @@ def _read_process(folder: Path) -> dict:
                 break  # the last line of a killed process may be cut
     arrays = {name: np.fromfile(folder / f"{name}.bin", dtype=dtype)
               for name, dtype in (("positions", "<i4"), ("offsets", "<i4"), ("losses", "<f4"))}
-    backward = {}
-    for e in events:
-        if e["kind"] == "backward":
-            backward.setdefault(e["of"], e["t"])
+    backward = _effective_backwards(events)
     t, update_t, entry_sites, lowp = [], [], [], []
     loss_events = [e for e in events if e["kind"] == "loss" and e["start"] + e["n"] <= len(arrays["losses"])]
     for e in loss_events:

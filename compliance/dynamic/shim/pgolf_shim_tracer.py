@@ -136,6 +136,7 @@ class _Ledger:
         self.writer, self.locator = writer, locator
         self.failures = 0
         self.canary_since_step = False
+        self.watch = _Watch(writer)
 
     def loss_call(self, func, args, kwargs, out) -> None:
         import inspect
@@ -169,9 +170,57 @@ class _Ledger:
         self.writer.event("backward", of=event)
 
     def step(self, optimizer) -> None:
-        """A step after a backward on canary targets is test-time training; one without, training."""
-        self.writer.event("step", opt=type(optimizer).__name__, canary=self.canary_since_step)
+        """A step after a backward on canary targets is test-time training; one without, training.
+        The parameters a canary step changed are watched until something touches them again."""
+        if not self.canary_since_step:
+            self.writer.event("step", opt=type(optimizer).__name__, canary=False)
+            return
+        stepped = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        event = self.writer.event("step", opt=type(optimizer).__name__, canary=True, params=len(stepped))
+        self.watch.arm(stepped, event)
         self.canary_since_step = False
+
+
+OVERWRITES = {"zero_", "fill_", "copy_", "normal_", "uniform_", "bernoulli_", "exponential_", "random_",
+              "geometric_", "cauchy_", "log_normal_", "set_"}
+
+
+class _Watch:
+    """After a canary step: is each changed parameter next read (the update reaches later scores),
+    overwritten (an adapter reset: the update is thrown away) or freed? One `touch` event each."""
+
+    def __init__(self, writer: _Writer) -> None:
+        import weakref
+        self.writer, self.weakref = writer, weakref
+        self.armed: dict[int, tuple[int, object]] = {}   # id(param) -> (step event, weakref)
+
+    def arm(self, params, step_event: int) -> None:
+        for p in params:
+            key = id(p)
+            self.armed[key] = (step_event, self.weakref.ref(p, lambda _r, k=key: self._gone(k)))
+
+    def _gone(self, key: int) -> None:
+        armed = self.armed.pop(key, None)
+        if armed is not None:
+            self.writer.event("touch", step=armed[0], how="freed")
+
+    def touched(self, func, args, kwargs) -> None:
+        import torch
+        for i, value in enumerate(_flat(args, kwargs)):
+            if isinstance(value, torch.nn.Parameter) and id(value) in self.armed:
+                step_event, _ = self.armed.pop(id(value))
+                name = getattr(func, "__name__", "")
+                overwrite = i == 0 and (name in OVERWRITES or getattr(func, "__module__", "") == "torch.nn.init")
+                self.writer.event("touch", step=step_event, how="overwrite" if overwrite else "read",
+                                  op=name[:40], site=call_site() if not overwrite else None)
+
+
+def _flat(args, kwargs):
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (list, tuple)):
+            yield from value
+        else:
+            yield value
 
 
 _LEDGER: "_Ledger | None" = None
@@ -301,6 +350,8 @@ def _install_torch(ledger: _Ledger, writer: _Writer) -> None:
 
     class Tracer(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
+            if ledger.watch.armed:
+                ledger.watch.touched(func, args, kwargs or {})
             out = func(*args, **(kwargs or {}))
             if func in losses:
                 try:
