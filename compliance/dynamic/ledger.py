@@ -7,7 +7,10 @@ line and the line that reports the final val_loss, whose counted scores reproduc
 position's *counted* score there is the entry with the longest context, the earliest on ties
 (a sliding window counts a target where it has the most context; a rescoring adds nothing).
 
-C3: a counted score made after an update on that position.
+C3: a counted score made after an update on that position that reached it. Where the tracer
+followed the data (pgolf_shim_taint: which canary optimizer steps the logits depend on), an
+update reaches a score only through that data; elsewhere (fused kernels, updates applied by
+hand) any earlier update does.
 C4: no traced pass reproduces the reported val_loss (rescoring, keeping the better of two
 scores, or a probability mixed in outside the normalized distribution).
 """
@@ -35,11 +38,17 @@ class Ledger:
     site: list[str]               # call sites; site_of[i] indexes it for entry i
     site_of: np.ndarray
     lowp: np.ndarray              # the call's logits were bf16/fp16: its own arithmetic is coarse
+    reach: np.ndarray = None      # 1: an update on this position reached these logits (taint); 0: none
+                                  # did; -1: not known (no taint, or updates the taint cannot follow)
     lines: list[tuple[int, str]] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)    # every non-loss event, all processes
     processes: int = 0
     torch_seen: bool = False
     trace_errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.reach is None:
+            self.reach = np.full(len(self.pos), -1, dtype=np.int8)
 
     @property
     def traced(self) -> bool:
@@ -61,29 +70,52 @@ def read_ledger(folder: Path) -> Ledger:
     events = sorted((e for p in parts for e in p["events"]), key=lambda e: e["t"])
     return Ledger(t=cat("t", np.int64), pos=cat("pos", np.int64), off=cat("off", np.int64),
                   loss=cat("loss", np.float64), update_t=cat("update_t", np.float64),
-                  site=sites, site_of=site_of, lowp=cat("lowp", bool),
+                  site=sites, site_of=site_of, lowp=cat("lowp", bool), reach=_reach(parts),
                   lines=[(e["t"], e["text"]) for e in events if e["kind"] == "line"],
                   events=[e for e in events if e["kind"] not in ("line", "loss", "backward")],
                   processes=len(parts), torch_seen=any(e["kind"] == "torch" for e in events),
                   trace_errors=[e["error"] for e in events if e["kind"] == "trace_error"])
 
 
-def _effective_backwards(events: list[dict]) -> dict[int, int]:
-    """Loss event -> time of the backward that made it an update. A backward whose next optimizer
-    step changed only parameters that were then overwritten or freed before anything read them
-    (a per-document adapter reset for the next document) updated nothing that scores later.
-    With no step after it (a hand-written update), the backward itself counts."""
-    steps = [e for e in events if e["kind"] == "step"]
-    times = [s["t"] for s in steps]
-    read = {e["step"] for e in events if e["kind"] == "touch" and e["how"] == "read"}
+def _reach(parts: list[dict]) -> np.ndarray:
+    """Per entry, from the taint of its logits: did a step that trained this very position reach it?
+    A step's bit stands for the positions backpropagated (in any process: gradients are all-reduced)
+    since the previous canary step of its process."""
+    backwards = sorted((t, pos) for p in parts for t, pos in p["backwards"])
+    times = [t for t, _ in backwards]
+    out = []
+    for part in parts:
+        reach = np.full(len(part["pos"]), -1, dtype=np.int8)
+        if part["reliable"]:
+            trained = _bit_positions(part["steps"], backwards, times)
+            cache: dict[int, np.ndarray] = {}
+            for event, (lo, hi, mask) in part["taints"].items():
+                if mask not in cache:
+                    bits = [k for k in range(mask.bit_length()) if mask >> k & 1]
+                    cache[mask] = np.unique(np.concatenate([trained.get(k, np.zeros(0, np.int64)) for k in bits])) \
+                        if bits else np.zeros(0, np.int64)
+                reach[lo:hi] = np.isin(part["pos"][lo:hi], cache[mask])
+        out.append(reach)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int8)
+
+
+def _bit_positions(steps: list[tuple[int, int]], backwards, times) -> dict[int, np.ndarray]:
+    trained, previous = {}, -math.inf
+    for t, bit in steps:
+        lo, hi = bisect.bisect_right(times, previous), bisect.bisect_right(times, t)
+        chunk = [pos for _, pos in backwards[lo:hi]]
+        trained[bit] = np.concatenate(chunk) if chunk else np.zeros(0, np.int64)
+        previous = t
+    return trained
+
+
+def _backwards(events: list[dict]) -> dict[int, int]:
+    """Loss event -> time of the first backward pass that reached it: from then on an update on
+    its positions is possible (whether it reaches a later score is the taint's to say)."""
     out: dict[int, int] = {}
     for e in events:
-        if e["kind"] != "backward" or e["of"] in out:
-            continue
-        at = bisect.bisect_left(times, e["t"])
-        step = steps[at] if at < len(steps) else None
-        if step is None or not step.get("canary") or "params" not in step or step["i"] in read:
-            out[e["of"]] = e["t"]
+        if e["kind"] == "backward":
+            out.setdefault(e["of"], e["t"])
     return out
 
 
@@ -97,9 +129,21 @@ def _read_process(folder: Path) -> dict:
                 break  # the last line of a killed process may be cut
     arrays = {name: np.fromfile(folder / f"{name}.bin", dtype=dtype)
               for name, dtype in (("positions", "<i4"), ("offsets", "<i4"), ("losses", "<f4"))}
-    backward = _effective_backwards(events)
+    backward = _backwards(events)
     t, update_t, entry_sites, lowp = [], [], [], []
     loss_events = [e for e in events if e["kind"] == "loss" and e["start"] + e["n"] <= len(arrays["losses"])]
+    taints, at = {}, 0
+    for e in loss_events:
+        if "taint" in e:
+            taints[e["i"]] = (at, at + e["n"], int(e["taint"], 16))
+        at += e["n"]
+    by_id = {e["i"]: e for e in loss_events}
+    backwards = [(bt, arrays["positions"][by_id[i]["start"]:by_id[i]["start"] + by_id[i]["n"]].astype(np.int64))
+                 for i, bt in backward.items() if i in by_id]
+    steps = [(s["t"], s["bit"]) for s in events if s["kind"] == "step" and "bit" in s]
+    last_step = max((s for s, _ in steps), default=-math.inf)
+    # taint follows optimizer steps only: a backward with no canary step after it was applied by hand
+    reliable = all(bt <= last_step for bt, _ in backwards)
     for e in loss_events:
         t.append(np.full(e["n"], e["t"], dtype=np.int64))
         update_t.append(np.full(e["n"], backward.get(e["i"], math.inf)))
@@ -111,7 +155,8 @@ def _read_process(folder: Path) -> dict:
             "off": arrays["offsets"][pick], "loss": arrays["losses"][pick],
             "update_t": np.concatenate(update_t) if update_t else np.zeros(0),
             "lowp": np.concatenate(lowp) if lowp else np.zeros(0, dtype=bool),
-            "sites": set(entry_sites), "entry_sites": entry_sites, "events": events}
+            "sites": set(entry_sites), "entry_sites": entry_sites, "events": events,
+            "taints": taints, "backwards": backwards, "steps": steps, "reliable": reliable}
 
 
 # ------------------------------------------------------------------ the order judgement
@@ -176,7 +221,9 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
         return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, first_update, tol)
     counted = judged.weighted
     upd = np.array([first_update.get(int(p), math.inf) for p in ledger.pos[counted]])
-    late = np.unique(ledger.pos[counted][ledger.t[counted] > upd])
+    reach = ledger.reach[counted]
+    after = np.where(reach >= 0, reach == 1, ledger.t[counted] > upd)  # taint where known, else time
+    late = np.unique(ledger.pos[counted][after])
     legal_mean, missing = _legal_mean(ledger, judged, first_update)
     return Order(reported, report_line, matched, judged, late, legal_mean, missing, first_update, tol)
 

@@ -7,7 +7,9 @@ of the machine, so the ranks of a torchrun job merge into one order):
   length, as far as the call shows it) and its loss computed from the same logits;
 - `backward`: the moment a backward pass reaches one of those loss nodes (an update on those
   positions is now possible, whatever optimizer or manual step follows);
-- `step`: every torch.optim optimizer step;
+- `step`: every torch.optim optimizer step; one after a canary backward gets a taint bit that
+  the tensors it changed, and everything computed from them, carry (pgolf_shim_taint), and
+  each loss event says which bits its logits carry;
 - `line`: printed lines that carry a val_loss or val_bpb, to find the pass a score came from;
 - `open`, `connect`, `resolve`, `subprocess`: from a Python audit hook, with the call site.
 
@@ -136,7 +138,8 @@ class _Ledger:
         self.writer, self.locator = writer, locator
         self.failures = 0
         self.canary_since_step = False
-        self.watch = _Watch(writer)
+        from pgolf_shim_taint import Taint
+        self.taint = Taint()
 
     def loss_call(self, func, args, kwargs, out) -> None:
         import inspect
@@ -148,12 +151,13 @@ class _Ledger:
             return
         grad = isinstance(out, torch.Tensor) and out.grad_fn is not None
         event = self.record(target, lambda: _per_token(func, bound, logits, target), func.__name__, grad,
-                            logits, bound.arguments.get("ignore_index", -100))
+                            logits, bound.arguments.get("ignore_index", -100), taint=self.taint.of(logits))
         if event is not None and grad:
             out.grad_fn.register_prehook(lambda _grads, e=event: self.backward(e))
 
-    def record(self, target, losses_of, fn: str, grad: bool, logits, ignore=-100):
-        """One loss call on `target`; `losses_of()` gives per-target losses only when some are canary."""
+    def record(self, target, losses_of, fn: str, grad: bool, logits, ignore=-100, taint: int | None = None):
+        """One loss call on `target`; `losses_of()` gives per-target losses only when some are canary.
+        `taint`: the canary steps the logits depend on (None where the tracer could not follow)."""
         rows = target.detach().reshape(-1, target.shape[-1] if target.dim() else 1).to("cpu").long().numpy()
         pos = self.locator.locate(rows)
         pos[rows == ignore] = -1
@@ -162,8 +166,10 @@ class _Ledger:
             return None
         losses = losses_of().reshape(-1)
         offsets = run_offsets(pos).reshape(-1)
+        extra = {} if taint is None else {"taint": format(taint, "x")}
         return self.writer.loss(pos.reshape(-1)[keep], offsets[keep], losses[keep], fn=fn, grad=grad,
-                                site=call_site(), dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""))
+                                site=call_site(), dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""),
+                                **extra)
 
     def backward(self, event: int) -> None:
         self.canary_since_step = True
@@ -171,56 +177,14 @@ class _Ledger:
 
     def step(self, optimizer) -> None:
         """A step after a backward on canary targets is test-time training; one without, training.
-        The parameters a canary step changed are watched until something touches them again."""
+        The tensors a canary step changed carry its taint bit from then on."""
         if not self.canary_since_step:
             self.writer.event("step", opt=type(optimizer).__name__, canary=False)
             return
         stepped = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        event = self.writer.event("step", opt=type(optimizer).__name__, canary=True, params=len(stepped))
-        self.watch.arm(stepped, event)
+        bit = self.taint.new_step(stepped)
+        self.writer.event("step", opt=type(optimizer).__name__, canary=True, params=len(stepped), bit=bit)
         self.canary_since_step = False
-
-
-OVERWRITES = {"zero_", "fill_", "copy_", "normal_", "uniform_", "bernoulli_", "exponential_", "random_",
-              "geometric_", "cauchy_", "log_normal_", "set_"}
-
-
-class _Watch:
-    """After a canary step: is each changed parameter next read (the update reaches later scores),
-    overwritten (an adapter reset: the update is thrown away) or freed? One `touch` event each."""
-
-    def __init__(self, writer: _Writer) -> None:
-        import weakref
-        self.writer, self.weakref = writer, weakref
-        self.armed: dict[int, tuple[int, object]] = {}   # id(param) -> (step event, weakref)
-
-    def arm(self, params, step_event: int) -> None:
-        for p in params:
-            key = id(p)
-            self.armed[key] = (step_event, self.weakref.ref(p, lambda _r, k=key: self._gone(k)))
-
-    def _gone(self, key: int) -> None:
-        armed = self.armed.pop(key, None)
-        if armed is not None:
-            self.writer.event("touch", step=armed[0], how="freed")
-
-    def touched(self, func, args, kwargs) -> None:
-        import torch
-        for i, value in enumerate(_flat(args, kwargs)):
-            if isinstance(value, torch.nn.Parameter) and id(value) in self.armed:
-                step_event, _ = self.armed.pop(id(value))
-                name = getattr(func, "__name__", "")
-                overwrite = i == 0 and (name in OVERWRITES or getattr(func, "__module__", "") == "torch.nn.init")
-                self.writer.event("touch", step=step_event, how="overwrite" if overwrite else "read",
-                                  op=name[:40], site=call_site() if not overwrite else None)
-
-
-def _flat(args, kwargs):
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, (list, tuple)):
-            yield from value
-        else:
-            yield value
 
 
 _LEDGER: "_Ledger | None" = None
@@ -233,7 +197,8 @@ def _fingerprint(target) -> int:
 
 def kernel_loss(logits, target, losses) -> None:
     """Called by the device shim's reference of a fused cross-entropy kernel: a record that wraps
-    its kernel in torch.library.custom_op runs it where no TorchFunctionMode can see."""
+    its kernel in torch.library.custom_op runs it where no TorchFunctionMode can see (so its
+    logits carry no taint, and time order alone judges these scores)."""
     if _LEDGER is None or _LEDGER.locator is None:
         return
     event = _LEDGER.record(target, lambda: losses.detach().float().cpu().numpy(), "fused_cross_entropy",
@@ -350,9 +315,14 @@ def _install_torch(ledger: _Ledger, writer: _Writer) -> None:
 
     class Tracer(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            if ledger.watch.armed:
-                ledger.watch.touched(func, args, kwargs or {})
             out = func(*args, **(kwargs or {}))
+            if ledger.taint.active:
+                try:
+                    ledger.taint.propagate(func, args, kwargs or {}, out)
+                except Exception as exc:  # noqa: BLE001 - a lost flow only hides; say so once
+                    ledger.failures += 1
+                    if ledger.failures <= 3:
+                        writer.event("trace_error", error=f"taint: {type(exc).__name__}: {exc}"[:300])
             if func in losses:
                 try:
                     ledger.loss_call(func, args, kwargs or {}, out)
@@ -366,7 +336,25 @@ def _install_torch(ledger: _Ledger, writer: _Writer) -> None:
     mode.__enter__()
     _enter_in_threads(mode)
     register_optimizer_step_post_hook(lambda opt, *_: ledger.step(opt))
+    _follow_serialization(torch, ledger.taint)
     writer.event("torch", version=torch.__version__)
+
+
+def _follow_serialization(torch, taint) -> None:
+    """torch.save/torch.load are not torch functions: wrap them so taint survives an artifact."""
+    save, load = torch.save, torch.load
+
+    def traced_save(obj, *args, **kwargs):
+        if taint.active:
+            taint.saved(obj)
+        return save(obj, *args, **kwargs)
+
+    def traced_load(*args, **kwargs):
+        obj = load(*args, **kwargs)
+        if taint.escaped:
+            taint.loaded(obj)
+        return obj
+    torch.save, torch.load = traced_save, traced_load
 
 
 def _enter_in_threads(mode) -> None:
