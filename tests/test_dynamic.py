@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pgolf.compliance.audit import audit
@@ -165,3 +166,23 @@ def test_in_the_container_without_network_the_call_site_is_still_named(official_
     net = _finding(record, "R-DYN-NETWORK")
     assert "net_in_eval.py:" in net.evidence["call_site"] and "10.255.255.1" in net.message
     assert "R-DYN-RUN" not in failing(record)
+
+
+def test_two_ranks_under_torchrun_merge_into_one_ledger_and_legal_ttt_passes(tmp_path):
+    """The bundled reference, score-first TTT on, two gloo ranks: both workers are traced and
+    the canary steps after its chunks are scored never reach a score of their own positions."""
+    from pgolf.pipeline.cli import _default_data
+    from pgolf.pipeline.profiles import get_profile
+    data = _default_data(REPO / "data" / "synth")
+    env = {**get_profile("cpu-smoke").env, "ITERATIONS": "30", "TTT_ENABLED": "1", "TTT_CHUNK_TOKENS": "4096"}
+    env.pop("OMP_NUM_THREADS")
+    dyn = DynamicOptions(data=data.train, tokenizer=data.tokenizer, preset=False, nproc=2, env=env,
+                         cap_s=300, workdir=tmp_path / "keep")
+    report = audit([str(REPO / "pipeline" / "reference" / "train_gpt.py")], AuditOptions(ruleset="dynamic", dynamic=dyn))
+    record = report.records[0]
+    assert record.verdict == "pass", [f.message for f in record.findings]
+    from pgolf.compliance.dynamic.ledger import read_ledger
+    ledger = read_ledger(tmp_path / "keep" / "ledger")
+    assert ledger.processes == 3  # the launcher and two workers
+    assert any(e["kind"] == "step" and e.get("canary") for e in ledger.events)
+    assert len(np.unique(ledger.pos)) == 16384
