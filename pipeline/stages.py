@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +17,8 @@ from pgolf.compliance import unpack
 
 from .profiles import Profile
 from ..compliance.sandbox import StageSpec
+from ..compliance.sandbox.launch import CONTRACT_MARKER, launcher
 
-CONTRACT_MARKER = "PGOLF_STAGE"
 # variables a stage must not inherit from the caller: they could point it at data it may not see
 SCRUBBED_PREFIXES = ("PGOLF_",)
 SCRUBBED_NAMES = {"DATA_PATH", "DATA_DIR", "TOKENIZER_PATH"}
@@ -66,12 +65,6 @@ def speaks_contract(script: Path) -> bool:
     return CONTRACT_MARKER in source
 
 
-def launcher(script: Path, nproc: int) -> list[str]:
-    if nproc <= 1:
-        return [sys.executable, str(script)]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
-
-
 def base_env(profile: Profile, seed: int, overrides: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(SCRUBBED_PREFIXES) and k not in SCRUBBED_NAMES}
@@ -90,7 +83,7 @@ def contract_specs(script: Path, seed: int, profile: Profile, data: DataPaths, p
                  "PGOLF_CHECKPOINT": str(paths.checkpoint),
                  "PGOLF_TRAIN_BUDGET_S": str(max(1.0, profile.train_cap_s - profile.quantize_reserve_s))}
     quant_env = {**train_env, "PGOLF_STAGE": "quantize", "PGOLF_ARTIFACT": str(paths.artifact)}
-    argv = launcher(script, profile.nproc)
+    argv = launcher([str(script)], profile.nproc)
     common = dict(cwd=paths.root, log_path=paths.log, grace_s=profile.grace_s)
     return [
         StageSpec("train", argv, train_env, cap_s=profile.train_cap_s, writable=(paths.checkpoint.parent,),
@@ -120,7 +113,7 @@ def eval_spec(script: Path, seed: int, profile: Profile, data: DataPaths, paths:
     env = {**base_env(profile, seed, overrides), "PGOLF_STAGE": "eval", "PGOLF_ARTIFACT": str(paths.artifact),
            "PGOLF_TOKENIZER": str(tokenizer), "PGOLF_VAL_DATA": str(val_dir),
            "PGOLF_RESULT": str(paths.result)}
-    return StageSpec("eval", launcher(code, profile.nproc), env, cwd=sandbox, cap_s=profile.eval_cap_s,
+    return StageSpec("eval", launcher([str(code)], profile.nproc), env, cwd=sandbox, cap_s=profile.eval_cap_s,
                      log_path=paths.log, grace_s=profile.grace_s, network=False,
                      read_only=(code, paths.artifact, tokenizer, val_dir), writable=(sandbox,))
 
@@ -132,6 +125,6 @@ def legacy_spec(script: Path, seed: int, profile: Profile, data: DataPaths, path
     env.update({"DATA_PATH": str(data.train), "TOKENIZER_PATH": str(data.tokenizer)})
     work = paths.root / "run"
     work.mkdir(parents=True, exist_ok=True)
-    return StageSpec("run", launcher(script, profile.nproc), env, cwd=work,
+    return StageSpec("run", launcher([str(script)], profile.nproc), env, cwd=work,
                      cap_s=profile.train_cap_s + profile.eval_cap_s, log_path=paths.log, grace_s=profile.grace_s,
                      read_only=(script, data.train, data.val, data.tokenizer), writable=(work,))

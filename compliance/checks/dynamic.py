@@ -84,7 +84,7 @@ def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     ledger, late = ctx.run.ledger, order.c3_positions
     updates = np.isfinite(ledger.update_t) & np.isin(ledger.pos, late)
     update_site = _most_common(ledger, updates)
-    score_site = _most_common(ledger, np.isin(np.arange(len(ledger.pos)), order.judged.entries))
+    score_site = _most_common(ledger, order.judged.entries)
     yield rule.finding(
         f"{len(late)} of {order.judged.n} scored validation positions were used in an update before the score "
         f"that counts for them (updates at {update_site}; counted scores at {score_site}); positions "
@@ -95,8 +95,9 @@ def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                   "pass_mean": order.judged.mean, "pass_mode": order.judged.mode})
 
 
-def _most_common(ledger, mask: np.ndarray) -> str:
-    counts = Counter(ledger.site_of[mask].tolist())
+def _most_common(ledger, which: np.ndarray) -> str:
+    """The call site most of these entries (a mask or indices) were made at."""
+    counts = Counter(ledger.site_of[which].tolist())
     return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
 
 

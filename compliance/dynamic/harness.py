@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
 from ..sandbox import LocalRuntime, StageSpec
+from ..sandbox.launch import CONTRACT_MARKER, launcher
 from ..shards import read_header, shard_paths
 from . import canary as canary_mod
 from .ledger import Ledger, read_ledger
@@ -29,7 +29,6 @@ from .preset import env_reads, ignored, tiny_preset, vocab_size
 
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"
-CONTRACT_MARKER = "PGOLF_STAGE"      # pgolf's stage contract (README; pipeline/stages.py)
 SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "TOKENIZER_PATH", "PYTHONPATH", "VOCAB_SIZE")
 
 
@@ -174,10 +173,7 @@ def _environment(options: DynamicOptions, knobs: dict[str, str], ours: dict[str,
 
 def _argv(options: DynamicOptions, script: Path) -> list[str]:
     entry = [str(LAUNCHER), str(script)] if LAUNCHER.exists() else [str(script)]
-    if options.nproc > 1:
-        return [options.python, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc_per_node={options.nproc}", *entry]
-    return [options.python, *entry]
+    return launcher(entry, options.nproc, options.python)
 
 
 def python312() -> str | None:

@@ -192,7 +192,6 @@ class Order:
     c3_positions: np.ndarray      # counted after their first update
     legal_mean: float | None      # counted scores made before each position's first update
     legal_missing: int            # judged positions with no score before their first update
-    first_update: dict[int, float]
     tolerance: float
 
 
@@ -218,14 +217,14 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
     judged = matched or (candidates[0] if candidates else None)
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
-        return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, first_update, tol)
+        return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, tol)
     counted = judged.weighted
-    upd = np.array([first_update.get(int(p), math.inf) for p in ledger.pos[counted]])
+    upd = first_update[ledger.pos[counted]]
     reach = ledger.reach[counted]
     after = np.where(reach >= 0, reach == 1, ledger.t[counted] > upd)  # taint where known, else time
     late = np.unique(ledger.pos[counted][after])
     legal_mean, missing = _legal_mean(ledger, judged, first_update)
-    return Order(reported, report_line, matched, judged, late, legal_mean, missing, first_update, tol)
+    return Order(reported, report_line, matched, judged, late, legal_mean, missing, tol)
 
 
 def _report_time(ledger: Ledger, reported: float) -> tuple[float, str | None]:
@@ -237,13 +236,12 @@ def _report_time(ledger: Ledger, reported: float) -> tuple[float, str | None]:
     return math.inf, None
 
 
-def _first_updates(ledger: Ledger) -> dict[int, float]:
+def _first_updates(ledger: Ledger) -> np.ndarray:
+    """Per canary position, the time of its first update (inf where there is none)."""
+    first = np.full(int(ledger.pos.max(initial=0)) + 1, math.inf)
     has = np.isfinite(ledger.update_t)
-    out: dict[int, float] = {}
-    for p, u in zip(ledger.pos[has].tolist(), ledger.update_t[has].tolist()):
-        if u < out.get(p, math.inf):
-            out[p] = u
-    return out
+    np.minimum.at(first, ledger.pos[has], ledger.update_t[has])
+    return first
 
 
 def _candidates(ledger: Ledger, end_t: float):
@@ -301,10 +299,10 @@ def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode
                 bool(ledger.lowp[chosen].any()))
 
 
-def _legal_mean(ledger: Ledger, judged: Pass, first_update: dict[int, float]) -> tuple[float | None, int]:
+def _legal_mean(ledger: Ledger, judged: Pass, first_update: np.ndarray) -> tuple[float | None, int]:
     """What the pass would report from scores made before each position's first update."""
     inside = np.flatnonzero((ledger.t > judged.start_t) & (ledger.t < judged.end_t))
-    upd = np.array([first_update.get(int(p), math.inf) for p in ledger.pos[inside]])
+    upd = first_update[ledger.pos[inside]]
     before = inside[ledger.t[inside] < upd]
     if len(before) == 0:
         return None, judged.n

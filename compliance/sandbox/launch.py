@@ -1,0 +1,17 @@
+"""How a submission's processes are started, for the pipeline's stages and the dynamic checks alike.
+
+One interpreter, or torchrun (--standalone) for several processes. CONTRACT_MARKER is what a
+script that speaks pgolf's stage contract (README, pipeline/stages.py) reads: PGOLF_STAGE.
+"""
+from __future__ import annotations
+
+import sys
+
+CONTRACT_MARKER = "PGOLF_STAGE"
+
+
+def launcher(entry: list[str], nproc: int, python: str = sys.executable) -> list[str]:
+    """argv running `entry` (a script and its arguments) in `nproc` processes."""
+    if nproc <= 1:
+        return [python, *entry]
+    return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *entry]
