@@ -1,4 +1,4 @@
-"""The machine form: pgolf-report/1 JSON (docs/report-schema.md)."""
+"""The machine form: pgolf-report/1 JSON (compliance/report-schema.md, report-schema.json)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ..report import Report
+from .common import RenderOptions
 
 
 def _clean(value: Any) -> Any:
@@ -23,5 +24,7 @@ def to_json_data(report: Report) -> dict[str, Any]:
     return _clean(report.to_dict())
 
 
-def render(report: Report) -> str:
-    return json.dumps(to_json_data(report), indent=2, ensure_ascii=False) + "\n"
+def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
+    # ASCII only: every control, bidi or other non-ASCII character of an untrusted string is a
+    # \u escape, so `cat report.json` cannot drive a terminal, and the values stay exact.
+    return json.dumps(to_json_data(report), indent=2, ensure_ascii=True) + "\n"
