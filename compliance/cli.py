@@ -18,6 +18,7 @@ from .cli_review import EXIT_CODES, explain, prepare, record_folders_of, review_
 from .context import AuditOptions
 from .errors import InputError
 from .formatters import FORMATTERS
+from .progress import Progress
 from .rules import load_ruleset, ruleset_names
 
 
@@ -110,7 +111,7 @@ def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset
     return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
                           cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,
                           device_shim={"auto": None, "on": True, "off": False}[shim],
-                          progress=lambda msg: click.echo(f"pgolf-check: {msg}", err=True))
+                          progress=Progress(prefix="pgolf-check"))
 
 
 def _list_rules(name: str) -> None:
