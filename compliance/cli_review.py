@@ -80,7 +80,7 @@ class Review:
         color = self.fmt == "human" and output is None and terminal.wants_color(sys.stdout, self.color_mode)
         options = RenderOptions(verbose=self.verbose, color=color, docs_url=self.settings.docs_url,
                                 root=self.root, fail_on=self.settings.fail_on)
-        _emit(render(report, self.fmt, options), output)
+        _emit(render(report, self.fmt, options), output, color)
         sys.exit(exit_status(report.verdict, self.settings.fail_on, self.exit_zero))
 
 
@@ -153,9 +153,9 @@ def explain(rule_id: str, color_mode: str) -> None:
         click.echo(doc.body, nl=not doc.body.endswith("\n"))
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(text: str, output: Path | None, color: bool = False) -> None:
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=color)  # click would strip our colour from a pipe otherwise
         return
     try:
         output.write_text(text, encoding="utf-8")

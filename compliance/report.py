@@ -77,6 +77,20 @@ class Report:
         return VERDICT_EXIT[self.verdict]
 
 
+def report_from_dict(data: dict[str, Any]) -> Report:
+    """A Report again from its JSON form (what `--format json` wrote), for rendering it otherwise."""
+    def record(r: dict[str, Any]) -> RecordReport:
+        return RecordReport(**{**_known(RecordReport, r), "seeds": [SeedRow(**_known(SeedRow, s)) for s in r["seeds"]],
+                               "findings": [Finding(**_known(Finding, f)) for f in r["findings"]]})
+    return Report(**{**_known(Report, data), "records": [record(r) for r in data["records"]]})
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields the dataclass has: a newer writer's extra fields are left out, not an error."""
+    names = set(cls.__dataclass_fields__)
+    return {k: v for k, v in data.items() if k in names}
+
+
 def verdict_of(findings: list[Finding]) -> str:
     """fail if any active finding fails, review if any asks for review, pass otherwise."""
     active = {f.severity for f in findings if f.active}

@@ -6,7 +6,13 @@ import math
 from typing import Any
 
 from ..report import Report
+from ..textsafe import printable
 from .common import RenderOptions
+
+# Prose fields are one line by contract: any control character that reached them from an
+# untrusted file (a name, a log line) is shown as an escape, so even `jq -r` prints it
+# harmlessly. Paths (`file`, `path`, `log`) stay exact, JSON-escaped only.
+ONE_LINE = frozenset({"message", "error", "title", "source", "metric_label"})
 
 
 def _clean(value: Any) -> Any:
@@ -14,7 +20,7 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: printable(v) if k in ONE_LINE and isinstance(v, str) else _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
