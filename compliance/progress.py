@@ -33,7 +33,7 @@ _STEP = re.compile(r"\bstep[:= ]\s*(\d+)\s*/\s*(\d+)")
 
 def _duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
-    if seconds < 90:
+    if seconds < 1000:  # the caps read as 600 s in this project
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
@@ -135,7 +135,7 @@ class Task:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.elapsed = time.monotonic() - self.started
+        self.elapsed = max(self.elapsed, time.monotonic() - self.started)
         if exc_type is not None and self.outcome is None:
             self.outcome = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
         self.progress._end(self)
