@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path, PurePosixPath
 
 from ..report import SEVERITIES, Finding, FindingGroup, RecordReport, Report, group_findings, totals
@@ -100,13 +101,14 @@ def commit_note(report: Report) -> str | None:
     return f"base {g.get('base', '?')[:12]} → head {g['head'][:12]}"
 
 
-def significance_line(sig: dict | None) -> str | None:
-    """One line on R-SIGNIFICANCE, shown even though a pass is only an info finding."""
+def significance_line(sig: dict | None, escape: Callable[[object], str] = printable) -> str | None:
+    """One line on R-SIGNIFICANCE, shown even though a pass is only an info finding; `escape`
+    is applied to the one untrusted piece, the baseline's label."""
     if not sig:
         return None
     enforced = sig["enforced"]
     written = {True: "pass", False: "fail", None: "n/a"}[sig.get("written_pass")]
-    return (f"significance vs {printable(sig['against'])}: enforced Welch p = {num(enforced.get('p'), '.3f')} "
+    return (f"Significance vs {escape(sig['against'])}: enforced Welch p = {num(enforced.get('p'), '.3f')} "
             f"({'pass' if sig['enforced_pass'] else 'fail'} at p < {sig['enforced_alpha']}); written "
             f"({sig['margin_nats']} nats at p < {sig['written_alpha']}): {written}; decided by "
             f"{sig['decided_by']}: {'PASS' if sig['passed'] else 'FAIL'}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..report import Finding, FindingGroup, RecordReport, Report
 from ..ruledocs import doc_url
-from ..textsafe import md_code, md_text
+from ..textsafe import md_code, md_text, md_trusted
 from .common import (RenderOptions, commit_note, groups, num, own_findings, places, seconds, selection_note,
                      shared_findings, significance_line, summary_line)
 
@@ -78,9 +78,9 @@ def _seeds(record: RecordReport) -> list[str]:
     s = record.summary
     out += ["", f"Mean val_bpb **{num(s.get('val_bpb_mean'), '.8f')}** over {s.get('n_seeds', 0)} seeds "
                 f"(submission.json: {num(s.get('claimed_val_bpb'), '')}).", ""]
-    sig = significance_line(record.significance)
+    sig = significance_line(record.significance, escape=md_code)
     if sig:
-        out += [md_text(sig[0].upper() + sig[1:]) + ".", ""]
+        out += [md_trusted(sig) + ".", ""]
     return out
 
 
