@@ -233,3 +233,41 @@ def test_the_recorded_command_keeps_its_quotes(tmp_path, monkeypatch):
     result = CliRunner().invoke(pipeline_cli.main, argv)
     assert result.exit_code == 0, result.output
     assert shlex.split(seen["commands"][0]) == ["pgolf", *argv]
+
+
+def test_submit_ends_with_the_verdict_and_the_next_step_in_words(tmp_path, capsys):
+    import io
+    from dataclasses import replace
+
+    import numpy as np
+
+    from pgolf.compliance.progress import Progress
+    from pgolf.compliance.sandbox import LocalRuntime
+    from pgolf.compliance.shards import write_shard
+    from pgolf.pipeline.profiles import get_profile
+    from pgolf.pipeline.record_writer import RecordMeta
+    from pgolf.pipeline.stages import DataPaths
+    from pgolf.pipeline.submit import SubmitRequest, submit
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "val"):
+        write_shard(data / f"fineweb_{split}_000000.bin", np.ones(64, dtype=np.uint16))
+    (data / "tok.model").write_bytes(b"model")
+    profile = replace(get_profile("cpu-smoke"), grace_s=1)
+    meta = RecordMeta(name="words", author="t", github_id="t", blurb="b", profile=profile, commands=["x"],
+                      day="2026-05-01")
+    script = Path(__file__).parent / "fixtures" / "pipeline" / "contract_script.py"
+    request = SubmitRequest(script=script, seeds=[1, 2, 3], profile=profile,
+                            data=DataPaths(train=data, val=data, tokenizer=data / "tok.model"),
+                            runtime=LocalRuntime(), work_dir=tmp_path / "runs", records_dir=tmp_path / "records",
+                            meta=meta, dynamic=False)
+    said = io.StringIO()
+    assert submit(request, Progress(said)) == 0
+    last = said.getvalue().rstrip().splitlines()[-1]
+    folder = tmp_path / "records" / "track_cpu_smoke" / "2026-05-01_words"
+    assert last == (f"pgolf: verdict PASS: the record is ready: open a pull request that adds only the folder "
+                    f"{folder} (exit status 0)")
+    report = capsys.readouterr().out
+    assert SUMMARY.match(report.rstrip().splitlines()[-1]) and "\x1b" not in report
+    assert "seed 3/3 (seed=3) eval ok in" in said.getvalue()
