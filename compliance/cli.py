@@ -118,7 +118,7 @@ def _list_rules(name: str) -> None:
     for rule in load_ruleset(name).rules:
         state = "" if rule.enabled else "  (disabled)"
         click.echo(f"{rule.id:<20} {rule.kind:<7} {rule.severity:<6} {rule.title}{state}\n{'':<20} source: {rule.source}")
-    click.echo(f"rulesets: {', '.join(ruleset_names())}")
+    click.echo(f"rulesets: {', '.join(ruleset_names())}; `pgolf-check --explain ID` explains a rule")
 
 
 def run() -> None:
