@@ -27,7 +27,6 @@ from . import canary as canary_mod
 from .ledger import Ledger, read_ledger
 from .preset import env_reads, ignored, tiny_preset, vocab_size
 
-
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"
 SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "TOKENIZER_PATH", "PYTHONPATH", "VOCAB_SIZE")
