@@ -48,7 +48,7 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
     try:
         record = load_record(path)
         report.ruleset = ruleset_for(record, options)
-        ruleset = load_ruleset(report.ruleset)
+        ruleset = _selected(load_ruleset(report.ruleset), options)
     except InputError as exc:
         report.verdict, report.error = "error", str(exc)
         return report
@@ -65,6 +65,10 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
     return report
+
+
+def _selected(ruleset: RuleSet, options: AuditOptions) -> RuleSet:
+    return options.selection.apply_to(ruleset) if options.selection else ruleset
 
 
 def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
@@ -122,17 +126,17 @@ def summarize(record: Record, context: RecordContext) -> dict:
 def audit(targets: list[str], options: AuditOptions) -> Report:
     """Record folders (or trees of them) get the record audit; a .py file the legality rules alone."""
     report = Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
-    try:
-        jobs = []
-        for target in map(Path, targets):
-            if _is_script(target):
-                jobs.append((audit_script, target))
-            else:
-                jobs += [(audit_record, path) for path in _records_of(target)]
-    except InputError as exc:
-        report.verdict, report.error = "error", str(exc)
-        return report
-    report.records = [run(path, options) for run, path in jobs]
+    for target in map(Path, targets):
+        if _is_script(target):
+            report.records.append(audit_script(target, options))
+            continue
+        try:
+            folders = _records_of(target)
+        except (InputError, OSError) as exc:  # reported as that target's error; the others are still checked
+            message = str(exc) if isinstance(exc, InputError) else f"{target}: {exc.strerror or exc}"
+            report.records.append(RecordReport(path=str(target), verdict="error", error=message))
+            continue
+        report.records += [audit_record(path, options) for path in folders]
     report.verdict = combine([r.verdict for r in report.records])
     return report
 
@@ -145,7 +149,7 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
     from .static import script_context_from_source
     report = RecordReport(path=str(path), ruleset=options.ruleset or DEFAULT_RULESET)
     try:
-        ruleset = load_ruleset(report.ruleset)
+        ruleset = _selected(load_ruleset(report.ruleset), options)
         entry = safeio.FolderEntry(path.name, path, path.stat().st_size)
         source = unpack.decode_script(safeio.decode_text(safeio.read_bytes(entry))).text
     except (InputError, unpack.UnpackError, OSError) as exc:
@@ -162,7 +166,11 @@ def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
     """PR mode: every record folder the range adds, plus what it changes outside them."""
     report = Report(target=f"{repo} {rng}", policy=options.policy, pgolf_version=__version__)
     try:
-        folders, outside = gitrange.added_record_folders(gitrange.changed_files(repo, rng))
+        changes = gitrange.changed_files(repo, rng)
+        report.git = gitrange.commits(repo, rng)
+        if not changes:
+            raise InputError(rng, gitrange.empty_range_message(repo, rng))
+        folders, outside = gitrange.added_record_folders(changes)
         if not folders:
             raise InputError(rng, "the range adds no record folder under records/<track>/")
         with gitrange.temp_root() as tmp:

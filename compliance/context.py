@@ -9,6 +9,7 @@ from .report import SeedRow
 
 if TYPE_CHECKING:
     from .dynamic.harness import DynamicOptions
+    from .selection import Selection
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class AuditOptions:
     against: Baseline | None = None
     ruleset: str | None = None        # None: chosen from the record's track
     dynamic: "DynamicOptions | None" = None  # run the script traced on a canary (--dynamic)
+    selection: "Selection | None" = None     # --select/--ignore: deselected rules do not run
 
 
 @dataclass

@@ -83,3 +83,26 @@ def head_of(rng: str) -> str:
 
 def temp_root() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="pgolf-pr-")
+
+
+def _rev(repo: Path, rev: str) -> str:
+    return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+
+
+def commits(repo: Path, rng: str) -> dict[str, str]:
+    """The commits a report names: the range as given, and BASE and HEAD resolved to SHAs."""
+    base, head = rng.split("..", 1)
+    return {"range": rng, "base": _rev(repo, base.rstrip(".") or "HEAD"), "head": _rev(repo, head_of(rng))}
+
+
+def empty_range_message(repo: Path, rng: str) -> str:
+    """A range with no changes is usually a merged PR read against the branch it went into:
+    its merge commit's first parent is the base that shows what it added."""
+    head = head_of(rng)
+    parents = _git(repo, "rev-list", "--parents", "-n", "1", head).decode().split()[1:]
+    merge = _rev(repo, head)[:12]
+    if len(parents) > 1:
+        hint = f"for the merge commit {merge}, try --range {merge}^1..{merge}"
+    else:
+        hint = "for a merged PR, give its merge commit's first parent as BASE: --range MERGE^1..MERGE"
+    return f"the range changes nothing (HEAD is already in BASE); {hint}"
