@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .audit import audit, audit_git
-from .baseline import parse_baseline
+from .baseline import AUTO, parse_baseline
 from .context import AuditOptions
 from .errors import InputError
 from .formatters import FORMATTERS, human, render
@@ -23,7 +23,11 @@ from .rules import load_ruleset, ruleset_names
 @click.argument("targets", nargs=-1, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="human", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
-@click.option("--against", help="Baseline: a record folder, or comma-separated per-seed val_bpb values.")
+@click.option("--against", help="Baseline: a record folder, comma-separated per-seed val_bpb values, or `auto`: "
+                                 "the best accepted record whose PR was opened earlier (PR mode or --pr-meta).")
+@click.option("--pr-meta", "pr_meta", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON of `gh pr view N --json number,createdAt,headRefOid,baseRefOid,mergedAt,state,title` "
+                   "(or `gh pr list --json ...`): rules are judged as in force when the PR was opened.")
 @click.option("--policy", type=click.Choice(["enforced", "written"]), default="enforced", show_default=True,
               help="Which significance policy decides R-SIGNIFICANCE.")
 @click.option("--ruleset", help="Rule catalog to apply (default: from the record's track).")
@@ -55,7 +59,7 @@ from .rules import load_ruleset, ruleset_names
 @click.option("--keep", "dyn_keep", type=click.Path(file_okay=False, path_type=Path),
               help="--dynamic: keep the run (log, ledger, canary) in this folder.")
 @click.version_option(__version__, prog_name="pgolf-check")
-def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
+def main(targets, fmt, output, against, pr_meta, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
          dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     try:
@@ -68,8 +72,7 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
             raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
         dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
                                no_preset, dyn_shim, dyn_keep) if dynamic else None
-        options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
-                               ruleset=ruleset, dynamic=dyn)
+        options = _audit_options(policy, against, pr_meta, bool(git_repo), ruleset, dyn)
         if ruleset:
             load_ruleset(ruleset)  # an unknown name is bad input, not a per-record error
         report = audit_git(git_repo, git_range, options) if git_repo else audit(list(targets), options)
@@ -83,6 +86,17 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
     text = human.render(report, verbose) if fmt == "human" else render(report, fmt)
     _emit(text, output)
     sys.exit(report.exit_code)
+
+
+def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn) -> AuditOptions:
+    from . import prmeta
+    meta = prmeta.load(pr_meta) if pr_meta else None
+    auto = against is not None and against.strip().lower() == AUTO
+    if auto and not (pr_mode or meta):
+        raise InputError(None, "--against auto needs PR mode (--git/--range) or --pr-meta: the frontier is "
+                               "ordered by when PRs were opened")
+    return AuditOptions(policy=policy, against=parse_baseline(against) if against and not auto else None,
+                        against_auto=auto, ruleset=ruleset, dynamic=dyn, pr_meta=meta)
 
 
 def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):
