@@ -157,16 +157,35 @@ def _welch(new: Any, base: Any, margin: float, scale: float) -> WelchResult:
         partial.note = (f"need at least 2 values per side (new {len(xs)}, base {len(ys)}); "
                         "a single seed cannot pass")
         return partial
-    se_new, se_base = variance(xs) / len(xs), variance(ys) / len(ys)
+    return _welch_moments(mean_new, variance(xs), len(xs), mean_base, variance(ys), len(ys), margin)
+
+
+def welch_from_summary(new: tuple[float, float, int], base: tuple[float, float, int],
+                       margin: float = 0.0) -> WelchResult:
+    """The same test from (mean, sample std, n) of each side, as published rulings quote them
+    (PR #1902: PR #1855's six runs, mean 1.060755, std 0.000933, against PR #1868's rerun)."""
+    (m_new, sd_new, n_new), (m_base, sd_base, n_base) = new, base
+    numbers = (m_new, sd_new, m_base, sd_base, margin)
+    if not all(_finite(v) for v in numbers) or min(sd_new, sd_base) < 0 or min(n_new, n_base) < 2:
+        result = WelchResult(_NAN, _NAN, _NAN, m_new, m_base, n_new, n_base, margin)
+        result.note = "need finite means, non-negative stds and at least 2 values per side"
+        return result
+    return _welch_moments(m_new, sd_new ** 2, n_new, m_base, sd_base ** 2, n_base, margin)
+
+
+def _welch_moments(mean_new: float, var_new: float, n_new: int, mean_base: float, var_base: float,
+                   n_base: int, margin: float) -> WelchResult:
+    se_new, se_base = var_new / n_new, var_base / n_base
     se2 = se_new + se_base
     if se2 <= 0.0:
-        partial.note = "zero variance on both sides: the t statistic is undefined"
-        return partial
+        result = WelchResult(_NAN, _NAN, _NAN, mean_new, mean_base, n_new, n_base, margin)
+        result.note = "zero variance on both sides: the t statistic is undefined"
+        return result
     t = (mean_base - mean_new - margin) / math.sqrt(se2)
-    df = se2 ** 2 / (se_new ** 2 / (len(xs) - 1) + se_base ** 2 / (len(ys) - 1))
+    df = se2 ** 2 / (se_new ** 2 / (n_new - 1) + se_base ** 2 / (n_base - 1))
     from scipy import stats as sps  # lazily: see the module docstring
     p = float(sps.t.sf(t, df))
-    return WelchResult(t, df, p, mean_new, mean_base, len(xs), len(ys), margin)
+    return WelchResult(t, df, p, mean_new, mean_base, n_new, n_base, margin)
 
 
 def _finite(value: Any) -> bool:

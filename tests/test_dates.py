@@ -163,3 +163,36 @@ def test_size_is_judged_by_the_logs_own_total(tmp_path):
     assert report.verdict == "pass" and {f.severity for f in size} == {"warn"}
     assert "counted compressed" in size[0].message
     assert {row.bytes_total for row in report.records[0].seeds} == {15_990_000}
+
+
+def test_against_auto_beside_the_record_with_pr_meta(tmp_path):
+    """Outside PR mode the frontier is drawn from the record folders beside it, ordered by date."""
+    track = tmp_path / "records" / "track_10min_16mb"
+    make_record(track, name="2026-04-01_Old", bpbs=(1.2101, 1.2103, 1.2105))
+    make_record(track, name="2026-04-20_Later", bpbs=(1.1001, 1.1003, 1.1005))
+    mine = make_record(track, name="2026-04-10_Mine")
+    meta = prmeta.load(pr_json(tmp_path / "pr.json", createdAt="2026-04-10T09:00:00Z"))
+    report = audit([str(mine)], AuditOptions(against_auto=True, pr_meta=meta))
+    sig = report.records[0].significance
+    assert "2026-04-01_Old" in sig["against"] and sig["passed"] and report.verdict == "pass"
+
+
+def test_the_non_record_track_has_no_frontier(tmp_path):
+    track = tmp_path / "records" / "track_non_record_16mb"
+    make_record(track, name="2026-04-01_Old", bpbs=(1.1001, 1.1003, 1.1005))
+    mine = make_record(track, name="2026-04-10_Mine")
+    data = json.loads((mine / "submission.json").read_text())
+    data["track"] = "non_record_16mb"
+    (mine / "submission.json").write_text(json.dumps(data))
+    report = audit([str(mine)], AuditOptions(against_auto=True))
+    sig = [f for f in report.records[0].findings if f.rule == "R-SIGNIFICANCE"]
+    assert [f.severity for f in sig] == ["info"] and "no chronological frontier" in sig[0].message
+
+
+def test_one_seed_in_march_is_not_tested_for_significance_but_warns(tmp_path):
+    track = tmp_path / "records" / "track_10min_16mb"
+    make_record(track, seeds=(1337,), bpbs=(1.2244,), name="2026-03-17_Baseline")
+    mine = one_seed(track, "2026-03-19_Mine")
+    report = audit([str(mine)], AuditOptions(against_auto=True))
+    sig = next(f for f in report.records[0].findings if f.rule == "R-SIGNIFICANCE")
+    assert sig.severity == "warn" and "without a significance test" in sig.message

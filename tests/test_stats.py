@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
@@ -194,3 +195,20 @@ def test_alphas_and_margin_are_checked():
                    {"margin_nats": float("nan")}):
         with pytest.raises(ValueError):
             significance([1.0, 1.1], [1.2, 1.3], **kwargs)
+
+
+def test_pr1855_vs_pr1868_published_p():
+    """PR #1902: PR #1855's six runs (its three seeds and a third-party reproduction of three more,
+    quoted as mean 1.060755, std 0.000933) against PR #1868's compliance rerun: p = 0.188."""
+    from pgolf.compliance.logparse import parse_log_bytes
+    from pgolf.compliance.stats import welch_from_summary
+    folder = _folder("2026-04-29_SmearGateBOSFix_3Seed_1.06141")
+    rerun = [parse_log_bytes(p.read_bytes()).score.val_bpb for p in sorted(folder.glob("*_rerun_gptq8s.log"))]
+    assert len(rerun) == 3
+    base = (sum(rerun) / 3, float(np.std(rerun, ddof=1)), 3)
+    result = welch_from_summary((1.060755, 0.000933, 6), base)
+    assert round(result.p, 3) == 0.188 and result.passes(ENFORCED_ALPHA)
+    same = welch_one_sided([1.0, 1.1, 1.2], [1.3, 1.35, 1.5])
+    again = welch_from_summary((1.1, 0.1, 3), (sum([1.3, 1.35, 1.5]) / 3, float(np.std([1.3, 1.35, 1.5], ddof=1)), 3))
+    assert again.p == pytest.approx(same.p, rel=1e-12)
+    assert math.isnan(welch_from_summary((1.0, -1.0, 3), base).p)

@@ -27,9 +27,10 @@ WAIVER = ("README: \"For submissions that improve speed through systems optimiza
     "waiver_patterns": [r"systems?[- ]only", r"systems? optimi[sz]ation", r"without changing the ml",
                         r"significance (?:requirement )?(?:is )?waived", r"\bwaiver\b"],
     "waiver": "review",
+    "frontier": True,   # does `--against auto` apply (the non-record track has no frontier)
 })
 def significance(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
-    baseline, why_not = _baseline(ctx)
+    baseline, why_not = _baseline(ctx, rule)
     if baseline is None:
         yield rule.finding(why_not, severity="info")
         return
@@ -57,12 +58,14 @@ def significance(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
         yield _unless_waived(rule, message, waiver, ctx.significance)
 
 
-def _baseline(ctx: RecordContext) -> tuple[Baseline | None, str]:
+def _baseline(ctx: RecordContext, rule: Rule) -> tuple[Baseline | None, str]:
     options = ctx.options
     if options.against is not None:
         return options.against, ""
     if not options.against_auto:
         return None, "no baseline given (--against); significance not tested"
+    if not rule.params["frontier"]:
+        return None, "this track has no chronological frontier; significance not tested"
     pool = options.frontier or FrontierPool(ctx.record.root.parent, label="the records beside it")
     if ctx.judged.date is None:
         return None, "the record's date is unknown, so the chronological frontier cannot be told; not tested"
