@@ -112,8 +112,8 @@ def run_check(rule: Rule, context) -> list[Finding]:
 def summarize(record: Record, context: RecordContext) -> dict:
     # the parser and the JSON reader drop impossible numbers; finite() keeps a stray one from
     # reaching statistics (which raises on nan) all the same
-    scores = [row.val_bpb for row in context.rows if _finite(row.val_bpb)]
-    losses = [row.val_loss for row in context.rows if _finite(row.val_loss)]
+    scores = [v for v in (row.val_bpb for row in context.rows) if v is not None and math.isfinite(v)]
+    losses = [v for v in (row.val_loss for row in context.rows) if v is not None and math.isfinite(v)]
     sub = record.submission
     return {
         "n_seeds": len({row.seed for row in context.rows if _finite(row.val_bpb)}),
@@ -238,7 +238,8 @@ def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> 
         found.append(rule.finding(f"the PR also changes other record folders: {changed}",
                                   severity=severity["other_records"]))
     if layout.outside:
-        shown = ", ".join(layout.outside[:5]) + (f" and {len(layout.outside) - 5} more" if len(layout.outside) > 5 else "")
+        more = len(layout.outside) - 5
+        shown = ", ".join(layout.outside[:5]) + (f" and {more} more" if more > 0 else "")
         found.append(rule.finding(f"the PR changes files outside its record folder: {shown}",
                                   severity=severity["outside_files"]))
     return found

@@ -70,17 +70,17 @@ def record_layout(repo: Path, rng: str, changes: list[tuple[str, str]]) -> Layou
     """Sort the changed files into record folders added, modified or deleted, and everything else."""
     base, head = split_range(rng)
     fork = _git(repo, "merge-base", base, head).decode().strip()
-    touched: dict[str, list[str]] = {}
+    touched: list[str] = []
     layout = Layout()
-    for status, path in changes:
+    for _status, path in changes:
         parts = PurePosixPath(path).parts
+        folder = "/".join(parts[:3])
         if len(parts) >= 4 and parts[0] == "records":
-            touched.setdefault("/".join(parts[:3]), []).append(status)
+            touched += [folder] if folder not in touched else []
         else:
             layout.outside.append(path)
-    for folder, statuses in touched.items():
-        existed = exists(repo, fork, folder)
-        if not existed:
+    for folder in touched:
+        if not exists(repo, fork, folder):
             layout.added.append(folder)
         elif exists(repo, head, folder):
             layout.modified.append(folder)

@@ -146,27 +146,22 @@ def _headline(record: Record, headline: float) -> Claim:
     logs = [log for log in _candidates(record) if log.facts.finals]
     if not logs:
         return Claim(how="submission.json's score; no log has a final scoring pass", supported=False)
-    readings = []
     label, mean = _label_with_mean(logs, headline)
-    if label is not None:
-        readings.append((abs(mean - headline), 0, "mean", label))
     single = [(abs(line.val_bpb - headline), log, line) for log in logs
               if (line := _pick_line(log, headline)) is not None and line.val_bpb is not None]
-    if single:
-        diff, log, line = min(single, key=lambda item: item[0])
-        readings.append((diff, 1, "single", (log, line)))
-    if not readings:
+    best_single = min(single, key=lambda item: item[0]) if single else None
+    if label is None and best_single is None:
         return Claim(how=f"no log's final pass, and no mean of one, carries submission.json's {headline}",
                      logs=[log.rel for log in logs], supported=False)
-    _, _, kind, chosen = min(readings, key=lambda item: (item[0], item[1]))
-    if kind == "mean":
+    if label is not None and (best_single is None or abs(mean - headline) <= best_single[0]):
         for log in logs:
-            line = next(m for m in reversed(log.facts.finals) if m.label == chosen)
+            line = next(m for m in reversed(log.facts.finals) if m.label == label)
             if line is not log.facts.score:
-                log.score, log.score_basis = line, f"the pass ({chosen}) whose mean submission.json reports"
-        return Claim(how=f"the mean of {len(logs)} log(s)' {chosen} pass", logs=[log.rel for log in logs],
+                log.score, log.score_basis = line, f"the pass ({label}) whose mean submission.json reports"
+        return Claim(how=f"the mean of {len(logs)} log(s)' {label} pass", logs=[log.rel for log in logs],
                      supported=True)
-    log, line = chosen
+    assert best_single is not None
+    _, log, line = best_single
     log.score, log.score_basis = line, LAST_PASS if line is log.facts.score else "the pass submission.json reports"
     for other in logs:
         if other is not log and other.seed is not None and other.seed == log.seed:

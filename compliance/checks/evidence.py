@@ -61,7 +61,8 @@ def _config_drift(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
 
     def kept(key: str, value: str) -> bool:
         low = key.lower()
-        return low not in ignored and not low.startswith(prefixes) and not (rule.params["ignore_paths"] and "/" in value)
+        is_path = rule.params["ignore_paths"] and "/" in value
+        return low not in ignored and not low.startswith(prefixes) and not is_path
     dumps = [(log, {k: v for k, v in log.facts.hyperparams.items() if kept(k, v)})
              for log in ctx.logs() if log.facts.hyperparams]
     if len(dumps) < 2:

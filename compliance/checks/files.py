@@ -5,7 +5,7 @@ import re
 from typing import Iterator
 
 from ..context import RecordContext
-from ..report import Finding
+from ..report import Finding, Severity
 from ..rules import Rule, check
 
 FILE_KINDS = {"README.md": "readme", "submission.json": "submission", "train_gpt.py": "script",
@@ -30,7 +30,7 @@ def record_files(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
                            "(a stray folder)", level="stray_folder")
         return
     kinds = set(record.kinds.values())
-    missing_severity = rule.params["missing"]
+    missing_severity: dict[str, Severity] = rule.params["missing"]
     for required in rule.params["required"]:
         present = bool(record.logs) if required == "logs" else FILE_KINDS.get(required) in kinds
         if not present:
@@ -41,7 +41,7 @@ def record_files(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     if pattern and not re.match(pattern, record.name):
         yield rule.finding(f"folder name {record.name!r} is not YYYY-MM-DD_description",
                            level="folder_name")
-    severities = rule.params["problems"]
+    severities: dict[str, Severity] = rule.params["problems"]
     for problem in record.problems:
         yield rule.finding(problem.message, file=problem.file, severity=severities.get(problem.kind, problem.severity))
     if record.script and record.script.layers:
@@ -60,7 +60,7 @@ def log_parse(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     for log in record.logs:
         facts = log.facts
         # a run outside the claim may have diverged to nan; it decides nothing, so it only warns
-        severity = rule.params["impossible"] if log in scored else "warn"
+        severity: Severity = rule.params["impossible"] if log in scored else "warn"
         for line, what in facts.invalid:
             yield rule.finding(f"impossible value: {what}", file=log.rel, line=line, severity=severity,
                                evidence={"value": what})
