@@ -26,12 +26,26 @@ class Row:
     mean: float
 
 
+_LOADED: dict[tuple[object, ...], list[Row]] = {}
+
+
 def rows(pool: FrontierPool, exclude: str | None = None) -> list[Row]:
-    """Every record folder in the pool with per-seed scores and a known opening date."""
+    """Every record folder in the pool with per-seed scores and a known opening date.
+
+    Auditing a tree with `--against auto` asks for the same pool once per record: it is read
+    once, and again when a folder in it is added, removed or touched.
+    """
+    folders = sorted(p for p in pool.root.iterdir() if p.is_dir() and not p.is_symlink())
+    key = (str(pool.root.resolve()), tuple(sorted(pool.opened.items())),
+           tuple((p.name, p.stat().st_mtime_ns) for p in folders))
+    if key not in _LOADED:
+        _LOADED[key] = _load(pool)
+    return [row for row in _LOADED[key] if row.name != exclude]
+
+
+def _load(pool: FrontierPool) -> list[Row]:
     found = []
     for folder in sorted(p for p in pool.root.iterdir() if p.is_dir() and not p.is_symlink()):
-        if folder.name == exclude:
-            continue
         try:
             record = load_record(folder)
         except (InputError, OSError):
