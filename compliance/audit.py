@@ -221,7 +221,7 @@ def _frontier_pools(repo: Path, rng: str, layout: gitrange.Layout, options: Audi
 def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> list[Finding]:
     """What the PR does beside this folder, at the severities in force on the record's date."""
     ruleset = load_ruleset(record.ruleset or DEFAULT_RULESET)
-    rule = ruleset.get("R-RECORD-FILES").at(record.summary.get("judged_on")) if record.summary else None
+    rule = ruleset.get("R-RECORD-FILES").at(record.summary.get("judged_on") if record.summary else None)
     if rule is None:
         return []
     severity = rule.params["pr_layout"]
