@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .audit import audit, audit_git
-from .baseline import parse_baseline
+from .baseline import AUTO, parse_baseline
 from .cli_review import EXIT_CODES, explain, prepare, record_folders_of, review_options
 from .context import AuditOptions
 from .errors import InputError
@@ -26,7 +26,11 @@ from .rules import load_ruleset, ruleset_names
 @click.argument("targets", nargs=-1, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="human", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
-@click.option("--against", help="Baseline: a record folder, or comma-separated per-seed val_bpb values.")
+@click.option("--against", help="Baseline: a record folder, comma-separated per-seed val_bpb values, or `auto`: "
+                                 "the best accepted record whose PR was opened earlier (PR mode or --pr-meta).")
+@click.option("--pr-meta", "pr_meta", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON of `gh pr view N --json number,createdAt,headRefOid,baseRefOid,mergedAt,state,title` "
+                   "(or `gh pr list --json ...`): rules are judged as in force when the PR was opened.")
 @click.option("--policy", type=click.Choice(["enforced", "written"]), default=None,
               help="Which significance policy decides R-SIGNIFICANCE [default: enforced].")
 @click.option("--ruleset", help="Rule catalog to apply (default: from the record's track).")
@@ -59,7 +63,7 @@ from .rules import load_ruleset, ruleset_names
               help="--dynamic: keep the run (log, ledger, canary) in this folder.")
 @review_options
 @click.version_option(__version__, prog_name="pgolf-check")
-def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
+def main(targets, fmt, output, against, pr_meta, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
          dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep,
          **review):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
@@ -84,8 +88,8 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
         settings = checking.settings
         dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
                                no_preset, dyn_shim, dyn_keep) if dynamic else None
-        options = AuditOptions(policy=settings.policy, against=parse_baseline(against) if against else None,
-                               ruleset=settings.ruleset, dynamic=dyn, selection=checking.selection)
+        options = _audit_options(settings.policy, against, pr_meta, bool(git_repo), settings.ruleset, dyn,
+                                 checking.selection)
         if settings.ruleset:
             load_ruleset(settings.ruleset)  # an unknown name is bad input, not a per-record error
         report = audit_git(git_repo, git_range, options) if git_repo else audit(list(targets), options)
@@ -96,6 +100,17 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
         click.echo(f"pgolf-check: {report.error}", err=True)
         sys.exit(2)
     checking.finish(report, output, time.monotonic() - started)
+
+
+def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn, selection=None) -> AuditOptions:
+    from . import prmeta
+    meta = prmeta.load(pr_meta) if pr_meta else None
+    auto = against is not None and against.strip().lower() == AUTO
+    if auto and not (pr_mode or meta):
+        raise InputError(None, "--against auto needs PR mode (--git/--range) or --pr-meta: the frontier is "
+                               "ordered by when PRs were opened")
+    return AuditOptions(policy=policy, against=parse_baseline(against) if against and not auto else None,
+                        against_auto=auto, ruleset=ruleset, dynamic=dyn, pr_meta=meta, selection=selection)
 
 
 def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args
 
 SCHEMA = "pgolf-report/1"
-SEVERITIES = ("fail", "review", "warn", "info")
-VERDICT_EXIT = {"pass": 0, "fail": 1, "error": 2, "review": 3}
+Severity = Literal["fail", "review", "warn", "info"]
+Verdict = Literal["pass", "fail", "review", "error"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # most severe first
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+VERDICT_EXIT: dict[Verdict, int] = {"pass": 0, "fail": 1, "error": 2, "review": 3}
 
 
 @dataclass
 class Finding:
     rule: str
-    severity: str
+    severity: Severity
     message: str
     file: str | None = None
     line: int | None = None
@@ -46,7 +49,7 @@ class SeedRow:
 @dataclass
 class RecordReport:
     path: str
-    verdict: str = "pass"
+    verdict: Verdict = "pass"
     ruleset: str | None = None
     seeds: list[SeedRow] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +61,7 @@ class RecordReport:
 @dataclass
 class Report:
     target: str
-    verdict: str = "pass"
+    verdict: Verdict = "pass"
     records: list[RecordReport] = field(default_factory=list)
     policy: str = "enforced"
     pgolf_version: str | None = None
@@ -91,7 +94,7 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
-def verdict_of(findings: list[Finding]) -> str:
+def verdict_of(findings: list[Finding]) -> Verdict:
     """fail if any active finding fails, review if any asks for review, pass otherwise."""
     active = {f.severity for f in findings if f.active}
     if "fail" in active:
@@ -101,7 +104,8 @@ def verdict_of(findings: list[Finding]) -> str:
     return "pass"
 
 
-def combine(verdicts: list[str]) -> str:
+def combine(verdicts: list[Verdict]) -> Verdict:
+    verdict: Verdict
     for verdict in ("error", "fail", "review"):
         if verdict in verdicts:
             return verdict

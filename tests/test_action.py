@@ -143,7 +143,7 @@ def sarif_schema() -> dict:
 @pytest.mark.parametrize("name, verdict, rules", [
     ("legal", "pass", set()),
     ("illegal", "fail", {"R-NO-PREQUANT-TTT"}),
-    ("two-folders", "fail", {"R-RECORD-FILES"}),
+    ("two-folders", "pass", set()),   # accepted in practice: a warning that quotes the rule (issue #11)
 ])
 def test_the_action_script_on_three_prs(fixture_repo, github, tmp_path, name, verdict, rules, capsys):
     jsonschema = pytest.importorskip("jsonschema")
@@ -208,6 +208,9 @@ def test_a_review_verdict_fails_only_with_fail_on_review(fixture_repo, tmp_path)
     folder = next((fork / TRACK).iterdir())
     rerun = (folder / "train_seed42.log").read_text().replace("val_bpb:1.2001", "val_bpb:1.1990")
     (folder / "train_seed42_rerun.log").write_text(rerun)  # one seed, two scores: a human decides
+    claims = json.loads((folder / "submission.json").read_text())
+    claims.pop("seed_results", None)   # so that no per-seed claim picks one of the two runs
+    (folder / "submission.json").write_text(json.dumps(claims))
     git(fork, "add", "-A")
     git(fork, "commit", "-qm", "a rerun of seed 42")
     pr = (git(fork, "rev-parse", "origin/main"), git(fork, "rev-parse", "HEAD"))

@@ -40,7 +40,7 @@ def _model_updates(ctx: ScriptContext) -> list[Event]:
     return [u for u in val_updates(ctx.events) if not is_fresh(u)]
 
 
-@check("script.ttt_score_first")
+@check("script.ttt_score_first", kind="script")
 def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     for update in _model_updates(ctx):
@@ -54,7 +54,7 @@ def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                            score=j.score)
 
 
-@check("script.no_prequant_ttt")
+@check("script.no_prequant_ttt", kind="script")
 def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     for update in _model_updates(ctx):
@@ -69,7 +69,7 @@ def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield _finding(rule, ctx, update, msg, score=j.score)
 
 
-@check("script.single_pass")
+@check("script.single_pass", kind="script")
 def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     events = ctx.events
@@ -90,7 +90,7 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield _finding(rule, ctx, best, "C4: keeps the better of two validation scores")
 
 
-@check("script.no_ngram_leak")
+@check("script.no_ngram_leak", kind="script")
 def no_ngram_leak(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     seen: set[int] = set()
@@ -115,7 +115,7 @@ def _fresh_updates(ctx: ScriptContext) -> list[tuple[Event, bool]]:
     return out
 
 
-@check("script.no_slot")
+@check("script.no_slot", kind="script")
 def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     for update, per_window in _fresh_updates(ctx):
@@ -131,7 +131,7 @@ def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                            f"targets, then used to score them (line {j.score.line})", score=j.score)
 
 
-@check("script.no_etlb")
+@check("script.no_etlb", kind="script")
 def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     for update, per_window in _fresh_updates(ctx):
@@ -143,7 +143,7 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                            f"before they are scored (line {j.score.line})", score=j.score)
 
 
-@check("script.gptq_calib")
+@check("script.gptq_calib", kind="script")
 def gptq_calib(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     seen: set[int] = set()
@@ -153,7 +153,7 @@ def gptq_calib(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
             yield _finding(rule, ctx, event, "quantization calibration hooks are fed validation tokens")
 
 
-@check("script.no_val_in_train")
+@check("script.no_val_in_train", kind="script")
 def no_val_in_train(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     for update in val_updates(ctx.events):
@@ -166,7 +166,7 @@ def no_val_in_train(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield _finding(rule, ctx, event, "a tokenizer is trained on validation data")
 
 
-@check("script.no_train_in_eval")
+@check("script.no_train_in_eval", kind="script")
 def no_train_in_eval(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     events = ctx.events
@@ -183,7 +183,7 @@ def no_train_in_eval(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                            score=score)
 
 
-@check("script.network")
+@check("script.network", kind="script")
 def network(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     events = ctx.events
@@ -196,7 +196,7 @@ def network(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                            severity="warn")
 
 
-@check("script.ttt_warmup")
+@check("script.ttt_warmup", kind="script")
 def ttt_warmup(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     for update in _model_updates(ctx):
@@ -206,7 +206,7 @@ def ttt_warmup(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                            "(accepted in PR #1530)", score=j.score)
 
 
-@check("script.bos_leak")
+@check("script.bos_leak", kind="script")
 def bos_leak(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     yield from _parse_problem(rule, ctx)
     from ..static.structure import unmasked_prev_token_mixing
