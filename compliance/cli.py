@@ -11,12 +11,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .audit import audit, audit_git
-from .baseline import parse_baseline
-from .context import AuditOptions
 from .errors import InputError
 from .formatters import FORMATTERS, human, render
-from .rules import load_ruleset, ruleset_names
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +54,11 @@ from .rules import load_ruleset, ruleset_names
 def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
          dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
+    # the audit's modules load here, not with the CLI: --help and --version stay instant
+    from .audit import audit, audit_git
+    from .baseline import parse_baseline
+    from .context import AuditOptions
+    from .rules import load_ruleset
     try:
         if list_rules:
             _list_rules(ruleset or "track_10min_16mb")
@@ -113,6 +114,7 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def _list_rules(name: str) -> None:
+    from .rules import load_ruleset, ruleset_names
     for rule in load_ruleset(name).rules:
         state = "" if rule.enabled else "  (disabled)"
         click.echo(f"{rule.id:<20} {rule.kind:<7} {rule.severity:<6} {rule.title}{state}\n{'':<20} source: {rule.source}")
