@@ -1,8 +1,10 @@
 """Profiles take their caps from the rule catalogs, so a record is held to what its check enforces."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,44 @@ def test_init_copies_the_reference(tmp_path):
     assert "PGOLF_STAGE" in script
     again = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def _smoke_record(tmp_path, train_ms: int, scale) -> Path:
+    from tests.factory import log_text, make_record
+    folder = make_record(tmp_path)
+    for log in folder.glob("train_seed*.log"):
+        seed = int(log.stem.removeprefix("train_seed"))
+        log.write_text(log_text(seed, 1.2, 2.0, train_ms=train_ms, total=400_000))
+    sub = json.loads((folder / "submission.json").read_text())
+    sub.update(track="track_cpu_smoke", bytes_total=400_000)
+    if scale is not None:
+        sub["pgolf"] = {"calibration": {"scale": scale}}
+    (folder / "submission.json").write_text(json.dumps(sub))
+    return folder
+
+
+@pytest.mark.parametrize("train_ms, scale, over", [
+    (250_000, None, True),       # 250 s against cpu-smoke's 150 s
+    (250_000, 2.0, False),       # the record states a calibration: 300 s
+    (250_000, True, True),       # not a number: no scale
+    (1_300_000, 100.0, True),    # at most the ruleset's bound (8 x 150 s = 1200 s)
+])
+def test_a_cpu_smoke_record_is_held_to_its_stated_calibration(tmp_path, train_ms, scale, over):
+    from pgolf.compliance.audit import audit
+    from pgolf.compliance.context import AuditOptions
+    report = audit([str(_smoke_record(tmp_path, train_ms, scale))], AuditOptions())
+    failed = [f for f in report.records[0].findings if f.rule == "R-TRAIN-TIME" and f.severity == "fail"]
+    assert bool(failed) == over
+    if scale == 100.0:
+        assert "1200 s cap (150 s x the stated calibration 8.00)" in failed[0].message
+
+
+def test_the_record_track_ignores_a_stated_calibration(tmp_path):
+    from pgolf.compliance.audit import audit
+    from pgolf.compliance.context import AuditOptions
+    folder = _smoke_record(tmp_path, 700_000, 4.0)
+    sub = json.loads((folder / "submission.json").read_text())
+    (folder / "submission.json").write_text(json.dumps({**sub, "track": "track_10min_16mb"}))
+    report = audit([str(folder)], AuditOptions())
+    assert any(f.rule == "R-TRAIN-TIME" and f.severity == "fail" and "600 s cap" in f.message
+               for f in report.records[0].findings)
