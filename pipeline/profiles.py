@@ -13,7 +13,7 @@ import yaml
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 _KEYS = {"description", "track", "ruleset", "nproc", "grace_s", "quantize_reserve_s", "env", "fixed_steps",
-         "calibration", "dynamic_cap"}
+         "calibration", "dynamic_cap", "dynamic_env"}
 _FROM_RULESET = {"train_cap_s", "eval_cap_s", "max_bytes"}
 
 
@@ -39,6 +39,7 @@ class Profile:
     max_cap_scale: float = 1.0
     dynamic_cap_multiple: float = 0.0
     dynamic_cap_floor_s: float = 900.0
+    dynamic_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def caps(self) -> dict:
@@ -94,7 +95,8 @@ def _profile(path: Path, name: str, entry: object) -> Profile:
             fixed_steps=bool(entry.get("fixed_steps", False)),
             calibration_reference_s=float(reference) if reference is not None else None,
             dynamic_cap_multiple=float(dynamic.get("multiple", 0.0)),
-            dynamic_cap_floor_s=float(dynamic.get("floor_s", 900.0)), **caps)
+            dynamic_cap_floor_s=float(dynamic.get("floor_s", 900.0)),
+            dynamic_env={str(k): str(v) for k, v in (entry.get("dynamic_env") or {}).items()}, **caps)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProfileError(f"{path}: profile {name}: missing or invalid {exc}") from None
     if profile.calibration_reference_s is not None and profile.max_cap_scale <= 1.0:

@@ -157,9 +157,10 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
 
 
 def dynamic_options(req: SubmitRequest, progress: Progress, outcomes: list[SeedOutcome]) -> DynamicOptions:
-    """The dynamic check on the CPU, with the run's own data: the profile's knobs when it is a CPU
-    profile, the tiny preset otherwise; a CPU container when the seeds ran in one. Its log, ledger
-    and canary are kept in runs/<name>/dynamic/, whatever the outcome."""
+    """The dynamic check on the CPU, with the run's own data: the profile's knobs (and its short
+    schedule for the traced run) when it is a CPU profile, the tiny preset otherwise; a CPU
+    container when the seeds ran in one. Its log, ledger and canary are kept in
+    runs/<name>/dynamic/, whatever the outcome."""
     runtime = req.runtime if isinstance(req.runtime, DockerRuntime) and not req.runtime.gpus else LocalRuntime()
     cpu_profile = bool(req.profile.env)
     profile, _ = calibrate(req, progress)  # the thread count that runs fastest now
@@ -168,7 +169,8 @@ def dynamic_options(req: SubmitRequest, progress: Progress, outcomes: list[SeedO
         shutil.rmtree(keep)  # the run lays out a fresh folder: links, canary and ledger of its own
     progress.say(f"dynamic: the traced run's log and ledger go to {keep}")
     return DynamicOptions(data=req.data.train, tokenizer=req.data.tokenizer, runtime=runtime,
-                          env={**profile.env, **req.overrides} if cpu_profile else dict(req.overrides),
+                          env={**profile.env, **profile.dynamic_env, **req.overrides} if cpu_profile
+                          else dict(req.overrides),
                           preset=not cpu_profile, cap_s=dynamic_cap_s(req, outcomes), workdir=keep,
                           threads=int(profile.env.get("OMP_NUM_THREADS", 2)), progress=progress.say)
 

@@ -161,7 +161,10 @@ def test_the_submit_step_checks_on_the_cpu_with_the_runs_own_data(tmp_path, data
     options = dynamic_options(req, Progress(3), [])
     assert (options.data, options.tokenizer) == (data.train, data.tokenizer)
     assert options.preset is False and options.env["MODEL_DIM"] == req.profile.env["MODEL_DIM"]
+    assert options.env["ITERATIONS"] == req.profile.dynamic_env["ITERATIONS"] != req.profile.env["ITERATIONS"]
     assert options.workdir == req.work_dir / "dynamic"
+    mine = dynamic_options(replace(req, overrides={"ITERATIONS": "7"}), Progress(3), [])
+    assert mine.env["ITERATIONS"] == "7"  # what the caller sets wins
     gpu = replace(req, profile=get_profile("8xh100"), runtime=DockerRuntime(image="pgolf:cuda", gpus=True))
     options = dynamic_options(gpu, Progress(3), [])
     assert options.preset is True and isinstance(options.runtime, LocalRuntime)

@@ -185,8 +185,9 @@ def _fresh_clone_to_pass(label: str, concurrent_load: bool) -> bool:
           f"{_load()}")
     print(f"{label}: " + ", ".join(f"{name} {s} s" for name, s in phases) + "; " +
           ("; ".join(calibration) or "no calibration line") + f"; seeds ran {sorted(steps)} steps")
-    if not ok:
-        print("\n".join(f"{label}:   {line}" for line in output.splitlines()[-15:]))
+    ticks = re.compile(r"^(pgolf: dynamic: \d+s /|seed \d+/\d+ \(seed=\d+\) \w+: )")
+    said = [line for line in output.splitlines() if not ticks.match(line)]
+    print("\n".join(f"{label}:   {line}" for line in said[-(40 if not ok else 12):]))
     return ok
 
 
