@@ -251,3 +251,19 @@ def test_every_seed_states_its_steps(tmp_path, data, monkeypatch):
     assert submit(request(tmp_path, data, fixed_steps=False), Progress(3)) == 0
     sub = json.loads(next((tmp_path / "records").rglob("submission.json")).read_text())
     assert [sub["seed_results"][str(s)]["steps"] for s in (1, 2, 3)] == [7, 7, 7]
+
+
+def test_each_stage_gets_what_the_contract_table_names_and_nothing_else(tmp_path, data):
+    from pgolf.compliance import logparse
+    from pgolf.compliance.stage_contract import STAGES, stage_line
+    from pgolf.pipeline.stages import SeedPaths, contract_spec
+    profile = get_profile("cpu-smoke")
+    for stage in STAGES:
+        spec = contract_spec(stage, FIXTURE, 1, profile, data, SeedPaths(tmp_path / "seed"), {})
+        assert sorted(k for k in spec.env if k.startswith("PGOLF_")) == sorted(stage.env_names)
+        assert spec.network == (not stage.isolated)
+    assert [s.name for s in STAGES] == ["train", "quantize", "eval"]
+    # the checker reads the same lines: a later stage's log continues the run the first one started
+    log = "".join(stage_line(s.name, 7, 10.0, "local") + "seed:7\nstep:5/5 train_time:10ms\n" for s in STAGES)
+    facts = logparse.parse_log(log)
+    assert (facts.seed, facts.last_step, facts.planned_steps) == (7, 5, 5)
