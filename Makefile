@@ -24,9 +24,10 @@ PHASE = @t0=$$(date +%s); echo "pgolf: install $(1): $(2)"; { $(3); } && echo "p
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "pgolf: install needs Python 3.10 or newer (PYTHON=$(PYTHON))"; exit 2; }
-	$(call PHASE,1/3,virtualenv $(VENV) with $$($(PYTHON) --version),test -x $(PY) || $(PYTHON) -m venv $(VENV))
-	$(call PHASE,2/3,$(TORCH_SPEC) (the CPU build; about a minute),$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
-	$(call PHASE,3/3,pgolf and its dependencies (editable),$(PY) -m pip install -q -e '.[train$(comma)test]')
+	$(call PHASE,1/4,virtualenv $(VENV) with $$($(PYTHON) --version),test -x $(PY) || $(PYTHON) -m venv $(VENV))
+	$(call PHASE,2/4,$(TORCH_SPEC) (the CPU build; about a minute),$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
+	$(call PHASE,3/4,pgolf and its dependencies (editable),$(PY) -m pip install -q -e '.[train$(comma)test]')
+	$(call PHASE,4/4,byte-compile pgolf (where PYTHONDONTWRITEBYTECODE is set it is never cached otherwise),$(PY) -m compileall -q compliance pipeline)
 	@touch $@
 
 install: $(VENV)/.installed

@@ -59,7 +59,7 @@ class Profile:
 
 def load_profiles(path: Path = PROFILES_FILE) -> dict[str, Profile]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
         raise ProfileError(f"{path}: not readable as YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):

@@ -4,7 +4,7 @@ A check is a function decorated with @check("name") in any module of
 pgolf.compliance.checks; discovery imports them all, so adding a rule means a
 YAML entry plus one decorated function, never an edit here. Catalogs chain by
 `extends` (a track's catalog overrides params or severity of its parent's
-rules) and are read with yaml.safe_load: data only, nothing evaluated.
+rules) and are read with a safe YAML loader: data only, nothing evaluated.
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from ..errors import InputError
 from ..report import SEVERITIES, Finding
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
+# libyaml's safe loader where PyYAML has it: the same safe subset, five times faster (every audit
+# reads four catalogs)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KINDS = ("record", "script", "dynamic")
 CheckFn = Callable[..., Iterable[Finding]]
 _CHECKS: dict[str, CheckFn] = {}
@@ -105,7 +108,7 @@ def _read_catalog(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(None, f"unknown ruleset {name!r} (known: {', '.join(ruleset_names())})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise InputError(path, f"not a rule catalog: {' '.join(str(exc).split())}") from None
     if data.get("ruleset") != name:
