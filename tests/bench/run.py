@@ -172,10 +172,12 @@ def _fresh_clone_to_pass(label: str, concurrent_load: bool) -> bool:
         env["PIP_NO_CACHE_DIR"] = "1"
         burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if concurrent_load else None
         try:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(["make", "submit", "SEEDS=1 2 3"], cwd=clone, env=env, capture_output=True,
                                   text=True)
             seconds = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
         finally:
             if burner is not None:
                 burner.kill()
@@ -186,9 +188,10 @@ def _fresh_clone_to_pass(label: str, concurrent_load: bool) -> bool:
         calibration = re.findall(r"^pgolf: (calibration: .*)$", output, re.M)
         steps = _record_steps(clone)
     ok = done.returncode == 0 and verdict == ["PASS"] and len(steps) == 1 and seconds < 360
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     print(f"{label}: fresh clone to {verdict[-1] if verdict else 'no verdict'} (exit {done.returncode}) in "
-          f"{seconds:.0f} s, install included (target PASS, exit 0, < 360 s) {'OK' if ok else 'FAILED'}; "
-          f"{_load()}")
+          f"{seconds:.0f} s (cpu {cpu:.0f} s), install included (target PASS, exit 0, < 360 s) "
+          f"{'OK' if ok else 'FAILED'}; {_load()}")
     print(f"{label}: " + ", ".join(f"{name} {s} s" for name, s in phases) + "; " +
           ("; ".join(calibration) or "no calibration line") + f"; seeds ran {sorted(steps)} steps")
     ticks = re.compile(r"^(pgolf: dynamic: \d+s /|seed \d+/\d+ \(seed=\d+\) \w+: )")
