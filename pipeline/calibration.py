@@ -41,10 +41,6 @@ class Calibration:
     by_threads: dict[str, float] = field(default_factory=dict)   # median step per thread count tried
     note: str = ""
 
-    @property
-    def slowdown(self) -> float:
-        return self.measured_s / self.reference_s
-
     def describe(self) -> str:
         tried = ", ".join(f"{n} thread{'s' if n != '1' else ''} {t * 1000:.1f} ms" for n, t in self.by_threads.items())
         return (f"calibration: probe step {tried or 'not measured'}; reference {self.reference_s * 1000:.1f} ms: "
@@ -56,7 +52,7 @@ def calibrate(reference_s: float, max_scale: float, env: dict[str, str], fixed_t
               timeout_s: float = 120.0) -> Calibration:
     """Time the probe in child processes with the stages' environment; fixed_threads: only with the
     thread count env names (a caller's own OMP_NUM_THREADS is not second-guessed)."""
-    threads = int(env.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    threads = _threads(env.get("OMP_NUM_THREADS"))
     counts = [threads] if fixed_threads or threads == 1 else [threads, 1]
     try:
         runs = {n: _probe_child(env, n, timeout_s) for n in counts}
@@ -77,6 +73,15 @@ def from_probes(reference_s: float, max_scale: float, threads: int, runs: dict[i
     note = f"capped at x{max_scale:g}" if measured / reference_s > max_scale else ""
     return Calibration(PROBE, chosen, reference_s, measured, runs[chosen]["steps"], round(scale, 3), max_scale,
                        {str(n): r["median_s"] for n, r in runs.items()}, note)
+
+
+def _threads(value: str | None) -> int:
+    """OMP_NUM_THREADS as OpenMP reads it: a positive integer, else every core."""
+    try:
+        count = int(value or 0)
+    except ValueError:
+        count = 0
+    return count if count > 0 else (os.cpu_count() or 1)
 
 
 def _probe_child(env: dict[str, str], threads: int, timeout_s: float) -> dict:

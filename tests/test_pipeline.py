@@ -267,3 +267,10 @@ def test_each_stage_gets_what_the_contract_table_names_and_nothing_else(tmp_path
     log = "".join(stage_line(s.name, 7, 10.0, "local") + "seed:7\nstep:5/5 train_time:10ms\n" for s in STAGES)
     facts = logparse.parse_log(log)
     assert (facts.seed, facts.last_step, facts.planned_steps) == (7, 5, 5)
+
+
+def test_a_bad_thread_count_from_the_caller_is_not_a_crash(tmp_path, data):
+    req = replace(request(tmp_path, data, seeds=(1,), calibration_reference_s=0.007),
+                  overrides={"OMP_NUM_THREADS": "many"})
+    assert submit(req, Progress(1)) in (0, 1)  # one seed: the check fails R-SEEDS, nothing raises
+    assert outcome(tmp_path, 1)["calibration"]["threads"] >= 1
