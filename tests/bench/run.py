@@ -71,6 +71,7 @@ def _by_hand(work: Path, data, profile, seeds) -> float:
     start = time.perf_counter()
     for seed in seeds:
         paths = SeedPaths(work / "hand" / f"seed_{seed}")
+        paths.root.mkdir(parents=True)
         for stage in STAGES:
             spec = contract_spec(stage, REFERENCE, seed, profile, data, paths, {})
             subprocess.run(spec.argv, env=spec.env, cwd=spec.cwd, check=True,
