@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .audit import audit, audit_git
 from .baseline import AUTO, parse_baseline
 from .cli_review import EXIT_CODES, explain, prepare, record_folders_of, review_options
 from .context import AuditOptions
@@ -68,6 +67,8 @@ def main(targets, fmt, output, against, pr_meta, policy, ruleset, verbose, list_
          **review):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     started = time.monotonic()
+    # the audit's modules load here, not with the CLI: --help and --version stay instant
+    from .audit import audit, audit_git
     try:
         if review["explain"]:
             explain(review["explain"], review["color"])
@@ -130,6 +131,7 @@ def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset
 
 
 def _list_rules(name: str) -> None:
+    from .rules import load_ruleset, ruleset_names
     for rule in load_ruleset(name).rules:
         state = "" if rule.enabled else "  (disabled)"
         click.echo(f"{rule.id:<20} {rule.kind:<7} {rule.severity:<6} {rule.title}{state}\n{'':<20} source: {rule.source}")

@@ -28,6 +28,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from . import stage_contract as contract
+
 __all__ = ["MetricLine", "LogFacts", "parse_log", "parse_log_bytes"]
 
 
@@ -137,10 +139,8 @@ _DISPATCH = re.compile(
     r"|(?P<evaltime>eval_time\s*[:=])"
     r"|(?P<totaleval>total_eval_time\s*[:=])"
     r"|(?P<banner>Setting OMP_NUM_THREADS|\*{20,}\s*$)"
-    r"|(?P<pgolf>pgolf: stage \w+ )"
+    r"|(?P<pgolf>" + re.escape(contract.STAGE_PREFIX) + r")"
 )
-# pgolf runs a contract script once per stage into one log: a later stage continues the run
-_PGOLF_STAGE = re.compile(r"pgolf: stage (\w+) seed ")
 
 _STEP = re.compile(r"(?:step:\s*)?(\d+)/(\d+)")
 _TRAIN_TIME = re.compile(r"(?<![\w])(?:train_time|t)\s*[:=]\s*(" + _NUM + r")\s*(ms|s|m)\b")
@@ -569,10 +569,11 @@ class _Parser:
             self._set("seed", int(m.group(1)), n)
 
     def _on_pgolf(self, n: int, line: str) -> None:
-        m = _PGOLF_STAGE.match(line)
-        if m:
+        # pgolf runs a contract script once per stage into one log: a later stage continues the run
+        stage = contract.stage_of(line)
+        if stage is not None:
             self.layout.add("pgolf_stages")
-            self.continuing_stage = m.group(1) in ("quantize", "eval")
+            self.continuing_stage = stage in contract.CONTINUING_STAGES
 
     def _on_banner(self, n: int, line: str) -> None:
         self.layout.add("torchrun")

@@ -110,9 +110,12 @@ def _runtime(name: str, image: str | None, profile):
 @click.option("--blurb", default="", help="One paragraph for the README and submission.json.")
 @click.option("--dynamic/--no-dynamic", default=True, show_default=True,
               help="Check the record with one traced run on a canary validation set (pgolf-check --dynamic).")
+@click.option("--dynamic-cap", type=click.FloatRange(min=1.0), default=None, metavar="SECONDS",
+              help="Cap of the traced run [default: the profile's multiple of the slowest seed's measured "
+                   "time, never under its floor].")
 def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_data, tokenizer, runtime_name,
                    image, records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
-                   github_id, blurb, dynamic):
+                   github_id, blurb, dynamic, dynamic_cap):
     """Train, quantize and evaluate SCRIPT for each seed under enforced caps; write and check the record."""
     try:
         profile = get_profile(profile_name)
@@ -128,7 +131,8 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
     request = SubmitRequest(script=script.resolve(), seeds=seed_list, profile=profile, data=data_paths,
                             runtime=runtime, work_dir=(work_dir or Path("runs") / name).resolve(),
                             records_dir=records_dir, meta=meta, overrides=_parse_sets(sets), force=force,
-                            retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic)
+                            retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic,
+                            dynamic_cap_s=dynamic_cap)
     try:
         code = submit(request, Progress())
     except (SubmitError, RecordExists, InputError, DockerRuntimeError) as exc:
@@ -169,7 +173,13 @@ def env_command(as_json, lock):
 @main.command("profiles")
 def profiles_command():
     """List run profiles and their caps."""
-    for profile in load_profiles().values():
+    try:
+        profiles = load_profiles()
+    except ProfileError as exc:
+        raise click.ClickException(str(exc)) from None
+    for profile in profiles.values():
         c = profile.caps
-        click.echo(f"{profile.name:<10} train+quantize {c['train_s']:.0f} s, eval {c['eval_s']:.0f} s, "
-                   f"{c['bytes']:,} bytes, {c['nproc']} proc  ({profile.description})")
+        scaled = f" (x up to {profile.max_cap_scale:g} by calibration)" if profile.calibration_reference_s else ""
+        click.echo(f"{profile.name:<10} train+quantize {c['train_s']:.0f} s, eval {c['eval_s']:.0f} s{scaled}, "
+                   f"{c['bytes']:,} bytes, {c['nproc']} proc  ({profile.description}; caps from ruleset "
+                   f"{profile.ruleset})")

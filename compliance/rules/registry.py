@@ -8,7 +8,7 @@ entry is validated against that declaration (an unknown param, a param of the wr
 or a `kind:` that does not match is refused) and the rule carries the merged params.
 
 Catalogs chain by `extends` (a track's catalog overrides params, severity or periods of its
-parent's rules) and are read with yaml.safe_load: data only, nothing evaluated. Rules are
+parent's rules) and are read with a safe YAML loader: data only, nothing evaluated. Rules are
 judged as they were in force at the submission's date: `since`/`until` bound a rule, and
 `periods` change its severity or params for a stretch of dates where the maintainers'
 practice differed from the written rule (RULES.md §5), with a note quoted in the findings.
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ..static import ScriptContext
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
+# libyaml's safe loader where PyYAML has it: the same safe subset, five times faster (every audit
+# reads four catalogs)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Kind = Literal["record", "script", "dynamic"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
@@ -222,7 +225,7 @@ def _read_catalog(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(None, f"unknown ruleset {name!r} (known: {', '.join(ruleset_names())})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise InputError(path, f"not a rule catalog: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict) or data.get("ruleset") != name:
