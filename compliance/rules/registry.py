@@ -22,6 +22,7 @@ from ..report import SEVERITIES, Finding
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 KINDS = ("record", "script", "dynamic")
+FAMILIES = ("C1", "C2", "C3", "C4", "data", "analysis")
 CheckFn = Callable[..., Iterable[Finding]]
 _CHECKS: dict[str, CheckFn] = {}
 
@@ -64,6 +65,9 @@ class Rule:
     until: str | None = None
     enabled: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    # which condition of RULES.md §4 (C1-C4) or which data rule a legality rule enforces;
+    # `make accuracy` and `--select` group rules by it
+    family: tuple[str, ...] = ()
 
     def finding(self, message: str, *, file: str | None = None, line: int | None = None,
                 severity: str | None = None, active: bool = True,
@@ -142,7 +146,7 @@ def _rule_from(entry: dict[str, Any], catalog: str) -> Rule:
                     source=entry["source"], check=entry.get("check", entry["id"]),
                     kind=entry.get("kind", "record"), since=_date(entry.get("since")),
                     until=_date(entry.get("until")), enabled=entry.get("enabled", True),
-                    params=dict(entry.get("params") or {}))
+                    params=dict(entry.get("params") or {}), family=_family(entry.get("family")))
     except KeyError as exc:
         raise InputError(None, f"ruleset {catalog}: rule entry lacks {exc.args[0]!r}") from None
     _validate(rule, catalog)
@@ -165,6 +169,12 @@ def _override(rule: Rule, changes: dict[str, Any], catalog: str) -> Rule:
     return updated
 
 
+def _family(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
+
 def _date(value: Any) -> str | None:
     return None if value is None else str(value)  # YAML reads 2026-04-01 as a date
 
@@ -172,6 +182,9 @@ def _date(value: Any) -> str | None:
 def _validate(rule: Rule, catalog: str) -> None:
     if rule.severity not in SEVERITIES:
         raise InputError(None, f"ruleset {catalog}: {rule.id} has severity {rule.severity!r}")
+    unknown_family = set(rule.family) - set(FAMILIES)
+    if unknown_family:
+        raise InputError(None, f"ruleset {catalog}: {rule.id} has unknown family {sorted(unknown_family)}")
     if rule.kind not in KINDS:
         raise InputError(None, f"ruleset {catalog}: {rule.id} has kind {rule.kind!r}")
     if rule.check not in registered_checks():
