@@ -28,6 +28,10 @@ class ConfigResolver:
     attrs: dict[str, Any] = field(default_factory=dict)
     names: dict[str, Any] = field(default_factory=dict)
     used_env: dict[str, str] = field(default_factory=dict)   # env key -> attribute/name bound to it
+    cli_knobs: set[str] = field(default_factory=set)         # argparse destinations (args.<dest>)
+    accessors: dict[str, tuple[int, int | None, int | None]] = field(default_factory=dict)
+    # ^ helpers such as `def _e(k, d, t=str): return t(os.environ.get(k, str(d)))`: name -> positions
+    #   of the key, the default and the type argument
 
     @classmethod
     def build(cls, module: ast.Module, config: dict[str, str], aliases: dict[str, str]) -> "ConfigResolver":
@@ -38,9 +42,14 @@ class ConfigResolver:
     # -- bindings --------------------------------------------------------------------------
     def _collect(self, module: ast.Module) -> None:
         """Module constants, class-body attributes and self.x = ... in definition order."""
+        self._find_accessors(module)
         for node in module.body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 self._bind(node, self.names)
+        for node in ast.walk(module):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "add_argument":
+                self._bind_cli(node)
         for node in ast.walk(module):
             if isinstance(node, ast.ClassDef):
                 for stmt in node.body:
@@ -69,6 +78,60 @@ class ConfigResolver:
             if value is not UNKNOWN or name not in store:
                 store[name] = value
 
+    def _find_accessors(self, module: ast.Module) -> None:
+        for fn in module.body:
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+            for sub in ast.walk(fn):
+                if isinstance(sub, ast.Call) and self._is_env_call(sub) and sub.args and \
+                        isinstance(sub.args[0], ast.Name) and sub.args[0].id in params:
+                    default = _param_in(sub.args[1], params) if len(sub.args) > 1 else None
+                    key_at = params.index(sub.args[0].id)
+                    called = [params.index(n.func.id) for n in ast.walk(fn) if isinstance(n, ast.Call)
+                              and isinstance(n.func, ast.Name) and n.func.id in params]
+                    compared = [params.index(n.id) for c in ast.walk(fn) if isinstance(c, ast.Compare)
+                                for n in ast.walk(c) if isinstance(n, ast.Name) and n.id in params]
+                    kind = next((i for i in called + compared if i not in (key_at, default)), None)
+                    self.accessors[fn.name] = (key_at, default, kind)
+                    break
+
+    def _accessor_value(self, node: ast.Call, sub) -> Any:
+        key_at, default_at, type_at = self.accessors[node.func.id]  # type: ignore[union-attr]
+        args = node.args
+        key = args[key_at] if key_at < len(args) else None
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return UNKNOWN
+        raw = self.run_env.get(key.value.upper())
+        value = parse_value(raw) if raw is not None else (
+            sub(args[default_at]) if default_at is not None and default_at < len(args) else None)
+        kind = args[type_at] if type_at is not None and type_at < len(args) else None
+        if value is UNKNOWN or not (isinstance(kind, ast.Name) and kind.id in _CONVERTERS):
+            return value
+        try:
+            return bool(int(float(value))) if kind.id == "bool" and not isinstance(value, bool) else \
+                _CONVERTERS[kind.id](value)
+        except (TypeError, ValueError):
+            return UNKNOWN
+
+    def _bind_cli(self, node: ast.Call) -> None:
+        """`parser.add_argument("--ttt-epochs", type=int, default=3)`: args.ttt_epochs, overridable by name."""
+        options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        dest = keywords.get("dest")
+        name = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else next(
+            (o.lstrip("-").replace("-", "_") for o in options if o.startswith("--")),
+            options[0].lstrip("-").replace("-", "_") if options else None)
+        if not name:
+            return
+        self.cli_knobs.add(name)
+        value = self._override_by_name(name)
+        if value is UNKNOWN:
+            default = keywords.get("default")
+            value = self.fold(default) if default is not None else (
+                False if _is_store_true(keywords.get("action")) else None)
+        self.attrs[name] = value
+
     def _override_by_name(self, name: str) -> Any:
         """A log dump prints attribute names: `ttt_enabled: True`."""
         raw = self.run_env.get(name.upper())
@@ -81,6 +144,23 @@ class ConfigResolver:
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
                     return key.value
         return None
+
+    # -- what is configuration ---------------------------------------------------------------
+    def config_attrs(self) -> set[str]:
+        """Attribute and module names bound to a knob read from the environment."""
+        return set(self.used_env.values()) | self.cli_knobs
+
+    def is_config_test(self, node: ast.expr, local_config: set[str] | None = None) -> bool:
+        """A condition that reads a knob (so a run's configuration decides it), not data."""
+        knobs = self.config_attrs()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call) and (self._is_env_call(sub) or _is_getattr_default(sub)):
+                return True
+            if isinstance(sub, ast.Attribute) and sub.attr in knobs:
+                return True
+            if isinstance(sub, ast.Name) and (sub.id in knobs or sub.id in (local_config or ())):
+                return True
+        return False
 
     # -- folding ---------------------------------------------------------------------------
     def fold(self, node: ast.expr | None, local: dict[str, Any] | None = None) -> Any:
@@ -118,6 +198,11 @@ class ConfigResolver:
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
             items = [sub(e) for e in node.elts]
             return UNKNOWN if any(i is UNKNOWN for i in items) else tuple(items)
+        if isinstance(node, ast.Subscript) and self.dotted(node.value) in ("os.environ", "environ"):
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                return self.run_env.get(key.value.upper(), UNKNOWN)
+            return UNKNOWN
         if isinstance(node, ast.IfExp):
             test = sub(node.test)
             return UNKNOWN if test is UNKNOWN else sub(node.body if test else node.orelse)
@@ -127,6 +212,17 @@ class ConfigResolver:
         if self._is_env_call(node):
             return self._env_value(node, sub)
         func = node.func
+        if _is_getattr_default(node) and isinstance(node.args[1], ast.Constant) and \
+                isinstance(node.args[1].value, str):
+            # getattr(args, "slot_enabled", False): the field when the script defines it, else the default
+            name = node.args[1].value
+            value = self._override_by_name(name)
+            if value is UNKNOWN:
+                value = self.attrs.get(name, UNKNOWN) if name in self.attrs else sub(node.args[2])
+            return value
+        if isinstance(func, (ast.Name, ast.Attribute)) and _last_name(func) == "field" and node.keywords:
+            default = next((k.value for k in node.keywords if k.arg == "default"), None)
+            return sub(default) if default is not None else UNKNOWN
         if isinstance(func, ast.Name) and func.id in _CONVERTERS and len(node.args) == 1:
             value = sub(node.args[0])
             return UNKNOWN if value is UNKNOWN else _CONVERTERS[func.id](value)
@@ -136,6 +232,8 @@ class ConfigResolver:
         return UNKNOWN
 
     def _env_value(self, node: ast.Call, sub) -> Any:
+        if isinstance(node.func, ast.Name) and node.func.id in self.accessors:
+            return self._accessor_value(node, sub)
         key = node.args[0] if node.args else None
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return UNKNOWN
@@ -144,7 +242,8 @@ class ConfigResolver:
         return sub(node.args[1]) if len(node.args) > 1 else None
 
     def _is_env_call(self, node: ast.Call) -> bool:
-        return self.dotted(node.func) in _ENV_FUNCS
+        return self.dotted(node.func) in _ENV_FUNCS or (
+            isinstance(node.func, ast.Name) and node.func.id in self.accessors)
 
     def dotted(self, node: ast.expr) -> str | None:
         """`F.cross_entropy` -> `torch.nn.functional.cross_entropy` through the import aliases."""
@@ -159,6 +258,24 @@ class ConfigResolver:
 
     def _is_module(self, node: ast.expr) -> bool:
         return isinstance(node, ast.Name) and node.id in self.aliases
+
+
+def _param_in(node: ast.expr, params: list[str]) -> int | None:
+    """`d` or `str(d)`: the parameter a default comes from."""
+    names = [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in params]
+    return params.index(names[0]) if names else None
+
+
+def _is_store_true(node: ast.expr | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value == "store_true"
+
+
+def _last_name(node: ast.expr) -> str | None:
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+
+
+def _is_getattr_default(node: ast.Call) -> bool:
+    return isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) == 3
 
 
 def parse_value(raw: str) -> Any:

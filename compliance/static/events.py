@@ -28,6 +28,7 @@ SAVE = "save"              # serialization into the artifact
 RESTORE = "restore"        # load_state_dict: state thrown away
 BEST_OF = "best_of"        # min/max over two scores
 TOKENIZER = "tokenizer"    # tokenizer training
+LOG = "log"                # a print/log call: its literal text tells which path ran (logsignals.py)
 
 
 @dataclass
@@ -40,9 +41,15 @@ class Event:
     frames: tuple[int, ...]            # call instances enclosing it, outermost first
     active: bool                       # False when a branch is switched off by the configuration
     no_grad: bool = False
+    gates: tuple[int, ...] = ()        # unresolved branches enclosing it (Tracer.gates), outermost first
+    activity: str = "unknown"          # on | off | unknown, once gates are judged (activity.py)
     loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
     optim: "Event | None" = None       # the optimizer an update feeds
     detail: dict = field(default_factory=dict)
+
+    @property
+    def on(self) -> bool:
+        return self.activity == "on"
 
     def shares_loop(self, other: "Event") -> bool:
         return bool(set(self.loops) & set(other.loops))

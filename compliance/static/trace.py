@@ -11,6 +11,7 @@ script well under a second.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -36,6 +37,7 @@ _SAVE_FUNCS = {"torch.save", "pickle.dump", "numpy.save", "numpy.savez", "numpy.
                "json.dump"}
 _NO_INLINE_METHODS = {"backward", "step", "zero_grad", "forward", "item", "detach", "to", "eval",
                       "train", "parameters", "named_parameters", "state_dict", "load_state_dict"}
+_WRAPPERS = {"compile", "partial", "wraps", "jit", "script", "trace", "checkpoint", "no_grad", "inference_mode"}
 _BIG_PRIME = 1000
 _MAX_DEPTH = 24
 _BUDGET = 400_000
@@ -55,6 +57,8 @@ class Frame:
     hooks: bool = False
     optim: ev.Event | None = None
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
+    config_names: set = field(default_factory=set)   # locals bound to a knob that did not fold
+    grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
 
 
 @dataclass
@@ -66,10 +70,19 @@ class Ctx:
     active: bool = True
     no_grad: bool = False
     guards: frozenset = frozenset()
+    gates: tuple[int, ...] = ()        # unresolved branches around it (Tracer.gates)
 
     def but(self, **changes) -> "Ctx":
         data = {**self.__dict__, **changes}
         return Ctx(**data)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A branch whose condition the configuration could not decide."""
+    line: int
+    test: str                          # the condition as written, for the report
+    branch: str                        # "if" | "else" | "called": a function only reached indirectly
 
 
 class Tracer:
@@ -88,6 +101,11 @@ class Tracer:
         self.budget = _BUDGET
         self.next_id = 0
         self.memo: dict[tuple, frozenset] = {}
+        self.gates: dict[int, Gate] = {}
+        self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
+        self._call_line = 0
+        self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
+        self._grad_names: dict[int, frozenset] = {}
         self._index()
 
     # ------------------------------------------------------------------ set-up
@@ -115,17 +133,34 @@ class Tracer:
         root = Frame(fn="<module>", fid=self._new_id())
         self.stack.append(root)
         self.block(self.module.body, Ctx(frames=(root.fid,)))
+        referenced = _referenced_names(self.module)
         for name, fn in list(self.funcs.items()):
             if id(fn) not in self.entered:   # never called from the top level: trace on its own
-                self.call_function(fn, [], {}, Ctx(frames=(root.fid,)), None)
+                # dead code when nothing names it; reached some way the tracer cannot follow otherwise
+                gate = self._gate(fn, f"{name} is only reached indirectly", "called")
+                self.call_function(fn, [], {}, Ctx(frames=(root.fid,), active=name in referenced,
+                                                   gates=(gate,)), None)
+        if self.budget <= 0:
+            self.limits.append(f"the script is larger than the analysis budget ({_BUDGET:,} steps)")
         self.events.sort(key=lambda e: e.seq)
         return self.events
+
+    def chain(self, event: ev.Event) -> str:
+        """`main:1962 > prequant_ttt_adapt_adamw:1323`: the calls that reach an event."""
+        parts = [f"{self.frame_names[f][0]}@{self.frame_names[f][1]}" for f in event.frames if f in self.frame_names]
+        return " > ".join(parts + [f"line {event.line}"])
+
+    def _gate(self, node: ast.AST, test: str, branch: str) -> int:
+        gid = self._new_id()
+        self.gates[gid] = Gate(getattr(node, "lineno", 0), test, branch)
+        return gid
 
     def emit(self, kind: str, node: ast.AST, labels: frozenset, ctx: Ctx, **detail) -> ev.Event:
         optim = detail.pop("optim", None)
         event = ev.Event(kind=kind, line=getattr(node, "lineno", 0), labels=frozenset(labels),
                          seq=self._new_id(), loops=ctx.loops, frames=ctx.frames, active=ctx.active,
-                         no_grad=ctx.no_grad, loopvar_guards=ctx.guards, optim=optim, detail=detail)
+                         no_grad=ctx.no_grad, loopvar_guards=ctx.guards, optim=optim, detail=detail,
+                         gates=ctx.gates)
         self.events.append(event)
         return event
 
@@ -168,12 +203,42 @@ class Tracer:
     def s_Assign(self, node: ast.Assign, ctx: Ctx) -> None:
         if _pairwise(node):
             for target, value in zip(node.targets[0].elts, node.value.elts):  # type: ignore[attr-defined]
-                self.bind(target, self.expr(value, ctx), ctx, node, self.res.fold(value, self.frame.consts))
+                folded = self.res.fold(value, self.frame.consts)
+                self.bind(target, self.expr(value, ctx), ctx, node, folded)
+                self._note_binding(target, value, folded)
             return
         labels = self.expr(node.value, ctx)
         value = self.res.fold(node.value, self.frame.consts)
         for target in node.targets:
             self.bind(target, labels, ctx, node, value)
+            self._note_binding(target, node.value, value)
+
+    def _note_binding(self, target: ast.expr, value: ast.expr, folded: object) -> None:
+        """Remember locals that hold an unfolded knob, or a function (called later through the name)."""
+        if not isinstance(target, ast.Name):
+            return
+        frame = self.frame
+        if folded is UNKNOWN and self.res.is_config_test(value, frame.config_names):
+            frame.config_names.add(target.id)
+        else:
+            frame.config_names.discard(target.id)
+        fn = self._function_value(value)
+        if fn is not None:
+            frame.locals_fn[target.id] = fn
+        elif target.id in frame.locals_fn and len(self.stack) > 1:
+            del frame.locals_fn[target.id]
+
+    def _function_value(self, value: ast.expr) -> ast.AST | None:
+        """`f`, `torch.compile(f)`, `functools.partial(f, ...)`: the local function the value calls."""
+        while isinstance(value, ast.Call) and self._last(value.func) in _WRAPPERS and value.args:
+            value = value.args[0]
+        if isinstance(value, ast.Name):
+            target = self._resolve_local(value)
+            return target if isinstance(target, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+        if isinstance(value, ast.Attribute) and value.attr not in _NO_INLINE_METHODS:
+            candidates = self.methods.get(value.attr)
+            return candidates[0][1] if candidates else None
+        return None
 
     def s_AnnAssign(self, node: ast.AnnAssign, ctx: Ctx) -> None:
         if node.value is not None:
@@ -187,7 +252,8 @@ class Tracer:
         self.bind(node.target, old | labels, ctx, node, UNKNOWN)
 
     def _maybe_score(self, node: ast.AST, labels: frozenset, ctx: Ctx) -> None:
-        if ctx.no_grad and {"val", "loss"} <= labels:
+        """A validation loss added into a running sum is a score, unless it is the loss being trained on."""
+        if {"val", "loss"} <= labels and (ctx.no_grad or "gradloss" not in labels):
             self.emit(ev.SCORE, node, labels, ctx)
 
     def s_Return(self, node: ast.Return, ctx: Ctx) -> None:
@@ -198,8 +264,40 @@ class Tracer:
         self.expr(node.test, ctx)
         known = truthy(self.res.fold(node.test, self.frame.consts))
         guards = ctx.guards | self._loop_guards(node.test, ctx)
-        self.block(node.body, ctx.but(active=ctx.active and known is not False, guards=guards))
-        self.block(node.orelse, ctx.but(active=ctx.active and known is not True, guards=guards))
+        body, orelse = self._branches(node, ctx, known)
+        self.block(node.body, body.but(guards=guards))
+        self.block(node.orelse, orelse.but(guards=guards))
+
+    def _branches(self, node: ast.If | ast.IfExp, ctx: Ctx, known: bool | None) -> tuple[Ctx, Ctx]:
+        """The contexts of the two branches: switched off when the configuration decides, gated when not."""
+        if known is not None or not self.res.is_config_test(node.test, self.frame.config_names):
+            # decided, or a data-dependent branch that a real run takes: not a configuration gate
+            return ctx.but(active=ctx.active and known is not False), ctx.but(active=ctx.active and known is not True)
+        test = _source_of(node.test)
+        return (ctx.but(gates=ctx.gates + (self._gate(node, test, "if"),)),
+                ctx.but(gates=ctx.gates + (self._gate(node, test, "else"),)))
+
+    def e_IfExp(self, node: ast.IfExp, ctx: Ctx) -> frozenset:
+        """`a if cond else b`: a configuration gate when cond is a knob."""
+        self.expr(node.test, ctx)
+        known = truthy(self.res.fold(node.test, self.frame.consts))
+        body, orelse = self._branches(node, ctx, known)
+        out = E
+        if known is not False:
+            out |= self.expr(node.body, body)
+        else:
+            self.expr(node.body, body)
+        if known is not True:
+            out |= self.expr(node.orelse, orelse)
+        else:
+            self.expr(node.orelse, orelse)
+        return out
+
+    def s_Expr(self, node: ast.Expr, ctx: Ctx) -> None:
+        self.expr(node.value, ctx)
+        fragments = _log_fragments(node.value)
+        if fragments:
+            self.emit(ev.LOG, node, E, ctx, fragments=fragments)
 
     def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset:
         names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
@@ -356,7 +454,10 @@ class Tracer:
         return E
 
     def e_Name(self, node: ast.Name, ctx: Ctx) -> frozenset:
-        return self.lookup(node.id)
+        labels = self.lookup(node.id)
+        if node.id in self.frame.grad_names and not ctx.no_grad:
+            labels |= {"gradloss"}
+        return labels
 
     def e_Attribute(self, node: ast.Attribute, ctx: Ctx) -> frozenset:
         if node.attr in _SHAPE_ATTRS:
@@ -423,10 +524,11 @@ class Tracer:
             return special
         local = self._resolve_local(func)
         if local is not None:
+            self._call_line = node.lineno
             return local_call(self, local, node, receiver, arg_labels, kw_labels, ctx)
         if isinstance(func, (ast.Name, ast.Attribute, ast.Subscript)) and self._is_object_call(func):
             out = receiver | args | self.expr(func, ctx)
-            if self.stack[-1].hooks and "val" in args | receiver:
+            if self.stack[-1].hooks and {"val", "train"} & (args | receiver):
                 self.emit(ev.CALIB, node, args | receiver, ctx)
             if self.loss_forward and isinstance(func, ast.Name) and len(node.args) >= 2:
                 self._mark_target(node.args[1])
@@ -557,18 +659,27 @@ class Tracer:
         return None
 
     # ------------------------------------------------------------------ inlining
-    def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver) -> frozenset:
+    def _backward_names(self, fn: ast.AST) -> frozenset:
+        key = id(fn)
+        if key not in self._grad_names:
+            self._grad_names[key] = _backward_receivers(fn)
+        return self._grad_names[key]
+
+    def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver, fnrefs=None) -> frozenset:
         self.entered.add(id(fn))
         if len(self.stack) >= _MAX_DEPTH or any(f.fn == id(fn) for f in self.stack) or self.budget <= 0:
             return frozenset().union(*arg_labels, *kw_labels.values()) | (receiver or E)
         key = (id(fn), tuple(arg_labels), tuple(sorted(kw_labels.items())), receiver, ctx.no_grad,
-               self.frame.hooks, ctx.active)
+               self.frame.hooks, ctx.active, ctx.gates, tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())))
         if key in self.memo:
             return self.memo[key]
         cls = self._class_of(fn)
         frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
-                      hooks=self.frame.hooks, target_names=_target_names(fn))
+                      hooks=self.frame.hooks, target_names=_target_names(fn), grad_names=self._backward_names(fn))
+        self.frame_names[frame.fid] = (fn.name, self._call_line)
         self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
+        for param, target in (fnrefs or {}).items():
+            frame.locals_fn[param] = target
         no_grad = ctx.no_grad or any(self._grad_mode(d) for d in fn.decorator_list)
         before = len(self.events)
         self.stack.append(frame)
@@ -616,7 +727,25 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
             tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
         return instance
     is_method = isinstance(node.func, ast.Attribute) and tracer._class_of(target) is not None
-    return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None)
+    return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None,
+                                _function_args(tracer, target, node, is_method))
+
+
+def _function_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, ast.AST]:
+    """Parameters that receive a local function (`timed_eval("x", eval_val, ...)`): calls through them are followed."""
+    params = [a.arg for a in target.args.posonlyargs + target.args.args]
+    if is_method and params:
+        params = params[1:]
+    refs: dict[str, ast.AST] = {}
+    for name, arg in zip(params, node.args):
+        fn = tracer._function_value(arg)
+        if fn is not None:
+            refs[name] = fn
+    for kw in node.keywords:
+        fn = tracer._function_value(kw.value) if kw.arg else None
+        if fn is not None:
+            refs[kw.arg] = fn
+    return refs
 
 
 def _pairwise(node: ast.Assign) -> bool:
@@ -674,6 +803,71 @@ def _big_int(node: ast.BinOp) -> bool:
 def _kw_true(node: ast.Call, name: str) -> bool:
     return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True
                for k in node.keywords)
+
+
+def _backward_receivers(fn: ast.AST) -> frozenset:
+    """Names a function backpropagates (`loss.backward()`, `scaler.scale(loss).backward()`, autograd.grad(loss))."""
+    names: set[str] = set()
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.Call):
+            continue
+        last = Tracer._last(node.func)
+        if last == "backward" and isinstance(node.func, ast.Attribute):
+            roots = [node.func.value]
+        elif last == "grad" and node.args:
+            roots = [node.args[0]]
+        else:
+            continue
+        for root in roots:
+            names.update(n.id for n in ast.walk(root) if isinstance(n, ast.Name))
+    return frozenset(names)
+
+
+def _referenced_names(module: ast.Module) -> set[str]:
+    """Names read anywhere (a function passed as a value, a thread target, a registry entry)."""
+    return {n.id for n in ast.walk(module) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} | {
+        n.attr for n in ast.walk(module) if isinstance(n, ast.Attribute)}
+
+
+def _source_of(node: ast.expr) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # noqa: BLE001 - a report detail, never a reason to stop
+        return "<condition>"
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+_PLACEHOLDER = re.compile(r"%[-+ #0-9.]*[a-zA-Z%]|\{[^{}]*\}")
+
+
+def _log_fragments(node: ast.expr) -> tuple[str, ...]:
+    """The literal text a print/log call writes: what a log shows when this line ran.
+
+    Runs of literal text between format fields, at least 6 characters with 4 letters
+    (`slot:starting lr=`, `ttt_legal: chunks=`); whether a run is specific to one
+    path is decided against the whole script later (logsignals.py).
+    """
+    if not isinstance(node, ast.Call):
+        return ()
+    out: list[str] = []
+    for text in (t for arg in [*node.args, *(k.value for k in node.keywords)] for t in _literal_texts(arg)):
+        for piece in _PLACEHOLDER.split(text):
+            piece = " ".join(piece.split())
+            if len(piece) >= 6 and sum(c.isalpha() for c in piece) >= 4:
+                out.append(piece)
+    return tuple(dict.fromkeys(out))
+
+
+def _literal_texts(node: ast.expr) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        return _literal_texts(node.left) + _literal_texts(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return _literal_texts(node.func.value)
+    return []
 
 
 import builtins as _builtins  # noqa: E402

@@ -18,10 +18,12 @@ class UpdateJudgement:
 
 
 def val_scores(events: list[Event]) -> list[Event]:
-    return [e for e in events if e.kind == ev.SCORE and "val" in e.labels]
+    """Scores of validation tokens that ran or may have run (an update is judged against these)."""
+    return [e for e in events if e.kind == ev.SCORE and "val" in e.labels and e.activity != "off"]
 
 
 def val_updates(events: list[Event]) -> list[Event]:
+    """Every update on validation data, switched off or not (an inactive one is still reported, as info)."""
     return [e for e in events if e.kind == ev.UPDATE and "val" in e.labels]
 
 
