@@ -124,7 +124,8 @@ def build_script_context(record: "Record") -> ScriptContext | None:
     script = getattr(record, "script", None)
     if script is None:
         return None
-    return ScriptContext(path=script.rel, source=script.text, config=config_from_record(record), record=record)
+    return ScriptContext(path=script.source_rel, source=script.text, config=config_from_record(record),
+                         record=record)
 
 
 def bench_static(path: str | Path) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def transformed_copy(folder: Path, form: str, tmp: Path, case: str) -> Path:
     context = build_script_context(record)
     if context is None:
         return target
-    rel = getattr(context, "source_file", None) or record.script.rel
+    rel = record.script.source_rel
     source = context.source
     new = rename_identifiers(source) if form == "renamed" else pack(source)
     (target / rel).write_text(new, encoding="utf-8")
