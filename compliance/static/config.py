@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 UNKNOWN = object()
+
+
+class _NotNone:
+    """A value known not to be None (a dict, a tensor, an object) whose contents are unknown."""
+
+    def __repr__(self) -> str:
+        return "<not None>"
+
+
+NOT_NONE = _NotNone()
 _CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}
 _ENV_FUNCS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
 
@@ -162,6 +172,38 @@ class ConfigResolver:
                 return True
         return False
 
+    def classify(self, node: ast.expr, local: dict[str, Any], local_config: set[str]) -> str:
+        """Why a condition did not fold: "config" when an unsettled knob decides it, else "data".
+
+        `args.ngram_enabled and wlen > s` with the knob on is decided by the data (`wlen > s`), not
+        by the configuration; `args.eval_stride <= seq_len` with seq_len an unfolded knob is a gate.
+        """
+        value = self.fold(node, local)
+        if value is not UNKNOWN and value is not NOT_NONE:
+            return "known"
+        return self._kind(node, local, local_config)
+
+    def _kind(self, node: ast.expr, local: dict[str, Any], local_config: set[str]) -> str:
+        value = self.fold(node, local)
+        if value is not UNKNOWN and value is not NOT_NONE:
+            return "known"
+        if isinstance(node, ast.BoolOp):
+            kinds = []
+            for part in node.values:
+                folded = self.fold(part, local)
+                if isinstance(node.op, ast.And) and folded is not UNKNOWN and not truthy(folded) is None \
+                        and not folded:
+                    return "known"
+                kinds.append(self._kind(part, local, local_config))
+            return "config" if "config" in kinds else "data"
+        if isinstance(node, ast.UnaryOp):
+            return self._kind(node.operand, local, local_config)
+        if isinstance(node, (ast.Compare, ast.BinOp)):
+            parts = [node.left, *node.comparators] if isinstance(node, ast.Compare) else [node.left, node.right]
+            kinds = [self._kind(p, local, local_config) for p in parts]
+            return "data" if "data" in kinds else "config" if "config" in kinds else "known"
+        return "config" if self.is_config_test(node, local_config) else "data"
+
     # -- folding ---------------------------------------------------------------------------
     def fold(self, node: ast.expr | None, local: dict[str, Any] | None = None) -> Any:
         try:
@@ -185,7 +227,7 @@ class ConfigResolver:
             return self._fold_call(node, sub)
         if isinstance(node, ast.UnaryOp):
             value = sub(node.operand)
-            if value is UNKNOWN:
+            if value is UNKNOWN or value is NOT_NONE:
                 return UNKNOWN
             return {ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v,
                     ast.Invert: lambda v: ~v}[type(node.op)](value)
@@ -294,7 +336,7 @@ def parse_value(raw: str) -> Any:
 
 def truthy(value: Any) -> bool | None:
     """True/False when known, None when the value could not be folded."""
-    if value is UNKNOWN:
+    if value is UNKNOWN or value is NOT_NONE:
         return None
     try:
         return bool(value)
@@ -303,7 +345,7 @@ def truthy(value: Any) -> bool | None:
 
 
 def _fold_boolop(node: ast.BoolOp, sub) -> Any:
-    values = [sub(v) for v in node.values]
+    values = [UNKNOWN if v is NOT_NONE else v for v in (sub(v) for v in node.values)]
     if isinstance(node.op, ast.And):
         if any(v is not UNKNOWN and not v for v in values):
             return False
@@ -323,7 +365,12 @@ def _fold_compare(node: ast.Compare, sub) -> Any:
     left = sub(node.left)
     for op, right_node in zip(node.ops, node.comparators):
         right = sub(right_node)
-        if left is UNKNOWN or right is UNKNOWN:
+        if isinstance(op, (ast.Is, ast.IsNot)) and NOT_NONE in (left, right) and None in (left, right):
+            if isinstance(op, ast.Is):
+                return False
+            left = right
+            continue
+        if left is UNKNOWN or right is UNKNOWN or NOT_NONE in (left, right):
             return UNKNOWN
         if not _COMPARE[type(op)](left, right):
             return False
@@ -340,7 +387,7 @@ def _fold_binop(node: ast.BinOp, sub) -> Any:
     if op is None:
         return UNKNOWN
     left, right = sub(node.left), sub(node.right)
-    if left is UNKNOWN or right is UNKNOWN:
+    if left is UNKNOWN or right is UNKNOWN or NOT_NONE in (left, right):
         return UNKNOWN
     if isinstance(left, str) or isinstance(right, str):
         return UNKNOWN  # path joins and the like: not a knob value

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import events as ev
-from .config import UNKNOWN, ConfigResolver, truthy
+from .config import NOT_NONE, UNKNOWN, ConfigResolver, truthy
 
 E: frozenset = frozenset()
 _LOSS_FUNCS = {"cross_entropy", "nll_loss", "log_softmax", "log", "log2", "binary_cross_entropy",
@@ -37,6 +37,7 @@ _SAVE_FUNCS = {"torch.save", "pickle.dump", "numpy.save", "numpy.savez", "numpy.
                "json.dump"}
 _NO_INLINE_METHODS = {"backward", "step", "zero_grad", "forward", "item", "detach", "to", "eval",
                       "train", "parameters", "named_parameters", "state_dict", "load_state_dict"}
+_FILLERS = {"append", "extend", "insert", "update", "setdefault", "appendleft", "put", "add"}
 _WRAPPERS = {"compile", "partial", "wraps", "jit", "script", "trace", "checkpoint", "no_grad", "inference_mode"}
 _BIG_PRIME = 1000
 _MAX_DEPTH = 24
@@ -218,6 +219,8 @@ class Tracer:
         if not isinstance(target, ast.Name):
             return
         frame = self.frame
+        if folded is UNKNOWN and _never_none(value, self):
+            frame.consts[target.id] = NOT_NONE
         if folded is UNKNOWN and self.res.is_config_test(value, frame.config_names):
             frame.config_names.add(target.id)
         else:
@@ -265,12 +268,25 @@ class Tracer:
         known = truthy(self.res.fold(node.test, self.frame.consts))
         guards = ctx.guards | self._loop_guards(node.test, ctx)
         body, orelse = self._branches(node, ctx, known)
+        frame = self.frame
+        before = dict(frame.consts)
         self.block(node.body, body.but(guards=guards))
+        after_body = frame.consts
+        frame.consts = dict(before)
         self.block(node.orelse, orelse.but(guards=guards))
+        after_else = frame.consts
+        # what the branch the run takes leaves behind; where it is not known, what both agree on
+        if known is True:
+            frame.consts = after_body
+        elif known is False:
+            frame.consts = after_else
+        else:
+            frame.consts = {k: v for k, v in after_body.items() if k in after_else and after_else[k] is v
+                            or (k in after_else and _same(after_else[k], v))}
 
     def _branches(self, node: ast.If | ast.IfExp, ctx: Ctx, known: bool | None) -> tuple[Ctx, Ctx]:
         """The contexts of the two branches: switched off when the configuration decides, gated when not."""
-        if known is not None or not self.res.is_config_test(node.test, self.frame.config_names):
+        if known is not None or self.res.classify(node.test, self.frame.consts, self.frame.config_names) != "config":
             # decided, or a data-dependent branch that a real run takes: not a configuration gate
             return ctx.but(active=ctx.active and known is not False), ctx.but(active=ctx.active and known is not True)
         test = _source_of(node.test)
@@ -415,19 +431,19 @@ class Tracer:
             self._subscript_write(target, labels, ctx, node)
 
     def _subscript_write(self, target: ast.Subscript, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
-        key = self.expr(target.slice, ctx)
-        self._check_key(target, key, ctx)
+        key = self.expr(target.slice, ctx)   # a write keyed by (context, token) is how counts are kept: no finding
         if "val" in key and "loss" not in labels:
             self.emit(ev.TABLE_WRITE, node, key | labels, ctx)
         if isinstance(target.value, ast.Name):
             name = target.value.id
             env = self.frame.env if name in self.frame.env else self.stack[0].env
-            env[name] = env.get(name, E) | labels | (key - {"target", "hash"})
+            env[name] = env.get(name, E) | labels | (key - {"target", "hash", "thash", "shift"})
         else:
             self.expr(target.value, ctx)
 
     def _check_key(self, node: ast.Subscript, key: frozenset, ctx: Ctx) -> None:
-        if {"target", "hash"} <= key:
+        """A table read at a key hashed from the target itself: P(realized token) without the vocabulary."""
+        if "thash" in key:
             self.emit(ev.NGRAM_KEY, node, key, ctx)
 
     def _is_self(self, node: ast.expr) -> bool:
@@ -471,15 +487,28 @@ class Tracer:
         base = self.expr(node.value, ctx)
         key = self.expr(node.slice, ctx)
         self._check_key(node, key, ctx)
-        out = base | (key - {"hash"})
-        if "val" in base and _is_shifted(node.slice):
-            out |= {"target"}
+        out = base | (key - {"hash", "thash", "shift"})
+        if "val" in base and ("shift" in key or _is_shifted(node.slice)):
+            out |= {"target"}   # the stream one position on: the tokens being predicted
         return out
 
+    def e_Slice(self, node: ast.Slice, ctx: Ctx) -> frozenset:
+        """Only a lower bound one past a position selects the targets; `[i:j + 1]` is the window with its last target."""
+        lower = self.expr(node.lower, ctx)
+        rest = self.expr(node.upper, ctx) | self.expr(node.step, ctx)
+        return lower | (rest - {"shift"})
+
     def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> frozenset:
-        out = self.expr(node.left, ctx) | self.expr(node.right, ctx)
-        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and _big_int(node)):
+        left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
+        out = left | right
+        if isinstance(node.op, ast.Add) and (_is_one(node.left) or _is_one(node.right)):
+            out |= {"shift"}            # position + 1: where the next token, the target, sits
+        elif isinstance(node.op, ast.Sub):
+            out -= {"shift"}            # back into the context
+        if isinstance(node.op, (ast.BitXor, ast.Mod, ast.BitAnd)) or (isinstance(node.op, ast.Mult) and _big_int(node)):
             out |= {"hash"}
+            if "target" in out:
+                out |= {"thash"}        # a hash that mixes in the token being predicted
         return out
 
     def e_Compare(self, node: ast.Compare, ctx: Ctx) -> frozenset:
@@ -587,6 +616,12 @@ class Tracer:
             if isinstance(node.func, ast.Attribute):
                 self.bind_inplace(node.func.value, args, ctx, node)
             return receiver | args
+        if last in _FILLERS and isinstance(node.func, ast.Attribute) and not self._names_module(node.func.value):
+            # a list or dict filled in place carries what was put in it
+            if "loss" in args and last in ("append", "extend"):
+                self._maybe_score(node, args, ctx)
+            self.bind_inplace(node.func.value, args, ctx, node)
+            return receiver | args
         if dotted in _SAVE_FUNCS or (last == "save" and "torch" in dotted):
             self.emit(ev.SAVE, node, args, ctx)
             return E
@@ -606,11 +641,19 @@ class Tracer:
             self.emit(ev.READ, node, args, ctx, call=dotted or last)
         return None
 
+    def _names_module(self, node: ast.expr) -> bool:
+        root = node
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return isinstance(root, ast.Name) and root.id in self.res.aliases and root.id not in self.frame.env
+
     def bind_inplace(self, target: ast.expr, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
         if isinstance(target, ast.Name):
             self.frame.env[target.id] = self.lookup(target.id) | labels
         elif isinstance(target, ast.Subscript):
             self._subscript_write(target, labels, ctx, node)
+        elif isinstance(target, ast.Attribute):
+            self.bind(target, self.expr(target, ctx) | labels, ctx, node, UNKNOWN)
 
     def _mark_target(self, node: ast.expr) -> None:
         if isinstance(node, ast.Name):
@@ -792,6 +835,30 @@ def _is_shifted(node: ast.expr) -> bool:
                     isinstance(low.right, ast.Constant) and low.right.value == 1:
                 return True
     return False
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - exotic comparisons: treat as different
+        return False
+
+
+def _never_none(value: ast.expr, tracer: "Tracer") -> bool:
+    """A literal container, a comprehension, arithmetic, or a library constructor: not None."""
+    if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.Tuple, ast.DictComp, ast.ListComp, ast.SetComp,
+                          ast.GeneratorExp, ast.JoinedStr, ast.BinOp, ast.Lambda)):
+        return True
+    if isinstance(value, ast.Call):
+        root = value.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return isinstance(root, ast.Name) and root.id in tracer.res.aliases
+    return False
+
+
+def _is_one(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value == 1 and not isinstance(node.value, bool)
 
 
 def _big_int(node: ast.BinOp) -> bool:
