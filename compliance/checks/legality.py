@@ -15,7 +15,7 @@ from ..static import ScriptContext
 from ..static import events as ev
 from ..static.events import Event
 from ..static.findings import finding, worst_first
-from ..static.verdicts import is_fresh, judge_update, val_scores, val_updates
+from ..static.verdicts import is_fresh, judge_update, table_writes, val_scores, val_updates
 
 
 def _model_updates(ctx: ScriptContext) -> list[Event]:
@@ -25,10 +25,14 @@ def _model_updates(ctx: ScriptContext) -> list[Event]:
 @check("script.ttt_score_first")
 def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in _model_updates(ctx):
-        j = judge_update(update, ctx.events)
+        j = judge_update(update, ctx.events, ctx.reported)
         if j.kind == "adapt_first":
             yield finding(rule, ctx, update, "C3: steps on validation tokens before the same loop scores "
                           f"them (score at line {j.score.line})", score=j.score)
+        elif j.kind == "rescored_each_pass":
+            yield finding(rule, ctx, update, "C3/C4: each chunk is scored before it is trained on, but an "
+                          "enclosing loop goes over the same tokens again: later passes score tokens the "
+                          f"model already trained on (score at line {j.score.line})", score=j.score)
         elif j.kind == "last_epoch_only":
             yield finding(rule, ctx, update, "C3: the score runs only in some iterations of a loop that "
                           f"also trains (score at line {j.score.line}): tokens trained on before scored",
@@ -38,7 +42,7 @@ def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
 @check("script.no_prequant_ttt")
 def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in _model_updates(ctx):
-        j = judge_update(update, ctx.events)
+        j = judge_update(update, ctx.events, ctx.reported)
         if j.kind != "before_pass" or "train" in update.labels:
             continue
         if j.scored_before is not None:
@@ -53,18 +57,23 @@ def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
 def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     events = ctx.events
     for update in _model_updates(ctx):
-        j = judge_update(update, events)
+        j = judge_update(update, events, ctx.reported)
         if j.kind in ("score_first", "before_pass") and j.scored_before is not None and j.rescored is not None:
             yield finding(rule, ctx, update, f"C4: validation re-scored (line {j.rescored.line}) after "
                           f"adapting on tokens already scored (line {j.scored_before.line})", score=j.rescored)
-    scores = val_scores(events)
-    for write in (e for e in events if e.kind == ev.TABLE_WRITE):
-        if any(s.shares_loop(write) and s.seq < write.seq for s in scores):
-            continue
-        later = [s for s in scores if s.seq > write.seq and not s.shares_loop(write)]
-        if later:
+    for write in worst_first(table_writes(events)):
+        j = judge_update(write, events, ctx.reported)
+        if j.kind == "before_pass" and j.scored_before is not None and write.seq > j.scored_before.seq \
+                and j.scored_before.shares_loop(write):
+            yield finding(rule, ctx, write, "C4: a cache filled while scoring (line "
+                          f"{j.scored_before.line}) holds every validation token before a second pass "
+                          f"re-scores them with it (line {j.score.line}): two-pass", score=j.score)
+        elif j.kind == "before_pass":
             yield finding(rule, ctx, write, "C4: a table/cache is filled from validation tokens before the "
-                          f"pass that scores them (line {later[0].line}): two-pass", score=later[0])
+                          f"pass that scores them (line {j.score.line}): two-pass", score=j.score)
+        elif j.kind == "adapt_first":
+            yield finding(rule, ctx, write, "C3: a table/cache takes in validation tokens before the same "
+                          f"loop scores them (line {j.score.line})", score=j.score)
     for best in (e for e in events if e.kind == ev.BEST_OF):
         yield finding(rule, ctx, best, "C4: keeps the better of two validation scores")
 
@@ -94,7 +103,7 @@ def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update, per_window in _fresh_updates(ctx):
         if not per_window:
             continue
-        j = judge_update(update, ctx.events)
+        j = judge_update(update, ctx.events, ctx.reported)
         if j.kind == "score_first":
             yield finding(rule, ctx, update, "per-window delta fitted only on already-scored positions "
                           "(causal SLOT variant, PR #1333): no ruling, needs review", severity="review",
@@ -109,7 +118,7 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update, per_window in _fresh_updates(ctx):
         if per_window:
             continue
-        j = judge_update(update, ctx.events)
+        j = judge_update(update, ctx.events, ctx.reported)
         if j.kind in ("adapt_first", "before_pass", "last_epoch_only"):
             yield finding(rule, ctx, update, "C3: a bias vector is fitted by gradient on validation targets "
                           f"before they are scored (line {j.score.line})", score=j.score)
@@ -118,7 +127,7 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
 @check("script.ttt_warmup")
 def ttt_warmup(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in _model_updates(ctx):
-        j = judge_update(update, ctx.events)
+        j = judge_update(update, ctx.events, ctx.reported)
         if j.kind == "throwaway":
             yield finding(rule, ctx, update, "warm-up steps on validation tokens on throw-away state "
                           "(accepted in PR #1530)", score=j.score)

@@ -41,6 +41,7 @@ class ScriptContext:
     gates: dict[int, Gate] = field(default_factory=dict)
     gate_states: dict[int, activity.GateState] = field(default_factory=dict)
     tracer: Tracer | None = field(default=None, repr=False)
+    _reported: list[Event] | None = field(default=None, repr=False)
 
     @property
     def module(self) -> ast.Module | None:
@@ -90,6 +91,14 @@ class ScriptContext:
         self.tracer = tracer
         self.gate_states = activity.resolve(events, tracer.gates, logsignals.from_record(self.record))
         return events
+
+    @property
+    def reported(self) -> list[Event]:
+        """The scores behind the metric the logs report (all scores when that cannot be told)."""
+        if self._reported is None:
+            from .verdicts import reported_scores
+            self._reported = reported_scores(self)
+        return self._reported
 
     def chain(self, event: Event) -> str:
         return self.tracer.chain(event) if self.tracer else f"line {event.line}"

@@ -205,23 +205,28 @@ class Tracer:
         if _pairwise(node):
             for target, value in zip(node.targets[0].elts, node.value.elts):  # type: ignore[attr-defined]
                 folded = self.res.fold(value, self.frame.consts)
-                self.bind(target, self.expr(value, ctx), ctx, node, folded)
-                self._note_binding(target, value, folded)
+                labels = self.expr(value, ctx)
+                self.bind(target, labels, ctx, node, folded)
+                self._note_binding(target, value, folded, labels)
             return
         labels = self.expr(node.value, ctx)
         value = self.res.fold(node.value, self.frame.consts)
         for target in node.targets:
             self.bind(target, labels, ctx, node, value)
-            self._note_binding(target, node.value, value)
+            self._note_binding(target, node.value, value, labels)
 
-    def _note_binding(self, target: ast.expr, value: ast.expr, folded: object) -> None:
-        """Remember locals that hold an unfolded knob, or a function (called later through the name)."""
+    def _note_binding(self, target: ast.expr, value: ast.expr, folded: object, labels: frozenset = E) -> None:
+        """Remember locals that hold an unfolded knob, or a function (called later through the name).
+
+        A value computed from data (validation or training tokens, a loop's position) is data even
+        when a knob takes part in it: a branch on it is taken by the run, not chosen by its config.
+        """
         if not isinstance(target, ast.Name):
             return
         frame = self.frame
         if folded is UNKNOWN and _never_none(value, self):
             frame.consts[target.id] = NOT_NONE
-        if folded is UNKNOWN and self.res.is_config_test(value, frame.config_names):
+        if folded is UNKNOWN and not _is_data(labels) and self.res.is_config_test(value, frame.config_names):
             frame.config_names.add(target.id)
         else:
             frame.config_names.discard(target.id)
@@ -251,17 +256,25 @@ class Tracer:
     def s_AugAssign(self, node: ast.AugAssign, ctx: Ctx) -> None:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
-        self._maybe_score(node, labels, ctx)
+        labels |= self._maybe_score(node, labels, ctx)
         self.bind(node.target, old | labels, ctx, node, UNKNOWN)
 
-    def _maybe_score(self, node: ast.AST, labels: frozenset, ctx: Ctx) -> None:
-        """A validation loss added into a running sum is a score, unless it is the loss being trained on."""
+    def _maybe_score(self, node: ast.AST, labels: frozenset, ctx: Ctx) -> frozenset:
+        """A validation loss added into a running sum is a score, unless it is the loss being trained on.
+
+        The sum is tagged with the score's id, so a printed metric names the scores it reports.
+        """
         if {"val", "loss"} <= labels and (ctx.no_grad or "gradloss" not in labels):
-            self.emit(ev.SCORE, node, labels, ctx)
+            sid = f"score#{getattr(node, 'lineno', 0)}"
+            self.emit(ev.SCORE, node, labels, ctx, sid=sid)
+            return frozenset({sid})
+        return E
 
     def s_Return(self, node: ast.Return, ctx: Ctx) -> None:
         if node.value is not None:
-            self.frame.returns |= self.expr(node.value, ctx)
+            # a loop's mark means nothing outside the call that runs the loop
+            own = {f"lv{loop}" for loop in ctx.loops}
+            self.frame.returns |= self.expr(node.value, ctx) - own
 
     def s_If(self, node: ast.If, ctx: Ctx) -> None:
         self.expr(node.test, ctx)
@@ -310,10 +323,10 @@ class Tracer:
         return out
 
     def s_Expr(self, node: ast.Expr, ctx: Ctx) -> None:
-        self.expr(node.value, ctx)
-        fragments = _log_fragments(node.value)
+        labels = self.expr(node.value, ctx)
+        fragments = _log_fragments(node.value, lambda n: self.res.fold(n, self.frame.consts))
         if fragments:
-            self.emit(ev.LOG, node, E, ctx, fragments=fragments)
+            self.emit(ev.LOG, node, labels, ctx, fragments=fragments)
 
     def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset:
         names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
@@ -326,7 +339,9 @@ class Tracer:
         names = frozenset(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
         inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
                         active=ctx.active and runs is not False)
-        self.bind(node.target, labels, inner, node, UNKNOWN)
+        # what the loop variable selects carries the loop's mark: a score whose data lacks it scores
+        # the same tokens on every pass of the loop (epochs), one that has it moves on (chunks)
+        self.bind(node.target, labels | {f"lv{loop}"}, inner, node, UNKNOWN)
         self.block(node.body, inner)
         self.block(node.orelse, ctx)
 
@@ -346,7 +361,7 @@ class Tracer:
     def s_While(self, node: ast.While, ctx: Ctx) -> None:
         self.expr(node.test, ctx)
         known = truthy(self.res.fold(node.test, self.frame.consts))
-        loop = self._new_id()
+        loop = -self._new_id()   # negative: a while loop, whose passes no variable tells apart
         names = frozenset(n.id for n in ast.walk(node.test) if isinstance(n, ast.Name))
         inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
                         active=ctx.active and known is not False)
@@ -432,7 +447,7 @@ class Tracer:
 
     def _subscript_write(self, target: ast.Subscript, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
         key = self.expr(target.slice, ctx)   # a write keyed by (context, token) is how counts are kept: no finding
-        if "val" in key and "loss" not in labels:
+        if "val" in key and "loss" not in labels and _is_table_write(key, target, node):
             self.emit(ev.TABLE_WRITE, node, key | labels, ctx)
         if isinstance(target.value, ast.Name):
             name = target.value.id
@@ -610,16 +625,27 @@ class Tracer:
             return args | {"fresh"}
         if last in ("deepcopy", "clone"):
             return receiver | args | {"copy"}
+        if last == "at" and isinstance(node.func, ast.Attribute) and node.args and len(node.args) >= 2 \
+                and self._names_module(node.func.value):
+            # np.add.at(table, keys, 1): a table write at keys
+            key, values = arg_labels[1], frozenset().union(*arg_labels[2:])
+            if "val" in key and "loss" not in values:
+                self.emit(ev.TABLE_WRITE, node, key | values, ctx)
+            self.bind_inplace(node.args[0], (key - {"target", "hash", "thash", "shift"}) | values, ctx, node)
+            return E
+        if last in ("index_add_", "scatter_add_", "index_put_", "put_") and len(arg_labels) >= 2 \
+                and "val" in arg_labels[1 if last != "put_" else 0] and "loss" not in args:
+            self.emit(ev.TABLE_WRITE, node, args, ctx)
         if last in ("add_", "copy_", "index_add_", "scatter_add_", "put_", "index_put_"):
             if "loss" in args:
-                self._maybe_score(node, args, ctx)
+                args |= self._maybe_score(node, args, ctx)
             if isinstance(node.func, ast.Attribute):
                 self.bind_inplace(node.func.value, args, ctx, node)
             return receiver | args
         if last in _FILLERS and isinstance(node.func, ast.Attribute) and not self._names_module(node.func.value):
             # a list or dict filled in place carries what was put in it
             if "loss" in args and last in ("append", "extend"):
-                self._maybe_score(node, args, ctx)
+                args |= self._maybe_score(node, args, ctx)
             self.bind_inplace(node.func.value, args, ctx, node)
             return receiver | args
         if dotted in _SAVE_FUNCS or (last == "save" and "torch" in dotted):
@@ -708,12 +734,13 @@ class Tracer:
             self._grad_names[key] = _backward_receivers(fn)
         return self._grad_names[key]
 
-    def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver, fnrefs=None) -> frozenset:
+    def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver, fnrefs=None, consts=None) -> frozenset:
         self.entered.add(id(fn))
         if len(self.stack) >= _MAX_DEPTH or any(f.fn == id(fn) for f in self.stack) or self.budget <= 0:
             return frozenset().union(*arg_labels, *kw_labels.values()) | (receiver or E)
         key = (id(fn), tuple(arg_labels), tuple(sorted(kw_labels.items())), receiver, ctx.no_grad,
-               self.frame.hooks, ctx.active, ctx.gates, tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())))
+               self.frame.hooks, ctx.active, ctx.gates, tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())),
+               tuple(sorted((k, repr(v)) for k, v in (consts or {}).items())))
         if key in self.memo:
             return self.memo[key]
         cls = self._class_of(fn)
@@ -723,6 +750,7 @@ class Tracer:
         self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
         for param, target in (fnrefs or {}).items():
             frame.locals_fn[param] = target
+        frame.consts.update(consts or {})
         no_grad = ctx.no_grad or any(self._grad_mode(d) for d in fn.decorator_list)
         before = len(self.events)
         self.stack.append(frame)
@@ -769,9 +797,28 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
         if init is not None:
             tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
         return instance
-    is_method = isinstance(node.func, ast.Attribute) and tracer._class_of(target) is not None
+    is_method = tracer._class_of(target) is not None
+    if is_method and not isinstance(node.func, ast.Attribute):
+        receiver = E   # a bound method called through a name (`fwd = torch.compile(model.forward_logits)`)
     return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None,
-                                _function_args(tracer, target, node, is_method))
+                                _function_args(tracer, target, node, is_method),
+                                _constant_args(tracer, target, node, is_method))
+
+
+def _constant_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, object]:
+    """Parameters given a constant (a label string, a flag): the callee folds with them."""
+    params = [a.arg for a in target.args.posonlyargs + target.args.args]
+    if is_method and params:
+        params = params[1:]
+    out: dict[str, object] = {}
+    pairs = list(zip(params, node.args)) + [(k.arg, k.value) for k in node.keywords if k.arg]
+    for name, arg in pairs:
+        if isinstance(arg, ast.Starred):
+            break
+        value = tracer.res.fold(arg, tracer.frame.consts)
+        if value is not UNKNOWN and isinstance(value, (str, int, float, bool, type(None))):
+            out[name] = value
+    return out
 
 
 def _function_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, ast.AST]:
@@ -835,6 +882,20 @@ def _is_shifted(node: ast.expr) -> bool:
                     isinstance(low.right, ast.Constant) and low.right.value == 1:
                 return True
     return False
+
+
+def _is_data(labels: frozenset) -> bool:
+    return bool(labels & {"val", "train", "target", "loss"}) or any(label.startswith("lv") for label in labels)
+
+
+def _is_table_write(key: frozenset, target: ast.Subscript, node: ast.AST) -> bool:
+    """A write keyed by token values (a hashed context, a target token), or a count bumped at a
+    key: a cache or table. A write at positions or lengths (`x[b, :wl] = toks[:-1]`) fills a batch."""
+    if any(isinstance(n, ast.Slice) for n in ast.walk(target.slice)):
+        return False
+    if key & {"hash", "target"}:
+        return True
+    return isinstance(node, ast.AugAssign) and isinstance(node.value, ast.Constant)
 
 
 def _same(a: object, b: object) -> bool:
@@ -907,7 +968,7 @@ def _source_of(node: ast.expr) -> str:
 _PLACEHOLDER = re.compile(r"%[-+ #0-9.]*[a-zA-Z%]|\{[^{}]*\}")
 
 
-def _log_fragments(node: ast.expr) -> tuple[str, ...]:
+def _log_fragments(node: ast.expr, fold=None) -> tuple[str, ...]:
     """The literal text a print/log call writes: what a log shows when this line ran.
 
     Runs of literal text between format fields, at least 6 characters with 4 letters
@@ -917,7 +978,7 @@ def _log_fragments(node: ast.expr) -> tuple[str, ...]:
     if not isinstance(node, ast.Call):
         return ()
     out: list[str] = []
-    for text in (t for arg in [*node.args, *(k.value for k in node.keywords)] for t in _literal_texts(arg)):
+    for text in (t for arg in [*node.args, *(k.value for k in node.keywords)] for t in _literal_texts(arg, fold)):
         for piece in _PLACEHOLDER.split(text):
             piece = " ".join(piece.split())
             if len(piece) >= 6 and sum(c.isalpha() for c in piece) >= 4:
@@ -925,15 +986,28 @@ def _log_fragments(node: ast.expr) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _literal_texts(node: ast.expr) -> list[str]:
+def _literal_texts(node: ast.expr, fold=None) -> list[str]:
+    """The text a format writes for sure: literals, and fields whose value is a known string
+    (`f"{label} val_loss:..."` with label passed in as "quantized_ttt_phased")."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
     if isinstance(node, ast.JoinedStr):
-        return [v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+        runs, current = [], ""
+        for part in node.values:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                current += part.value
+                continue
+            value = fold(part.value) if fold is not None and isinstance(part, ast.FormattedValue) else None
+            if isinstance(value, str) and part.format_spec is None and part.conversion in (-1, 115):
+                current += value
+            else:
+                runs.append(current)
+                current = ""
+        return runs + [current]
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
-        return _literal_texts(node.left) + _literal_texts(node.right)
+        return _literal_texts(node.left, fold) + _literal_texts(node.right, fold)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
-        return _literal_texts(node.func.value)
+        return _literal_texts(node.func.value, fold)
     return []
 
 
