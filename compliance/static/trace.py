@@ -257,6 +257,9 @@ class Tracer:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
         labels |= self._maybe_score(node, labels, ctx)
+        if isinstance(node.target, ast.Name) and {"val", "hash"} <= labels and "loss" not in labels:
+            # `table += np.bincount(keys)`: counts of hashed validation contexts added into a table
+            self.emit(ev.TABLE_WRITE, node, labels, ctx)
         self.bind(node.target, old | labels, ctx, node, UNKNOWN)
 
     def _maybe_score(self, node: ast.AST, labels: frozenset, ctx: Ctx) -> frozenset:
@@ -520,7 +523,7 @@ class Tracer:
             out |= {"shift"}            # position + 1: where the next token, the target, sits
         elif isinstance(node.op, ast.Sub):
             out -= {"shift"}            # back into the context
-        if isinstance(node.op, (ast.BitXor, ast.Mod, ast.BitAnd)) or (isinstance(node.op, ast.Mult) and _big_int(node)):
+        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and _big_int(node)):
             out |= {"hash"}
             if "target" in out:
                 out |= {"thash"}        # a hash that mixes in the token being predicted
