@@ -26,6 +26,7 @@ class GateState:
 
 def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) -> dict[int, GateState]:
     prints = [e for e in events if e.kind == ev.LOG and e.active]
+    captured = _captured_channels(prints, logs)
     sites: dict[str, set[int]] = defaultdict(set)     # fragment -> lines of the prints that write it
     for p in prints:
         for fragment in p.detail.get("fragments", ()):
@@ -34,23 +35,43 @@ def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) 
     for gid, gate in gates.items():
         inside = [p for p in prints if gid in p.gates]
         inside_lines = {p.line for p in inside}
-        own = sorted({f for p in inside for f in p.detail.get("fragments", ()) if sites[f] <= inside_lines})
-        states[gid] = _judge(gate, own, logs)
+        outside = [f for p in prints if p.line not in inside_lines for f in p.detail.get("fragments", ())]
+        own = sorted({f for p in inside for f in p.detail.get("fragments", ())
+                      if sites[f] <= inside_lines and not any(f in other for other in outside)})
+        # only what goes to a channel the logs capture can show that a branch did not run
+        heard = sorted({f for p in inside if p.detail.get("channel") in captured
+                        for f in p.detail.get("fragments", ()) if f in own})
+        states[gid] = _judge(gate, own, heard, logs)
     return states
 
 
-def _judge(gate: Gate, own: list[str], logs: LogEvidence) -> GateState:
+def _captured_channels(prints: list[Event], logs: LogEvidence) -> set[str]:
+    """The print functions whose output the logs hold (log0 to a file, not print to a console)."""
+    channels: set[str] = set()
+    for p in prints:
+        channel = p.detail.get("channel")
+        if channel in channels:
+            continue
+        if any(logs.seen(f) for f in p.detail.get("fragments", ())):
+            channels.add(channel)
+    return channels
+
+
+def _judge(gate: Gate, own: list[str], heard: list[str], logs: LogEvidence) -> GateState:
     where = f"line {gate.line} `{gate.test}`" + (" (else branch)" if gate.branch == "else" else "")
-    if not logs.usable:
-        return GateState("unknown", f"{where} is not settled by the configuration, and no log was given")
     for fragment in own:
         seen = logs.seen(fragment)
         if seen:
             return GateState("on", f"{where} ran: its output `{fragment}` is in {seen}")
-    if own and logs.complete:
-        shown = ", ".join(f"`{f}`" for f in own[:3])
+    if heard and logs.complete:
+        shown = ", ".join(f"`{f}`" for f in heard[:3])
         return GateState("off", f"{where} did not run: its output ({shown}) is in none of the "
                                 f"{logs.complete} logs that reached a final score")
+    if gate.prior is not None:
+        setting = "on" if gate.prior else "off"
+        return GateState(setting, f"{where} is {setting} in the run's configuration")
+    if not logs.usable:
+        return GateState("unknown", f"{where} is not settled by the configuration, and no log was given")
     return GateState("unknown", f"{where} is not settled by the configuration or the logs")
 
 

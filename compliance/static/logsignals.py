@@ -42,10 +42,15 @@ class LogEvidence:
                 line_start = text.rfind("\n", 0, at) + 1
                 line_end = text.find("\n", at)
                 line = text[line_start:line_end if line_end >= 0 else len(text)]
-                if not _looks_like_code(line):
+                glued = at > 0 and _is_word(fragment[0]) and _is_word(text[at - 1])
+                if not glued and not _looks_like_code(line):
                     return f"{name}:{text.count(chr(10), 0, at) + 1}"
                 start = at + len(fragment)
         return None
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _looks_like_code(line: str) -> bool:

@@ -84,6 +84,7 @@ class Gate:
     line: int
     test: str                          # the condition as written, for the report
     branch: str                        # "if" | "else" | "called": a function only reached indirectly
+    prior: bool | None = None          # what the configuration pgolf could see decides, if anything
 
 
 class Tracer:
@@ -107,6 +108,7 @@ class Tracer:
         self._call_line = 0
         self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
         self._grad_names: dict[int, frozenset] = {}
+        self.prime_names = _prime_tables(module)
         self._index()
 
     # ------------------------------------------------------------------ set-up
@@ -151,9 +153,9 @@ class Tracer:
         parts = [f"{self.frame_names[f][0]}@{self.frame_names[f][1]}" for f in event.frames if f in self.frame_names]
         return " > ".join(parts + [f"line {event.line}"])
 
-    def _gate(self, node: ast.AST, test: str, branch: str) -> int:
+    def _gate(self, node: ast.AST, test: str, branch: str, prior: bool | None = None) -> int:
         gid = self._new_id()
-        self.gates[gid] = Gate(getattr(node, "lineno", 0), test, branch)
+        self.gates[gid] = Gate(getattr(node, "lineno", 0), test, branch, prior)
         return gid
 
     def emit(self, kind: str, node: ast.AST, labels: frozenset, ctx: Ctx, **detail) -> ev.Event:
@@ -257,7 +259,9 @@ class Tracer:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
         labels |= self._maybe_score(node, labels, ctx)
-        if isinstance(node.target, ast.Name) and {"val", "hash"} <= labels and "loss" not in labels:
+        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and self._big(node.value)):
+            labels |= {"hash"} | ({"thash"} if "target" in old | labels else E)   # `h ^= tok * P`
+        if {"val", "hash"} <= labels and "loss" not in labels and not isinstance(node.op, (ast.BitXor, ast.Mult)):
             # `table += np.bincount(keys)`: counts of hashed validation contexts added into a table
             self.emit(ev.TABLE_WRITE, node, labels, ctx)
         self.bind(node.target, old | labels, ctx, node, UNKNOWN)
@@ -301,13 +305,21 @@ class Tracer:
                             or (k in after_else and _same(after_else[k], v))}
 
     def _branches(self, node: ast.If | ast.IfExp, ctx: Ctx, known: bool | None) -> tuple[Ctx, Ctx]:
-        """The contexts of the two branches: switched off when the configuration decides, gated when not."""
-        if known is not None or self.res.classify(node.test, self.frame.consts, self.frame.config_names) != "config":
-            # decided, or a data-dependent branch that a real run takes: not a configuration gate
+        """The contexts of the two branches.
+
+        A branch a knob decides is a gate: the configuration's answer is its prior, and the logs
+        may overrule it (a knob set where pgolf cannot see it, e.g. a launcher script). A branch
+        the data decides runs. A constant condition decides for good.
+        """
+        config = self.res.is_config_test(node.test, self.frame.config_names)
+        if known is None and config:
+            config = self.res.classify(node.test, self.frame.consts, self.frame.config_names) == "config"
+        if not config:
             return ctx.but(active=ctx.active and known is not False), ctx.but(active=ctx.active and known is not True)
         test = _source_of(node.test)
-        return (ctx.but(gates=ctx.gates + (self._gate(node, test, "if"),)),
-                ctx.but(gates=ctx.gates + (self._gate(node, test, "else"),)))
+        body = self._gate(node, test, "if", None if known is None else known)
+        orelse = self._gate(node, test, "else", None if known is None else not known)
+        return ctx.but(gates=ctx.gates + (body,)), ctx.but(gates=ctx.gates + (orelse,))
 
     def e_IfExp(self, node: ast.IfExp, ctx: Ctx) -> frozenset:
         """`a if cond else b`: a configuration gate when cond is a knob."""
@@ -329,7 +341,8 @@ class Tracer:
         labels = self.expr(node.value, ctx)
         fragments = _log_fragments(node.value, lambda n: self.res.fold(n, self.frame.consts))
         if fragments:
-            self.emit(ev.LOG, node, labels, ctx, fragments=fragments)
+            channel = _source_of(node.value.func) if isinstance(node.value, ast.Call) else "?"
+            self.emit(ev.LOG, node, labels, ctx, fragments=fragments, channel=channel)
 
     def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset:
         names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
@@ -523,7 +536,8 @@ class Tracer:
             out |= {"shift"}            # position + 1: where the next token, the target, sits
         elif isinstance(node.op, ast.Sub):
             out -= {"shift"}            # back into the context
-        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and _big_int(node)):
+        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and (
+                self._big(node.left) or self._big(node.right))):
             out |= {"hash"}
             if "target" in out:
                 out |= {"thash"}        # a hash that mixes in the token being predicted
@@ -669,6 +683,18 @@ class Tracer:
         if last in _IO_FUNCS and ({"val", "train"} & args):
             self.emit(ev.READ, node, args, ctx, call=dotted or last)
         return None
+
+    def _big(self, node: ast.expr) -> bool:
+        """A large integer constant, or a table of them (hash primes): multiplying by one hashes."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > _BIG_PRIME
+        if isinstance(node, ast.Call) and node.args:
+            return self._big(node.args[0])          # np.uint64(36313)
+        if isinstance(node, ast.Subscript):
+            return self._big(node.value)            # PRIMES[k % 5]
+        if isinstance(node, ast.Attribute):
+            return node.attr in self.prime_names
+        return isinstance(node, ast.Name) and node.id in self.prime_names
 
     def _names_module(self, node: ast.expr) -> bool:
         root = node
@@ -885,6 +911,23 @@ def _is_shifted(node: ast.expr) -> bool:
                     isinstance(low.right, ast.Constant) and low.right.value == 1:
                 return True
     return False
+
+
+def _prime_tables(module: ast.Module) -> set[str]:
+    """Names bound to two or more large integer literals: the multipliers of a hash."""
+    names: set[str] = set()
+    for node in ast.walk(module):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            bigs = sum(1 for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, int)
+                       and not isinstance(c.value, bool) and abs(c.value) > _BIG_PRIME)
+            if bigs >= 2:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        names.add(t.id)
+                    elif isinstance(t, ast.Attribute):
+                        names.add(t.attr)
+    return names
 
 
 def _is_data(labels: frozenset) -> bool:
