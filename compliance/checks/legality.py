@@ -141,3 +141,26 @@ def bos_leak(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for line in unmasked_prev_token_mixing(ctx.module):
         yield rule.finding("C1: previous-token mixing with no BOS mask: a document's first token may see "
                            "the previous document (PR #1797; disputed, issue #1988)", file=ctx.path, line=line)
+
+
+def _reported_values(ctx: ScriptContext) -> list[Event]:
+    """What the reported number is made of: its scores, and the print that writes it."""
+    from ..static.verdicts import reported_prints
+    return ctx.reported + reported_prints(ctx)
+
+
+@check("script.normalized")
+def normalized(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
+    """C2: the reported loss is -log of a distribution over the token vocabulary."""
+    values = _reported_values(ctx)
+    spread = [e for e in values if "spread" in e.labels]
+    for event in worst_first(spread):
+        yield finding(rule, ctx, event, "C2: each token's probability is spread over its bytes (p^(1/n)) and "
+                      "scored per byte, mixed with a byte model: not a distribution over the token vocabulary "
+                      "(issue #1872, PR #1902)")
+    if spread:
+        return
+    for event in worst_first([e for e in values if "bytelevel" in e.labels]):
+        yield finding(rule, ctx, event, "C2: the reported score is computed byte by byte from the token model's "
+                      "probabilities; whether the mixture is a distribution over tokens needs a person (a proper "
+                      "first-byte marginal has no ruling, issue #1872)", severity="review")

@@ -237,7 +237,8 @@ class ConfigResolver:
             return _fold_compare(node, sub)
         if isinstance(node, ast.BinOp):
             return _fold_binop(node, sub)
-        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        if isinstance(node, ast.Tuple) or (isinstance(node, (ast.List, ast.Set)) and depth > 0):
+            # a list bound to a name is filled later (append): only a literal used in place is known
             items = [sub(e) for e in node.elts]
             return UNKNOWN if any(i is UNKNOWN for i in items) else tuple(items)
         if isinstance(node, ast.Subscript) and self.dotted(node.value) in ("os.environ", "environ"):

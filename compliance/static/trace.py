@@ -37,6 +37,10 @@ _SAVE_FUNCS = {"torch.save", "pickle.dump", "numpy.save", "numpy.savez", "numpy.
                "json.dump"}
 _NO_INLINE_METHODS = {"backward", "step", "zero_grad", "forward", "item", "detach", "to", "eval",
                       "train", "parameters", "named_parameters", "state_dict", "load_state_dict"}
+_COLLECTIVES = {"all_gather", "gather", "all_gather_into_tensor", "all_gather_object", "gather_object",
+                "reduce_scatter", "reduce_scatter_tensor", "all_to_all", "all_to_all_single", "scatter",
+                "broadcast_object_list"}
+_PIECE_FUNCS = {"id_to_piece", "IdToPiece", "id_to_piece_bytes"}
 _FILLERS = {"append", "extend", "insert", "update", "setdefault", "appendleft", "put", "add"}
 _WRAPPERS = {"compile", "partial", "wraps", "jit", "script", "trace", "checkpoint", "no_grad", "inference_mode"}
 _BIG_PRIME = 1000
@@ -258,7 +262,8 @@ class Tracer:
     def s_AugAssign(self, node: ast.AugAssign, ctx: Ctx) -> None:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
-        labels |= self._maybe_score(node, labels, ctx)
+        sid = self._maybe_score(node, labels, ctx)
+        labels |= sid | ({"sum"} if sid else E)     # a running total, not one value per token
         if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and self._big(node.value)):
             labels |= {"hash"} | ({"thash"} if "target" in old | labels else E)   # `h ^= tok * P`
         if {"val", "hash"} <= labels and "loss" not in labels and not isinstance(node.op, (ast.BitXor, ast.Mult)):
@@ -357,7 +362,8 @@ class Tracer:
                         active=ctx.active and runs is not False)
         # what the loop variable selects carries the loop's mark: a score whose data lacks it scores
         # the same tokens on every pass of the loop (epochs), one that has it moves on (chunks)
-        self.bind(node.target, labels | {f"lv{loop}"}, inner, node, UNKNOWN)
+        byte_loop = {"bytelevel"} if {"pbytes", "target"} <= labels else E   # for b in piece_bytes[tok]
+        self.bind(node.target, labels | {f"lv{loop}"} | byte_loop, inner, node, UNKNOWN)
         self.block(node.body, inner)
         self.block(node.orelse, ctx)
 
@@ -532,6 +538,8 @@ class Tracer:
     def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> frozenset:
         left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
         out = left | right
+        if isinstance(node.op, ast.Div) and "loss" in left and "sum" not in left and {"pbytes", "target"} <= right:
+            out |= {"spread"}           # a token's log-probability divided among its bytes: p^(1/n) per byte
         if isinstance(node.op, ast.Add) and (_is_one(node.left) or _is_one(node.right)):
             out |= {"shift"}            # position + 1: where the next token, the target, sits
         elif isinstance(node.op, ast.Sub):
@@ -614,7 +622,12 @@ class Tracer:
                 self._mark_target(next(k.value for k in node.keywords if k.arg == "target"))
             return args | receiver | {"loss"}
         if last in _SHAPE_FUNCS:
-            return E
+            # a length is no data, except the byte length of a token's piece
+            return (args | receiver) & {"pbytes", "target"} if "pbytes" in args | receiver else E
+        if last in _PIECE_FUNCS:
+            return args | receiver | {"pbytes"}     # a piece's text: its bytes are what val_bpb counts
+        if last == "repeat" and len(arg_labels) >= 2 and {"pbytes", "target"} <= arg_labels[1]:
+            return args | receiver | {"bytelevel"}  # np.repeat(per_token, byte_counts): one entry per byte
         if last == "multinomial" or last == "randint" or last == "generate":
             return E   # self-generated tokens carry no data
         if last == "backward" or dotted.endswith("autograd.grad"):
@@ -665,6 +678,12 @@ class Tracer:
                 args |= self._maybe_score(node, args, ctx)
             self.bind_inplace(node.func.value, args, ctx, node)
             return receiver | args
+        if last in _COLLECTIVES:
+            # dist.gather(x, out_list): the outputs hold what the inputs held
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if isinstance(arg, (ast.Name, ast.Attribute, ast.Subscript)):
+                    self.bind_inplace(arg, args, ctx, node)
+            return args | receiver
         if dotted in _SAVE_FUNCS or (last == "save" and "torch" in dotted):
             self.emit(ev.SAVE, node, args, ctx)
             return E

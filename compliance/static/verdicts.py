@@ -8,6 +8,7 @@ Without logs (a lone script), every score counts.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,74 @@ def reported_ids(ctx: "ScriptContext") -> set[str] | None:
 
 def _writes_label(fragment: str, label: str) -> bool:
     return fragment.startswith(label) and (len(fragment) == len(label) or fragment[len(label)] in " :=\t,")
+
+
+def reported_prints(ctx: "ScriptContext") -> list[Event]:
+    """The print calls that write the number the submission claims.
+
+    First the log lines holding the val_bpb that submission.json claims (a record may report
+    a pass other than the log's last final line); else the final metric line the logs end
+    with; without logs, every print of a metric.
+    """
+    prints = [e for e in ctx.events if e.kind == ev.LOG and e.activity != "off" and "val" in e.labels]
+    lines = claimed_lines(ctx)
+    if lines:
+        found = [p for p in prints if _writes_any(p, lines)]
+        if found:
+            return found
+    record = ctx.record
+    labels = {log.facts.score.label for log in (record.scored_logs() if record else []) if log.facts.score}
+    if not labels:
+        return [p for p in prints if any("bpb" in f or "val_loss" in f for f in p.detail.get("fragments", ()))]
+    return [p for p in prints if any(_writes_label(f, label) for f in p.detail.get("fragments", ()) for label in labels)]
+
+
+def _writes_any(event: Event, lines: list[str]) -> bool:
+    """The print's literal text all shows in one of the lines (so it wrote that line)."""
+    fragments = event.detail.get("fragments", ())
+    return bool(fragments) and any(all(f in line for f in fragments) for line in lines)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+")
+
+
+def claimed_lines(ctx: "ScriptContext") -> list[str]:
+    """Log lines that print a val_bpb submission.json claims, to the JSON's own precision."""
+    record = ctx.record
+    if record is None or record.submission is None:
+        return []
+    claims = _claimed_bpb(record.submission.raw)
+    if not claims:
+        return []
+    from .logsignals import from_record
+    out: list[str] = []
+    for text in from_record(record).texts:
+        for line in text.splitlines():
+            if "bpb" not in line.lower() and "mix" not in line.lower():
+                continue
+            numbers = [float(m) for m in _NUMBER.findall(line)]
+            if any(abs(n - value) <= 0.5 * 10 ** -places for n in numbers for value, places in claims):
+                out.append(line)
+    return out
+
+
+def _claimed_bpb(raw: object, key: str = "", parent: str = "") -> list[tuple[float, int]]:
+    """(value, decimals) of every val_bpb the JSON claims: top level, per seed, in seed tables."""
+    found: list[tuple[float, int]] = []
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            found += _claimed_bpb(v, str(k), key)
+    elif isinstance(raw, list):
+        for v in raw:
+            found += _claimed_bpb(v, key, parent)
+    elif isinstance(raw, float) and 0.1 < raw < 10:
+        name = key.lower()
+        seedish = parent.lower().startswith(("val_bpb", "seed")) and ("seed" in name or name.isdigit())
+        if name in ("val_bpb", "mean_val_bpb", "val_bpb_mean") or seedish:
+            text = repr(raw)
+            places = len(text.split(".")[1]) if "." in text and "e" not in text else 6
+            found.append((raw, max(places, 2)))
+    return found
 
 
 def reported_scores(ctx: "ScriptContext") -> list[Event]:
