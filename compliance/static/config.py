@@ -62,9 +62,7 @@ class ConfigResolver:
                 self._bind_cli(node)
         for node in ast.walk(module):
             if isinstance(node, ast.ClassDef):
-                for stmt in node.body:
-                    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                        self._bind(stmt, self.attrs)
+                self._bind_class(node.body)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 if any(isinstance(t, ast.Attribute) for t in targets):
@@ -123,6 +121,18 @@ class ConfigResolver:
                 _CONVERTERS[kind.id](value)
         except (TypeError, ValueError):
             return UNKNOWN
+
+    def _bind_class(self, stmts: list[ast.stmt]) -> None:
+        """Class attributes in order, following `if` on a knob the way it folds (both ways when it doesn't)."""
+        for stmt in stmts:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                self._bind(stmt, self.attrs)
+            elif isinstance(stmt, ast.If):
+                known = truthy(self.fold(stmt.test, {k: v for k, v in self.attrs.items()}))
+                if known is not False:
+                    self._bind_class(stmt.body)
+                if known is not True:
+                    self._bind_class(stmt.orelse)
 
     def _bind_cli(self, node: ast.Call) -> None:
         """`parser.add_argument("--ttt-epochs", type=int, default=3)`: args.ttt_epochs, overridable by name."""

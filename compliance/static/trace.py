@@ -199,7 +199,7 @@ class Tracer:
     s_AsyncFunctionDef = s_FunctionDef
 
     def s_ClassDef(self, node: ast.ClassDef, ctx: Ctx) -> None:
-        for stmt in node.body:
+        for stmt in _class_body(node.body):
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                 labels = self.expr(stmt.value, ctx)
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
@@ -930,6 +930,20 @@ def _is_shifted(node: ast.expr) -> bool:
                     isinstance(low.right, ast.Constant) and low.right.value == 1:
                 return True
     return False
+
+
+def _class_body(stmts: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """A class body's statements, those under `if`/`try`/`with` included (config classes branch on knobs)."""
+    for stmt in stmts:
+        if isinstance(stmt, ast.If):
+            yield from _class_body(stmt.body)
+            yield from _class_body(stmt.orelse)
+        elif isinstance(stmt, (ast.Try, ast.With)):
+            yield from _class_body(stmt.body)
+            for handler in getattr(stmt, "handlers", []):
+                yield from _class_body(handler.body)
+        else:
+            yield stmt
 
 
 def _prime_tables(module: ast.Module) -> set[str]:

@@ -79,6 +79,9 @@ def reported_prints(ctx: "ScriptContext") -> list[Event]:
         found = [p for p in prints if _writes_any(p, lines)]
         if found:
             return found
+    found = _mean_matches(ctx, prints)
+    if found:
+        return found
     record = ctx.record
     labels = {log.facts.score.label for log in (record.scored_logs() if record else []) if log.facts.score}
     if not labels:
@@ -113,6 +116,40 @@ def claimed_lines(ctx: "ScriptContext") -> list[str]:
             if any(abs(n - value) <= 0.5 * 10 ** -places for n in numbers for value, places in claims):
                 out.append(line)
     return out
+
+
+def _mean_matches(ctx: "ScriptContext", prints: list[Event]) -> list[Event]:
+    """Prints whose number, averaged over the seeds' logs, is the mean val_bpb the JSON claims."""
+    record = ctx.record
+    if record is None or record.submission is None:
+        return []
+    claims = [c for c in _claimed_bpb(record.submission.raw) if c[1] >= 3]
+    from .logsignals import from_record
+    texts = from_record(record).texts
+    if len(texts) < 2 or not claims:
+        return []
+    found = []
+    for event in prints:
+        columns = _printed_numbers(event, texts)
+        if columns and any(abs(sum(col) / len(col) - value) <= 0.5 * 10 ** -places + 1e-9
+                           for col in columns for value, places in claims):
+            found.append(event)
+    return found
+
+
+def _printed_numbers(event: Event, texts: list[str]) -> list[list[float]]:
+    """Per number position, the value each log's last line from this print shows (all logs, or none)."""
+    fragments = event.detail.get("fragments", ())
+    if not fragments:
+        return []
+    rows = []
+    for text in texts:
+        lines = [line for line in text.splitlines() if all(f in line for f in fragments)]
+        if not lines:
+            return []
+        rows.append([float(m) for m in _NUMBER.findall(lines[-1])])
+    width = min(len(r) for r in rows)
+    return [[r[j] for r in rows] for j in range(width)]
 
 
 def _claimed_bpb(raw: object, key: str = "", parent: str = "") -> list[tuple[float, int]]:
