@@ -776,6 +776,13 @@ class Tracer:
         return None
 
     # ------------------------------------------------------------------ inlining
+    def _collects_statistics(self, fn: ast.AST) -> bool:
+        """A function that patches a module's forward, or accumulates X^T X: quantization calibration."""
+        key = ("stats", id(fn))
+        if key not in self.memo:
+            self.memo[key] = _gram_or_patch(fn)   # type: ignore[assignment]
+        return bool(self.memo[key])
+
     def _backward_names(self, fn: ast.AST) -> frozenset:
         key = id(fn)
         if key not in self._grad_names:
@@ -793,7 +800,8 @@ class Tracer:
             return self.memo[key]
         cls = self._class_of(fn)
         frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
-                      hooks=self.frame.hooks, target_names=_target_names(fn), grad_names=self._backward_names(fn))
+                      hooks=self.frame.hooks or self._collects_statistics(fn), target_names=_target_names(fn),
+                      grad_names=self._backward_names(fn))
         self.frame_names[frame.fid] = (fn.name, self._call_line)
         self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
         for param, target in (fnrefs or {}).items():
@@ -929,6 +937,27 @@ def _is_shifted(node: ast.expr) -> bool:
             if isinstance(low, ast.BinOp) and isinstance(low.op, ast.Add) and \
                     isinstance(low.right, ast.Constant) and low.right.value == 1:
                 return True
+    return False
+
+
+def _is_transpose(node: ast.expr) -> bool:
+    if isinstance(node, ast.Attribute) and node.attr in ("T", "mT"):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("t", "transpose")
+
+
+def _gram_or_patch(fn: ast.AST) -> bool:
+    """`H.addmm_(x.T, x)`, `x.T @ x`, `matmul(x.t(), x)`, or `module.forward = hooked`: statistics for calibration."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) and _is_transpose(node.left):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("addmm_", "addmm", "matmul", "mm") and node.args and \
+                any(_is_transpose(a) for a in node.args[:2]):
+            return True
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "forward"
+                                                for t in node.targets):
+            return True
     return False
 
 
