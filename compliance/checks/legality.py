@@ -164,3 +164,52 @@ def normalized(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield finding(rule, ctx, event, "C2: the reported score is computed byte by byte from the token model's "
                       "probabilities; whether the mixture is a distribution over tokens needs a person (a proper "
                       "first-byte marginal has no ruling, issue #1872)", severity="review")
+
+
+@check("script.no_target_gate")
+def no_target_gate(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
+    """C1: nothing the reported score uses is switched by a property of the token being scored.
+
+    The logs decide a gated channel both ways when the run prints its count (`within_gate=N`):
+    a nonzero count shows it fired, zero in every log shows the configuration kept it shut.
+    """
+    reported = {e.seq for e in _reported_values(ctx)}
+    gated = [e for e in val_scores(ctx.events) + _reported_values(ctx) if "tgate" in e.labels]
+    if not gated:
+        return
+    kernels = ctx.of_kind(ev.NATIVE_GATE)
+    source = kernels[0] if kernels else None
+    where = (f" (kernel {source.detail.get('kernel')}:{source.detail.get('kernel_line')} writes "
+             f"`{source.detail.get('output')}` from the current token read at line "
+             f"{source.detail.get('seed_line')})") if source else ""
+    fired, silent = _gated_counts(ctx)
+    for event in worst_first(gated):
+        message = f"C1: the score uses a hint switched by a property of the token it scores{where}"
+        if fired:
+            yield finding(rule, ctx, event, f"{message}; the channel fired in the run ({fired})",
+                          severity=None if event.seq in reported else "review")
+        elif silent:
+            yield finding(rule, ctx, event, f"{message}; the channel never fired in the run ({silent})",
+                          severity="info")
+        else:
+            yield finding(rule, ctx, event, f"{message}: the distribution depends on the realized target",
+                          severity=None if event.seq in reported else "review")
+
+
+def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
+    """(a log line where a gated channel's printed count is nonzero, one where all are zero)."""
+    import re
+    from ..static.logsignals import from_record
+    prefixes = {p for e in ctx.of_kind(ev.LOG) for p in e.detail.get("gated_fields", ())}
+    if not prefixes:
+        return None, None
+    logs = from_record(ctx.record)
+    zero = None
+    for name, text in zip(logs.names, logs.texts):
+        for prefix in prefixes:
+            for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9.]+)", text):
+                where = f"`{prefix}{m.group(1)}` in {name}:{text.count(chr(10), 0, m.start()) + 1}"
+                if float(m.group(1)) != 0:
+                    return where, None
+                zero = zero or where
+    return None, zero

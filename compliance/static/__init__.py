@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import activity, limits, logsignals
+from . import activity, limits, logsignals, native, sources
 from .config import ConfigResolver
 from .events import Event
 from .parse import StaticParseError, parse_source
@@ -42,6 +42,7 @@ class ScriptContext:
     gate_states: dict[int, activity.GateState] = field(default_factory=dict)
     tracer: Tracer | None = field(default=None, repr=False)
     _reported: list[Event] | None = field(default=None, repr=False)
+    native_leaks: list = field(default_factory=list)
 
     @property
     def module(self) -> ast.Module | None:
@@ -80,7 +81,14 @@ class ScriptContext:
         return self._events
 
     def _trace(self, module: ast.Module, resolver: ConfigResolver) -> list[Event]:
-        tracer = Tracer(module, resolver)
+        code = sources.collect(self.record, module, self.path)
+        self.limits.extend(f"helper not analysed: {problem}" for problem in code.problems)
+        natives: dict[str, list] = {}
+        for rel, text in code.native.items():
+            for leak in native.find_leaks(text, rel):
+                natives.setdefault(leak.function, []).append(leak)
+        self.native_leaks = [leak for leaks in natives.values() for leak in leaks]
+        tracer = Tracer(module, resolver, helpers=code.helpers, natives=natives, path=self.path)
         try:
             events = limits.run_deep(tracer.run)
         except (RecursionError, MemoryError) as exc:

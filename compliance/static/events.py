@@ -28,6 +28,7 @@ SAVE = "save"              # serialization into the artifact
 RESTORE = "restore"        # load_state_dict: state thrown away
 BEST_OF = "best_of"        # min/max over two scores
 TOKENIZER = "tokenizer"    # tokenizer training
+NATIVE_GATE = "native_gate"  # a C kernel's output gated by the token it scores reaches Python here
 LOG = "log"                # a print/log call: its literal text tells which path ran (logsignals.py)
 
 
@@ -43,6 +44,7 @@ class Event:
     no_grad: bool = False
     gates: tuple[int, ...] = ()        # unresolved branches enclosing it (Tracer.gates), outermost first
     activity: str = "unknown"          # on | off | unknown, once gates are judged (activity.py)
+    file: str | None = None            # the file the line is in (a helper module, or the entry script)
     loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
     optim: "Event | None" = None       # the optimizer an update feeds
     detail: dict = field(default_factory=dict)

@@ -36,7 +36,8 @@ def finding(rule: "Rule", ctx: "ScriptContext", event: Event, message: str, *, s
         message = f"{message} [review: whether this path ran is not shown: {why or 'unresolved'}]"
     elif event.activity == "on" and why:
         message = f"{message} [{why}]"
-    return rule.finding(message, file=ctx.path, line=event.line, severity=severity, active=active, evidence=data)
+    return rule.finding(message, file=event.file or ctx.path, line=event.line, severity=severity, active=active,
+                        evidence=data)
 
 
 def worst_first(events: list[Event]) -> list[Event]:

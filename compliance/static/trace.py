@@ -92,9 +92,16 @@ class Gate:
 
 
 class Tracer:
-    def __init__(self, module: ast.Module, resolver: ConfigResolver) -> None:
+    def __init__(self, module: ast.Module, resolver: ConfigResolver, helpers: dict | None = None,
+                 natives: dict | None = None, path: str = "") -> None:
         self.module = module
         self.res = resolver
+        self.helpers = helpers or {}            # module name -> sources.Helper
+        self.natives = natives or {}            # exported C function -> [native.Leak]
+        self.path = path
+        self.fn_file: dict[int, str] = {}       # id(function node) -> the file it is in
+        self.helper_funcs: dict[str, dict[str, ast.AST]] = {}
+        self.module_vars: dict[str, str] = {}   # name bound to a helper module object -> module name
         self.events: list[ev.Event] = []
         self.funcs: dict[str, ast.FunctionDef] = {}
         self.methods: dict[str, list[tuple[str, ast.FunctionDef]]] = {}
@@ -117,16 +124,30 @@ class Tracer:
 
     # ------------------------------------------------------------------ set-up
     def _index(self) -> None:
-        for node in self.module.body:
+        self._index_module(self.module, self.path, own=True)
+        for name, helper in self.helpers.items():
+            self.helper_funcs[name] = self._index_module(helper.module, helper.rel, own=False)
+
+    def _index_module(self, module: ast.Module, rel: str, own: bool) -> dict[str, ast.AST]:
+        """Functions and classes of a module; a helper's also answer to their bare name, unless taken."""
+        defs: dict[str, ast.AST] = {}
+        for node in module.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self.funcs[node.name] = node
+                defs[node.name] = node
+                self.fn_file[id(node)] = rel
+                if own or node.name not in self.funcs:
+                    self.funcs[node.name] = node
             elif isinstance(node, ast.ClassDef):
-                self.classes[node.name] = node
+                defs[node.name] = node
+                if own or node.name not in self.classes:
+                    self.classes[node.name] = node
                 for item in node.body:
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        self.fn_file[id(item)] = rel
                         self.methods.setdefault(item.name, []).append((node.name, item))
                         if item.name == "forward" and self._computes_loss(item):
                             self.loss_forward = True
+        return defs
 
     def _computes_loss(self, fn: ast.AST) -> bool:
         return any(isinstance(n, ast.Call) and self._last(n.func) in _LOSS_FUNCS for n in ast.walk(fn))
@@ -141,6 +162,8 @@ class Tracer:
         self.stack.append(root)
         self.block(self.module.body, Ctx(frames=(root.fid,)))
         referenced = _referenced_names(self.module)
+        for helper in self.helpers.values():
+            referenced |= _referenced_names(helper.module)
         for name, fn in list(self.funcs.items()):
             if id(fn) not in self.entered:   # never called from the top level: trace on its own
                 # dead code when nothing names it; reached some way the tracer cannot follow otherwise
@@ -167,7 +190,7 @@ class Tracer:
         event = ev.Event(kind=kind, line=getattr(node, "lineno", 0), labels=frozenset(labels),
                          seq=self._new_id(), loops=ctx.loops, frames=ctx.frames, active=ctx.active,
                          no_grad=ctx.no_grad, loopvar_guards=ctx.guards, optim=optim, detail=detail,
-                         gates=ctx.gates)
+                         gates=ctx.gates, file=self.fn_file.get(self.frame.fn, self.path) if self.stack else self.path)
         self.events.append(event)
         return event
 
@@ -236,6 +259,9 @@ class Tracer:
             frame.config_names.add(target.id)
         else:
             frame.config_names.discard(target.id)
+        loaded = self._loaded_module(value) if self.helpers else None
+        if loaded is not None:
+            self.module_vars[target.id] = loaded
         fn = self._function_value(value)
         if fn is not None:
             frame.locals_fn[target.id] = fn
@@ -295,10 +321,10 @@ class Tracer:
         body, orelse = self._branches(node, ctx, known)
         frame = self.frame
         before = dict(frame.consts)
-        self.block(node.body, body.but(guards=guards))
+        self._traced_branch(node.body, body.but(guards=guards), known is False)
         after_body = frame.consts
         frame.consts = dict(before)
-        self.block(node.orelse, orelse.but(guards=guards))
+        self._traced_branch(node.orelse, orelse.but(guards=guards), known is True)
         after_else = frame.consts
         # what the branch the run takes leaves behind; where it is not known, what both agree on
         if known is True:
@@ -308,6 +334,17 @@ class Tracer:
         else:
             frame.consts = {k: v for k, v in after_body.items() if k in after_else and after_else[k] is v
                             or (k in after_else and _same(after_else[k], v))}
+
+    def _traced_branch(self, stmts: list[ast.stmt], ctx: Ctx, switched_off: bool) -> None:
+        """A branch the configuration switches off is traced (its findings are reported, inactive),
+        but what it assigns does not flow on: the run never assigned it."""
+        if not switched_off:
+            self.block(stmts, ctx)
+            return
+        frame = self.frame
+        env = dict(frame.env)
+        self.block(stmts, ctx)
+        frame.env = env
 
     def _branches(self, node: ast.If | ast.IfExp, ctx: Ctx, known: bool | None) -> tuple[Ctx, Ctx]:
         """The contexts of the two branches.
@@ -347,7 +384,25 @@ class Tracer:
         fragments = _log_fragments(node.value, lambda n: self.res.fold(n, self.frame.consts))
         if fragments:
             channel = _source_of(node.value.func) if isinstance(node.value, ast.Call) else "?"
-            self.emit(ev.LOG, node, labels, ctx, fragments=fragments, channel=channel)
+            self.emit(ev.LOG, node, labels, ctx, fragments=fragments, channel=channel,
+                      gated_fields=self._gated_fields(node.value, ctx) if "tgate" in labels else ())
+
+    def _gated_fields(self, call: ast.expr, ctx: Ctx) -> tuple[str, ...]:
+        """The text just before each printed value that carries a target-gated output (`within_gate=`):
+        the logs then show whether that channel ever fired."""
+        out = []
+        for arg in getattr(call, "args", []):
+            if not isinstance(arg, ast.JoinedStr):
+                continue
+            before = ""
+            for part in arg.values:
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    before += part.value
+                elif isinstance(part, ast.FormattedValue):
+                    if "tgate" in self.expr(part.value, ctx) and before.strip():
+                        out.append(before.split()[-1] if before.split() else before)
+                    before = ""
+        return tuple(out)
 
     def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset:
         names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
@@ -475,6 +530,9 @@ class Tracer:
             name = target.value.id
             env = self.frame.env if name in self.frame.env else self.stack[0].env
             env[name] = env.get(name, E) | labels | (key - {"target", "hash", "thash", "shift"})
+        elif isinstance(target.value, ast.Attribute):
+            # self.hints[1:] = out: the attribute holds what was written into it
+            self.bind(target.value, self.expr(target.value, ctx) | labels, ctx, node, UNKNOWN)
         else:
             self.expr(target.value, ctx)
 
@@ -588,6 +646,8 @@ class Tracer:
         arg_labels = [self.expr(a, ctx) for a in node.args]
         kw_labels = {k.arg or "**": self.expr(k.value, ctx) for k in node.keywords}
         args = frozenset().union(*arg_labels, *kw_labels.values())
+        if last in self.natives:
+            self._native_call(node, last, args, ctx)
         special = self._special_call(node, dotted, last, receiver, arg_labels, kw_labels, args, ctx)
         if special is not None:
             return special
@@ -715,6 +775,37 @@ class Tracer:
             return node.attr in self.prime_names
         return isinstance(node, ast.Name) and node.id in self.prime_names
 
+    def _helper_named(self, name: str) -> str | None:
+        """The helper module a name stands for: `import ngram_tilt as nt`, or a module loaded by path."""
+        if name in self.module_vars:
+            return self.module_vars[name]
+        target = self.res.aliases.get(name, "")
+        top = target.split(".")[0]
+        return top if top in self.helpers and target == top else None
+
+    def _loaded_module(self, value: ast.expr) -> str | None:
+        """`mod = load_local_module(Path(...) / "helper.py", ...)`, or a function that does that."""
+        texts = [n.value for n in ast.walk(value) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        if isinstance(value, ast.Call):
+            local = self._resolve_local(value.func)
+            if isinstance(local, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                texts += [n.value for n in ast.walk(local) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        for text in texts:
+            for name in self.helpers:
+                if text.endswith(f"{name}.py") or text == name:
+                    return name
+        return None
+
+    def _native_call(self, node: ast.Call, last: str | None, args: frozenset, ctx: Ctx) -> None:
+        """A call into a C kernel whose output at some argument is gated by the token being scored."""
+        for leak in self.natives.get(last or "", ()):
+            if leak.param < len(node.args):
+                root = _root_name(node.args[leak.param])
+                if root is not None:
+                    self.bind_inplace(root, args | {"tgate"}, ctx, node)
+                self.emit(ev.NATIVE_GATE, node, args | {"tgate"}, ctx, kernel=leak.file, kernel_line=leak.line,
+                          seed_line=leak.seed_line, output=leak.param_name, call=last)
+
     def _names_module(self, node: ast.expr) -> bool:
         root = node
         while isinstance(root, ast.Attribute):
@@ -759,6 +850,10 @@ class Tracer:
                 if func.id in frame.locals_fn:
                     return frame.locals_fn[func.id]
             return self.funcs.get(func.id) or self.classes.get(func.id)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            helper = self._helper_named(func.value.id)
+            if helper is not None:
+                return self.helper_funcs.get(helper, {}).get(func.attr)
         if isinstance(func, ast.Attribute) and func.attr not in _NO_INLINE_METHODS:
             if isinstance(func.value, ast.Name) and func.value.id in self.res.aliases:
                 return None
@@ -990,6 +1085,32 @@ def _prime_tables(module: ast.Module) -> set[str]:
                     elif isinstance(t, ast.Attribute):
                         names.add(t.attr)
     return names
+
+
+def _root_name(node: ast.expr) -> ast.expr | None:
+    """`out.ctypes.data_as(P)`, `ctypes.byref(out)`, `np.ascontiguousarray(out)`: the array passed."""
+    while True:
+        if isinstance(node, ast.Name):
+            return node
+        if isinstance(node, ast.Attribute):
+            inner = node.value
+            if isinstance(inner, ast.Name) and inner.id in ("self",):
+                return node
+            node = inner
+        elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and not isinstance(node.func.value, ast.Name):
+                node = node.func.value
+            elif isinstance(node.func, ast.Attribute) and node.func.attr not in ("byref", "cast", "pointer",
+                                                                                  "ascontiguousarray", "addressof"):
+                node = node.func.value
+            elif node.args:
+                node = node.args[0]
+            else:
+                return None
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        else:
+            return None
 
 
 def _is_data(labels: frozenset) -> bool:
