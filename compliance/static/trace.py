@@ -63,6 +63,7 @@ class Frame:
     optim: ev.Event | None = None
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
     config_names: set = field(default_factory=set)   # locals bound to a knob that did not fold
+    parent: "Frame | None" = None                    # the call a nested function was defined in
     grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
 
 
@@ -116,6 +117,7 @@ class Tracer:
         self.memo: dict[tuple, frozenset] = {}
         self.gates: dict[int, Gate] = {}
         self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
+        self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
         self._call_line = 0
         self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
         self._grad_names: dict[int, frozenset] = {}
@@ -141,6 +143,7 @@ class Tracer:
                 defs[node.name] = node
                 if own or node.name not in self.classes:
                     self.classes[node.name] = node
+                self._data_paths(node)
                 for item in node.body:
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         self.fn_file[id(item)] = rel
@@ -148,6 +151,20 @@ class Tracer:
                         if item.name == "forward" and self._computes_loss(item):
                             self.loss_forward = True
         return defs
+
+    def _data_paths(self, cls: ast.ClassDef) -> None:
+        """`self.val_glob = join(root, "fineweb_val_*.bin")` in a config class: the attribute names the
+        validation shards wherever the instance is read, whether or not the tracer sees it built."""
+        for node in ast.walk(cls):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                labels = frozenset().union(*(_literal_labels(c.value) for c in ast.walk(node.value)
+                                             if isinstance(c, ast.Constant) and isinstance(c.value, str)))
+                if not labels:
+                    continue
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    if isinstance(t, ast.Attribute):
+                        self.attrs[t.attr] = self.attrs.get(t.attr, E) | labels
 
     def _computes_loss(self, fn: ast.AST) -> bool:
         return any(isinstance(n, ast.Call) and self._last(n.func) in _LOSS_FUNCS for n in ast.walk(fn))
@@ -218,6 +235,7 @@ class Tracer:
     def s_FunctionDef(self, node: ast.FunctionDef, ctx: Ctx) -> None:
         if len(self.stack) > 1:
             self.frame.locals_fn[node.name] = node
+            self.def_frames[id(node)] = self.frame   # a closure reads the variables of this call
 
     s_AsyncFunctionDef = s_FunctionDef
 
@@ -255,7 +273,7 @@ class Tracer:
         frame = self.frame
         if folded is UNKNOWN and _never_none(value, self):
             frame.consts[target.id] = NOT_NONE
-        if folded is UNKNOWN and not _is_data(labels) and self.res.is_config_test(value, frame.config_names):
+        if not _is_data(labels) and self.res.is_config_test(value, frame.config_names):
             frame.config_names.add(target.id)
         else:
             frame.config_names.discard(target.id)
@@ -278,7 +296,24 @@ class Tracer:
         if isinstance(value, ast.Attribute) and value.attr not in _NO_INLINE_METHODS:
             candidates = self.methods.get(value.attr)
             return candidates[0][1] if candidates else None
+        if isinstance(value, ast.Lambda):
+            return self._lambda_function(value)
         return None
+
+    def _lambda_function(self, node: ast.Lambda) -> ast.FunctionDef:
+        """`lambda: eval_ngram(...)` handed to a timer: a function whose body returns the expression."""
+        key = ("lambda", id(node))
+        fn = self.memo.get(key)
+        if fn is None:
+            fn = ast.FunctionDef(name="<lambda>", args=node.args, body=[ast.Return(value=node.body)],
+                                 decorator_list=[], returns=None, type_params=[])
+            ast.copy_location(fn, node)
+            ast.fix_missing_locations(fn)
+            self.memo[key] = fn          # type: ignore[assignment]
+            self.fn_file[id(fn)] = self.fn_file.get(self.frame.fn, self.path) if self.stack else self.path
+        if len(self.stack) > 1:
+            self.def_frames[id(fn)] = self.frame
+        return fn                        # type: ignore[return-value]
 
     def s_AnnAssign(self, node: ast.AnnAssign, ctx: Ctx) -> None:
         if node.value is not None:
@@ -487,9 +522,11 @@ class Tracer:
 
     # ------------------------------------------------------------------ binding
     def lookup(self, name: str) -> frozenset:
-        frame = self.frame
-        if name in frame.env:
-            return frame.env[name]
+        frame: Frame | None = self.frame
+        while frame is not None:               # the function, then the functions it is nested in
+            if name in frame.env:
+                return frame.env[name]
+            frame = frame.parent
         return self.stack[0].env.get(name, E)
 
     def bind(self, target: ast.expr, labels: frozenset, ctx: Ctx, node: ast.AST, value: object) -> None:
@@ -894,7 +931,9 @@ class Tracer:
         if key in self.memo:
             return self.memo[key]
         cls = self._class_of(fn)
+        parent = self.def_frames.get(id(fn))
         frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
+                      parent=parent if parent is not None and any(f is parent for f in self.stack) else None,
                       hooks=self.frame.hooks or self._collects_statistics(fn), target_names=_target_names(fn),
                       grad_names=self._backward_names(fn))
         self.frame_names[frame.fid] = (fn.name, self._call_line)
@@ -947,6 +986,9 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
             return instance | {"optim"}
         if init is not None:
             tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
+        post = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__post_init__"), None)
+        if post is not None:   # a dataclass computes its derived fields here
+            tracer.call_function(post, [], {}, ctx, instance)
         return instance
     is_method = tracer._class_of(target) is not None
     if is_method and not isinstance(node.func, ast.Attribute):
