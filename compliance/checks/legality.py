@@ -71,6 +71,10 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         elif j.kind == "before_pass":
             yield finding(rule, ctx, write, "C4: a table/cache is filled from validation tokens before the "
                           f"pass that scores them (line {j.score.line}): two-pass", score=j.score)
+        elif j.kind == "score_first" and j.rescored is not None:
+            yield finding(rule, ctx, write, f"C4: a cache filled while scoring (line {j.score.line}) holds every "
+                          "validation token when a later pass re-scores them with it "
+                          f"(line {j.rescored.line}): two-pass", score=j.rescored)
         elif j.kind == "adapt_first":
             yield finding(rule, ctx, write, "C3: a table/cache takes in validation tokens before the same "
                           f"loop scores them (line {j.score.line})", score=j.score)
@@ -108,6 +112,11 @@ def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
             yield finding(rule, ctx, update, "per-window delta fitted only on already-scored positions "
                           "(causal SLOT variant, PR #1333): no ruling, needs review", severity="review",
                           score=j.score)
+        elif j.score is not None and "tsub" in update.labels:
+            yield finding(rule, ctx, update, "per-window delta/bias fitted on part of the window's targets (a "
+                          f"mask or prefix), then the window is scored with it (line {j.score.line}): a "
+                          "context-only (causal) variant has no ruling (PR #1333, issue #1336); whether the fit "
+                          "covers scored positions needs a person", severity="review", score=j.score)
         elif j.score is not None:
             yield finding(rule, ctx, update, "C1/C3: per-window delta/bias optimized on the window's own "
                           f"targets, then used to score them (line {j.score.line})", score=j.score)

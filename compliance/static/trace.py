@@ -118,6 +118,7 @@ class Tracer:
         self.gates: dict[int, Gate] = {}
         self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
         self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
+        self._fn_nodes: dict[int, ast.AST] = {}             # id(function node) -> the node
         self._call_line = 0
         self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
         self._grad_names: dict[int, frozenset] = {}
@@ -622,6 +623,8 @@ class Tracer:
         out = base | (key - {"hash", "thash", "shift"})
         if "val" in base and ("shift" in key or _is_shifted(node.slice)):
             out |= {"target"}   # the stream one position on: the tokens being predicted
+        elif "target" in base and _restricts(node.slice):
+            out |= {"tsub"}     # some of the targets (a mask, a prefix): maybe only the scored context
         return out
 
     def e_Slice(self, node: ast.Slice, ctx: Ctx) -> frozenset:
@@ -737,7 +740,12 @@ class Tracer:
             self.frame.optim = event
             return labels
         if last in ("register_forward_hook", "register_forward_pre_hook"):
-            self.frame.hooks = True
+            # a hook that only captures activations (SLOT's hidden state) is no calibration:
+            # calibration accumulates statistics (X^T X) in the hook or around it
+            fn = next((f for f in self.stack[::-1] if f.fn != "<module>"), None)
+            node_fn = self._fn_nodes.get(fn.fn) if fn else None
+            if node_fn is not None and _gram_or_patch(node_fn):
+                self.frame.hooks = True
             return receiver | args
         if last == "remove" and not node.args and self.frame.hooks:
             self.frame.hooks = False
@@ -937,6 +945,7 @@ class Tracer:
                       hooks=self.frame.hooks or self._collects_statistics(fn), target_names=_target_names(fn),
                       grad_names=self._backward_names(fn))
         self.frame_names[frame.fid] = (fn.name, self._call_line)
+        self._fn_nodes[id(fn)] = fn
         self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
         for param, target in (fnrefs or {}).items():
             frame.locals_fn[param] = target
@@ -1189,6 +1198,31 @@ def _never_none(value: ast.expr, tracer: "Tracer") -> bool:
     return False
 
 
+def _restricts(node: ast.expr) -> bool:
+    """`y[mask]`, `y[:, :c]`, `y[i, a:b]`: a subset of the positions, not the whole target tensor."""
+    parts = node.elts if isinstance(node, ast.Tuple) else [node]
+    for part in parts:
+        if isinstance(part, ast.Slice):
+            if part.lower is not None and not _small_const(part.lower):
+                return True
+            if part.upper is not None and not _drops_a_few(part.upper):
+                return True
+        elif not isinstance(part, ast.Constant):
+            return True
+    return False
+
+
+def _small_const(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value) <= 2
+
+
+def _drops_a_few(node: ast.expr) -> bool:
+    """`:-1`, `:n - 1`: all but the last position or two (the window minus its unpredictable end)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return _small_const(node.operand)
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and _small_const(node.right)
+
+
 def _is_one(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and node.value == 1 and not isinstance(node.value, bool)
 
@@ -1205,21 +1239,39 @@ def _kw_true(node: ast.Call, name: str) -> bool:
 
 
 def _backward_receivers(fn: ast.AST) -> frozenset:
-    """Names a function backpropagates (`loss.backward()`, `scaler.scale(loss).backward()`, autograd.grad(loss))."""
+    """Names a function backpropagates (`loss.backward()`, `loss.mean().backward()`,
+    `scaler.scale(loss).backward()`, `autograd.grad(loss, ...)`): the loss variables, not every name
+    in an expression that is backpropagated without being stored."""
     names: set[str] = set()
     for node in ast.walk(fn):
         if not isinstance(node, ast.Call):
             continue
         last = Tracer._last(node.func)
         if last == "backward" and isinstance(node.func, ast.Attribute):
-            roots = [node.func.value]
+            root = node.func.value
         elif last == "grad" and node.args:
-            roots = [node.args[0]]
+            root = node.args[0]
         else:
             continue
-        for root in roots:
-            names.update(n.id for n in ast.walk(root) if isinstance(n, ast.Name))
+        names.update(_loss_names(root))
     return frozenset(names)
+
+
+def _loss_names(node: ast.expr) -> set[str]:
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Attribute):
+        return _loss_names(node.value)
+    if isinstance(node, ast.Subscript):
+        return _loss_names(node.value)
+    if isinstance(node, ast.BinOp):
+        return _loss_names(node.left) | _loss_names(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "scale" and node.args:       # AMP: scaler.scale(loss)
+            return _loss_names(node.args[0])
+        root = node.func.value                             # loss.mean(), loss.float().sum()
+        return _loss_names(root) if not isinstance(root, ast.Name) or root.id not in ("torch", "F") else set()
+    return set()
 
 
 def _referenced_names(module: ast.Module) -> set[str]:
