@@ -178,3 +178,31 @@ def _writes(stmts: list[ast.stmt]) -> str | None:
     if any("train" in t for t in texts) and not any("val" in t for t in texts):
         return "train"
     return None
+
+
+_LOSSY = re.compile(r"""unicodedata\.normalize\(\s*["']NFK[CD]["']|\.casefold\(\)|\.lower\(\)""")
+_TOKENIZER_WORK = re.compile(r"SentencePieceTrainer|spm_train|fineweb_val_")
+_SIDECAR = "fineweb_val_bytes"
+
+
+@check("record.tokenizer_change")
+def tokenizer_change(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
+    """A tokenizer built on lossily normalized text scores fewer, different bytes (RULES.md §3, §6b).
+
+    Lossless transforms that charge the original bytes through a per-token byte sidecar
+    (CaseOps) were accepted; a casefold/NFKC tokenizer without one was never ruled on (PR #1604).
+    """
+    texts = dict(_setup_texts(ctx.record))     # data and tokenizer scripts, not the entry script
+    script = ctx.record.script
+    if any(_SIDECAR in text for text in [*texts.values(), script.text if script else ""]):
+        return
+    for rel, text in texts.items():
+        if not rel.endswith(".py") or not _TOKENIZER_WORK.search(text):
+            continue
+        m = _LOSSY.search(text)
+        if m:
+            line = text.count("\n", 0, m.start()) + 1
+            yield rule.finding(f"the record's tokenizer pipeline normalizes text lossily (`{m.group(0)}`) and "
+                               "charges no original-byte sidecar: val_bpb counts the normalized bytes; a lossy "
+                               "tokenizer was never ruled on (PR #1604)", file=rel, line=line)
+            return

@@ -128,7 +128,12 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         if per_window:
             continue
         j = judge_update(update, ctx.events, ctx.reported)
-        if j.kind in ("adapt_first", "before_pass", "last_epoch_only"):
+        if j.kind in ("adapt_first", "before_pass", "last_epoch_only") and "tsub" in update.labels:
+            yield finding(rule, ctx, update, "a bias vector carried across windows is fitted on part of each "
+                          f"window's targets (a prefix or mask) before the window is scored (line {j.score.line}): "
+                          "fitted on context only it has no ruling; whether scored targets reach the fit needs "
+                          "a person (issue #1336)", severity="review", score=j.score)
+        elif j.kind in ("adapt_first", "before_pass", "last_epoch_only"):
             yield finding(rule, ctx, update, "C3: a bias vector is fitted by gradient on validation targets "
                           f"before they are scored (line {j.score.line})", score=j.score)
 

@@ -64,6 +64,7 @@ class Frame:
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
     config_names: set = field(default_factory=set)   # locals bound to a knob that did not fold
     parent: "Frame | None" = None                    # the call a nested function was defined in
+    created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
     grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
 
 
@@ -119,6 +120,7 @@ class Tracer:
         self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
         self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
         self._fn_nodes: dict[int, ast.AST] = {}             # id(function node) -> the node
+        self._ctx_loops: tuple[int, ...] = ()
         self._call_line = 0
         self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
         self._grad_names: dict[int, frozenset] = {}
@@ -222,6 +224,7 @@ class Tracer:
             if self.budget <= 0:
                 return
             self.budget -= 1
+            self._ctx_loops = ctx.loops
             self.stmt(stmt, ctx)
 
     def stmt(self, node: ast.stmt, ctx: Ctx) -> None:
@@ -260,8 +263,29 @@ class Tracer:
         labels = self.expr(node.value, ctx)
         value = self.res.fold(node.value, self.frame.consts)
         for target in node.targets:
+            if isinstance(target, ast.Name):
+                self._manual_update(node, target.id, node.value, ctx)
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
+
+    def _manual_update(self, node: ast.AST, name: str, value: ast.expr, ctx: Ctx) -> None:
+        """`bias = (bias - lr * grad).clamp(...)` with grad from validation targets: a hand-written
+        gradient step (ETLB, a SLOT delta without an optimizer) is an update like any other."""
+        core = value
+        while isinstance(core, ast.Call) and isinstance(core.func, ast.Attribute) and \
+                core.func.attr in ("clamp", "clamp_", "clip", "detach", "float", "to", "contiguous"):
+            core = core.func.value
+        if not (isinstance(core, ast.BinOp) and isinstance(core.op, ast.Sub)
+                and isinstance(core.left, ast.Name) and core.left.id == name):
+            return
+        if name not in self.frame.created or "val" in self.lookup(name):
+            return   # a free buffer (zeros, a clone) stepped against data, not data itself (`x = x - mean`)
+        step = self.expr(core.right, ctx)
+        if {"val", "target"} <= step:
+            made = self.frame.created.get(name, ctx.loops[:-1])
+            optim = ev.Event(kind=ev.OPTIM, line=getattr(node, "lineno", 0), labels=frozenset({"fresh", "optim",
+                             "manual"}), seq=self._new_id(), loops=made, frames=ctx.frames, active=ctx.active)
+            self.emit(ev.UPDATE, node, step, ctx, optim=optim, manual=True)
 
     def _note_binding(self, target: ast.expr, value: ast.expr, folded: object, labels: frozenset = E) -> None:
         """Remember locals that hold an unfolded knob, or a function (called later through the name).
@@ -272,6 +296,8 @@ class Tracer:
         if not isinstance(target, ast.Name):
             return
         frame = self.frame
+        if isinstance(value, ast.Call) and self._last(value.func) in _FRESH_FACTORIES | {"clone", "copy"}:
+            frame.created[target.id] = self._ctx_loops   # where a buffer is made: per window, or once
         if folded is UNKNOWN and _never_none(value, self):
             frame.consts[target.id] = NOT_NONE
         if not _is_data(labels) and self.res.is_config_test(value, frame.config_names):
@@ -771,7 +797,8 @@ class Tracer:
         if last in ("index_add_", "scatter_add_", "index_put_", "put_") and len(arg_labels) >= 2 \
                 and "val" in arg_labels[1 if last != "put_" else 0] and "loss" not in args:
             self.emit(ev.TABLE_WRITE, node, args, ctx)
-        if last in ("add_", "copy_", "index_add_", "scatter_add_", "put_", "index_put_"):
+        if last in ("add_", "copy_", "index_add_", "scatter_add_", "put_", "index_put_", "scatter_", "fill_",
+                    "masked_fill_", "index_fill_"):
             if "loss" in args:
                 args |= self._maybe_score(node, args, ctx)
             if isinstance(node.func, ast.Attribute):
