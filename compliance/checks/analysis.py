@@ -20,3 +20,15 @@ def analysis(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield rule.finding(f"script not analysed: {ctx.parse_error}", file=ctx.path)
     for limit in dict.fromkeys(ctx.limits):
         yield rule.finding(f"analysis limit: {limit}; what lies past it was not judged", file=ctx.path)
+
+
+@check("script.scoring_found")
+def scoring_found(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
+    """Fail closed: a script in which no scored pass over validation data can be found is not judged legal."""
+    from ..static.verdicts import val_scores
+    if ctx.module is None or ctx.parse_error:
+        return
+    if not val_scores(ctx.events) and not ctx.limits:
+        yield rule.finding("no scoring of validation tokens was found in the entry script (its data loader or "
+                           "its loss is outside what the analysis follows), so how the reported number is "
+                           "computed could not be judged", file=ctx.path)

@@ -628,6 +628,20 @@ class Tracer:
             return _literal_labels(node.value)
         return E
 
+    def e_JoinedStr(self, node: ast.JoinedStr, ctx: Ctx) -> frozenset:
+        """`f"fineweb_{split}_sp1024.bin"` with split known to be "val": the path it builds names the split."""
+        out = E
+        text = ""
+        for part in node.values:
+            if isinstance(part, ast.Constant):
+                text += str(part.value)
+                continue
+            if isinstance(part, ast.FormattedValue):
+                out |= self.expr(part.value, ctx)
+                value = self.res.fold(part.value, self.frame.consts)
+                text += value if isinstance(value, str) else "\0"
+        return out | _literal_labels(text)
+
     def e_Name(self, node: ast.Name, ctx: Ctx) -> frozenset:
         labels = self.lookup(node.id)
         if node.id in self.frame.grad_names and not ctx.no_grad:
