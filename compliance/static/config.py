@@ -39,6 +39,8 @@ class ConfigResolver:
     names: dict[str, Any] = field(default_factory=dict)
     used_env: dict[str, str] = field(default_factory=dict)   # env key -> attribute/name bound to it
     cli_knobs: set[str] = field(default_factory=set)         # argparse destinations (args.<dest>)
+    _knobs: set[str] | None = None
+    _shapes: dict = field(default_factory=dict)
     accessors: dict[str, tuple[int, int | None, int | None]] = field(default_factory=dict)
     # ^ helpers such as `def _e(k, d, t=str): return t(os.environ.get(k, str(d)))`: name -> positions
     #   of the key, the default and the type argument
@@ -56,11 +58,12 @@ class ConfigResolver:
         for node in module.body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 self._bind(node, self.names)
-        for node in ast.walk(module):
+        nodes = list(ast.walk(module))
+        for node in nodes:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     node.func.attr == "add_argument":
                 self._bind_cli(node)
-        for node in ast.walk(module):
+        for node in nodes:
             if isinstance(node, ast.ClassDef):
                 self._bind_class(node.body)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -168,19 +171,35 @@ class ConfigResolver:
     # -- what is configuration ---------------------------------------------------------------
     def config_attrs(self) -> set[str]:
         """Attribute and module names bound to a knob read from the environment."""
-        return set(self.used_env.values()) | self.cli_knobs
+        if self._knobs is None:
+            self._knobs = set(self.used_env.values()) | self.cli_knobs
+        return self._knobs
 
     def is_config_test(self, node: ast.expr, local_config: set[str] | None = None) -> bool:
         """A condition that reads a knob (so a run's configuration decides it), not data."""
+        env_call, attrs, names = self._shape(node)
+        if env_call:
+            return True
         knobs = self.config_attrs()
+        return bool(attrs & knobs or names & knobs or (local_config and names & local_config))
+
+    def _shape(self, node: ast.expr) -> tuple[bool, frozenset, frozenset]:
+        """What a condition reads: an env call, attribute names, plain names (once per node)."""
+        key = id(node)
+        cached = self._shapes.get(key)
+        if cached is not None and cached[0] is node:
+            return cached[1]
+        env_call, attrs, names = False, set(), set()
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call) and (self._is_env_call(sub) or _is_getattr_default(sub)):
-                return True
-            if isinstance(sub, ast.Attribute) and sub.attr in knobs:
-                return True
-            if isinstance(sub, ast.Name) and (sub.id in knobs or sub.id in (local_config or ())):
-                return True
-        return False
+                env_call = True
+            elif isinstance(sub, ast.Attribute):
+                attrs.add(sub.attr)
+            elif isinstance(sub, ast.Name):
+                names.add(sub.id)
+        shape = (env_call, frozenset(attrs), frozenset(names))
+        self._shapes[key] = (node, shape)
+        return shape
 
     def classify(self, node: ast.expr, local: dict[str, Any], local_config: set[str]) -> str:
         """Why a condition did not fold: "config" when an unsettled knob decides it, else "data".

@@ -957,6 +957,12 @@ class Tracer:
         return None
 
     # ------------------------------------------------------------------ inlining
+    def _targets_of(self, fn: ast.AST) -> frozenset:
+        key = ("targets", id(fn))
+        if key not in self.memo:
+            self.memo[key] = _target_names(fn)
+        return self.memo[key]
+
     def _collects_statistics(self, fn: ast.AST) -> bool:
         """A function that patches a module's forward, or accumulates X^T X: quantization calibration."""
         key = ("stats", id(fn))
@@ -983,7 +989,7 @@ class Tracer:
         parent = self.def_frames.get(id(fn))
         frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
                       parent=parent if parent is not None and any(f is parent for f in self.stack) else None,
-                      hooks=self.frame.hooks or self._collects_statistics(fn), target_names=_target_names(fn),
+                      hooks=self.frame.hooks or self._collects_statistics(fn), target_names=self._targets_of(fn),
                       grad_names=self._backward_names(fn))
         self.frame_names[frame.fid] = (fn.name, self._call_line)
         self._fn_nodes[id(fn)] = fn
@@ -1166,7 +1172,7 @@ def _prime_tables(module: ast.Module) -> set[str]:
     """Names bound to two or more large integer literals: the multipliers of a hash."""
     names: set[str] = set()
     for node in ast.walk(module):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, (ast.List, ast.Tuple, ast.Call)):
             bigs = sum(1 for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, int)
                        and not isinstance(c.value, bool) and abs(c.value) > _BIG_PRIME)
             if bigs >= 2:
