@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pgolf.compliance import logparse
+from pgolf.compliance.progress import Progress
 
 from . import atomic
 from .measure import code_bytes
 from .profiles import Profile
-from .progress import Progress
 from ..compliance.sandbox import Runtime, StageResult, StageSpec
 from .stages import DataPaths, SeedPaths, contract_specs, eval_spec, legacy_spec, speaks_contract
 
@@ -56,6 +56,7 @@ class SeedJob:
     runtime: Runtime
     overrides: dict
     pack_code: bool = False
+    count: int = 1                   # seeds in the run, for "seed 2/3"
 
 
 def load_outcome(root: Path) -> SeedOutcome | None:
@@ -82,12 +83,12 @@ def run_seed(job: SeedJob, progress: Progress) -> SeedOutcome:
 def _stage(job: SeedJob, spec: StageSpec, progress: Progress) -> StageResult:
     with open(spec.log_path, "a", encoding="utf-8") as log:
         log.write(f"pgolf: stage {spec.name} seed {job.seed} cap {spec.cap_s:.1f}s runtime {job.runtime.name}\n")
-    progress.say(f"seed {job.index}/{progress.n_seeds} (seed={job.seed}) {spec.name} started, cap {spec.cap_s:.0f} s")
-    result = job.runtime.run(spec, progress.ticker(job.index, job.seed, spec.name, spec.cap_s))
+    label = f"seed {job.index}/{job.count} (seed={job.seed}) {spec.name}"
+    with progress.task(label, kind=spec.name, cap_s=spec.cap_s, log_path=spec.log_path) as task:
+        result = job.runtime.run(spec, task.tick)
+        task.finish(result.status)
     with open(spec.log_path, "a", encoding="utf-8") as log:
         log.write(f"pgolf: stage {spec.name} {result.status} wall {result.wall_s:.2f}s\n")
-    progress.say(f"seed {job.index}/{progress.n_seeds} (seed={job.seed}) {spec.name} {result.status} "
-                 f"in {result.wall_s:.1f} s")
     return result
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -13,11 +14,12 @@ from pathlib import Path
 from pgolf.compliance.audit import audit
 from pgolf.compliance.baseline import parse_baseline
 from pgolf.compliance.context import AuditOptions
-from pgolf.compliance.formatters import human
+from pgolf.compliance.formatters import RenderOptions, render
+from pgolf.compliance.progress import Progress
+from pgolf.compliance.terminal import wants_color
 
 from . import atomic, provenance
 from .profiles import Profile
-from .progress import Progress
 from .record_writer import RecordMeta, set_verdict, write_record
 from ..compliance.dynamic.harness import DynamicOptions
 from ..compliance.sandbox import DockerRuntime, LocalRuntime, Runtime
@@ -77,7 +79,7 @@ def run_seeds(req: SubmitRequest, progress: Progress) -> list[SeedOutcome]:
             outcomes.append(prior)
             continue
         job = SeedJob(req.script, seed, index, req.profile, req.data, root, req.runtime, req.overrides,
-                      req.meta.pack_code)
+                      req.meta.pack_code, count=len(req.seeds))
         outcomes.append(run_seed(job, progress))
     return outcomes
 
@@ -115,8 +117,10 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     for line in summary_lines(outcomes):
         progress.say(line)
     if any(not o.ok for o in outcomes):
-        progress.say(f"{sum(not o.ok for o in outcomes)} seed(s) failed: no record written "
-                     f"(logs in {req.work_dir})")
+        failed = [o for o in outcomes if not o.ok]
+        progress.say(f"{len(failed)} seed(s) failed: no record written (logs in {req.work_dir})")
+        progress.say(f"next: read {failed[0].log or req.work_dir}, fix the script, then run the same command "
+                     f"again: finished seeds are kept and failed ones rerun with --retry-failed (exit status 1)")
         return 1
     shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
     artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
@@ -129,10 +133,31 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     progress.say(f"record written: {folder}")
     options = AuditOptions(policy=req.policy, against=parse_baseline(req.against) if req.against else None,
                            dynamic=dynamic_options(req, progress) if req.dynamic else None)
+    started = time.monotonic()
     report = audit([str(folder)], options)
+    report.elapsed_s = time.monotonic() - started
     set_verdict(folder, req.meta, outcomes, report.verdict)
-    sys.stdout.write(human.render(report))
+    sys.stdout.write(render(report, "human", RenderOptions(color=wants_color(sys.stdout))))
+    sys.stdout.flush()
+    progress.say(closing_words(report.verdict, folder, report.exit_code))
     return report.exit_code
+
+
+NEXT_STEP = {
+    "pass": "the record is ready: open a pull request that adds only the folder {folder}",
+    "review": "the record is written, but the REVIEW findings above need a human: read each with "
+              "`pgolf-check --explain RULE`, then fix and rerun with --force, or explain them in the "
+              "record's README for the reviewers",
+    "fail": "the record breaks a rule (the FAIL findings above) and cannot be submitted as it is: "
+            "`pgolf-check --explain RULE` says what the rule wants; fix the script and rerun with --force",
+    "error": "pgolf could not check the record (the error above); fix what it names and run "
+             "`pgolf-check {folder}` again",
+}
+
+
+def closing_words(verdict: str, folder: Path, exit_code: int) -> str:
+    """The last thing `make submit` prints: the verdict, and what to do next, in words."""
+    return f"verdict {verdict.upper()}: {NEXT_STEP[verdict].format(folder=folder)} (exit status {exit_code})"
 
 
 def dynamic_options(req: SubmitRequest, progress: Progress) -> DynamicOptions:
@@ -143,7 +168,7 @@ def dynamic_options(req: SubmitRequest, progress: Progress) -> DynamicOptions:
     return DynamicOptions(data=req.data.train, tokenizer=req.data.tokenizer, runtime=runtime,
                           env={**req.profile.env, **req.overrides} if cpu_profile else dict(req.overrides),
                           preset=not cpu_profile, cap_s=req.profile.train_cap_s + req.profile.eval_cap_s,
-                          progress=progress.say)
+                          progress=progress)
 
 
 def _interrupt(signum, frame):

@@ -17,7 +17,7 @@ from pgolf.compliance.audit import audit
 from pgolf.compliance.context import AuditOptions
 from pgolf.compliance.shards import write_shard
 from pgolf.pipeline.profiles import get_profile
-from pgolf.pipeline.progress import Progress
+from pgolf.compliance.progress import Progress
 from pgolf.pipeline.record_writer import RecordMeta
 from pgolf.compliance.sandbox import LocalRuntime
 from pgolf.pipeline.stages import DataPaths
@@ -51,7 +51,7 @@ def outcome(tmp_path, seed) -> dict:
 
 
 def test_seeds_become_a_record_that_passes_the_check(tmp_path, data):
-    assert submit(request(tmp_path, data), Progress(3)) == 0
+    assert submit(request(tmp_path, data), Progress()) == 0
     folder = tmp_path / "records" / "track_cpu_smoke" / "2026-05-01_fixture"
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["README.md", "provenance.json", "requirements.txt", "submission.json", "train_gpt.py",
@@ -66,7 +66,7 @@ def test_seeds_become_a_record_that_passes_the_check(tmp_path, data):
 def test_train_over_its_cap_is_killed_and_the_seed_fails_with_its_time(tmp_path, data, monkeypatch):
     monkeypatch.setenv("FIX_TRAIN_SLEEP", "30")
     started = time.monotonic()
-    assert submit(request(tmp_path, data, seeds=(1,), train_cap_s=2), Progress(1)) == 1
+    assert submit(request(tmp_path, data, seeds=(1,), train_cap_s=2), Progress()) == 1
     assert time.monotonic() - started < 20
     result = outcome(tmp_path, 1)
     assert result["status"] == "failed" and result["reason"].startswith("train killed at 2.")
@@ -76,14 +76,14 @@ def test_train_over_its_cap_is_killed_and_the_seed_fails_with_its_time(tmp_path,
 
 def test_artifact_over_the_byte_cap_fails(tmp_path, data, monkeypatch):
     monkeypatch.setenv("FIX_ARTIFACT_BYTES", "5000")
-    assert submit(request(tmp_path, data, seeds=(1,), max_bytes=4000), Progress(1)) == 1
+    assert submit(request(tmp_path, data, seeds=(1,), max_bytes=4000), Progress()) == 1
     result = outcome(tmp_path, 1)
     assert "over the 4,000-byte cap" in result["reason"] and result["bytes_artifact"] == 5000
 
 
 def test_eval_stage_finds_no_training_data(tmp_path, data, monkeypatch):
     monkeypatch.setenv("PGOLF_TRAIN_DATA", str(data.train))  # a caller's variable must not leak in
-    assert submit(request(tmp_path, data), Progress(3)) == 0
+    assert submit(request(tmp_path, data), Progress()) == 0
     result = json.loads((tmp_path / "runs" / "seed_1" / "eval" / "result.json").read_text())
     assert result["env"] == ["PGOLF_ARTIFACT", "PGOLF_RESULT", "PGOLF_STAGE", "PGOLF_TOKENIZER", "PGOLF_VAL_DATA"]
     assert not any("fineweb_train" in p or "checkpoint" in p for p in result["seen"])
@@ -120,18 +120,18 @@ def test_interrupted_submit_resumes_without_rerunning_finished_seeds(tmp_path, d
 
 def test_existing_record_needs_force(tmp_path, data):
     req = request(tmp_path, data, seeds=(1, 2, 3))
-    assert submit(req, Progress(3)) == 0
+    assert submit(req, Progress()) == 0
     from pgolf.pipeline.record_writer import RecordExists
     with pytest.raises(RecordExists):
-        submit(req, Progress(3))
-    assert submit(replace(req, force=True), Progress(3)) == 0
+        submit(req, Progress())
+    assert submit(replace(req, force=True), Progress()) == 0
 
 
 def test_code_packed_as_a_wrapper_is_counted_and_recorded(tmp_path, data):
     from pgolf.compliance.unpack import decode_script
     req = request(tmp_path, data)
     req = replace(req, meta=replace(req.meta, pack_code=True))
-    assert submit(req, Progress(3)) == 0
+    assert submit(req, Progress()) == 0
     folder = next((tmp_path / "records").rglob("submission.json")).parent
     wrapper = (folder / "train_gpt.py").read_text()
     assert decode_script(wrapper).text == FIXTURE.read_text()
@@ -142,7 +142,7 @@ def test_code_packed_as_a_wrapper_is_counted_and_recorded(tmp_path, data):
 
 def test_script_without_the_contract_runs_once_and_is_judged_by_its_log(tmp_path, data):
     req = replace(request(tmp_path, data), script=Path(__file__).parent / "fixtures" / "pipeline" / "legacy_script.py")
-    assert submit(req, Progress(3)) == 0
+    assert submit(req, Progress()) == 0
     result = outcome(tmp_path, 2)
     assert [s["name"] for s in result["stages"]] == ["run"]
     assert result["val_bpb"] == pytest.approx(1.5002)
@@ -154,9 +154,9 @@ def test_the_submit_step_checks_on_the_cpu_with_the_runs_own_data(tmp_path, data
     from pgolf.compliance.sandbox import DockerRuntime
     from pgolf.pipeline.submit import dynamic_options
     req = request(tmp_path, data)
-    options = dynamic_options(req, Progress(3))
+    options = dynamic_options(req, Progress())
     assert (options.data, options.tokenizer) == (data.train, data.tokenizer)
     assert options.preset is False and options.env["MODEL_DIM"] == req.profile.env["MODEL_DIM"]
     gpu = replace(req, profile=get_profile("8xh100"), runtime=DockerRuntime(image="pgolf:cuda", gpus=True))
-    options = dynamic_options(gpu, Progress(3))
+    options = dynamic_options(gpu, Progress())
     assert options.preset is True and isinstance(options.runtime, LocalRuntime)

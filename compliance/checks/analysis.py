@@ -13,7 +13,7 @@ from ..rules import Rule, check
 from ..static import ScriptContext
 
 
-@check("script.analysis")
+@check("script.analysis", kind="script")
 def analysis(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     _ = ctx.events  # the trace records the limits it hits
     if ctx.parse_error and not ctx.limits:
@@ -22,7 +22,7 @@ def analysis(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield rule.finding(f"analysis limit: {limit}; what lies past it was not judged", file=ctx.path)
 
 
-@check("script.scoring_found")
+@check("script.scoring_found", kind="script")
 def scoring_found(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     """Fail closed: a script in which no scored pass over validation data can be found is not judged legal."""
     from ..static.verdicts import val_scores

@@ -19,7 +19,7 @@ from ..static.verdicts import on_eval_path, val_scores, val_updates
 _LISTING = {"glob", "iglob", "listdir", "scandir", "exists", "stat", "is_file"}
 
 
-@check("script.gptq_calib")
+@check("script.gptq_calib", kind="script")
 def gptq_calib(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     calib = ctx.of_kind(ev.CALIB)
     for event in worst_first([e for e in calib if "val" in e.labels]):
@@ -35,13 +35,18 @@ def gptq_calib(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           "with no time reserved for it in the 600 s budget (PR #593)")
 
 
-@check("script.no_val_in_train")
+@check("script.no_val_in_train", kind="script")
 def no_val_in_train(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in val_updates(ctx.events):
         if "train" in update.labels:
             yield finding(rule, ctx, update, "validation tokens are mixed into the training stream")
-    for event in worst_first([e for e in ctx.of_kind(ev.SAVE) if "val" in e.labels]):
+    for event in worst_first([e for e in ctx.of_kind(ev.SAVE) if "val" in e.labels and not _metrics(e)]):
         yield finding(rule, ctx, event, "data derived from validation tokens is stored in the artifact")
+
+
+def _metrics(save: Event) -> bool:
+    """`json.dump({"val_bpb": ...})`: the score written out as a result, not weights or tables."""
+    return save.detail.get("call") == "json.dump" and any(label.startswith("score#") for label in save.labels)
     for event in worst_first(ctx.of_kind(ev.TOKENIZER)):
         yield finding(rule, ctx, event, "a tokenizer is trained on validation data")
 
@@ -111,7 +116,7 @@ def _calibrates(ctx: ScriptContext, read: Event) -> bool:
     return any(e.kind == ev.CALIB and set(e.frames) & set(read.frames) for e in ctx.events)
 
 
-@check("script.no_train_in_eval")
+@check("script.no_train_in_eval", kind="script")
 def no_train_in_eval(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     """Training tokens that reach a validation score fail; a late read that feeds no score is only noted.
 
@@ -128,7 +133,7 @@ def no_train_in_eval(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                       "(e.g. an n-gram table prefilled from training shards, not in the artifact)", score=score)
 
 
-@check("script.network")
+@check("script.network", kind="script")
 def network(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     events = ctx.events
     for event in worst_first(ctx.of_kind(ev.NETWORK)):

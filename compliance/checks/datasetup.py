@@ -32,12 +32,13 @@ _PY_LINK = re.compile(r"\b(?:symlink|link|copy|copyfile|copy2|move|rename)\s*\(\
 _MAX_BYTES = 4 * 1024 * 1024
 
 
-@check("record.train_val_overlap")
+@check("record.train_val_overlap", kind="record",
+       params={"validation_docs": 50000, "suspect_train_shards": [1499], "overlap_audit_since": "2026-04-29"})
 def train_val_overlap(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     record = ctx.record
     texts = dict(_setup_texts(record))
     yield from _linked_shards(rule, texts)
-    strict = _audited(rule, record.date)
+    strict = _audited(rule, ctx.judged.date if ctx.judged else record.date)
     for finding in _short_val_split(rule, ctx, texts):
         yield finding if strict else _as_practice(finding, rule)
     suspect = {int(v) for v in rule.params.get("suspect_train_shards", [])}
@@ -185,7 +186,7 @@ _TOKENIZER_WORK = re.compile(r"SentencePieceTrainer|spm_train|fineweb_val_")
 _SIDECAR = "fineweb_val_bytes"
 
 
-@check("record.tokenizer_change")
+@check("record.tokenizer_change", kind="record")
 def tokenizer_change(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     """A tokenizer built on lossily normalized text scores fewer, different bytes (RULES.md §3, §6b).
 

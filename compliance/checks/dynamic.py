@@ -26,7 +26,7 @@ def _ready(ctx: DynamicContext) -> bool:
     return ctx.run is not None and ctx.reported is not None
 
 
-@check("dynamic.run")
+@check("dynamic.run", kind="dynamic")
 def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         yield rule.finding(f"no dynamic run: {ctx.error}", file=ctx.file)
@@ -76,7 +76,8 @@ def _tail(path, lines: int = 2) -> str:
     return " | ".join(line.strip()[:160] for line in text[-lines:]) or "(empty)"
 
 
-@check("dynamic.score_first")
+@check("dynamic.score_first", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or len(order.c3_positions) == 0:
@@ -101,7 +102,8 @@ def _most_common(ledger, which: np.ndarray) -> str:
     return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
 
 
-@check("dynamic.single_pass")
+@check("dynamic.single_pass", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or order.matched is not None:
@@ -119,7 +121,9 @@ def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                   "report_line": order.report_line})
 
 
-@check("dynamic.canary")
+@check("dynamic.canary", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "alpha": 1e-6,
+               "margin_nats_per_token": 1e-4, "lowp_margin_nats_per_token": 0.1})
 def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -143,7 +147,7 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                            file=ctx.file, severity="info", evidence=evidence)
 
 
-@check("dynamic.network")
+@check("dynamic.network", kind="dynamic")
 def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         return
@@ -164,7 +168,8 @@ def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                 yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
 
 
-@check("dynamic.train_in_eval")
+@check("dynamic.train_in_eval", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -188,7 +193,8 @@ def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                            file=ctx.file, severity="info")
 
 
-@check("dynamic.tokenizer_bpb")
+@check("dynamic.tokenizer_bpb", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "ratio_tolerance": 2e-3})
 def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
         return

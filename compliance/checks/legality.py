@@ -22,7 +22,7 @@ def _model_updates(ctx: ScriptContext) -> list[Event]:
     return [u for u in val_updates(ctx.events) if not is_fresh(u)]
 
 
-@check("script.ttt_score_first")
+@check("script.ttt_score_first", kind="script")
 def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in _model_updates(ctx):
         j = judge_update(update, ctx.events, ctx.reported)
@@ -39,7 +39,7 @@ def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           score=j.score)
 
 
-@check("script.no_prequant_ttt")
+@check("script.no_prequant_ttt", kind="script")
 def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in _model_updates(ctx):
         j = judge_update(update, ctx.events, ctx.reported)
@@ -53,7 +53,7 @@ def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield finding(rule, ctx, update, msg, score=j.score)
 
 
-@check("script.single_pass")
+@check("script.single_pass", kind="script")
 def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     events = ctx.events
     for update in _model_updates(ctx):
@@ -82,7 +82,7 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         yield finding(rule, ctx, best, "C4: keeps the better of two validation scores")
 
 
-@check("script.no_ngram_leak")
+@check("script.no_ngram_leak", kind="script")
 def no_ngram_leak(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for event in worst_first(ctx.of_kind(ev.NGRAM_KEY)):
         yield finding(rule, ctx, event, "C1/C2: a hashed table is addressed by a key that mixes in the "
@@ -102,7 +102,7 @@ def _fresh_updates(ctx: ScriptContext) -> list[tuple[Event, bool]]:
     return out
 
 
-@check("script.no_slot")
+@check("script.no_slot", kind="script")
 def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update, per_window in _fresh_updates(ctx):
         if not per_window:
@@ -122,7 +122,7 @@ def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           f"targets, then used to score them (line {j.score.line})", score=j.score)
 
 
-@check("script.no_etlb")
+@check("script.no_etlb", kind="script")
 def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update, per_window in _fresh_updates(ctx):
         if per_window:
@@ -138,7 +138,7 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           f"before they are scored (line {j.score.line})", score=j.score)
 
 
-@check("script.ttt_warmup")
+@check("script.ttt_warmup", kind="script")
 def ttt_warmup(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     for update in _model_updates(ctx):
         j = judge_update(update, ctx.events, ctx.reported)
@@ -147,7 +147,7 @@ def ttt_warmup(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           "(accepted in PR #1530)", score=j.score)
 
 
-@check("script.bos_leak")
+@check("script.bos_leak", kind="script")
 def bos_leak(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     from ..static.structure import unmasked_prev_token_mixing
     if ctx.module is None:
@@ -163,7 +163,7 @@ def _reported_values(ctx: ScriptContext) -> list[Event]:
     return ctx.reported + reported_prints(ctx)
 
 
-@check("script.normalized")
+@check("script.normalized", kind="script")
 def normalized(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     """C2: the reported loss is -log of a distribution over the token vocabulary."""
     values = _reported_values(ctx)
@@ -180,7 +180,7 @@ def normalized(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                       "first-byte marginal has no ruling, issue #1872)", severity="review")
 
 
-@check("script.no_target_gate")
+@check("script.no_target_gate", kind="script")
 def no_target_gate(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     """C1: nothing the reported score uses is switched by a property of the token being scored.
 

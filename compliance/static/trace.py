@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from . import dispatch
 from . import events as ev
 from .config import NOT_NONE, UNKNOWN, ConfigResolver, truthy
 
@@ -62,6 +63,7 @@ class Frame:
     hooks: bool = False
     optim: ev.Event | None = None
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
+    fn_tables: dict[str, list] = field(default_factory=dict)   # name -> dispatch.Row: functions held in a table
     config_names: set = field(default_factory=set)   # locals bound to a knob that did not fold
     parent: "Frame | None" = None                    # the call a nested function was defined in
     created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
@@ -267,6 +269,7 @@ class Tracer:
                 self._manual_update(node, target.id, node.value, ctx)
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
+            dispatch.note_assign(self, target, node.value, ctx)
 
     def _manual_update(self, node: ast.AST, name: str, value: ast.expr, ctx: Ctx) -> None:
         """`bias = (bias - lr * grad).clamp(...)` with grad from validation targets: a hand-written
@@ -481,7 +484,14 @@ class Tracer:
         # the same tokens on every pass of the loop (epochs), one that has it moves on (chunks)
         byte_loop = {"bytelevel"} if {"pbytes", "target"} <= labels else E   # for b in piece_bytes[tok]
         self.bind(node.target, labels | {f"lv{loop}"} | byte_loop, inner, node, UNKNOWN)
-        self.block(node.body, inner)
+        variants = list(dispatch.loop_variants(self, node, inner))
+        for binding, variant in variants:   # `for label, scorer in passes:` once per function it names
+            saved = dict(self.frame.locals_fn)
+            self.frame.locals_fn.update(binding)
+            self.block(node.body, variant)
+            self.frame.locals_fn = saved
+        if not variants:
+            self.block(node.body, inner)
         self.block(node.orelse, ctx)
 
     s_AsyncFor = s_For
@@ -510,12 +520,12 @@ class Tracer:
     def s_With(self, node: ast.With, ctx: Ctx) -> None:
         no_grad = ctx.no_grad
         for item in node.items:
-            self.expr(item.context_expr, ctx)
+            labels = self.expr(item.context_expr, ctx)
             mode = self._grad_mode(item.context_expr)
             if mode is not None:
                 no_grad = mode
-            if item.optional_vars is not None:
-                self.bind(item.optional_vars, E, ctx, node, UNKNOWN)
+            if item.optional_vars is not None:   # `with open(val_path) as f`: f reads what the path names
+                self.bind(item.optional_vars, labels, ctx, node, UNKNOWN)
         self.block(node.body, ctx.but(no_grad=no_grad))
 
     s_AsyncWith = s_With
@@ -728,6 +738,13 @@ class Tracer:
         args = frozenset().union(*arg_labels, *kw_labels.values())
         if last in self.natives:
             self._native_call(node, last, args, ctx)
+        if last in ("append", "insert", "extend"):
+            dispatch.note_fill(self, node, ctx)
+        candidates = dispatch.call_candidates(self, node, ctx)
+        if candidates:
+            self._call_line = node.lineno
+            return frozenset().union(*(local_call(self, fn, node, receiver, arg_labels, kw_labels, inner)
+                                       for fn, inner in candidates))
         special = self._special_call(node, dotted, last, receiver, arg_labels, kw_labels, args, ctx)
         if special is not None:
             return special
@@ -831,7 +848,7 @@ class Tracer:
                     self.bind_inplace(arg, args, ctx, node)
             return args | receiver
         if dotted in _SAVE_FUNCS or (last == "save" and "torch" in dotted):
-            self.emit(ev.SAVE, node, args, ctx)
+            self.emit(ev.SAVE, node, args, ctx, call=dotted)
             return E
         if "sentencepiece" in dotted.lower() or last == "SentencePieceTrainer" or (
                 last == "train" and "SentencePieceTrainer" in dotted):
@@ -1107,12 +1124,18 @@ def _target_names(fn: ast.AST) -> frozenset:
     return frozenset(names)
 
 
+_SPLIT_ENV = re.compile(r"^(?:[A-Z0-9]+_)*(VAL|VALIDATION|TRAIN)_(?:DATA|FILES|PATH|DIR|SHARDS|GLOB|PATTERN|TOKENS)$")
+
+
 def _literal_labels(text: str) -> frozenset:
     out = set()
     if "fineweb_val" in text or "_val_0" in text:
         out.add("val")
     if "fineweb_train" in text or "_train_0" in text:
         out.add("train")
+    split = _SPLIT_ENV.match(text)
+    if split:   # `os.environ["PGOLF_VAL_DATA"]`: the variable that names a split's files
+        out.add("train" if split.group(1) == "TRAIN" else "val")
     if text.startswith(("http://", "https://", "ftp://", "hf://")) or " curl " in f" {text} " or \
             " wget " in f" {text} ":
         out.add("url")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 import yaml  # noqa: E402
 
 from pgolf.compliance.audit import run_check  # noqa: E402
-from pgolf.compliance.context import AuditOptions, RecordContext, seed_rows  # noqa: E402
+from pgolf.compliance.context import AuditOptions, RecordContext, judging_date, seed_rows  # noqa: E402
 from pgolf.compliance.record import load_record  # noqa: E402
 from pgolf.compliance.report import Finding  # noqa: E402
 from pgolf.compliance.rules import load_ruleset  # noqa: E402
@@ -82,8 +82,8 @@ class Outcome:
 def legality_findings(folder: Path) -> tuple[list[Finding], float]:
     record = load_record(folder)
     ruleset = load_ruleset(record.track or "track_10min_16mb")
-    rules = [r for r in ruleset.rules if r.family and r.enabled and r.kind in ("script", "record")
-             and r.applies_on(record.date)]
+    judged = judging_date(record, None)
+    rules = [r for kind in ("script", "record") for r in ruleset.in_force(kind, judged.date) if r.family]
     start = time.perf_counter()
     found: list[Finding] = []
     script_rules = [r for r in rules if r.kind == "script"]
@@ -96,7 +96,7 @@ def legality_findings(folder: Path) -> tuple[list[Finding], float]:
                 found += run_check(rule, context)
     record_rules = [r for r in rules if r.kind == "record"]
     if record_rules:
-        rc = RecordContext(record, seed_rows(record), AuditOptions())
+        rc = RecordContext(record, seed_rows(record), AuditOptions(), judged=judged)
         for rule in record_rules:
             found += run_check(rule, rc)
     return found, time.perf_counter() - start
