@@ -153,7 +153,7 @@ class Tracer:
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         self.fn_file[id(item)] = rel
                         self.methods.setdefault(item.name, []).append((node.name, item))
-                        if item.name == "forward" and self._computes_loss(item):
+                        if item.name == "forward" and self._computes_loss(item, node):
                             self.loss_forward = True
         return defs
 
@@ -171,8 +171,19 @@ class Tracer:
                     if isinstance(t, ast.Attribute):
                         self.attrs[t.attr] = self.attrs.get(t.attr, E) | labels
 
-    def _computes_loss(self, fn: ast.AST) -> bool:
-        return any(isinstance(n, ast.Call) and self._last(n.func) in _LOSS_FUNCS for n in ast.walk(fn))
+    def _computes_loss(self, fn: ast.AST, cls: ast.ClassDef | None = None, seen: frozenset = frozenset()) -> bool:
+        """The function calls a loss, itself or through a method of its class (`self._ce_loss(h, y)`)."""
+        methods = {m.name: m for m in cls.body if isinstance(m, ast.FunctionDef)} if cls is not None else {}
+        for n in ast.walk(fn):
+            if not isinstance(n, ast.Call):
+                continue
+            if self._last(n.func) in _LOSS_FUNCS:
+                return True
+            callee = methods.get(_self_attr(n.func) or "") if isinstance(n.func, ast.Attribute) else None
+            if callee is not None and callee.name not in seen and \
+                    self._computes_loss(callee, cls, seen | {callee.name}):
+                return True
+        return False
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -760,6 +771,8 @@ class Tracer:
                 self._mark_target(node.args[1])
                 out |= {"loss"}
             return out
+        if any(label.startswith("new") for label in receiver):
+            return receiver | _no_identity(args)   # `lora.to(device)`: still the receiver, whatever the args
         return receiver | args
 
     def _is_object_call(self, func: ast.expr) -> bool:
@@ -792,7 +805,8 @@ class Tracer:
             self.emit(ev.UPDATE, node, data, ctx, optim=self._current_optim())
             return E
         if self._is_optimizer(dotted, last):
-            labels = args | {"optim"}
+            params = arg_labels[0] if arg_labels else kw_labels.get("params", E)
+            labels = _no_identity(args) | params | {"optim"}   # it steps what its params belong to
             event = self.emit(ev.OPTIM, node, labels, ctx)
             self.frame.optim = event
             return labels
@@ -810,11 +824,18 @@ class Tracer:
         if last == "load_state_dict":
             if "copy" in args:   # a snapshot taken earlier is put back: the state in between is thrown away
                 self.emit(ev.RESTORE, node, args, ctx)
+            if isinstance(node.func, ast.Attribute):   # the receiver now holds the weights of what it loaded
+                self.bind_inplace(node.func.value, frozenset(a for a in args if a.startswith("new")), ctx, node)
             return E
         if last == "requires_grad_" or (last in _FRESH_FACTORIES and _kw_true(node, "requires_grad")):
             return receiver | args | {"fresh"}
         if last == "Parameter" and not self._resolve_local(node.func):
             return args | {"fresh"}
+        if self._module_class(dotted, last) and len(self.stack) > 1 and not self._resolve_local(node.func):
+            label = f"new{node.lineno}"   # `probe = nn.Linear(d, v)` in a function: an object of its own
+            self.emit(ev.NEW, node, E, ctx, label=label)
+            held = args if last in _CONTAINERS else _no_identity(args)
+            return held | receiver | {label}
         if last in ("deepcopy", "clone"):
             return receiver | args | {"copy"}
         if last == "at" and isinstance(node.func, ast.Attribute) and node.args and len(node.args) >= 2 \
@@ -942,6 +963,12 @@ class Tracer:
             return False
         return any(self._last(b) == "Optimizer" for b in cls.bases)
 
+    @staticmethod
+    def _module_class(dotted: str, last: str | None) -> bool:
+        """A torch.nn layer or container (`nn.Linear`, `torch.nn.ModuleList`)."""
+        return bool(last and last[:1].isupper() and (dotted.startswith("torch.nn.") or dotted.startswith("nn."))
+                    and last not in ("Parameter", "Module", "functional"))
+
     def _is_network(self, dotted: str, last: str | None, args: frozenset) -> bool:
         if last in _NET_FUNCS or any(dotted == m or dotted.startswith(m + ".") for m in _NET_MODULES):
             return True
@@ -1021,6 +1048,8 @@ class Tracer:
             self.block(fn.body, ctx.but(frames=ctx.frames + (frame.fid,), no_grad=no_grad))
         finally:
             self.stack.pop()
+        if frame.optim is not None and "optim" in frame.returns:
+            self.frame.optim = frame.optim   # `opt = build_opt(lora)`: the caller steps what the helper built
         if len(self.events) == before:
             self.memo[key] = frame.returns
         return frame.returns
@@ -1057,6 +1086,8 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
             event = tracer.emit(ev.OPTIM, node, instance | {"optim"}, ctx)
             tracer.frame.optim = event
             return instance | {"optim"}
+        if len(tracer.stack) > 1:   # an object made in a function may be a throw-away one (verdicts.py)
+            instance = _own_instance(tracer, target, node, arg_labels, kw_labels, instance, ctx)
         if init is not None:
             tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
         post = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__post_init__"), None)
@@ -1069,6 +1100,73 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
     return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None,
                                 _function_args(tracer, target, node, is_method),
                                 _constant_args(tracer, target, node, is_method))
+
+
+def _no_identity(labels: frozenset) -> frozenset:
+    return frozenset(label for label in labels if not label.startswith("new"))
+
+
+def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels, kw_labels,
+                  instance: frozenset, ctx: Ctx) -> frozenset:
+    """The instance gets a label of its own; it takes on the objects its constructor keeps
+    (`self.model = model`), not those it only reads (`model.dim` for a LoRA's shape)."""
+    kept = _kept_params(tracer, cls)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+    params = [a.arg for a in init.args.args[1:]] if init is not None else []
+    foreign = set()
+    for name, labels in list(zip(params, arg_labels)) + list(kw_labels.items()):
+        if name not in kept:
+            foreign |= {label for label in labels if label.startswith("new")}
+    for labels in (arg_labels[len(params):] if init is not None else ()):
+        foreign -= labels   # *args: kept, as far as anyone can tell
+    label = f"new{node.lineno}"
+    tracer.emit(ev.NEW, node, E, ctx, label=label)
+    return (instance - foreign) | {label}
+
+
+def _kept_params(tracer: Tracer, cls: ast.ClassDef) -> frozenset:
+    """Constructor parameters the instance holds as objects: handed to the base class, put in a
+    module container, or stored and then called (`self.model = model` ... `self.model(x)`). A
+    number stored for later arithmetic (`self.rank = rank`) is no part of the object."""
+    key = ("kept", id(cls))
+    if key not in tracer.memo:
+        tracer.memo[key] = _held(cls)   # type: ignore[assignment]
+    return tracer.memo[key]   # type: ignore[return-value]
+
+
+_CONTAINERS = {"ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict", "__init__"}
+
+
+def _held(cls: ast.ClassDef) -> frozenset:
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+    if init is None:
+        return frozenset()
+    params = {a.arg for a in init.args.args[1:] + init.args.kwonlyargs}
+    kept: set = set()
+    stored: dict[str, set] = {}
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call) and Tracer._last(node.func) in _CONTAINERS:
+            kept |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name) and n.id in params}
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in params:
+            for t in node.targets:
+                if isinstance(t, ast.Attribute):
+                    stored.setdefault(t.attr, set()).add(node.value.id)
+    used = {_self_attr(n.func) for n in ast.walk(cls) if isinstance(n, ast.Call)}
+    used |= {_self_attr(a) for n in ast.walk(cls) if isinstance(n, ast.Call) for a in n.args}
+    for attr, names in stored.items():
+        if attr in used:
+            kept |= names
+    return frozenset(kept)
+
+
+def _self_attr(node: ast.expr) -> str | None:
+    """`self.model`, `self.model.forward`, `self.model.blocks[0]`: the attribute of self at the root."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        inner = node.value
+        if isinstance(node, ast.Attribute) and isinstance(inner, ast.Name) and inner.id == "self":
+            return node.attr
+        node = inner
+    return None
 
 
 def _constant_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, object]:
