@@ -25,7 +25,7 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "log_softmax", "log", "log2", "binar
 _IO_FUNCS = {"glob", "iglob", "open", "fromfile", "memmap", "load", "read_bytes", "read_text",
              "from_file", "loadtxt"}
 _SHAPE_FUNCS = {"len", "range", "numel", "size", "dim", "isinstance", "type", "id", "hasattr"}
-_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "size", "nbytes", "itemsize"}
 _NET_MODULES = ("urllib", "requests", "http.client", "socket", "huggingface_hub", "httpx",
                 "aiohttp", "ftplib", "datasets.load_dataset", "torch.hub")
 _NET_FUNCS = {"urlopen", "urlretrieve", "hf_hub_download", "snapshot_download", "load_dataset",
@@ -44,6 +44,7 @@ _COLLECTIVES = {"all_gather", "gather", "all_gather_into_tensor", "all_gather_ob
 _PIECE_FUNCS = {"id_to_piece", "IdToPiece", "id_to_piece_bytes"}
 _FILLERS = {"append", "extend", "insert", "update", "setdefault", "appendleft", "put", "add"}
 _WRAPPERS = {"compile", "partial", "wraps", "jit", "script", "trace", "checkpoint", "no_grad", "inference_mode"}
+_MASK_FUNCS = {"stack", "cat", "concatenate", "logical_and", "logical_or", "logical_not", "logical_xor"}
 _BIG_PRIME = 1000
 _MAX_DEPTH = 24
 _BUDGET = 400_000
@@ -68,6 +69,9 @@ class Frame:
     parent: "Frame | None" = None                    # the call a nested function was defined in
     created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
     grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
+    masks: set = field(default_factory=set)          # locals holding a boolean mask over positions
+    returns_elts: list | None = None                 # per element, when every return is a tuple of one length
+    returns_mixed: bool = False                      # some return is not such a tuple
 
 
 @dataclass
@@ -118,6 +122,8 @@ class Tracer:
         self.budget = _BUDGET
         self.next_id = 0
         self.memo: dict[tuple, frozenset] = {}
+        self.memo_elts: dict[tuple, list | None] = {}
+        self.tuple_call: tuple[ast.AST | None, list | None] = (None, None)   # the last local call's tuple return
         self.gates: dict[int, Gate] = {}
         self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
         self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
@@ -274,6 +280,8 @@ class Tracer:
                 self._note_binding(target, value, folded, labels)
             return
         labels = self.expr(node.value, ctx)
+        if self._bind_tuple_return(node, ctx):
+            return
         value = self.res.fold(node.value, self.frame.consts)
         for target in node.targets:
             if isinstance(target, ast.Name):
@@ -281,6 +289,18 @@ class Tracer:
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
             dispatch.note_assign(self, target, node.value, ctx)
+
+    def _bind_tuple_return(self, node: ast.Assign, ctx: Ctx) -> bool:
+        """`tok, prob, valid = state.process(ids)` where the function returns a tuple: element-wise."""
+        call, elts = self.tuple_call
+        target = node.targets[0]
+        if call is not node.value or elts is None or len(node.targets) != 1 or \
+                not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(elts) or \
+                any(isinstance(e, ast.Starred) for e in target.elts):
+            return False
+        for element, labels in zip(target.elts, elts):
+            self.bind(element, labels, ctx, node, UNKNOWN)
+        return True
 
     def _manual_update(self, node: ast.AST, name: str, value: ast.expr, ctx: Ctx) -> None:
         """`bias = (bias - lr * grad).clamp(...)` with grad from validation targets: a hand-written
@@ -321,11 +341,35 @@ class Tracer:
         loaded = self._loaded_module(value) if self.helpers else None
         if loaded is not None:
             self.module_vars[target.id] = loaded
+        if self._is_mask(value):
+            frame.masks.add(target.id)
+        else:
+            frame.masks.discard(target.id)
         fn = self._function_value(value)
         if fn is not None:
             frame.locals_fn[target.id] = fn
         elif target.id in frame.locals_fn and len(self.stack) > 1:
             del frame.locals_fn[target.id]
+
+    def _is_mask(self, node: ast.expr) -> bool:
+        """A boolean array over positions (`p > t`, `a & ~b`, `np.stack([m1, m2])`): writing through
+        it (`hint[m] = ...`) fills chosen positions, it keys nothing by token value."""
+        if isinstance(node, ast.Compare):
+            return True
+        if isinstance(node, ast.Name):
+            return node.id in self.frame.masks
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
+            return self._is_mask(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):   # `valid & (p >= tau)`
+            return self._is_mask(node.left) or self._is_mask(node.right)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return self._is_mask(node.left) and self._is_mask(node.right)
+        if isinstance(node, ast.BoolOp):
+            return all(self._is_mask(v) for v in node.values)
+        if isinstance(node, ast.Call) and self._last(node.func) in _MASK_FUNCS and node.args:
+            parts = node.args[0].elts if isinstance(node.args[0], (ast.List, ast.Tuple)) else node.args
+            return all(self._is_mask(p) for p in parts)
+        return False
 
     def _function_value(self, value: ast.expr) -> ast.AST | None:
         """`f`, `torch.compile(f)`, `functools.partial(f, ...)`: the local function the value calls."""
@@ -385,10 +429,26 @@ class Tracer:
         return E
 
     def s_Return(self, node: ast.Return, ctx: Ctx) -> None:
-        if node.value is not None:
-            # a loop's mark means nothing outside the call that runs the loop
-            own = {f"lv{loop}" for loop in ctx.loops}
-            self.frame.returns |= self.expr(node.value, ctx) - own
+        if node.value is None:
+            return
+        # a loop's mark means nothing outside the call that runs the loop
+        own = {f"lv{loop}" for loop in ctx.loops}
+        frame = self.frame
+        value = node.value
+        if isinstance(value, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in value.elts):
+            # `return tok, prob, valid`: each element keeps its own labels for `a, b, c = f()`
+            elts = [self.expr(e, ctx) - own for e in value.elts]
+            frame.returns |= frozenset().union(*elts)
+            if frame.returns_elts is None and not frame.returns_mixed:
+                frame.returns_elts = elts
+            elif frame.returns_elts is not None and len(frame.returns_elts) == len(elts):
+                frame.returns_elts = [a | b for a, b in zip(frame.returns_elts, elts)]
+            else:
+                frame.returns_elts, frame.returns_mixed = None, True
+            return
+        frame.returns |= self.expr(value, ctx) - own
+        if not (isinstance(value, ast.Constant) and value.value is None):
+            frame.returns_elts, frame.returns_mixed = None, True
 
     def s_If(self, node: ast.If, ctx: Ctx) -> None:
         self.expr(node.test, ctx)
@@ -461,11 +521,12 @@ class Tracer:
         if fragments:
             channel = _source_of(node.value.func) if isinstance(node.value, ast.Call) else "?"
             self.emit(ev.LOG, node, labels, ctx, fragments=fragments, channel=channel,
-                      gated_fields=self._gated_fields(node.value, ctx) if "tgate" in labels else ())
+                      gated_fields=self._gated_fields(node.value, ctx) if self.natives else ())
 
     def _gated_fields(self, call: ast.expr, ctx: Ctx) -> tuple[str, ...]:
         """The text just before each printed value that carries a target-gated output (`within_gate=`):
-        the logs then show whether that channel ever fired."""
+        the logs then show whether that channel ever fired. Read from the names the value uses, so
+        a print through a helper (`log0(f"...")`, whose return carries nothing) counts too."""
         out = []
         for arg in getattr(call, "args", []):
             if not isinstance(arg, ast.JoinedStr):
@@ -475,8 +536,11 @@ class Tracer:
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     before += part.value
                 elif isinstance(part, ast.FormattedValue):
-                    if "tgate" in self.expr(part.value, ctx) and before.strip():
-                        out.append(before.split()[-1] if before.split() else before)
+                    names = {n.id for n in ast.walk(part.value) if isinstance(n, ast.Name)}
+                    # the names say whether to look; the value's own labels decide (a .numel() is no count)
+                    if any("tgate" in self.lookup(n) for n in names) and before.strip() and \
+                            "tgate" in self.expr(part.value, ctx):
+                        out.append(before.split()[-1])
                     before = ""
         return tuple(out)
 
@@ -609,7 +673,8 @@ class Tracer:
 
     def _subscript_write(self, target: ast.Subscript, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
         key = self.expr(target.slice, ctx)   # a write keyed by (context, token) is how counts are kept: no finding
-        if "val" in key and "loss" not in labels and _is_table_write(key, target, node):
+        if "val" in key and "loss" not in labels and _is_table_write(key, target, node) and \
+                not self._is_mask(target.slice):
             self.emit(ev.TABLE_WRITE, node, key | labels, ctx)
         if isinstance(target.value, ast.Name):
             name = target.value.id
@@ -762,7 +827,9 @@ class Tracer:
         local = self._resolve_local(func)
         if local is not None:
             self._call_line = node.lineno
-            return local_call(self, local, node, receiver, arg_labels, kw_labels, ctx)
+            out = local_call(self, local, node, receiver, arg_labels, kw_labels, ctx)
+            self.tuple_call = (node, self.tuple_call[1])
+            return out
         if isinstance(func, (ast.Name, ast.Attribute, ast.Subscript)) and self._is_object_call(func):
             out = receiver | args | self.expr(func, ctx)
             if self.stack[-1].hooks and {"val", "train"} & (args | receiver):
@@ -1028,6 +1095,7 @@ class Tracer:
                self.frame.hooks, ctx.active, ctx.gates, tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())),
                tuple(sorted((k, repr(v)) for k, v in (consts or {}).items())))
         if key in self.memo:
+            self.tuple_call = (None, self.memo_elts.get(key))
             return self.memo[key]
         cls = self._class_of(fn)
         parent = self.def_frames.get(id(fn))
@@ -1050,8 +1118,11 @@ class Tracer:
             self.stack.pop()
         if frame.optim is not None and "optim" in frame.returns:
             self.frame.optim = frame.optim   # `opt = build_opt(lora)`: the caller steps what the helper built
+        elts = None if frame.returns_mixed else frame.returns_elts
         if len(self.events) == before:
             self.memo[key] = frame.returns
+            self.memo_elts[key] = elts
+        self.tuple_call = (None, elts)
         return frame.returns
 
     def _class_of(self, fn: ast.AST) -> str | None:
