@@ -140,11 +140,29 @@ def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str]) -> I
         message = (f"{rel} puts only the first {docs:,} documents in validation and writes the rest as training "
                    f"shards, so documents {docs:,}-{canonical - 1:,} of the {canonical:,}-document validation set "
                    "are also training data (issue #2127)")
-        if full:
+        download = _download_step(texts)
+        if full and download:
+            yield rule.finding(f"{message}; the logs score the full validation set ({full}), but the setup "
+                               f"downloads prepared data (`{download}`): whether the run used this script's "
+                               "output is not shown", file=rel, line=line, severity="review")
+        elif full:
             yield rule.finding(f"{message}; the logs score the full validation set ({full})", file=rel, line=line)
         else:
             yield rule.finding(f"{message}; whether the run trained on these shards is not shown", file=rel,
                                line=line, severity="review")
+
+
+_DOWNLOAD = re.compile(r"\b(?:snapshot_download|hf_hub_download|huggingface-cli\s+download|hf\s+download|"
+                       r"cached_challenge_fineweb\.py)\b[^\n]{0,80}")
+
+
+def _download_step(texts: dict[str, str]) -> str | None:
+    """A setup step that fetches prepared shards rather than building them here."""
+    for text in texts.values():
+        m = _DOWNLOAD.search(text)
+        if m:
+            return _short(m.group(0))
+    return None
 
 
 def _scored_full_validation(ctx: RecordContext) -> str | None:
