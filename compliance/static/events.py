@@ -8,6 +8,7 @@ Labels name where data came from, never what it is called:
   fresh         a tensor created with requires_grad outside the model (a delta, a bias)
   copy          a deep copy of an object (throw-away state)
   optim         an optimizer object
+  modparams     what a module's .parameters() gives (an optimizer over it steps a model or an adapter)
   new<L>        an instance of a script class made inside a function, at line L (an adapter, a model)
   url           a network address literal
 """

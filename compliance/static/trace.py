@@ -70,6 +70,7 @@ class Frame:
     created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
     grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
     masks: set = field(default_factory=set)          # locals holding a boolean mask over positions
+    loop_depth: int = 0                              # loops of this call around the statement
     returns_elts: list | None = None                 # per element, when every return is a tuple of one length
     returns_mixed: bool = False                      # some return is not such a tuple
 
@@ -280,6 +281,10 @@ class Tracer:
                 self._note_binding(target, value, folded, labels)
             return
         labels = self.expr(node.value, ctx)
+        if self._total(node.value) and self.frame.loop_depth == 0:
+            # `loss_sum = nll.sum()` over the whole pass at once: a score as much as a running sum
+            sid = self._maybe_score(node, labels, ctx)
+            labels |= sid | ({"sum"} if sid else E)
         if self._bind_tuple_return(node, ctx):
             return
         value = self.res.fold(node.value, self.frame.consts)
@@ -289,6 +294,10 @@ class Tracer:
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
             dispatch.note_assign(self, target, node.value, ctx)
+
+    def _total(self, value: ast.expr) -> bool:
+        """`x.sum()`, `np.sum(x)`, `x.mean()`: a whole array reduced to one number."""
+        return isinstance(value, ast.Call) and self._last(value.func) in ("sum", "nansum", "mean", "nanmean")
 
     def _bind_tuple_return(self, node: ast.Assign, ctx: Ctx) -> bool:
         """`tok, prob, valid = state.process(ids)` where the function returns a tuple: element-wise."""
@@ -408,7 +417,7 @@ class Tracer:
     def s_AugAssign(self, node: ast.AugAssign, ctx: Ctx) -> None:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
-        sid = self._maybe_score(node, labels, ctx)
+        sid = self._maybe_score(node, labels, ctx) if isinstance(node.op, (ast.Add, ast.Sub)) else E
         labels |= sid | ({"sum"} if sid else E)     # a running total, not one value per token
         if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and self._big(node.value)):
             labels |= {"hash"} | ({"thash"} if "target" in old | labels else E)   # `h ^= tok * P`
@@ -559,6 +568,16 @@ class Tracer:
         # the same tokens on every pass of the loop (epochs), one that has it moves on (chunks)
         byte_loop = {"bytelevel"} if {"pbytes", "target"} <= labels else E   # for b in piece_bytes[tok]
         self.bind(node.target, labels | {f"lv{loop}"} | byte_loop, inner, node, UNKNOWN)
+        self.frame.loop_depth += 1
+        try:
+            self._loop_body(node, inner)
+        finally:
+            self.frame.loop_depth -= 1
+        self.block(node.orelse, ctx)
+
+    s_AsyncFor = s_For
+
+    def _loop_body(self, node: ast.For, inner: Ctx) -> None:
         variants = list(dispatch.loop_variants(self, node, inner))
         for binding, variant in variants:   # `for label, scorer in passes:` once per function it names
             saved = dict(self.frame.locals_fn)
@@ -567,9 +586,6 @@ class Tracer:
             self.frame.locals_fn = saved
         if not variants:
             self.block(node.body, inner)
-        self.block(node.orelse, ctx)
-
-    s_AsyncFor = s_For
 
     def _loop_runs(self, it: ast.expr) -> bool | None:
         """False when `range(...)` folds to an empty range under the configuration."""
@@ -589,7 +605,11 @@ class Tracer:
         names = frozenset(n.id for n in ast.walk(node.test) if isinstance(n, ast.Name))
         inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
                         active=ctx.active and known is not False)
-        self.block(node.body, inner)
+        self.frame.loop_depth += 1
+        try:
+            self.block(node.body, inner)
+        finally:
+            self.frame.loop_depth -= 1
         self.block(node.orelse, ctx)
 
     def s_With(self, node: ast.With, ctx: Ctx) -> None:
@@ -874,6 +894,8 @@ class Tracer:
         if self._is_optimizer(dotted, last):
             params = arg_labels[0] if arg_labels else kw_labels.get("params", E)
             labels = _no_identity(args) | params | {"optim"}   # it steps what its params belong to
+            if "modparams" in params:   # a module's parameters (a model, a LoRA): no bare delta or bias
+                labels -= {"fresh"}
             event = self.emit(ev.OPTIM, node, labels, ctx)
             self.frame.optim = event
             return labels
@@ -898,6 +920,8 @@ class Tracer:
             return receiver | args | {"fresh"}
         if last == "Parameter" and not self._resolve_local(node.func):
             return args | {"fresh"}
+        if last in ("parameters", "named_parameters") and isinstance(node.func, ast.Attribute):
+            return receiver | args | {"modparams"}
         if self._module_class(dotted, last) and len(self.stack) > 1 and not self._resolve_local(node.func):
             label = f"new{node.lineno}"   # `probe = nn.Linear(d, v)` in a function: an object of its own
             self.emit(ev.NEW, node, E, ctx, label=label)
