@@ -230,7 +230,7 @@ def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
     zero: dict[str, str] = {}
     for name, text in zip(logs.names, logs.texts):
         for prefix in prefixes:
-            for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9.]+)", text):
+            for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9]+)(?![0-9.eE])", text):   # counts, not rates
                 where = f"`{prefix}{m.group(1)}` in {name}:{text.count(chr(10), 0, m.start()) + 1}"
                 try:
                     value = float(m.group(1))

@@ -544,7 +544,7 @@ class Tracer:
             for part in arg.values:
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     before += part.value
-                elif isinstance(part, ast.FormattedValue):
+                elif isinstance(part, ast.FormattedValue) and not _float_format(part):
                     names = {n.id for n in ast.walk(part.value) if isinstance(n, ast.Name)}
                     # the names say whether to look; the value's own labels decide (a .numel() is no count)
                     if any("tgate" in self.lookup(n) for n in names) and before.strip() and \
@@ -1195,6 +1195,14 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
     return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None,
                                 _function_args(tracer, target, node, is_method),
                                 _constant_args(tracer, target, node, is_method))
+
+
+def _float_format(part: ast.FormattedValue) -> bool:
+    """`{bpb:.4f}`: a rate or a loss, not a count of positions."""
+    spec = part.format_spec
+    text = "".join(str(v.value) for v in spec.values if isinstance(v, ast.Constant)) if isinstance(
+        spec, ast.JoinedStr) else ""
+    return any(c in text for c in "fFeEgG%")
 
 
 def _no_identity(labels: frozenset) -> frozenset:
