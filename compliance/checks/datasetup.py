@@ -41,9 +41,10 @@ def train_val_overlap(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     texts = dict(_setup_texts(record))
     yield from _linked_shards(rule, texts)
     scope = _audit_scope(rule, ctx)
-    for finding in _short_val_split(rule, ctx, texts):
+    prints = list(_log_fingerprints(rule, record))
+    for finding in _short_val_split(rule, ctx, texts, locally_prepared=bool(prints)):
         yield _scoped(finding, rule, scope)
-    for finding in _log_fingerprints(rule, record):
+    for finding in prints:
         yield _scoped(finding, rule, scope)
 
 
@@ -125,7 +126,10 @@ def _short(text: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str]) -> Iterator[Finding]:
+def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str],
+                     locally_prepared: bool) -> Iterator[Finding]:
+    """`locally_prepared`: the logs carry the prep script's fingerprint, so a download step in
+    the README does not stand for the data the run used."""
     canonical = int(rule.params.get("validation_docs", 50000))
     full = _scored_full_validation(ctx)
     for rel, text in texts.items():
@@ -140,7 +144,7 @@ def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str]) -> I
         message = (f"{rel} puts only the first {docs:,} documents in validation and writes the rest as training "
                    f"shards, so documents {docs:,}-{canonical - 1:,} of the {canonical:,}-document validation set "
                    "are also training data (issue #2127)")
-        download = _download_step(texts)
+        download = None if locally_prepared else _download_step(texts)
         if full and download:
             yield rule.finding(f"{message}; the logs score the full validation set ({full}), but the setup "
                                f"downloads prepared data (`{download}`): whether the run used this script's "

@@ -465,12 +465,17 @@ class Tracer:
         guards = ctx.guards | self._loop_guards(node.test, ctx)
         body, orelse = self._branches(node, ctx, known)
         frame = self.frame
-        before = dict(frame.consts)
+        before, env_before = dict(frame.consts), dict(frame.env)
         self._traced_branch(node.body, body.but(guards=guards), known is False)
-        after_body = frame.consts
+        after_body, env_body = frame.consts, frame.env
         frame.consts = dict(before)
+        if known is None:   # the else branch starts from what the if started from, not from its body
+            frame.env = dict(env_before)
         self._traced_branch(node.orelse, orelse.but(guards=guards), known is True)
         after_else = frame.consts
+        if known is None:   # either branch may have run: a name holds what either one left in it
+            frame.env = {k: env_body.get(k, env_before.get(k, E)) | frame.env.get(k, env_before.get(k, E))
+                         for k in env_body.keys() | frame.env.keys()}
         # what the branch the run takes leaves behind; where it is not known, what both agree on
         if known is True:
             frame.consts = after_body
