@@ -16,7 +16,7 @@ IMAGE_CPU ?= pgolf:cpu
 FA3_WHEEL ?=
 FA3_SHA256 ?=
 
-.PHONY: install test submit check bench clean image image-cpu image-lint
+.PHONY: install test submit check bench accuracy clean image image-cpu image-lint
 
 # One line per phase, with its time: the torch wheel alone is about a minute of pip work.
 # pip -qq prints errors only: what it prints as warnings here is setuptools' notice that every
@@ -46,6 +46,10 @@ check: install
 
 bench: install
 	$(PY) tests/bench/run.py
+
+# Legality verdicts against the labeled corpus in ../shared/corpus-dev (a benchmark; writes accuracy.json).
+accuracy: install
+	$(PY) tests/bench/accuracy.py $(ARGS)
 
 # The CPU variant, from nothing: base by debootstrap, torch from the local wheelhouse (docker/README.md).
 image-cpu:

@@ -63,10 +63,10 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
     if record.stray:  # no claim, no code: nothing for the legality rules either
         report.verdict = verdict_of(report.findings)
         return report
-    report.findings.extend(script_findings(ruleset, record))
+    report.findings.extend(script_findings(ruleset, record, context.judged.date))
     if record.script is not None:
         report.findings.extend(dynamic_findings(ruleset, record.root / record.script.rel, record.script.text,
-                                                options, record.date))
+                                                options, context.judged.date))
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
     return report
@@ -76,9 +76,10 @@ def _selected(ruleset: RuleSet, options: AuditOptions) -> RuleSet:
     return options.selection.apply_to(ruleset) if options.selection else ruleset
 
 
-def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
-    """Legality rules read the entry script (decoded), under the configuration the run used."""
-    rules = [r for r in ruleset.of_kind("script") if r.applies_on(record.date)]
+def script_findings(ruleset: RuleSet, record: Record, date: str | None = None) -> list[Finding]:
+    """Legality rules read the entry script (decoded), under the configuration the run used,
+    as the rules stood on the judging date."""
+    rules = ruleset.in_force("script", date if date is not None else record.date)
     if not rules or record.script is None:
         return []
     from .static import build_script_context  # parsing costs time: only when a rule needs it
@@ -89,7 +90,7 @@ def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
 def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: AuditOptions,
                      date: str | None = None) -> list[Finding]:
     """One traced run on a canary (only with --dynamic: it executes the submission, sandboxed)."""
-    rules = [r for r in ruleset.of_kind("dynamic") if r.applies_on(date)]
+    rules = ruleset.in_force("dynamic", date)
     if not rules or options.dynamic is None:
         return []
     from .dynamic.context import DynamicContext

@@ -54,6 +54,12 @@ class Script:
     text: str                 # decoded when the file is a self-extracting wrapper
     layers: list[str]
     sha256: str               # of the decoded text, comparable with a log's embedded source
+    origin: str | None = None  # the folder file `text` came from, when the script execs a sibling file
+
+    @property
+    def source_rel(self) -> str:
+        """The file whose lines the decoded text's line numbers refer to."""
+        return self.origin or self.rel
 
 
 @dataclass
@@ -256,19 +262,34 @@ def _consider_script(record: Record, entry: safeio.FolderEntry) -> None:
         return
     if current is not None:
         record.kinds[current.rel] = "module"
-    record.script = _decode_script(entry, raw)
+    record.script = _decode_script(entry, raw, _sibling_reader(record, entry))
     record.sources[entry.rel] = record.script.text
     record.kinds[entry.rel] = "script"
 
 
-def _decode_script(entry: safeio.FolderEntry, raw: str) -> Script:
+def _sibling_reader(record: Record, entry: safeio.FolderEntry):
+    """Reads a file beside the script (inside the folder), for a script that execs it."""
+    folder = str(Path(entry.rel).parent)
+
+    def read(name: str) -> str | None:
+        rel = name if folder == "." else f"{folder}/{name}"
+        sibling = next((e for e in record.entries if e.rel == rel), None)
+        return None if sibling is None else _read_text(sibling)
+    return read
+
+
+def _decode_script(entry: safeio.FolderEntry, raw: str, sibling=None) -> Script:
     try:
-        decoded = unpack.decode_script(raw)
+        decoded = unpack.decode_script(raw, sibling=sibling)
         text, layers = decoded.text, decoded.layers
     except unpack.UnpackError as exc:
         raise InputError(entry.rel, f"self-extracting script could not be decoded: {exc}") from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Script(entry.rel, entry.size, raw, text, layers, digest)
+    origin = None
+    if decoded.origin is not None:
+        folder = str(Path(entry.rel).parent)
+        origin = decoded.origin if folder == "." else f"{folder}/{decoded.origin}"
+    return Script(entry.rel, entry.size, raw, text, layers, digest, origin)
 
 
 def _mark_duplicate_logs(record: Record) -> None:

@@ -13,7 +13,7 @@ from pgolf.compliance.audit import audit
 from pgolf.compliance.context import AuditOptions
 from pgolf.compliance.errors import InputError
 
-from .factory import log_text, make_record
+from .factory import SCRIPT, log_text, make_record
 
 CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 
@@ -151,7 +151,7 @@ def test_hessian_collection_after_training_is_not_added(tmp_path):
 def test_size_is_judged_by_the_logs_own_total(tmp_path):
     """A log that counts its code compressed is judged by that total, as reviewers did (PR #1610)."""
     folder = make_record(tmp_path)
-    script = "x = 1  # a long readable script\n" * 6000
+    script = SCRIPT + "x = 1  # a long readable script\n" * 6000
     (folder / "train_gpt.py").write_text(script)
     for seed, bpb in ((42, 1.2001), (314, 1.2003), (999, 1.2005)):
         text = log_text(seed, bpb, bpb * 1.69, total=15_990_000, code=3_000)

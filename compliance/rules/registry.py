@@ -40,6 +40,9 @@ CATALOG_DIR = Path(__file__).with_name("catalog")
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Kind = Literal["record", "script", "dynamic"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+# which condition of RULES.md §4 (C1-C4), or which data rule, a legality rule enforces;
+# `make accuracy` and `--select` group rules by it; "analysis" marks what the analysis could not see
+FAMILIES = ("C1", "C2", "C3", "C4", "data", "analysis")
 
 
 class RecordCheck(Protocol):
@@ -153,6 +156,7 @@ class Rule:
     enabled: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
     periods: tuple[Period, ...] = ()
+    family: tuple[str, ...] = ()
     judged_on: str | None = None   # set by at(): the date this copy of the rule applies to
     note: str | None = None        # the practice note of the period in force on that date
     practised: frozenset[str] = frozenset()  # what that period changed: "severity" and param names
@@ -257,7 +261,8 @@ def _resolve(name: str, seen: tuple[str, ...]) -> dict[str, Rule]:
     return rules
 
 
-ENTRY_KEYS = {"id", "title", "severity", "source", "check", "kind", "since", "until", "enabled", "params", "periods"}
+ENTRY_KEYS = {"id", "title", "severity", "source", "check", "kind", "since", "until", "enabled", "params", "periods",
+              "family"}
 OVERRIDE_KEYS = {"severity", "since", "until", "enabled", "params", "periods", "title", "source"}
 PERIOD_KEYS = {"since", "until", "severity", "params", "note"}
 
@@ -281,8 +286,18 @@ def _rule_from(entry: Any, catalog: str) -> Rule:
                 kind=spec.kind, since=_date(entry.get("since"), where), until=_date(entry.get("until"), where),
                 enabled=bool(entry.get("enabled", True)),
                 params=_merge(spec.params, _params(entry.get("params"), spec, where)),
-                periods=_periods(entry.get("periods"), spec, where))
+                periods=_periods(entry.get("periods"), spec, where), family=_family(entry.get("family"), where))
     return rule
+
+
+def _family(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    families = tuple(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise InputError(None, f"{where}: unknown family {sorted(unknown)} (known: {', '.join(FAMILIES)})")
+    return families
 
 
 def _override(rule: Rule, changes: Any, catalog: str) -> Rule:
