@@ -30,38 +30,69 @@ _LINK = re.compile(r"\b(?:ln|cp|mv|rsync)\b[^\n;&|]*?(\S*fineweb_val_\S*)\s+(\S*
 _PY_LINK = re.compile(r"\b(?:symlink|link|copy|copyfile|copy2|move|rename)\s*\(\s*[^,()]*fineweb_val[^,()]*,"
                       r"[^()]*fineweb_train")
 _MAX_BYTES = 4 * 1024 * 1024
+_DOUBLED = "datasets/datasets/"
 
 
 @check("record.train_val_overlap", kind="record",
-       params={"validation_docs": 50000, "suspect_train_shards": [1499], "overlap_audit_since": "2026-04-29"})
+       params={"validation_docs": 50000, "suspect_train_shards": [1499], "overlap_audit_since": "2026-04-29",
+               "overlap_audit_from_pr": 1944})
 def train_val_overlap(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     record = ctx.record
     texts = dict(_setup_texts(record))
     yield from _linked_shards(rule, texts)
-    strict = _audited(rule, ctx.judged.date if ctx.judged else record.date)
-    for finding in _short_val_split(rule, ctx, texts):
-        yield finding if strict else _as_practice(finding, rule)
+    scope = _audit_scope(rule, ctx)
+    prints = list(_log_fingerprints(rule, record))
+    for finding in _short_val_split(rule, ctx, texts, locally_prepared=bool(prints)):
+        yield _scoped(finding, rule, scope)
+    for finding in prints:
+        yield _scoped(finding, rule, scope)
+
+
+def _log_fingerprints(rule: Rule, record) -> Iterator[Finding]:
+    """What the final audit excluded rows on (PR #2146): `train_shards: 1499`, or data read from a
+    doubled `datasets/datasets` path, the layout the CaseOps prep script leaves. The data may
+    still have come from elsewhere, so a person decides."""
     suspect = {int(v) for v in rule.params.get("suspect_train_shards", [])}
     for log in record.scored_logs():
         shards = log.facts.train_shards
         if shards is not None and shards in suspect:
-            finding = rule.finding(f"the log reports train_shards: {shards}, the fingerprint of locally prepared data "
-                                   "that overlaps the validation documents (issue #2127, excluded in PR #2146); "
-                                   "the data's origin needs a person", file=log.rel,
-                                   line=log.facts.lines.get("train_shards"), severity="review")
-            yield finding if strict else _as_practice(finding, rule)
+            yield rule.finding(f"the log reports train_shards: {shards}, the fingerprint of locally prepared data "
+                               "that overlaps the validation documents (issue #2127, excluded in PR #2146); "
+                               "the data's origin needs a person", file=log.rel,
+                               line=log.facts.lines.get("train_shards"), severity="review")
+        doubled = next(((k, v) for k, v in log.facts.hyperparams.items()
+                        if _DOUBLED in v.replace("\\", "/")), None)
+        if doubled:
+            yield rule.finding(f"the log's {doubled[0]} reads data from a doubled `{_DOUBLED}` path, the fingerprint of "
+                               "the CaseOps prep script's local output (issue #2127, excluded in PR #2146); the "
+                               "data's origin needs a person", file=log.rel, severity="review")
 
 
-def _audited(rule: Rule, date: str | None) -> bool:
-    """The final audit (PR #2146) checked overlap fingerprints from its first PR on; earlier rows stood."""
+def _audit_scope(rule: Rule, ctx: RecordContext) -> str:
+    """Whether the final audit (PR #2146), which checked overlap fingerprints from its first PR on,
+    covered this record: "audited", "before" (earlier rows stood) or "boundary" (its first day,
+    with no PR number to tell)."""
+    pr = ctx.options.pr
+    first_pr = rule.params.get("overlap_audit_from_pr")
+    if pr is not None and first_pr:
+        return "audited" if pr.number >= int(first_pr) else "before"
     since = rule.params.get("overlap_audit_since")
-    return since is None or date is None or str(date) >= str(since)
+    date = ctx.judged.date if ctx.judged else ctx.record.date
+    if since is None or date is None or str(date) > str(since):
+        return "audited"
+    return "before" if str(date) < str(since) else "boundary"
 
 
-def _as_practice(finding: Finding, rule: Rule) -> Finding:
-    finding.severity = "warn"
-    finding.message += (f" [before {rule.params.get('overlap_audit_since')} records were accepted without this "
-                        "check; the final audit applied it from then on]")
+def _scoped(finding: Finding, rule: Rule, scope: str) -> Finding:
+    since, first_pr = rule.params.get("overlap_audit_since"), rule.params.get("overlap_audit_from_pr")
+    if scope == "before":
+        finding.severity = "warn"
+        finding.message += (f" [records before the final audit (PR #{first_pr} on, from {since}) were accepted "
+                            "without this check]")
+    elif scope == "boundary" and finding.severity == "fail":
+        finding.severity = "review"
+        finding.message += (f" [the final audit covered PRs from #{first_pr}, opened on {since}, the day this "
+                            "record is dated: whether it applies depends on the PR (pass --pr-meta)]")
     return finding
 
 
@@ -95,7 +126,10 @@ def _short(text: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str]) -> Iterator[Finding]:
+def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str],
+                     locally_prepared: bool) -> Iterator[Finding]:
+    """`locally_prepared`: the logs carry the prep script's fingerprint, so a download step in
+    the README does not stand for the data the run used."""
     canonical = int(rule.params.get("validation_docs", 50000))
     full = _scored_full_validation(ctx)
     for rel, text in texts.items():
@@ -110,11 +144,29 @@ def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str]) -> I
         message = (f"{rel} puts only the first {docs:,} documents in validation and writes the rest as training "
                    f"shards, so documents {docs:,}-{canonical - 1:,} of the {canonical:,}-document validation set "
                    "are also training data (issue #2127)")
-        if full:
+        download = None if locally_prepared else _download_step(texts)
+        if full and download:
+            yield rule.finding(f"{message}; the logs score the full validation set ({full}), but the setup "
+                               f"downloads prepared data (`{download}`): whether the run used this script's "
+                               "output is not shown", file=rel, line=line, severity="review")
+        elif full:
             yield rule.finding(f"{message}; the logs score the full validation set ({full})", file=rel, line=line)
         else:
             yield rule.finding(f"{message}; whether the run trained on these shards is not shown", file=rel,
                                line=line, severity="review")
+
+
+_DOWNLOAD = re.compile(r"\b(?:snapshot_download|hf_hub_download|huggingface-cli\s+download|hf\s+download|"
+                       r"cached_challenge_fineweb\.py)\b[^\n]{0,80}")
+
+
+def _download_step(texts: dict[str, str]) -> str | None:
+    """A setup step that fetches prepared shards rather than building them here."""
+    for text in texts.values():
+        m = _DOWNLOAD.search(text)
+        if m:
+            return _short(m.group(0))
+    return None
 
 
 def _scored_full_validation(ctx: RecordContext) -> str | None:

@@ -199,7 +199,11 @@ def no_target_gate(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     fired, silent = _gated_counts(ctx)
     for event in worst_first(gated):
         message = f"C1: the score uses a hint switched by a property of the token it scores{where}"
-        if fired:
+        if fired and silent:
+            yield finding(rule, ctx, event, f"{message}; of the counts the run prints from it, some are nonzero "
+                          f"({fired}) and some zero ({silent}): whether the target-gated part fired needs a person",
+                          severity="review")
+        elif fired:
             yield finding(rule, ctx, event, f"{message}; the channel fired in the run ({fired})",
                           severity=None if event.seq in reported else "review")
         elif silent:
@@ -211,19 +215,27 @@ def no_target_gate(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
 
 
 def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
-    """(a log line where a gated channel's printed count is nonzero, one where all are zero)."""
+    """(a printed count from a gated output that is nonzero in some log, one that is zero in every log).
+
+    Each count is judged over all logs: a field nonzero anywhere fired; a field zero everywhere
+    stayed shut. A count that mixes the gated channel with others can be nonzero while the
+    gated part never fired, so both together are no proof either way."""
     import re
     from ..static.logsignals import from_record
-    prefixes = {p for e in ctx.of_kind(ev.LOG) for p in e.detail.get("gated_fields", ())}
+    prefixes = sorted({p for e in ctx.of_kind(ev.LOG) for p in e.detail.get("gated_fields", ())})
     if not prefixes:
         return None, None
     logs = from_record(ctx.record)
-    zero = None
+    fired: dict[str, str] = {}
+    zero: dict[str, str] = {}
     for name, text in zip(logs.names, logs.texts):
         for prefix in prefixes:
-            for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9.]+)", text):
+            for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9]+)(?![0-9.eE])", text):   # counts, not rates
                 where = f"`{prefix}{m.group(1)}` in {name}:{text.count(chr(10), 0, m.start()) + 1}"
-                if float(m.group(1)) != 0:
-                    return where, None
-                zero = zero or where
-    return None, zero
+                try:
+                    value = float(m.group(1))
+                except ValueError:
+                    continue
+                (fired if value != 0 else zero).setdefault(prefix, where)
+    silent = [where for prefix, where in zero.items() if prefix not in fired]
+    return (next(iter(fired.values()), None), silent[0] if silent else None)

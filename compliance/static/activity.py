@@ -27,17 +27,17 @@ class GateState:
 def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) -> dict[int, GateState]:
     prints = [e for e in events if e.kind == ev.LOG and e.active]
     captured = _captured_channels(prints, logs)
-    sites: dict[str, set[int]] = defaultdict(set)     # fragment -> lines of the prints that write it
+    writers: dict[str, list[Event]] = defaultdict(list)   # fragment -> every traced print that writes it
     for p in prints:
         for fragment in p.detail.get("fragments", ()):
-            sites[fragment].add(p.line)
+            writers[fragment].append(p)
     states = {}
     for gid, gate in gates.items():
         inside = [p for p in prints if gid in p.gates]
-        inside_lines = {p.line for p in inside}
-        outside = [f for p in prints if p.line not in inside_lines for f in p.detail.get("fragments", ())]
+        outside = {f for p in prints if gid not in p.gates for f in p.detail.get("fragments", ())}
+        # a helper's print reached from inside the branch and from elsewhere too tells nothing
         own = sorted({f for p in inside for f in p.detail.get("fragments", ())
-                      if sites[f] <= inside_lines and not any(f in other for other in outside)})
+                      if all(gid in w.gates for w in writers[f]) and not any(f in other for other in outside)})
         # only what goes to a channel the logs capture can show that a branch did not run
         heard = sorted({f for p in inside if p.detail.get("channel") in captured
                         for f in p.detail.get("fragments", ()) if f in own})

@@ -8,6 +8,8 @@ Labels name where data came from, never what it is called:
   fresh         a tensor created with requires_grad outside the model (a delta, a bias)
   copy          a deep copy of an object (throw-away state)
   optim         an optimizer object
+  modparams     what a module's .parameters() gives (an optimizer over it steps a model or an adapter)
+  new<L>        an instance of a script class made inside a function, at line L (an adapter, a model)
   url           a network address literal
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ BEST_OF = "best_of"        # min/max over two scores
 TOKENIZER = "tokenizer"    # tokenizer training
 NATIVE_GATE = "native_gate"  # a C kernel's output gated by the token it scores reaches Python here
 LOG = "log"                # a print/log call: its literal text tells which path ran (logsignals.py)
+NEW = "new"                # an instance of a script class made inside a function (detail: its label)
 
 
 @dataclass

@@ -25,7 +25,7 @@ _LOSS_FUNCS = {"cross_entropy", "nll_loss", "log_softmax", "log", "log2", "binar
 _IO_FUNCS = {"glob", "iglob", "open", "fromfile", "memmap", "load", "read_bytes", "read_text",
              "from_file", "loadtxt"}
 _SHAPE_FUNCS = {"len", "range", "numel", "size", "dim", "isinstance", "type", "id", "hasattr"}
-_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+_SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "size", "nbytes", "itemsize"}
 _NET_MODULES = ("urllib", "requests", "http.client", "socket", "huggingface_hub", "httpx",
                 "aiohttp", "ftplib", "datasets.load_dataset", "torch.hub")
 _NET_FUNCS = {"urlopen", "urlretrieve", "hf_hub_download", "snapshot_download", "load_dataset",
@@ -44,6 +44,7 @@ _COLLECTIVES = {"all_gather", "gather", "all_gather_into_tensor", "all_gather_ob
 _PIECE_FUNCS = {"id_to_piece", "IdToPiece", "id_to_piece_bytes"}
 _FILLERS = {"append", "extend", "insert", "update", "setdefault", "appendleft", "put", "add"}
 _WRAPPERS = {"compile", "partial", "wraps", "jit", "script", "trace", "checkpoint", "no_grad", "inference_mode"}
+_MASK_FUNCS = {"stack", "cat", "concatenate", "logical_and", "logical_or", "logical_not", "logical_xor"}
 _BIG_PRIME = 1000
 _MAX_DEPTH = 24
 _BUDGET = 400_000
@@ -68,6 +69,10 @@ class Frame:
     parent: "Frame | None" = None                    # the call a nested function was defined in
     created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
     grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
+    masks: set = field(default_factory=set)          # locals holding a boolean mask over positions
+    loop_depth: int = 0                              # loops of this call around the statement
+    returns_elts: list | None = None                 # per element, when every return is a tuple of one length
+    returns_mixed: bool = False                      # some return is not such a tuple
 
 
 @dataclass
@@ -118,6 +123,8 @@ class Tracer:
         self.budget = _BUDGET
         self.next_id = 0
         self.memo: dict[tuple, frozenset] = {}
+        self.memo_elts: dict[tuple, list | None] = {}
+        self.tuple_call: tuple[ast.AST | None, list | None] = (None, None)   # the last local call's tuple return
         self.gates: dict[int, Gate] = {}
         self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
         self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
@@ -153,7 +160,7 @@ class Tracer:
                     if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         self.fn_file[id(item)] = rel
                         self.methods.setdefault(item.name, []).append((node.name, item))
-                        if item.name == "forward" and self._computes_loss(item):
+                        if item.name == "forward" and self._computes_loss(item, node):
                             self.loss_forward = True
         return defs
 
@@ -171,8 +178,19 @@ class Tracer:
                     if isinstance(t, ast.Attribute):
                         self.attrs[t.attr] = self.attrs.get(t.attr, E) | labels
 
-    def _computes_loss(self, fn: ast.AST) -> bool:
-        return any(isinstance(n, ast.Call) and self._last(n.func) in _LOSS_FUNCS for n in ast.walk(fn))
+    def _computes_loss(self, fn: ast.AST, cls: ast.ClassDef | None = None, seen: frozenset = frozenset()) -> bool:
+        """The function calls a loss, itself or through a method of its class (`self._ce_loss(h, y)`)."""
+        methods = {m.name: m for m in cls.body if isinstance(m, ast.FunctionDef)} if cls is not None else {}
+        for n in ast.walk(fn):
+            if not isinstance(n, ast.Call):
+                continue
+            if self._last(n.func) in _LOSS_FUNCS:
+                return True
+            callee = methods.get(_self_attr(n.func) or "") if isinstance(n.func, ast.Attribute) else None
+            if callee is not None and callee.name not in seen and \
+                    self._computes_loss(callee, cls, seen | {callee.name}):
+                return True
+        return False
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -263,6 +281,12 @@ class Tracer:
                 self._note_binding(target, value, folded, labels)
             return
         labels = self.expr(node.value, ctx)
+        if self._total(node.value) and self.frame.loop_depth == 0:
+            # `loss_sum = nll.sum()` over the whole pass at once: a score as much as a running sum
+            sid = self._maybe_score(node, labels, ctx)
+            labels |= sid | ({"sum"} if sid else E)
+        if self._bind_tuple_return(node, ctx):
+            return
         value = self.res.fold(node.value, self.frame.consts)
         for target in node.targets:
             if isinstance(target, ast.Name):
@@ -270,6 +294,22 @@ class Tracer:
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
             dispatch.note_assign(self, target, node.value, ctx)
+
+    def _total(self, value: ast.expr) -> bool:
+        """`x.sum()`, `np.sum(x)`, `x.mean()`: a whole array reduced to one number."""
+        return isinstance(value, ast.Call) and self._last(value.func) in ("sum", "nansum", "mean", "nanmean")
+
+    def _bind_tuple_return(self, node: ast.Assign, ctx: Ctx) -> bool:
+        """`tok, prob, valid = state.process(ids)` where the function returns a tuple: element-wise."""
+        call, elts = self.tuple_call
+        target = node.targets[0]
+        if call is not node.value or elts is None or len(node.targets) != 1 or \
+                not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(elts) or \
+                any(isinstance(e, ast.Starred) for e in target.elts):
+            return False
+        for element, labels in zip(target.elts, elts):
+            self.bind(element, labels, ctx, node, UNKNOWN)
+        return True
 
     def _manual_update(self, node: ast.AST, name: str, value: ast.expr, ctx: Ctx) -> None:
         """`bias = (bias - lr * grad).clamp(...)` with grad from validation targets: a hand-written
@@ -310,11 +350,35 @@ class Tracer:
         loaded = self._loaded_module(value) if self.helpers else None
         if loaded is not None:
             self.module_vars[target.id] = loaded
+        if self._is_mask(value):
+            frame.masks.add(target.id)
+        else:
+            frame.masks.discard(target.id)
         fn = self._function_value(value)
         if fn is not None:
             frame.locals_fn[target.id] = fn
         elif target.id in frame.locals_fn and len(self.stack) > 1:
             del frame.locals_fn[target.id]
+
+    def _is_mask(self, node: ast.expr) -> bool:
+        """A boolean array over positions (`p > t`, `a & ~b`, `np.stack([m1, m2])`): writing through
+        it (`hint[m] = ...`) fills chosen positions, it keys nothing by token value."""
+        if isinstance(node, ast.Compare):
+            return True
+        if isinstance(node, ast.Name):
+            return node.id in self.frame.masks
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
+            return self._is_mask(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):   # `valid & (p >= tau)`
+            return self._is_mask(node.left) or self._is_mask(node.right)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return self._is_mask(node.left) and self._is_mask(node.right)
+        if isinstance(node, ast.BoolOp):
+            return all(self._is_mask(v) for v in node.values)
+        if isinstance(node, ast.Call) and self._last(node.func) in _MASK_FUNCS and node.args:
+            parts = node.args[0].elts if isinstance(node.args[0], (ast.List, ast.Tuple)) else node.args
+            return all(self._is_mask(p) for p in parts)
+        return False
 
     def _function_value(self, value: ast.expr) -> ast.AST | None:
         """`f`, `torch.compile(f)`, `functools.partial(f, ...)`: the local function the value calls."""
@@ -353,7 +417,7 @@ class Tracer:
     def s_AugAssign(self, node: ast.AugAssign, ctx: Ctx) -> None:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
-        sid = self._maybe_score(node, labels, ctx)
+        sid = self._maybe_score(node, labels, ctx) if isinstance(node.op, (ast.Add, ast.Sub)) else E
         labels |= sid | ({"sum"} if sid else E)     # a running total, not one value per token
         if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and self._big(node.value)):
             labels |= {"hash"} | ({"thash"} if "target" in old | labels else E)   # `h ^= tok * P`
@@ -374,10 +438,26 @@ class Tracer:
         return E
 
     def s_Return(self, node: ast.Return, ctx: Ctx) -> None:
-        if node.value is not None:
-            # a loop's mark means nothing outside the call that runs the loop
-            own = {f"lv{loop}" for loop in ctx.loops}
-            self.frame.returns |= self.expr(node.value, ctx) - own
+        if node.value is None:
+            return
+        # a loop's mark means nothing outside the call that runs the loop
+        own = {f"lv{loop}" for loop in ctx.loops}
+        frame = self.frame
+        value = node.value
+        if isinstance(value, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in value.elts):
+            # `return tok, prob, valid`: each element keeps its own labels for `a, b, c = f()`
+            elts = [self.expr(e, ctx) - own for e in value.elts]
+            frame.returns |= frozenset().union(*elts)
+            if frame.returns_elts is None and not frame.returns_mixed:
+                frame.returns_elts = elts
+            elif frame.returns_elts is not None and len(frame.returns_elts) == len(elts):
+                frame.returns_elts = [a | b for a, b in zip(frame.returns_elts, elts)]
+            else:
+                frame.returns_elts, frame.returns_mixed = None, True
+            return
+        frame.returns |= self.expr(value, ctx) - own
+        if not (isinstance(value, ast.Constant) and value.value is None):
+            frame.returns_elts, frame.returns_mixed = None, True
 
     def s_If(self, node: ast.If, ctx: Ctx) -> None:
         self.expr(node.test, ctx)
@@ -385,12 +465,17 @@ class Tracer:
         guards = ctx.guards | self._loop_guards(node.test, ctx)
         body, orelse = self._branches(node, ctx, known)
         frame = self.frame
-        before = dict(frame.consts)
+        before, env_before = dict(frame.consts), dict(frame.env)
         self._traced_branch(node.body, body.but(guards=guards), known is False)
-        after_body = frame.consts
+        after_body, env_body = frame.consts, frame.env
         frame.consts = dict(before)
+        if known is None:   # the else branch starts from what the if started from, not from its body
+            frame.env = dict(env_before)
         self._traced_branch(node.orelse, orelse.but(guards=guards), known is True)
         after_else = frame.consts
+        if known is None:   # either branch may have run: a name holds what either one left in it
+            frame.env = {k: env_body.get(k, env_before.get(k, E)) | frame.env.get(k, env_before.get(k, E))
+                         for k in env_body.keys() | frame.env.keys()}
         # what the branch the run takes leaves behind; where it is not known, what both agree on
         if known is True:
             frame.consts = after_body
@@ -450,11 +535,12 @@ class Tracer:
         if fragments:
             channel = _source_of(node.value.func) if isinstance(node.value, ast.Call) else "?"
             self.emit(ev.LOG, node, labels, ctx, fragments=fragments, channel=channel,
-                      gated_fields=self._gated_fields(node.value, ctx) if "tgate" in labels else ())
+                      gated_fields=self._gated_fields(node.value, ctx) if self.natives else ())
 
     def _gated_fields(self, call: ast.expr, ctx: Ctx) -> tuple[str, ...]:
         """The text just before each printed value that carries a target-gated output (`within_gate=`):
-        the logs then show whether that channel ever fired."""
+        the logs then show whether that channel ever fired. Read from the names the value uses, so
+        a print through a helper (`log0(f"...")`, whose return carries nothing) counts too."""
         out = []
         for arg in getattr(call, "args", []):
             if not isinstance(arg, ast.JoinedStr):
@@ -463,9 +549,12 @@ class Tracer:
             for part in arg.values:
                 if isinstance(part, ast.Constant) and isinstance(part.value, str):
                     before += part.value
-                elif isinstance(part, ast.FormattedValue):
-                    if "tgate" in self.expr(part.value, ctx) and before.strip():
-                        out.append(before.split()[-1] if before.split() else before)
+                elif isinstance(part, ast.FormattedValue) and not _float_format(part):
+                    names = {n.id for n in ast.walk(part.value) if isinstance(n, ast.Name)}
+                    # the names say whether to look; the value's own labels decide (a .numel() is no count)
+                    if any("tgate" in self.lookup(n) for n in names) and before.strip() and \
+                            "tgate" in self.expr(part.value, ctx):
+                        out.append(before.split()[-1])
                     before = ""
         return tuple(out)
 
@@ -484,6 +573,16 @@ class Tracer:
         # the same tokens on every pass of the loop (epochs), one that has it moves on (chunks)
         byte_loop = {"bytelevel"} if {"pbytes", "target"} <= labels else E   # for b in piece_bytes[tok]
         self.bind(node.target, labels | {f"lv{loop}"} | byte_loop, inner, node, UNKNOWN)
+        self.frame.loop_depth += 1
+        try:
+            self._loop_body(node, inner)
+        finally:
+            self.frame.loop_depth -= 1
+        self.block(node.orelse, ctx)
+
+    s_AsyncFor = s_For
+
+    def _loop_body(self, node: ast.For, inner: Ctx) -> None:
         variants = list(dispatch.loop_variants(self, node, inner))
         for binding, variant in variants:   # `for label, scorer in passes:` once per function it names
             saved = dict(self.frame.locals_fn)
@@ -492,9 +591,6 @@ class Tracer:
             self.frame.locals_fn = saved
         if not variants:
             self.block(node.body, inner)
-        self.block(node.orelse, ctx)
-
-    s_AsyncFor = s_For
 
     def _loop_runs(self, it: ast.expr) -> bool | None:
         """False when `range(...)` folds to an empty range under the configuration."""
@@ -514,7 +610,11 @@ class Tracer:
         names = frozenset(n.id for n in ast.walk(node.test) if isinstance(n, ast.Name))
         inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
                         active=ctx.active and known is not False)
-        self.block(node.body, inner)
+        self.frame.loop_depth += 1
+        try:
+            self.block(node.body, inner)
+        finally:
+            self.frame.loop_depth -= 1
         self.block(node.orelse, ctx)
 
     def s_With(self, node: ast.With, ctx: Ctx) -> None:
@@ -598,7 +698,8 @@ class Tracer:
 
     def _subscript_write(self, target: ast.Subscript, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
         key = self.expr(target.slice, ctx)   # a write keyed by (context, token) is how counts are kept: no finding
-        if "val" in key and "loss" not in labels and _is_table_write(key, target, node):
+        if "val" in key and "loss" not in labels and _is_table_write(key, target, node) and \
+                not self._is_mask(target.slice):
             self.emit(ev.TABLE_WRITE, node, key | labels, ctx)
         if isinstance(target.value, ast.Name):
             name = target.value.id
@@ -751,7 +852,9 @@ class Tracer:
         local = self._resolve_local(func)
         if local is not None:
             self._call_line = node.lineno
-            return local_call(self, local, node, receiver, arg_labels, kw_labels, ctx)
+            out = local_call(self, local, node, receiver, arg_labels, kw_labels, ctx)
+            self.tuple_call = (node, self.tuple_call[1])
+            return out
         if isinstance(func, (ast.Name, ast.Attribute, ast.Subscript)) and self._is_object_call(func):
             out = receiver | args | self.expr(func, ctx)
             if self.stack[-1].hooks and {"val", "train"} & (args | receiver):
@@ -760,6 +863,8 @@ class Tracer:
                 self._mark_target(node.args[1])
                 out |= {"loss"}
             return out
+        if any(label.startswith("new") for label in receiver):
+            return receiver | _no_identity(args)   # `lora.to(device)`: still the receiver, whatever the args
         return receiver | args
 
     def _is_object_call(self, func: ast.expr) -> bool:
@@ -792,7 +897,10 @@ class Tracer:
             self.emit(ev.UPDATE, node, data, ctx, optim=self._current_optim())
             return E
         if self._is_optimizer(dotted, last):
-            labels = args | {"optim"}
+            params = arg_labels[0] if arg_labels else kw_labels.get("params", E)
+            labels = _no_identity(args) | params | {"optim"}   # it steps what its params belong to
+            if "modparams" in params:   # a module's parameters (a model, a LoRA): no bare delta or bias
+                labels -= {"fresh"}
             event = self.emit(ev.OPTIM, node, labels, ctx)
             self.frame.optim = event
             return labels
@@ -810,11 +918,20 @@ class Tracer:
         if last == "load_state_dict":
             if "copy" in args:   # a snapshot taken earlier is put back: the state in between is thrown away
                 self.emit(ev.RESTORE, node, args, ctx)
+            if isinstance(node.func, ast.Attribute):   # the receiver now holds the weights of what it loaded
+                self.bind_inplace(node.func.value, frozenset(a for a in args if a.startswith("new")), ctx, node)
             return E
         if last == "requires_grad_" or (last in _FRESH_FACTORIES and _kw_true(node, "requires_grad")):
             return receiver | args | {"fresh"}
         if last == "Parameter" and not self._resolve_local(node.func):
             return args | {"fresh"}
+        if last in ("parameters", "named_parameters") and isinstance(node.func, ast.Attribute):
+            return receiver | args | {"modparams"}
+        if self._module_class(dotted, last) and len(self.stack) > 1 and not self._resolve_local(node.func):
+            label = f"new{node.lineno}"   # `probe = nn.Linear(d, v)` in a function: an object of its own
+            self.emit(ev.NEW, node, E, ctx, label=label)
+            held = args if last in _CONTAINERS else _no_identity(args)
+            return held | receiver | {label}
         if last in ("deepcopy", "clone"):
             return receiver | args | {"copy"}
         if last == "at" and isinstance(node.func, ast.Attribute) and node.args and len(node.args) >= 2 \
@@ -942,6 +1059,12 @@ class Tracer:
             return False
         return any(self._last(b) == "Optimizer" for b in cls.bases)
 
+    @staticmethod
+    def _module_class(dotted: str, last: str | None) -> bool:
+        """A torch.nn layer or container (`nn.Linear`, `torch.nn.ModuleList`)."""
+        return bool(last and last[:1].isupper() and (dotted.startswith("torch.nn.") or dotted.startswith("nn."))
+                    and last not in ("Parameter", "Module", "functional"))
+
     def _is_network(self, dotted: str, last: str | None, args: frozenset) -> bool:
         if last in _NET_FUNCS or any(dotted == m or dotted.startswith(m + ".") for m in _NET_MODULES):
             return True
@@ -1001,6 +1124,7 @@ class Tracer:
                self.frame.hooks, ctx.active, ctx.gates, tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())),
                tuple(sorted((k, repr(v)) for k, v in (consts or {}).items())))
         if key in self.memo:
+            self.tuple_call = (None, self.memo_elts.get(key))
             return self.memo[key]
         cls = self._class_of(fn)
         parent = self.def_frames.get(id(fn))
@@ -1021,8 +1145,13 @@ class Tracer:
             self.block(fn.body, ctx.but(frames=ctx.frames + (frame.fid,), no_grad=no_grad))
         finally:
             self.stack.pop()
+        if frame.optim is not None and "optim" in frame.returns:
+            self.frame.optim = frame.optim   # `opt = build_opt(lora)`: the caller steps what the helper built
+        elts = None if frame.returns_mixed else frame.returns_elts
         if len(self.events) == before:
             self.memo[key] = frame.returns
+            self.memo_elts[key] = elts
+        self.tuple_call = (None, elts)
         return frame.returns
 
     def _class_of(self, fn: ast.AST) -> str | None:
@@ -1057,6 +1186,8 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
             event = tracer.emit(ev.OPTIM, node, instance | {"optim"}, ctx)
             tracer.frame.optim = event
             return instance | {"optim"}
+        if len(tracer.stack) > 1:   # an object made in a function may be a throw-away one (verdicts.py)
+            instance = _own_instance(tracer, target, node, arg_labels, kw_labels, instance, ctx)
         if init is not None:
             tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
         post = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__post_init__"), None)
@@ -1069,6 +1200,81 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
     return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None,
                                 _function_args(tracer, target, node, is_method),
                                 _constant_args(tracer, target, node, is_method))
+
+
+def _float_format(part: ast.FormattedValue) -> bool:
+    """`{bpb:.4f}`: a rate or a loss, not a count of positions."""
+    spec = part.format_spec
+    text = "".join(str(v.value) for v in spec.values if isinstance(v, ast.Constant)) if isinstance(
+        spec, ast.JoinedStr) else ""
+    return any(c in text for c in "fFeEgG%")
+
+
+def _no_identity(labels: frozenset) -> frozenset:
+    return frozenset(label for label in labels if not label.startswith("new"))
+
+
+def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels, kw_labels,
+                  instance: frozenset, ctx: Ctx) -> frozenset:
+    """The instance gets a label of its own; it takes on the objects its constructor keeps
+    (`self.model = model`), not those it only reads (`model.dim` for a LoRA's shape)."""
+    kept = _kept_params(tracer, cls)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+    params = [a.arg for a in init.args.args[1:]] if init is not None else []
+    foreign = set()
+    for name, labels in list(zip(params, arg_labels)) + list(kw_labels.items()):
+        if name not in kept:
+            foreign |= {label for label in labels if label.startswith("new")}
+    for labels in (arg_labels[len(params):] if init is not None else ()):
+        foreign -= labels   # *args: kept, as far as anyone can tell
+    label = f"new{node.lineno}"
+    tracer.emit(ev.NEW, node, E, ctx, label=label)
+    return (instance - foreign) | {label}
+
+
+def _kept_params(tracer: Tracer, cls: ast.ClassDef) -> frozenset:
+    """Constructor parameters the instance holds as objects: handed to the base class, put in a
+    module container, or stored and then called (`self.model = model` ... `self.model(x)`). A
+    number stored for later arithmetic (`self.rank = rank`) is no part of the object."""
+    key = ("kept", id(cls))
+    if key not in tracer.memo:
+        tracer.memo[key] = _held(cls)   # type: ignore[assignment]
+    return tracer.memo[key]   # type: ignore[return-value]
+
+
+_CONTAINERS = {"ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict", "__init__"}
+
+
+def _held(cls: ast.ClassDef) -> frozenset:
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+    if init is None:
+        return frozenset()
+    params = {a.arg for a in init.args.args[1:] + init.args.kwonlyargs}
+    kept: set = set()
+    stored: dict[str, set] = {}
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call) and Tracer._last(node.func) in _CONTAINERS:
+            kept |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name) and n.id in params}
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in params:
+            for t in node.targets:
+                if isinstance(t, ast.Attribute):
+                    stored.setdefault(t.attr, set()).add(node.value.id)
+    used = {_self_attr(n.func) for n in ast.walk(cls) if isinstance(n, ast.Call)}
+    used |= {_self_attr(a) for n in ast.walk(cls) if isinstance(n, ast.Call) for a in n.args}
+    for attr, names in stored.items():
+        if attr in used:
+            kept |= names
+    return frozenset(kept)
+
+
+def _self_attr(node: ast.expr) -> str | None:
+    """`self.model`, `self.model.forward`, `self.model.blocks[0]`: the attribute of self at the root."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        inner = node.value
+        if isinstance(node, ast.Attribute) and isinstance(inner, ast.Name) and inner.id == "self":
+            return node.attr
+        node = inner
+    return None
 
 
 def _constant_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, object]:

@@ -182,10 +182,35 @@ def is_throwaway(update: Event, events: list[Event], scores: list[Event]) -> boo
     """Optimizer over a deep copy, or the state restored before the next score."""
     if update.optim is not None and "copy" in update.optim.labels:
         return True
+    if _per_pass_object(update, events):
+        return True
     later_scores = [s.seq for s in scores if s.seq > update.seq]
     horizon = min(later_scores) if later_scores else None
     return any(e.kind == ev.RESTORE and e.seq > update.seq and (horizon is None or e.seq < horizon)
                and not e.shares_loop(update) for e in events)
+
+
+def _per_pass_object(update: Event, events: list[Event]) -> bool:
+    """The optimizer steps an object made for the purpose (a compile warm-up's LoRA made anew on
+    each pass, a probe made in the function that fits it) which no score reads and nothing
+    saves afterwards: thrown away. An object made elsewhere (the model, built by a helper) is not."""
+    owners = {label for label in update.optim.labels if label.startswith("new")} if update.optim else set()
+    if not owners:
+        return False
+    made = {e.detail.get("label"): e for e in events if e.kind == ev.NEW}
+    for label in owners:
+        new = made.get(label)
+        if new is None:
+            return False
+        per_pass = bool(new.loops) and new.loops[-1] in update.loops
+        local = len(new.frames) > 1 and update.frames[:len(new.frames)] == new.frames
+        if not (per_pass or local):
+            return False
+        if any(label in e.labels for e in events if e.kind == ev.SCORE and "val" in e.labels):
+            return False   # an adapter a score reads (on any path) is test-time training, judged as such
+        if any(label in e.labels for e in events if e.seq > update.seq and e.kind == ev.SAVE):
+            return False
+    return True
 
 
 def judge_update(update: Event, events: list[Event], reported: list[Event] | None = None) -> UpdateJudgement:
