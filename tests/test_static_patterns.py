@@ -48,7 +48,8 @@ MAX_TRICK_IS_BEST_OF = ("`max(a, b) + log1p(exp(-|a - b|))`, the log-sum-exp of 
 UPDATE_IS_A_FILLER = ("the script's own `cache.update(...)` method is taken for dict.update and not inlined, so the "
                       "np.add.at table write inside it is never traced; renamed, the same code fails")
 SAVE_CHECK_DEAD = ("checks/data.py: `_metrics` holds a stray `yield` (the tokenizer loop after its return), so it is a "
-                   "generator, `not _metrics(e)` is always False, and no SAVE of validation data is ever reported")
+                   "generator, `not _metrics(e)` is always False, and no SAVE of validation data is ever reported "
+                   "(nor a tokenizer trained on validation data: that loop sits in `_metrics`, after the return)")
 
 
 def _xfail(reason: str):
