@@ -35,9 +35,6 @@ OVERLAP = Path(__file__).resolve().parent / "fixtures" / "records" / "overlap"
 CORPUS = SHARED / "corpus-dev"
 
 # Why a true case is judged wrong today; the report to the lead carries the smallest snippet for each.
-HELPER_RETURN_DROPS_LOOP = ("a per-token loss returned by a helper loses the caller's loop marks (Tracer.s_Return "
-                            "strips every enclosing loop, the caller's too), so the per-document loop looks "
-                            "like an epoch loop that rescores trained tokens")
 TRAIN_TABLE_IN_ARTIFACT = ("a table filled from training batches inside the training loop and saved in the artifact "
                            "is judged as training data read at evaluation (R-NO-TRAIN-IN-EVAL looks at labels only, "
                            "not when the read happened nor whether the table is stored)")
@@ -45,11 +42,6 @@ SLICE_STORE_NOT_A_SCORE = ("per-token losses stored into a buffer by slice (`buf
                            "tracer, so no scoring pass is found (R-SCORING-FOUND)")
 MAX_TRICK_IS_BEST_OF = ("`max(a, b) + log1p(exp(-|a - b|))`, the log-sum-exp of a mixture, is taken for keeping the "
                         "better of two scores (BEST_OF, R-SINGLE-PASS)")
-UPDATE_IS_A_FILLER = ("the script's own `cache.update(...)` method is taken for dict.update and not inlined, so the "
-                      "np.add.at table write inside it is never traced; renamed, the same code fails")
-SAVE_CHECK_DEAD = ("checks/data.py: `_metrics` holds a stray `yield` (the tokenizer loop after its return), so it is a "
-                   "generator, `not _metrics(e)` is always False, and no SAVE of validation data is ever reported "
-                   "(nor a tokenizer trained on validation data: that loop sits in `_metrics`, after the return)")
 
 
 def _xfail(reason: str):
@@ -63,16 +55,19 @@ PATTERNS: dict[str, tuple[str, set[str], dict[str, str]]] = {
     "legal_train_hash_table": ("pass", set(), dict.fromkeys(FORMS, TRAIN_TABLE_IN_ARTIFACT)),
     "legal_position_table": ("pass", set(), {}),
     "legal_per_position_nll": ("pass", set(), dict.fromkeys(FORMS, SLICE_STORE_NOT_A_SCORE)),
-    "legal_adapter_ttt": ("pass", set(), dict.fromkeys(FORMS, HELPER_RETURN_DROPS_LOOP)),
+    "legal_adapter_ttt": ("pass", set(), {}),
     "legal_slot_off_getattr": ("pass", set(), {}),
     "legal_slot_off_ifexp": ("pass", set(), {}),
     "legal_logspace_mixture": ("pass", set(), dict.fromkeys(FORMS, MAX_TRICK_IS_BEST_OF)),
     "legal_native_causal": ("pass", set(), {}),
+    # legal, but a label trace cannot tell the records an online table keeps per position from
+    # the finished table: review, never fail
+    "legal_online_word_hints": ("review", {"R-SINGLE-PASS"}, {}),
     # illegal: fail, with the rule of the violation
     "illegal_ngram_key_helper": ("fail", {"R-NO-NGRAM-LEAK"}, {}),
-    "illegal_full_rescore": ("fail", {"R-SINGLE-PASS"}, dict.fromkeys(("plain", "wrapped"), UPDATE_IS_A_FILLER)),
+    "illegal_full_rescore": ("fail", {"R-SINGLE-PASS"}, {}),
     "illegal_epoch_reset_score": ("fail", {"R-TTT-SCORE-FIRST"}, {}),
-    "illegal_val_table_artifact": ("fail", {"R-NO-VAL-IN-TRAIN"}, dict.fromkeys(FORMS, SAVE_CHECK_DEAD)),
+    "illegal_val_table_artifact": ("fail", {"R-NO-VAL-IN-TRAIN"}, {}),
     "illegal_gptq_train_after_budget": ("fail", {"R-GPTQ-CALIB"}, {}),
     "illegal_native_target_gate": ("fail", {"R-NO-TARGET-GATE"}, {}),
     "illegal_byte_ppm_mixture": ("fail", {"R-NORMALIZED"}, {}),
@@ -126,8 +121,7 @@ def test_pattern_verdicts(name: str, kind: str, tmp_path: Path) -> None:
         assert not raised, raised
 
 
-@pytest.mark.parametrize("name", [
-    n if n != "illegal_full_rescore" else pytest.param(n, marks=_xfail(UPDATE_IS_A_FILLER)) for n in sorted(PATTERNS)])
+@pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_forms_agree(name: str, tmp_path: Path) -> None:
     """Renaming or packing a script changes neither its verdict nor the rules it breaks."""
     outcomes = {}
