@@ -1145,7 +1145,7 @@ class Tracer:
     def _backward_names(self, fn: ast.AST) -> frozenset:
         key = id(fn)
         if key not in self._grad_names:
-            self._grad_names[key] = _backward_receivers(fn)
+            self._grad_names[key] = _backward_receivers(fn, frozenset(self.res.aliases))
         return self._grad_names[key]
 
     def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver, fnrefs=None, consts=None) -> frozenset:
@@ -1546,7 +1546,7 @@ def _kw_true(node: ast.Call, name: str) -> bool:
                for k in node.keywords)
 
 
-def _backward_receivers(fn: ast.AST) -> frozenset:
+def _backward_receivers(fn: ast.AST, modules: frozenset = frozenset({"torch", "F"})) -> frozenset:
     """Names a function backpropagates (`loss.backward()`, `loss.mean().backward()`,
     `scaler.scale(loss).backward()`, `autograd.grad(loss, ...)`): the loss variables, not every name
     in an expression that is backpropagated without being stored."""
@@ -1561,24 +1561,24 @@ def _backward_receivers(fn: ast.AST) -> frozenset:
             root = node.args[0]
         else:
             continue
-        names.update(_loss_names(root))
+        names.update(_loss_names(root, modules))
     return frozenset(names)
 
 
-def _loss_names(node: ast.expr) -> set[str]:
+def _loss_names(node: ast.expr, modules: frozenset) -> set[str]:
+    """`modules`: the names a script imports modules as (`F`, or whatever a renamer made of it):
+    `F.cross_entropy(...).backward()` backpropagates no variable."""
     if isinstance(node, ast.Name):
         return {node.id}
-    if isinstance(node, ast.Attribute):
-        return _loss_names(node.value)
-    if isinstance(node, ast.Subscript):
-        return _loss_names(node.value)
+    if isinstance(node, (ast.Attribute, ast.Subscript)):
+        return _loss_names(node.value, modules)
     if isinstance(node, ast.BinOp):
-        return _loss_names(node.left) | _loss_names(node.right)
+        return _loss_names(node.left, modules) | _loss_names(node.right, modules)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         if node.func.attr == "scale" and node.args:       # AMP: scaler.scale(loss)
-            return _loss_names(node.args[0])
+            return _loss_names(node.args[0], modules)
         root = node.func.value                             # loss.mean(), loss.float().sum()
-        return _loss_names(root) if not isinstance(root, ast.Name) or root.id not in ("torch", "F") else set()
+        return _loss_names(root, modules) if not isinstance(root, ast.Name) or root.id not in modules else set()
     return set()
 
 
