@@ -121,6 +121,7 @@ class Tracer:
         self.self_attrs: dict[tuple[str, str], frozenset] = {}
         self.entered: set[int] = set()
         self.stack: list[Frame] = []
+        self.log_sum_exp: set[int] = set()    # max() calls that are half of a log-sum-exp, not a choice
         self.online_loops: set[int] = set()   # loops that record each position's hint before its update
         self.loss_forward = False
         self.budget = _BUDGET
@@ -813,6 +814,8 @@ class Tracer:
         return lower | (rest - {"shift"})
 
     def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> frozenset:
+        if isinstance(node.op, ast.Add):
+            self.log_sum_exp |= _log_sum_exp_max(node)
         left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
         out = left | right
         if isinstance(node.op, ast.Div) and "loss" in left and "sum" not in left and {"pbytes", "target"} <= right:
@@ -1004,7 +1007,7 @@ class Tracer:
         if self._is_network(dotted, last, args):
             self.emit(ev.NETWORK, node, args, ctx, call=dotted or last)
             return args
-        if last in ("min", "max") and not node.keywords and len(node.args) >= 2:
+        if last in ("min", "max") and not node.keywords and len(node.args) >= 2 and id(node) not in self.log_sum_exp:
             scored = [a for a in arg_labels if {"val", "loss"} <= a]
             if len(scored) >= 2:
                 self.emit(ev.BEST_OF, node, args, ctx)
@@ -1544,6 +1547,17 @@ def _big_int(node: ast.BinOp) -> bool:
 def _kw_true(node: ast.Call, name: str) -> bool:
     return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True
                for k in node.keywords)
+
+
+def _log_sum_exp_max(node: ast.BinOp) -> set[int]:
+    """`max(a, b) + log1p(exp(-|a - b|))` is log(e^a + e^b), a mixture of both, not the better of two."""
+    for part, other in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(part, ast.Call) and Tracer._last(part.func) == "max" and any(
+                isinstance(n, ast.Call) and Tracer._last(n.func) in ("log1p", "log") and any(
+                    isinstance(m, ast.Call) and Tracer._last(m.func) == "exp" for m in ast.walk(n))
+                for n in ast.walk(other)):
+            return {id(part)}
+    return set()
 
 
 def _backward_receivers(fn: ast.AST, modules: frozenset = frozenset({"torch", "F"})) -> frozenset:
