@@ -479,7 +479,14 @@ class Tracer:
             else:
                 frame.returns_elts, frame.returns_mixed = None, True
             return
-        frame.returns |= self.expr(value, ctx) - own
+        labels = self.expr(value, ctx) - own
+        totals = [n.func.value.id for n in ast.walk(value) if isinstance(n, ast.Call) and self._total(n)
+                  and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)]
+        if frame.loop_depth == 0 and frame.outer_loops == 0 and totals:
+            # `return (nll_buffer.sum() / n).item()` from a pass called once: the whole pass's score
+            sid = self._maybe_score(node, frozenset().union(*(self.lookup(name) for name in totals)), ctx)
+            labels |= sid | ({"sum"} if sid else E)
+        frame.returns |= labels
         if not (isinstance(value, ast.Constant) and value.value is None):
             frame.returns_elts, frame.returns_mixed = None, True
 
