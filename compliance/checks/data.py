@@ -42,13 +42,13 @@ def no_val_in_train(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
             yield finding(rule, ctx, update, "validation tokens are mixed into the training stream")
     for event in worst_first([e for e in ctx.of_kind(ev.SAVE) if "val" in e.labels and not _metrics(e)]):
         yield finding(rule, ctx, event, "data derived from validation tokens is stored in the artifact")
+    for event in worst_first(ctx.of_kind(ev.TOKENIZER)):
+        yield finding(rule, ctx, event, "a tokenizer is trained on validation data")
 
 
 def _metrics(save: Event) -> bool:
     """`json.dump({"val_bpb": ...})`: the score written out as a result, not weights or tables."""
     return save.detail.get("call") == "json.dump" and any(label.startswith("score#") for label in save.labels)
-    for event in worst_first(ctx.of_kind(ev.TOKENIZER)):
-        yield finding(rule, ctx, event, "a tokenizer is trained on validation data")
 
 
 def _training_end(events: list[Event]) -> int | None:
