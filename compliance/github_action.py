@@ -51,7 +51,7 @@ class Inputs:
     pr_number: int | None
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "Inputs":
+    def from_env(cls, env: dict[str, str]) -> Inputs:
         return cls(repo=Path(env.get("PGOLF_REPO") or "."), base=_required(env, "INPUT_BASE"),
                    head=_required(env, "INPUT_HEAD"), fail_on=env.get("INPUT_FAIL_ON") or "review",
                    args=shlex.split(env.get("INPUT_ARGS") or ""),

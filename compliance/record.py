@@ -18,7 +18,7 @@ from pathlib import Path
 from . import logparse, safeio, scoring, unpack
 from .errors import InputError
 from .report import Severity
-from .submission import Submission, TRACK_ALIASES, load_submission
+from .submission import TRACK_ALIASES, Submission, load_submission
 
 LOG_MARKERS = re.compile(rb"val_bpb|val_loss|train_time|step:\d")
 SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)|_(\d+)\.(?:log|txt)$", re.IGNORECASE)

@@ -8,8 +8,9 @@ compliance/report-schema.json is its JSON Schema. Unknown values are None
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal, get_args
+from typing import Any, Literal, get_args
 
 SCHEMA = "pgolf-report/1"
 Severity = Literal["fail", "review", "warn", "info"]

@@ -19,7 +19,8 @@ CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 # TTT pass, PR #2058's roundtrip before its sliding pass.)
 DISAGREE = {
     "2026-03-18_LongContextSeq2048": "the JSON reports the seed-1337 run (train.log) alone, not the 3-seed mean",
-    "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon": "the JSON reports seed 42 alone; its blurb's 3-seed mean 1.1570 agrees",
+    "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon":
+        "the JSON reports seed 42 alone; its blurb's 3-seed mean 1.1570 agrees",
     "2026-03-19_SwiGLU_WarmdownFix_QuarterBatch_1x5090": "no train log in the folder",
     "2026-03-21_DepthRecurrence_MixedPrecisionQuant": "no train log in the folder",
     "2026-03-23_DGAttention_DavidGao": "the log ends after serialization, before any final evaluation",

@@ -166,7 +166,10 @@ def test_synth_layout_bos_and_exact_documents(built: tuple[SynthConfig, dict]) -
     assert len(val) == round(0.1 * len(corpus.docs)) and manifest["splits"]["val"]["docs"] == len(val)
     assert manifest["splits"]["val"]["utf8_bytes"] == sum(len(t.encode()) for t in val)
     assert manifest["splits"]["val"]["roundtrip_exact"] and manifest["splits"]["train"]["unk_tokens"] == 0
-    assert {s["name"] for s in manifest["sources"] if s["docs"] > 0} == {"python-language-reference", "stdlib-docstrings"}
+    assert {s["name"] for s in manifest["sources"] if s["docs"] > 0} == {
+        "python-language-reference",
+        "stdlib-docstrings",
+    }
 
 
 def test_synth_tokenizer_special_ids_and_byte_fallback(built: tuple[SynthConfig, dict]) -> None:
@@ -245,7 +248,9 @@ def test_synth_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="not a SentencePiece model"):
         synth(SynthConfig(out=tmp_path, tokenizer=garbage, max_chars=20_000))
     runner = CliRunner()
-    result = runner.invoke(data_group, ["synth", "--out", str(tmp_path), "--val-docs", "1000000", "--max-chars", "20000"])
+    result = runner.invoke(
+        data_group, ["synth", "--out", str(tmp_path), "--val-docs", "1000000", "--max-chars", "20000"]
+    )
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 1 and len(errors) == 1 and errors[0].startswith("Error: cannot hold out")
     assert result.output.rstrip().endswith(errors[0]) and "Traceback" not in result.output
@@ -442,10 +447,24 @@ def test_fetch_from_file_url_and_env_endpoint(hub: _Hub, tmp_path: Path, monkeyp
 
 def test_fetch_cli_summary_and_one_line_errors(hub: _Hub, tmp_path: Path) -> None:
     runner = CliRunner()
-    args = ["fetch", "--out", str(tmp_path / "data"), "--endpoint", hub.endpoint, "--train-shards", "1", "--retries", "0"]
+    args = [
+        "fetch",
+        "--out",
+        str(tmp_path / "data"),
+        "--endpoint",
+        hub.endpoint,
+        "--train-shards",
+        "1",
+        "--retries",
+        "0",
+    ]
     ok = runner.invoke(data_group, args)
     assert ok.exit_code == 0, ok.output
     assert "sp1024: 5 files (5 downloaded, 0 resumed, 0 already present)" in ok.output
     bad = runner.invoke(data_group, [*args[:-4], "--train-shards", "4", "--retries", "0"])
     assert bad.exit_code == 1 and "Traceback" not in bad.output
-    assert bad.output.strip().splitlines()[-1].startswith("Error: datasets/datasets/fineweb10B_sp1024/fineweb_train_000003")
+    assert (
+        bad.output.strip()
+        .splitlines()[-1]
+        .startswith("Error: datasets/datasets/fineweb10B_sp1024/fineweb_train_000003")
+    )

@@ -9,8 +9,7 @@ import pytest
 
 from pgolf.compliance.errors import InputError
 from pgolf.compliance.report import SEVERITIES, VERDICTS, Severity, Verdict
-from pgolf.compliance.rules import KINDS, Kind, check, load_ruleset, registered_checks, ruleset_names
-from pgolf.compliance.rules import registry
+from pgolf.compliance.rules import KINDS, Kind, check, load_ruleset, registered_checks, registry, ruleset_names
 
 
 def test_every_rule_of_every_catalog_is_bound():

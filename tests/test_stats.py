@@ -10,7 +10,11 @@ import pytest
 from scipy import stats as sps
 
 from pgolf.compliance.stats import (
-    ENFORCED_ALPHA, MARGIN_NATS, WRITTEN_ALPHA, significance, welch_one_sided,
+    ENFORCED_ALPHA,
+    MARGIN_NATS,
+    WRITTEN_ALPHA,
+    significance,
+    welch_one_sided,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from pgolf.compliance.unpack import (
-    Decoded, UnpackError, build_wrapper, decode_script, is_wrapper,
+    Decoded,
+    UnpackError,
+    build_wrapper,
+    decode_script,
+    is_wrapper,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,7 +166,7 @@ def test_raw_lzma_with_filter_chain_in_a_variable():
 def test_missing_alias_is_sniffed_from_the_payload():
     # Seen in real stubs: `import lzma; exec(L.decompress(B.b85decode(...)))`.
     packed = lzma.compress(SOURCE.encode())
-    wrapper = "import lzma\nexec(L.decompress(B.b85decode(%r)))\n" % base64.b85encode(packed).decode()
+    wrapper = f"import lzma\nexec(L.decompress(B.b85decode({base64.b85encode(packed).decode()!r})))\n"
     assert decode_script(wrapper).layers == ["b85", "lzma"]
 
 
@@ -180,8 +184,8 @@ def test_unparseable_wrapper_uses_regex_fallback():
     got = decode_script(broken)
     assert got.text == SOURCE and got.layers == ["b85", "lzma"]
     payload = base64.b85encode(lzma.compress(SOURCE.encode())).decode()
-    split = ("import lzma as L,base64 as B;P=(%r\n%r)\n"
-             "exec(L.decompress(B.b85decode(P)))\n)" % (payload[:50], payload[50:]))
+    split = (f"import lzma as L,base64 as B;P=({payload[:50]!r}\n{payload[50:]!r})\n"
+             "exec(L.decompress(B.b85decode(P)))\n)")
     assert decode_script(split).text == SOURCE
 
 

@@ -6,7 +6,7 @@ nor reach a validation score; the evaluation makes no network calls.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..report import Finding
 from ..rules import Rule, check

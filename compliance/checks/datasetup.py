@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Iterator
 
 from .. import safeio
 from ..context import RecordContext
 from ..report import Finding
 from ..rules import Rule, check
-from ..static.config import ConfigResolver, UNKNOWN
+from ..static.config import UNKNOWN, ConfigResolver
 from ..static.parse import StaticParseError, parse_source
 
 _LINK = re.compile(r"\b(?:ln|cp|mv|rsync)\b[^\n;&|]*?(\S*fineweb_val_\S*)\s+(\S*fineweb_train_\S*)")
@@ -63,9 +63,13 @@ def _log_fingerprints(rule: Rule, record) -> Iterator[Finding]:
         doubled = next(((k, v) for k, v in log.facts.hyperparams.items()
                         if _DOUBLED in v.replace("\\", "/")), None)
         if doubled:
-            yield rule.finding(f"the log's {doubled[0]} reads data from a doubled `{_DOUBLED}` path, the fingerprint of "
-                               "the CaseOps prep script's local output (issue #2127, excluded in PR #2146); the "
-                               "data's origin needs a person", file=log.rel, severity="review")
+            yield rule.finding(
+                f"the log's {doubled[0]} reads data from a doubled `{_DOUBLED}` path, the fingerprint of "
+                "the CaseOps prep script's local output (issue #2127, excluded in PR #2146); the "
+                "data's origin needs a person",
+                file=log.rel,
+                severity="review",
+            )
 
 
 def _audit_scope(rule: Rule, ctx: RecordContext) -> str:

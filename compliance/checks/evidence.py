@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import sourcediff
 from ..context import RecordContext

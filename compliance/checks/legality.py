@@ -7,7 +7,7 @@ carries the line of the score it is judged against and whether the path ran
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..report import Finding
 from ..rules import Rule, check
@@ -221,6 +221,7 @@ def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
     stayed shut. A count that mixes the gated channel with others can be nonzero while the
     gated part never fired, so both together are no proof either way."""
     import re
+
     from ..static.logsignals import from_record
     prefixes = sorted({p for e in ctx.of_kind(ev.LOG) for p in e.detail.get("gated_fields", ())})
     if not prefixes:
@@ -228,7 +229,7 @@ def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
     logs = from_record(ctx.record)
     fired: dict[str, str] = {}
     zero: dict[str, str] = {}
-    for name, text in zip(logs.names, logs.texts):
+    for name, text in zip(logs.names, logs.texts, strict=True):
         for prefix in prefixes:
             for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9]+)(?![0-9.eE])", text):   # counts, not rates
                 where = f"`{prefix}{m.group(1)}` in {name}:{text.count(chr(10), 0, m.start()) + 1}"

@@ -7,8 +7,8 @@ The alphas and the margin are this rule's params, so a catalog can change them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Iterator
 
 from .. import frontier, stats
 from ..context import Baseline, FrontierPool, RecordContext

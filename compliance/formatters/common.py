@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path, PurePosixPath
 
 from ..report import SEVERITIES, Finding, FindingGroup, RecordReport, Report, group_findings, totals

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from ..report import Report
 from ..textsafe import gh_data, gh_property
-from .common import (RenderOptions, finding_path, groups, own_findings, places, repo_relative,
-                     shared_findings, summary_line)
+from .common import (
+    RenderOptions,
+    finding_path,
+    groups,
+    own_findings,
+    places,
+    repo_relative,
+    shared_findings,
+    summary_line,
+)
 
 COMMAND = {"fail": "error", "review": "warning", "warn": "warning", "info": "notice"}
 

@@ -32,7 +32,7 @@ class ScriptContext:
     path: str
     source: str
     config: dict[str, str]
-    record: "Record | None" = None
+    record: Record | None = None
     _module: ast.Module | None = field(default=None, repr=False)
     _parse_error: str | None = field(default=None, repr=False)
     _events: list[Event] | None = field(default=None, repr=False)
@@ -137,7 +137,7 @@ def script_context_from_source(path: str, source: str, config: dict[str, str] | 
     return ScriptContext(path=path, source=source, config=dict(config or {}), record=None)
 
 
-def build_script_context(record: "Record") -> ScriptContext | None:
+def build_script_context(record: Record) -> ScriptContext | None:
     script = getattr(record, "script", None)
     if script is None:
         return None

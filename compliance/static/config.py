@@ -46,7 +46,7 @@ class ConfigResolver:
     #   of the key, the default and the type argument
 
     @classmethod
-    def build(cls, module: ast.Module, config: dict[str, str], aliases: dict[str, str]) -> "ConfigResolver":
+    def build(cls, module: ast.Module, config: dict[str, str], aliases: dict[str, str]) -> ConfigResolver:
         resolver = cls(run_env={str(k).upper(): str(v) for k, v in config.items()}, aliases=aliases)
         resolver._collect(module)
         return resolver
@@ -220,7 +220,7 @@ class ConfigResolver:
             kinds = []
             for part in node.values:
                 folded = self.fold(part, local)
-                if isinstance(node.op, ast.And) and folded is not UNKNOWN and not truthy(folded) is None \
+                if isinstance(node.op, ast.And) and folded is not UNKNOWN and truthy(folded) is not None \
                         and not folded:
                     return "known"
                 kinds.append(self._kind(part, local, local_config))
@@ -393,7 +393,7 @@ _COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt:
 
 def _fold_compare(node: ast.Compare, sub) -> Any:
     left = sub(node.left)
-    for op, right_node in zip(node.ops, node.comparators):
+    for op, right_node in zip(node.ops, node.comparators, strict=True):
         right = sub(right_node)
         if isinstance(op, (ast.Is, ast.IsNot)) and NOT_NONE in (left, right) and None in (left, right):
             if isinstance(op, ast.Is):

@@ -49,12 +49,12 @@ class Event:
     activity: str = "unknown"          # on | off | unknown, once gates are judged (activity.py)
     file: str | None = None            # the file the line is in (a helper module, or the entry script)
     loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
-    optim: "Event | None" = None       # the optimizer an update feeds
+    optim: Event | None = None       # the optimizer an update feeds
     detail: dict = field(default_factory=dict)
 
     @property
     def on(self) -> bool:
         return self.activity == "on"
 
-    def shares_loop(self, other: "Event") -> bool:
+    def shares_loop(self, other: Event) -> bool:
         return bool(set(self.loops) & set(other.loops))

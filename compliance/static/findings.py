@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from . import ScriptContext
 
 
-def finding(rule: "Rule", ctx: "ScriptContext", event: Event, message: str, *, severity: str | None = None,
-            score: Event | None = None, **evidence: Any) -> "Finding":
+def finding(rule: Rule, ctx: ScriptContext, event: Event, message: str, *, severity: str | None = None,
+            score: Event | None = None, **evidence: Any) -> Finding:
     severity = severity or rule.severity
     active = True
     data: dict[str, Any] = {"operation_line": event.line, "activity": event.activity, "path": ctx.chain(event)}

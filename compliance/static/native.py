@@ -178,10 +178,8 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
     control: list[tuple[int, int]] = []   # (closing depth, seed offset) of tainted conditions
     depth = 0
     leaks: list[tuple[int, int, int]] = []
-    pos = 0
     for m in _STATEMENT.finditer(body):
         stmt, start = m.group(), m.start()
-        pos = m.end()
         text = stmt[:-1]
         if stmt.endswith("{"):
             seed = _mentions(text, tainted) if re.search(r"\b(if|while|switch)\b|\?", text) else None
@@ -200,8 +198,11 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
             if close > 0:
                 guard = _mentions(text[inline_if.end():close], tainted)
                 text = text[close + 1:]
-        assign = re.match(r"\s*(?:[\w:<>]+\s+)*?(?:[\w:<>]+[\s\*&]+)?([A-Za-z_]\w*)\s*(\[[^=]*\])?\s*[+\-|&*/]?=(?!=)(.*)$",
-                          text, re.S)
+        assign = re.match(
+            r"\s*(?:[\w:<>]+\s+)*?(?:[\w:<>]+[\s\*&]+)?([A-Za-z_]\w*)\s*(\[[^=]*\])?\s*[+\-|&*/]?=(?!=)(.*)$",
+            text,
+            re.S,
+        )
         if assign:
             name, subscript, value = assign.group(1), assign.group(2), assign.group(3)
             seed = _mentions(value, tainted)

@@ -52,7 +52,7 @@ def referenced_modules(module: ast.Module) -> set[str]:
     return names
 
 
-def collect(record: "Record | None", module: ast.Module, entry_rel: str) -> SourceSet:
+def collect(record: Record | None, module: ast.Module, entry_rel: str) -> SourceSet:
     """Helpers the entry script reaches (transitively) and every native source beside it."""
     out = SourceSet()
     if record is None:

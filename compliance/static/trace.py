@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from . import dispatch
 from . import events as ev
@@ -66,7 +66,7 @@ class Frame:
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
     fn_tables: dict[str, list] = field(default_factory=dict)   # name -> dispatch.Row: functions held in a table
     config_names: set = field(default_factory=set)   # locals bound to a knob that did not fold
-    parent: "Frame | None" = None                    # the call a nested function was defined in
+    parent: Frame | None = None                    # the call a nested function was defined in
     created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
     grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
     masks: set = field(default_factory=set)          # locals holding a boolean mask over positions
@@ -86,7 +86,7 @@ class Ctx:
     guards: frozenset = frozenset()
     gates: tuple[int, ...] = ()        # unresolved branches around it (Tracer.gates)
 
-    def but(self, **changes) -> "Ctx":
+    def but(self, **changes) -> Ctx:
         data = {**self.__dict__, **changes}
         return Ctx(**data)
 
@@ -274,7 +274,7 @@ class Tracer:
 
     def s_Assign(self, node: ast.Assign, ctx: Ctx) -> None:
         if _pairwise(node):
-            for target, value in zip(node.targets[0].elts, node.value.elts):  # type: ignore[attr-defined]
+            for target, value in zip(node.targets[0].elts, node.value.elts, strict=True):  # type: ignore[attr-defined]
                 folded = self.res.fold(value, self.frame.consts)
                 labels = self.expr(value, ctx)
                 self.bind(target, labels, ctx, node, folded)
@@ -307,7 +307,7 @@ class Tracer:
                 not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(elts) or \
                 any(isinstance(e, ast.Starred) for e in target.elts):
             return False
-        for element, labels in zip(target.elts, elts):
+        for element, labels in zip(target.elts, elts, strict=True):
             self.bind(element, labels, ctx, node, UNKNOWN)
         return True
 
@@ -451,7 +451,7 @@ class Tracer:
             if frame.returns_elts is None and not frame.returns_mixed:
                 frame.returns_elts = elts
             elif frame.returns_elts is not None and len(frame.returns_elts) == len(elts):
-                frame.returns_elts = [a | b for a, b in zip(frame.returns_elts, elts)]
+                frame.returns_elts = [a | b for a, b in zip(frame.returns_elts, elts, strict=True)]
             else:
                 frame.returns_elts, frame.returns_mixed = None, True
             return
@@ -779,7 +779,8 @@ class Tracer:
         return out
 
     def e_Slice(self, node: ast.Slice, ctx: Ctx) -> frozenset:
-        """Only a lower bound one past a position selects the targets; `[i:j + 1]` is the window with its last target."""
+        """Only a lower bound one past a position selects the targets; `[i:j + 1]` is the window with its
+        last target."""
         lower = self.expr(node.lower, ctx)
         rest = self.expr(node.upper, ctx) | self.expr(node.step, ctx)
         return lower | (rest - {"shift"})
@@ -1166,7 +1167,7 @@ class Tracer:
             frame.env[params[0]] = receiver
             frame.self_name = params[0] if frame.cls else None
             params = params[1:]
-        for name, labels in zip(params, arg_labels):
+        for name, labels in zip(params, arg_labels, strict=False):
             frame.env[name] = labels | (frozenset({"target"}) if name in frame.target_names else E)
         if fn.args.vararg is not None and len(arg_labels) > len(params):
             frame.env[fn.args.vararg.arg] = frozenset().union(*arg_labels[len(params):])
@@ -1222,7 +1223,7 @@ def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels,
     init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
     params = [a.arg for a in init.args.args[1:]] if init is not None else []
     foreign = set()
-    for name, labels in list(zip(params, arg_labels)) + list(kw_labels.items()):
+    for name, labels in list(zip(params, arg_labels, strict=False)) + list(kw_labels.items()):
         if name not in kept:
             foreign |= {label for label in labels if label.startswith("new")}
     for labels in (arg_labels[len(params):] if init is not None else ()):
@@ -1283,7 +1284,7 @@ def _constant_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> d
     if is_method and params:
         params = params[1:]
     out: dict[str, object] = {}
-    pairs = list(zip(params, node.args)) + [(k.arg, k.value) for k in node.keywords if k.arg]
+    pairs = list(zip(params, node.args, strict=False)) + [(k.arg, k.value) for k in node.keywords if k.arg]
     for name, arg in pairs:
         if isinstance(arg, ast.Starred):
             break
@@ -1299,7 +1300,7 @@ def _function_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> d
     if is_method and params:
         params = params[1:]
     refs: dict[str, ast.AST] = {}
-    for name, arg in zip(params, node.args):
+    for name, arg in zip(params, node.args, strict=False):
         fn = tracer._function_value(arg)
         if fn is not None:
             refs[name] = fn
@@ -1461,7 +1462,7 @@ def _same(a: object, b: object) -> bool:
         return False
 
 
-def _never_none(value: ast.expr, tracer: "Tracer") -> bool:
+def _never_none(value: ast.expr, tracer: Tracer) -> bool:
     """A literal container, a comprehension, arithmetic, or a library constructor: not None."""
     if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.Tuple, ast.DictComp, ast.ListComp, ast.SetComp,
                           ast.GeneratorExp, ast.JoinedStr, ast.BinOp, ast.Lambda)):

@@ -6,8 +6,8 @@ import ast
 import re
 import warnings
 
-from .model import UnpackError, _FALLBACK_CODE, _FALLBACK_LEFTOVER, _Plan
-from .resolve import _EXEC_RE, _Resolver, _WRAPPER_LIKE_RE, _checked_plan, _collect_aliases
+from .model import _FALLBACK_CODE, _FALLBACK_LEFTOVER, UnpackError, _Plan
+from .resolve import _EXEC_RE, _WRAPPER_LIKE_RE, _checked_plan, _collect_aliases, _Resolver
 
 _STRING_RES = {
     q * 3: re.compile(q * 3 + r"(?:[^" + q + r"\\]|\\.|" + q + "(?!" + q * 2 + "))*" + q * 3, re.S)

@@ -329,7 +329,9 @@ def _fetch_with_retries(
             return _stream(url, part, label, timeout_s, progress)
         except _Transient as exc:
             if attempt == retries:
-                raise NetworkError(f"{label}: {exc} (gave up after {retries + 1} attempt{'s' if retries else ''})") from None
+                raise NetworkError(
+                    f"{label}: {exc} (gave up after {retries + 1} attempt{'s' if retries else ''})"
+                ) from None
             time.sleep(min(backoff_s * 2**attempt, 60.0))
     raise AssertionError("unreachable")
 

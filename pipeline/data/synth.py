@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +210,9 @@ def split_documents(
     """Shuffle with `seed`; the first documents become validation (as the official first-50k split)."""
     count = val_docs if val_docs is not None else max(1, round(len(docs) * val_fraction))
     if count < 1 or count >= len(docs):
-        raise SynthError(f"cannot hold out {count} validation documents from {len(docs)} (need at least one train document)")
+        raise SynthError(
+            f"cannot hold out {count} validation documents from {len(docs)} (need at least one train document)"
+        )
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     shuffled = [docs[i] for i in order]
@@ -229,7 +232,9 @@ def train_tokenizer(docs: Sequence[str], vocab_size: int, seed: int) -> bytes:
     model = buffer.getvalue()
     pieces = spm.SentencePieceProcessor(model_proto=model).get_piece_size()
     if pieces != vocab_size:
-        raise SynthError(f"text too small for vocab size {vocab_size}: tokenizer has {pieces} pieces (raise --max-chars)")
+        raise SynthError(
+            f"text too small for vocab size {vocab_size}: tokenizer has {pieces} pieces (raise --max-chars)"
+        )
     return model
 
 
@@ -256,7 +261,7 @@ def shard_groups(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]:
         cut = min(max(cut, cuts[-1] + 1), len(lengths) - (parts - k))
         cuts.append(cut)
     cuts.append(len(lengths))
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(pairwise(cuts))
 
 
 # ---------------------------------------------------------------- manifest and idempotence
@@ -377,7 +382,9 @@ def synth(config: SynthConfig, log: Callable[[str], None] = lambda _msg: None) -
 
 def _check_config(config: SynthConfig) -> None:
     if config.tokenizer is None and not 260 < config.vocab_size <= 65536:
-        raise SynthError(f"vocab size must be in 261..65536 (256 byte pieces + 4 specials need room), got {config.vocab_size}")
+        raise SynthError(
+            f"vocab size must be in 261..65536 (256 byte pieces + 4 specials need room), got {config.vocab_size}"
+        )
     if config.val_docs is None and not 0.0 < config.val_fraction < 1.0:
         raise SynthError(f"val fraction must be strictly between 0 and 1, got {config.val_fraction}")
     if config.train_shards < 1:
