@@ -50,7 +50,6 @@ class LogRecord:
 class Script:
     rel: str
     raw_bytes: int
-    raw_text: str
     text: str                 # decoded when the file is a self-extracting wrapper
     layers: list[str]
     sha256: str               # of the decoded text, comparable with a log's embedded source
@@ -289,7 +288,7 @@ def _decode_script(entry: safeio.FolderEntry, raw: str, sibling=None) -> Script:
     if decoded.origin is not None:
         folder = str(Path(entry.rel).parent)
         origin = decoded.origin if folder == "." else f"{folder}/{decoded.origin}"
-    return Script(entry.rel, entry.size, raw, text, layers, digest, origin)
+    return Script(entry.rel, entry.size, text, layers, digest, origin)
 
 
 def _mark_duplicate_logs(record: Record) -> None:

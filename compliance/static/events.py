@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-Labels = frozenset
+Labels = frozenset[str]   # the labels above, on one value
 
 SCORE = "score"            # loss sum under no_grad/inference_mode on validation data
 UPDATE = "update"          # backward / autograd.grad on a loss
