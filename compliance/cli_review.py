@@ -34,7 +34,7 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
 
 
-def review_options(fn: Callable) -> Callable:
+def review_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options this module reads, as one decorator so cli.py lists them in one line."""
     options = [
         click.option("--select", multiple=True, metavar="RULES",

@@ -467,7 +467,7 @@ class _Parser:
     # ---- line handlers ------------------------------------------------------------------
     def _dispatch(self, i: int, line: str) -> None:
         m = _DISPATCH.match(line)
-        if m:
+        if m and m.lastgroup:
             self.handlers[m.lastgroup](i + 1, line)
             return
         if "val_loss" in line or "val_bpb" in line:
@@ -484,8 +484,9 @@ class _Parser:
         run.last_step_line = (n, line)
         if "time" in line or " t:" in line:
             run.last_time_line = (n, line)
-        if "val_loss" in line or "val_bpb" in line:
-            self._on_metric(n, line, in_training=True, label=_STEP.match(line).group(0))
+        step = _STEP.match(line)
+        if step and ("val_loss" in line or "val_bpb" in line):
+            self._on_metric(n, line, in_training=True, label=step.group(0))
 
     def _on_stop(self, n: int, line: str) -> None:
         m = _STOP.match(line)
@@ -547,7 +548,9 @@ class _Parser:
         self._maybe_config(n, line)
 
     def _on_seed(self, n: int, line: str) -> None:
-        self._set("seed", int(_INT_AFTER_COLON.search(line).group(1)), n)
+        m = _INT_AFTER_COLON.search(line)
+        if m:
+            self._set("seed", int(m.group(1)), n)
         self._maybe_config(n, line)
 
     def _on_shards(self, n: int, line: str) -> None:
@@ -731,8 +734,9 @@ class _Parser:
         if run.last_step_line is not None and run.values.get("last_step") is None:
             n, line = run.last_step_line
             m = _STEP.match(line)
-            run.values["last_step"], run.values["planned_steps"] = int(m.group(1)), int(m.group(2))
-            run.lines["last_step"] = run.lines["planned_steps"] = n
+            if m:
+                run.values["last_step"], run.values["planned_steps"] = int(m.group(1)), int(m.group(2))
+                run.lines["last_step"] = run.lines["planned_steps"] = n
         if run.last_time_line is not None and run.values.get("train_time_ms") is None:
             n, line = run.last_time_line
             t = _TRAIN_TIME.search(line)
@@ -804,7 +808,8 @@ class _Parser:
     def _no_final_reason(self) -> str:
         values = self.run.values
         last, planned = values.get("last_step"), values.get("planned_steps")
-        if not values.get("stopped_early") and last is not None and planned and last < planned:
+        if not values.get("stopped_early") and isinstance(last, int) and isinstance(planned, int) \
+                and 0 < planned and last < planned:
             return f"no final metric line: training stops at step {last} of {planned} (truncated or run failed)"
         return "no final metric line: the log ends before the final evaluation (truncated or run failed)"
 

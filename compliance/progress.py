@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import TextIO
 
 from rich.live import Live
@@ -134,7 +135,8 @@ class Task:
         self.progress._start(self)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.elapsed = max(self.elapsed, time.monotonic() - self.started)
         if exc_type is not None and self.outcome is None:
             self.outcome = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"

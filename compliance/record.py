@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,7 +267,7 @@ def _consider_script(record: Record, entry: safeio.FolderEntry) -> None:
     record.kinds[entry.rel] = "script"
 
 
-def _sibling_reader(record: Record, entry: safeio.FolderEntry):
+def _sibling_reader(record: Record, entry: safeio.FolderEntry) -> Callable[[str], str | None]:
     """Reads a file beside the script (inside the folder), for a script that execs it."""
     folder = str(Path(entry.rel).parent)
 
@@ -277,7 +278,8 @@ def _sibling_reader(record: Record, entry: safeio.FolderEntry):
     return read
 
 
-def _decode_script(entry: safeio.FolderEntry, raw: str, sibling=None) -> Script:
+def _decode_script(entry: safeio.FolderEntry, raw: str,
+                   sibling: Callable[[str], str | None] | None = None) -> Script:
     try:
         decoded = unpack.decode_script(raw, sibling=sibling)
         text, layers = decoded.text, decoded.layers

@@ -18,6 +18,11 @@ from ..static.findings import finding, worst_first
 from ..static.verdicts import is_fresh, judge_update, table_writes, val_scores, val_updates
 
 
+def _line(event: Event | None) -> str:
+    """The line of the score a verdict names (every kind that names one has it)."""
+    return str(event.line) if event is not None else "?"
+
+
 def _model_updates(ctx: ScriptContext) -> list[Event]:
     return [u for u in val_updates(ctx.events) if not is_fresh(u)]
 
@@ -28,14 +33,14 @@ def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         j = judge_update(update, ctx.events, ctx.reported)
         if j.kind == "adapt_first":
             yield finding(rule, ctx, update, "C3: steps on validation tokens before the same loop scores "
-                          f"them (score at line {j.score.line})", score=j.score)
+                          f"them (score at line {_line(j.score)})", score=j.score)
         elif j.kind == "rescored_each_pass":
             yield finding(rule, ctx, update, "C3/C4: each chunk is scored before it is trained on, but an "
                           "enclosing loop goes over the same tokens again: later passes score tokens the "
-                          f"model already trained on (score at line {j.score.line})", score=j.score)
+                          f"model already trained on (score at line {_line(j.score)})", score=j.score)
         elif j.kind == "last_epoch_only":
             yield finding(rule, ctx, update, "C3: the score runs only in some iterations of a loop that "
-                          f"also trains (score at line {j.score.line}): tokens trained on before scored",
+                          f"also trains (score at line {_line(j.score)}): tokens trained on before scored",
                           score=j.score)
 
 
@@ -47,9 +52,9 @@ def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
             continue
         if j.scored_before is not None:
             msg = (f"C3: validation scored (line {j.scored_before.line}), adapted on, then scored again "
-                   f"(line {j.score.line}) for the report")
+                   f"(line {_line(j.score)}) for the report")
         else:
-            msg = f"C3: optimizer steps on validation tokens before the scoring pass (line {j.score.line})"
+            msg = f"C3: optimizer steps on validation tokens before the scoring pass (line {_line(j.score)})"
         yield finding(rule, ctx, update, msg, score=j.score)
 
 
@@ -67,17 +72,17 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                 and j.scored_before.shares_loop(write):
             yield finding(rule, ctx, write, "C4: a cache filled while scoring (line "
                           f"{j.scored_before.line}) holds every validation token before a second pass "
-                          f"re-scores them with it (line {j.score.line}): two-pass", score=j.score)
+                          f"re-scores them with it (line {_line(j.score)}): two-pass", score=j.score)
         elif j.kind == "before_pass":
             yield finding(rule, ctx, write, "C4: a table/cache is filled from validation tokens before the "
-                          f"pass that scores them (line {j.score.line}): two-pass", score=j.score)
+                          f"pass that scores them (line {_line(j.score)}): two-pass", score=j.score)
         elif j.kind == "score_first" and j.rescored is not None:
-            yield finding(rule, ctx, write, f"C4: a cache filled while scoring (line {j.score.line}) holds every "
+            yield finding(rule, ctx, write, f"C4: a cache filled while scoring (line {_line(j.score)}) holds every "
                           "validation token when a later pass re-scores them with it "
                           f"(line {j.rescored.line}): two-pass", score=j.rescored)
         elif j.kind == "adapt_first":
             yield finding(rule, ctx, write, "C3: a table/cache takes in validation tokens before the same "
-                          f"loop scores them (line {j.score.line})", score=j.score)
+                          f"loop scores them (line {_line(j.score)})", score=j.score)
     for best in (e for e in events if e.kind == ev.BEST_OF):
         yield finding(rule, ctx, best, "C4: keeps the better of two validation scores")
 
@@ -96,7 +101,7 @@ def _fresh_updates(ctx: ScriptContext) -> list[tuple[Event, bool]]:
     for update in val_updates(ctx.events):
         if not is_fresh(update):
             continue
-        loops = update.optim.loops
+        loops = update.optim.loops if update.optim is not None else ()
         per_window = bool(loops) and any(loops[-1] in s.loops for s in scores)
         out.append((update, bool(per_window)))
     return out
@@ -114,12 +119,12 @@ def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           score=j.score)
         elif j.score is not None and "tsub" in update.labels:
             yield finding(rule, ctx, update, "per-window delta/bias fitted on part of the window's targets (a "
-                          f"mask or prefix), then the window is scored with it (line {j.score.line}): a "
+                          f"mask or prefix), then the window is scored with it (line {_line(j.score)}): a "
                           "context-only (causal) variant has no ruling (PR #1333, issue #1336); whether the fit "
                           "covers scored positions needs a person", severity="review", score=j.score)
         elif j.score is not None:
             yield finding(rule, ctx, update, "C1/C3: per-window delta/bias optimized on the window's own "
-                          f"targets, then used to score them (line {j.score.line})", score=j.score)
+                          f"targets, then used to score them (line {_line(j.score)})", score=j.score)
 
 
 @check("script.no_etlb", kind="script")
@@ -130,12 +135,12 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         j = judge_update(update, ctx.events, ctx.reported)
         if j.kind in ("adapt_first", "before_pass", "last_epoch_only") and "tsub" in update.labels:
             yield finding(rule, ctx, update, "a bias vector carried across windows is fitted on part of each "
-                          f"window's targets (a prefix or mask) before the window is scored (line {j.score.line}): "
+                          f"window's targets (a prefix or mask) before the window is scored (line {_line(j.score)}): "
                           "fitted on context only it has no ruling; whether scored targets reach the fit needs "
                           "a person (issue #1336)", severity="review", score=j.score)
         elif j.kind in ("adapt_first", "before_pass", "last_epoch_only"):
             yield finding(rule, ctx, update, "C3: a bias vector is fitted by gradient on validation targets "
-                          f"before they are scored (line {j.score.line})", score=j.score)
+                          f"before they are scored (line {_line(j.score)})", score=j.score)
 
 
 @check("script.ttt_warmup", kind="script")

@@ -6,7 +6,7 @@ newline in a file name cannot end the command and start another.
 """
 from __future__ import annotations
 
-from ..report import Report
+from ..report import FindingGroup, Report
 from ..textsafe import gh_data, gh_property
 from .common import (
     RenderOptions,
@@ -47,5 +47,5 @@ def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _places(group) -> str:
+def _places(group: FindingGroup) -> str:
     return ", ".join(places(group))

@@ -25,7 +25,7 @@ _MAX_VARIANTS = 6   # distinct rows a loop body is traced for; past it, the firs
 @dataclass(frozen=True)
 class Row:
     key: object                 # the dict key or list position that selects the row
-    fns: tuple                  # per tuple position: the function it holds, or None
+    fns: tuple[ast.AST | None, ...]   # per tuple position: the function it holds, or None
     gates: tuple[int, ...]      # unresolved branches around the statement that added it
     active: bool
 
@@ -88,7 +88,7 @@ def table(tracer: Tracer, name: str) -> list[Row] | None:
     return None
 
 
-def loop_variants(tracer: Tracer, node: ast.For, ctx: Ctx) -> Iterator[tuple[dict, Ctx]]:
+def loop_variants(tracer: Tracer, node: ast.For, ctx: Ctx) -> Iterator[tuple[dict[str, ast.AST], Ctx]]:
     """`for a, fn, b in table:` the body once per distinct row: the functions the loop variables
     name in it, and the context of the statement that added the row."""
     if not isinstance(node.iter, ast.Name):
@@ -102,7 +102,7 @@ def loop_variants(tracer: Tracer, node: ast.For, ctx: Ctx) -> Iterator[tuple[dic
     kinds = [tuple(sorted((k, id(v)) for k, v in b.items())) for b in bindings]
     # a loop that runs a different function on each pass repeats none of them: it is no epoch loop
     loops = ctx.loops[:-1] if len(set(kinds)) == len(kinds) else ctx.loops
-    seen: set = set()
+    seen: set[tuple[object, ...]] = set()
     for row, binding, kind in zip(rows, bindings, kinds, strict=True):
         key = (kind, row.gates, row.active)
         if not binding or key in seen or len(seen) >= _MAX_VARIANTS:

@@ -15,6 +15,7 @@ Labels name where data came from, never what it is called:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 Labels = frozenset[str]   # the labels above, on one value
 
@@ -39,7 +40,7 @@ NEW = "new"                # an instance of a script class made inside a functio
 class Event:
     kind: str
     line: int
-    labels: frozenset
+    labels: Labels
     seq: int
     loops: tuple[int, ...]             # loop instances enclosing the operation, outermost first
     frames: tuple[int, ...]            # call instances enclosing it, outermost first
@@ -48,9 +49,9 @@ class Event:
     gates: tuple[int, ...] = ()        # unresolved branches enclosing it (Tracer.gates), outermost first
     activity: str = "unknown"          # on | off | unknown, once gates are judged (activity.py)
     file: str | None = None            # the file the line is in (a helper module, or the entry script)
-    loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
+    loopvar_guards: frozenset[int] = frozenset()   # loops whose variable decides a branch around it
     optim: Event | None = None       # the optimizer an update feeds
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def on(self) -> bool:

@@ -56,7 +56,7 @@ class _Function:
 
 def clean(text: str) -> str:
     """Comments and literals blanked, offsets and line numbers kept."""
-    def blank(m: re.Match) -> str:
+    def blank(m: re.Match[str]) -> str:
         return re.sub(r"[^\n]", " ", m.group())
     return _STRING.sub(blank, _COMMENT.sub(blank, text))
 
@@ -209,8 +209,9 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
             under = guard if guard is not None else (control[-1][1] if control else None)
             if subscript is None:
                 _classify(name, value, positions, current, bools, tainted, start)
-                if seed is not None or under is not None:
-                    tainted.setdefault(name, seed if seed is not None else under)
+                taint = seed if seed is not None else under
+                if taint is not None:
+                    tainted.setdefault(name, taint)
                 continue
             origin = seed if seed is not None else under
             if subscript.strip() == f"[{index}]" and name in params and origin is not None:

@@ -27,6 +27,8 @@ from .fallback import _plan_from_text
 from .model import _MAX_LIMIT, _MIB, _STUB_DICT, _STUB_HEAD, _STUB_TAIL, Decoded, UnpackError, _bytes_to_text, _Plan
 from .resolve import _TOP_EXEC_RE, _plan_from_module, sibling_exec
 
+__all__ = ["Decoded", "UnpackError", "build_wrapper", "decode_script", "is_wrapper", "sibling_exec"]
+
 # ---------------------------------------------------------------- public API
 
 def is_wrapper(source: str | bytes) -> bool:

@@ -128,7 +128,7 @@ def _plan_from_text(text: str) -> _Plan | None:
             continue
         imports, env, spans = _fragments_from_text(text, masked, m.start())
         plan = _checked_plan(_Resolver(_collect_aliases(imports), env), call.args[0])
-        if plan is None:
+        if plan is None or close is None:
             continue
         if _leftover(masked, spans + [(m.start(), close + 1)]) > _FALLBACK_LEFTOVER:
             return None  # a real script embedding a packed blob
