@@ -11,12 +11,11 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pgolf.compliance import logparse
+from pgolf.compliance import fsutil, logparse
 from pgolf.compliance.progress import Progress
 
 from ..compliance import stage_contract as contract
 from ..compliance.sandbox import Runtime, StageResult, StageSpec
-from . import atomic
 from .measure import code_bytes
 from .profiles import Profile
 from .stages import DataPaths, SeedPaths, contract_spec, legacy_spec, speaks_contract
@@ -82,7 +81,7 @@ def run_seed(job: SeedJob, progress: Progress) -> SeedOutcome:
         outcome = _run_legacy(job, paths, progress)
     outcome.calibration = job.calibration
     outcome.log = str(paths.log)
-    atomic.write_json(job.root / OUTCOME, asdict(outcome))
+    fsutil.atomic_write_json(job.root / OUTCOME, asdict(outcome))
     return outcome
 
 

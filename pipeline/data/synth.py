@@ -12,7 +12,6 @@ documents only, because a tokenizer fitted on validation text is itself a leak
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 import json
 import os
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from ...compliance.shards import atomic_write, shard_name, shard_paths, write_shard
+from ...compliance.fsutil import atomic_write, atomic_write_json, atomic_write_text, sha256_file
+from ...compliance.shards import shard_name, shard_paths, write_shard
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "pgolf-synth-manifest/1"
@@ -267,14 +267,6 @@ def shard_groups(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- manifest and idempotence
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_manifest(out: Path) -> dict | None:
     try:
         data = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
@@ -320,10 +312,6 @@ def synth_params(config: SynthConfig) -> dict:
     return params
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    atomic_write(path, [data.encode("utf-8") if isinstance(data, str) else data])
-
-
 # ---------------------------------------------------------------- the command's work
 
 
@@ -348,8 +336,8 @@ def synth(config: SynthConfig, log: Callable[[str], None] = lambda _msg: None) -
         raise SynthError(f"vocab size {vocab} does not fit uint16 shards")
 
     files: dict[str, dict] = {}
-    _write_atomic(out / model_rel, model_bytes)
-    _write_atomic((out / model_rel).with_suffix(".vocab"), vocab_text(processor))
+    atomic_write(out / model_rel, [model_bytes])
+    atomic_write_text((out / model_rel).with_suffix(".vocab"), vocab_text(processor))
     dataset_rel = f"datasets/synth_sp{vocab}"
     log(f"tokenizing into {out / dataset_rel}")
     splits = {
@@ -376,7 +364,7 @@ def synth(config: SynthConfig, log: Callable[[str], None] = lambda _msg: None) -
         "splits": splits,
         "files": dict(sorted(files.items())),
     }
-    _write_atomic(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_json(out / MANIFEST_NAME, manifest)
     return SynthResult(out, manifest, skipped=False, seconds=time.monotonic() - start)
 
 
