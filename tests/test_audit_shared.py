@@ -12,6 +12,8 @@ from pgolf.compliance.context import AuditOptions, seed_rows
 
 from .conftest import SHARED, record_dir, shared_record_dirs
 
+pytestmark = pytest.mark.shared   # every test here reads the official records in ../shared
+
 CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 
 # Folders whose submission.json val_bpb is not the mean of their logs' scores, and why. (Where the JSON
@@ -59,6 +61,7 @@ def _check_json(*args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_significance_reproduces_pr1514_vs_pr1493(records_root):
     # PR #1493's folder is not in ../shared; its per-seed val_bpb (seeds 42, 314, 999) from its submission.json
     report = _check_json(str(record_dir("2026-04-09_A2_Muon097_3Seed")), "--against", "1.08079,1.08103,1.08118")
@@ -66,6 +69,7 @@ def test_significance_reproduces_pr1514_vs_pr1493(records_root):
     assert round(sig["enforced"]["p"], 3) == 0.020 and sig["enforced_pass"] and sig["decided_by"] == "enforced"
 
 
+@pytest.mark.slow
 def test_significance_reproduces_pr1769_vs_pr1736(records_root):
     base = record_dir("2026-04-19_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT")
     new = record_dir("2026-04-22_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT_MLPClip12")
@@ -92,6 +96,7 @@ def test_other_formats_render_real_records(records_root, fmt):
         assert "train_seed42.log" in proc.stdout and "verdict:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_significance_is_shown_in_the_pr_comment(records_root):
     base = record_dir("2026-04-19_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT")
     new = record_dir("2026-04-22_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT_MLPClip12")
@@ -141,6 +146,7 @@ def _legal_corpus_folders() -> list:
     return [(e["id"], SHARED / "corpus-dev" / e["folder"]) for e in entries if e["label"] == "legal"]
 
 
+@pytest.mark.slow
 def test_accepted_records_draw_no_record_rule_fail_but_their_own(records_root):
     folders = [(p.name, p) for p in shared_record_dirs()] + _legal_corpus_folders()
     assert len(folders) >= 34

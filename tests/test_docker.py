@@ -122,6 +122,7 @@ print("tokenizer readable:", os.path.getsize(sys.argv[3]) > 0)
 """
 
 
+@pytest.mark.shared
 def test_eval_stage_has_no_network_and_no_training_data(client, tmp_path, tokenizer):
     dataset = tmp_path / "dataset"
     dataset.mkdir()

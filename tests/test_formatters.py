@@ -218,6 +218,7 @@ def _undeclared(schema: dict, node: dict, value, path: str) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_json_reports_validate_against_the_published_schema(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text())
@@ -272,6 +273,7 @@ def _on_a_tty(args: list[str], env: dict) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_colour_on_a_terminal_and_plain_text_with_no_color_or_a_pipe(tmp_path):
     folder = make_record(tmp_path)
     (folder / "README.md").unlink()

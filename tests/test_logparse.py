@@ -77,6 +77,7 @@ def _folder_mean(rel: str, folder: Path) -> tuple[float | None, int]:
     return sum(scores) / len(scores), len(scores)
 
 
+@pytest.mark.shared
 def test_shared_folder_scores_match_json() -> None:
     _need_shared()
     folders = sorted(p.parent for p in RECORDS.glob("*/*/submission*.json"))
@@ -105,6 +106,7 @@ def test_shared_folder_scores_match_json() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.shared
 def test_all_shared_logs_parse_fast_and_quietly() -> None:
     _need_shared()
     blobs = [
@@ -119,6 +121,7 @@ def test_all_shared_logs_parse_fast_and_quietly() -> None:
     assert not [n for r in results for n in r.notes if "parser error" in n[1]]
 
 
+@pytest.mark.shared
 def test_shared_log_reads_every_fact() -> None:
     _need_shared()
     path = RECORDS / "track_10min_16mb/2026-03-19_WarmdownQuantization/train.log"
@@ -556,6 +559,7 @@ def test_fuzz_never_raises() -> None:
         assert isinstance(parse_log_bytes(rng.randbytes(rng.randrange(1, 5000))), LogFacts)
 
 
+@pytest.mark.slow
 def test_large_log_parses_in_seconds() -> None:
     steps = "".join(
         f"step:{i}/200000 train_loss:2.5000 train_time:{i * 43}ms step_avg:43.00ms\n" for i in range(1, 150_001)

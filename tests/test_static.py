@@ -214,6 +214,7 @@ def test_val_in_train_sees_saves_and_tokenizers(source: str, message: str | None
     assert messages == ([message] if message else [])
 
 
+@pytest.mark.slow
 def test_bench_static_runs_on_a_large_script(tmp_path: Path) -> None:
     parts = [(FIXTURES / f"{n}.py").read_text() for n in sorted(EXPECTED)]
     big = tmp_path / "big.py"
@@ -222,6 +223,7 @@ def test_bench_static_runs_on_a_large_script(tmp_path: Path) -> None:
     assert result["parsed"] and result["bytes"] > 100_000 and result["events"] > 0
 
 
+@pytest.mark.shared
 def test_real_record_readme_config() -> None:
     records = SHARED / "records-data" / "records"
     if not records.is_dir():

@@ -85,6 +85,7 @@ def test_build_wrapper_round_trip_and_shape():
     assert decode_script(build_wrapper(unicode)).text == unicode
 
 
+@pytest.mark.shared
 def test_real_train_log_as_payload():
     if not TRACK.is_dir():
         pytest.skip(f"record data not found at {TRACK} (../shared absent)")
@@ -283,6 +284,7 @@ BOMBS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", sorted(BOMBS))
 def test_decompression_bomb_is_refused_quickly_and_cheaply(codec):
     needs_brotli(codec)
