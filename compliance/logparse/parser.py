@@ -1,6 +1,8 @@
 """One pass over a log: each line goes to its layout's reader; the facts of the last run come out."""
 from __future__ import annotations
 
+import re
+
 from .. import stage_contract as contract
 from .facts import PHYSICAL_LIMITS, LogFacts, impossible
 from .grammar import (
@@ -146,28 +148,25 @@ class _Parser(SourceBlocks, HyperparamDumps, ScoreLines):
             self.run.gpu_line = self.run.gpu_line or n
             self.run.output_seen = True
 
-    def _on_world(self, n: int, line: str) -> None:
-        m = INT_AFTER_COLON.search(line)
+    def _int_fact(self, name: str, pattern: re.Pattern[str], n: int, line: str) -> None:
+        m = pattern.search(line)
         if m:
-            self._set("world_size", int(m.group(1)), n)
+            self._set(name, int(m.group(1)), n)
+
+    def _on_world(self, n: int, line: str) -> None:
+        self._int_fact("world_size", INT_AFTER_COLON, n, line)
         self._maybe_config(n, line)
 
     def _on_seed(self, n: int, line: str) -> None:
-        m = INT_AFTER_COLON.search(line)
-        if m:
-            self._set("seed", int(m.group(1)), n)
+        self._int_fact("seed", INT_AFTER_COLON, n, line)
         self._maybe_config(n, line)
 
     def _on_shards(self, n: int, line: str) -> None:
-        m = SHARDS.search(line)
-        if m:
-            self._set("train_shards", int(m.group(1)), n)
+        self._int_fact("train_shards", SHARDS, n, line)
         self._maybe_config(n, line)
 
     def _on_valtok(self, n: int, line: str) -> None:
-        m = VAL_TOKENS.search(line)
-        if m:
-            self._set("val_tokens", int(m.group(1)), n)
+        self._int_fact("val_tokens", VAL_TOKENS, n, line)
 
     def _on_compact(self, n: int, line: str) -> None:
         """Ternary/XNOR scripts: `params:N L:10 ... ws:8 ga:1 s:1337`."""
