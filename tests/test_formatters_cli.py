@@ -139,7 +139,7 @@ def test_the_wheel_carries_the_rule_pages_and_the_schema():
     assert files("pgolf.compliance.rules").joinpath("docs", "R-SIZE.md").is_file()
     assert files("pgolf.compliance").joinpath("report-schema.json").is_file()
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert '"docs/*.md"' in pyproject and '"report-schema.json"' in pyproject
+    assert '"*.md"' in pyproject and '"report-schema.json"' in pyproject   # test_packaging builds the wheel
 
 
 @pytest.mark.slow
