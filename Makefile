@@ -37,6 +37,19 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest -q -ra $(ARGS)
 
+# The quick subset while working: no torch training runs, no Docker, nothing marked slow
+# (the markers are listed in pyproject.toml). The full suite stays `make test`.
+.PHONY: test-fast lint
+test-fast: install
+	$(PY) -m pytest -q -ra -m "not slow and not docker and not torch" $(ARGS)
+
+# ruff (lint, and the format check) and mypy --strict on compliance/, as configured in pyproject.toml.
+LINT_PATHS := compliance pipeline tests docker
+lint: install
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
 submit: install
 	$(VENV)/bin/pgolf submit --seeds "$(SEEDS)" --profile $(PROFILE) $(if $(SUBMISSION),--script $(SUBMISSION)) $(ARGS)
 

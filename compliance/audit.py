@@ -6,6 +6,7 @@ import re
 import statistics
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, gitrange, prmeta, safeio, unpack
 from .confirm import confirm
@@ -14,6 +15,12 @@ from .errors import InputError
 from .record import Record, load_record
 from .report import Finding, RecordReport, Report, combine, verdict_of
 from .rules import Rule, RuleSet, get_check, load_ruleset
+
+if TYPE_CHECKING:
+    from .dynamic.context import DynamicContext
+    from .static import ScriptContext
+
+    AnyContext = RecordContext | ScriptContext | DynamicContext
 
 RECORD_MARKER = re.compile(r"^submission.*\.json$|^train_gpt\.py$|\.log$|log.*\.txt$", re.IGNORECASE)
 DEFAULT_RULESET = "track_10min_16mb"
@@ -113,11 +120,11 @@ def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: Audit
     return _run_all(rules, context), context.family_outcomes()
 
 
-def _run_all(rules: list[Rule], context) -> list[Finding]:
+def _run_all(rules: list[Rule], context: AnyContext) -> list[Finding]:
     return [finding for rule in rules for finding in run_check(rule, context)]
 
 
-def run_check(rule: Rule, context) -> list[Finding]:
+def run_check(rule: Rule, context: AnyContext) -> list[Finding]:
     """A check that breaks on odd input asks for a human instead of crashing the audit."""
     try:
         return list(get_check(rule.check)(context, rule))
@@ -125,7 +132,7 @@ def run_check(rule: Rule, context) -> list[Finding]:
         return [rule.finding(f"check could not run: {type(exc).__name__}: {exc}", severity="review")]
 
 
-def summarize(record: Record, context: RecordContext) -> dict:
+def summarize(record: Record, context: RecordContext) -> dict[str, Any]:
     # the parser and the JSON reader drop impossible numbers; finite() keeps a stray one from
     # reaching statistics (which raises on nan) all the same
     scores = [v for v in (row.val_bpb for row in context.rows) if v is not None and math.isfinite(v)]

@@ -14,6 +14,7 @@ import click
 from . import __version__
 from .baseline import AUTO, parse_baseline
 from .cli_review import EXIT_CODES, explain, prepare, record_folders_of, review_options
+from .clitypes import KEY_VALUE
 from .context import AuditOptions
 from .errors import InputError
 from .formatters import FORMATTERS
@@ -52,7 +53,7 @@ from .rules import load_ruleset, ruleset_names
               help="--dynamic: processes (torchrun on gloo when > 1).")
 @click.option("--cap", "dyn_cap", type=click.FloatRange(1), default=900.0, show_default=True,
               help="--dynamic: wall-clock cap of the traced run, seconds.")
-@click.option("--set", "dyn_env", multiple=True, metavar="KEY=VALUE",
+@click.option("--set", "dyn_env", multiple=True, type=KEY_VALUE,
               help="--dynamic: an environment knob for the run, e.g. TTT_ENABLED=1 (repeatable).")
 @click.option("--no-preset", is_flag=True, help="--dynamic: do not apply the tiny CPU preset.")
 @click.option("--device-shim", "dyn_shim", type=click.Choice(["auto", "on", "off"]), default="auto",
@@ -117,12 +118,7 @@ def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn, selection=No
 def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):
     from .dynamic.harness import DynamicOptions
     from .sandbox import get_runtime
-    knobs = {}
-    for item in env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(None, f"--set {item!r}: expected KEY=VALUE")
-        knobs[key] = value
+    knobs = dict(env)
     options = {"image": image} if runtime == "docker" else {}
     return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
                           cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,

@@ -8,9 +8,10 @@ finished Report into output and a status.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -33,7 +34,7 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
 
 
-def review_options(fn: Callable) -> Callable:
+def review_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options this module reads, as one decorator so cli.py lists them in one line."""
     options = [
         click.option("--select", multiple=True, metavar="RULES",

@@ -10,8 +10,8 @@ not run) changes nothing. Dynamic findings are never softened here: a dynamic fa
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Iterable, Mapping
 
 from .report import Finding
 from .rules import Rule

@@ -41,10 +41,10 @@ class AuditOptions:
     against: Baseline | None = None
     against_auto: bool = False        # compare with the chronological frontier (--against auto)
     ruleset: str | None = None        # None: chosen from the record's track
-    dynamic: "DynamicOptions | None" = None  # run the script traced on a canary (--dynamic)
-    selection: "Selection | None" = None     # --select/--ignore: deselected rules do not run
-    pr_meta: "PrMeta | None" = None   # --pr-meta: gh pr view/list JSON
-    pr: "PullRequest | None" = None   # the PR under audit (PR mode), when the metadata names it
+    dynamic: DynamicOptions | None = None  # run the script traced on a canary (--dynamic)
+    selection: Selection | None = None     # --select/--ignore: deselected rules do not run
+    pr_meta: PrMeta | None = None   # --pr-meta: gh pr view/list JSON
+    pr: PullRequest | None = None   # the PR under audit (PR mode), when the metadata names it
     frontier: FrontierPool | None = None  # PR mode: the base branch's records of the track
 
 

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .formatters import RenderOptions, render
 from .report import Report, report_from_dict
@@ -51,7 +52,7 @@ class Inputs:
     pr_number: int | None
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> "Inputs":
+    def from_env(cls, env: dict[str, str]) -> Inputs:
         return cls(repo=Path(env.get("PGOLF_REPO") or "."), base=_required(env, "INPUT_BASE"),
                    head=_required(env, "INPUT_HEAD"), fail_on=env.get("INPUT_FAIL_ON") or "review",
                    args=shlex.split(env.get("INPUT_ARGS") or ""),
@@ -129,7 +130,7 @@ class GitHubAPI:
         self.base = f"{api_url.rstrip('/')}/repos/{repository}"
         self.token = token
 
-    def _call(self, method: str, path: str, payload: dict | None = None):
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.token}", "Accept": "application/vnd.github+json",
@@ -138,7 +139,7 @@ class GitHubAPI:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
-    def comments(self, number: int) -> list[dict]:
+    def comments(self, number: int) -> list[dict[str, Any]]:
         found, page = [], 1
         while True:
             batch = self._call("GET", f"/issues/{number}/comments?per_page=100&page={page}")

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import TextIO
 
 from rich.live import Live
@@ -62,7 +63,7 @@ def last_log_line(path: Path | None) -> str | None:
 class Task:
     """One long task. Runtimes call `tick(elapsed)` about once a second; transfers call `advance`."""
 
-    def __init__(self, progress: "Progress", label: str, kind: str | None, cap_s: float | None,
+    def __init__(self, progress: Progress, label: str, kind: str | None, cap_s: float | None,
                  log_path: Path | None, total: float | None, unit: str):
         self.progress, self.label, self.kind = progress, label, kind
         self.cap_s, self.log_path, self.total, self.unit = cap_s, log_path, total, unit
@@ -130,11 +131,12 @@ class Task:
             parts.append(f"log {printable(self.log_path)}")
         return " · ".join(parts)
 
-    def __enter__(self) -> "Task":
+    def __enter__(self) -> Task:
         self.progress._start(self)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.elapsed = max(self.elapsed, time.monotonic() - self.started)
         if exc_type is not None and self.outcome is None:
             self.outcome = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
@@ -156,7 +158,7 @@ class Progress:
         self._transfer: Task | None = None
 
     @classmethod
-    def silent(cls) -> "Progress":
+    def silent(cls) -> Progress:
         import io
         return cls(io.StringIO(), live=False)
 

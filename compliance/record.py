@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import logparse, safeio, scoring, unpack
 from .errors import InputError
 from .report import Severity
-from .submission import Submission, TRACK_ALIASES, load_submission
+from .submission import TRACK_ALIASES, Submission, load_submission
 
 LOG_MARKERS = re.compile(rb"val_bpb|val_loss|train_time|step:\d")
 SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)|_(\d+)\.(?:log|txt)$", re.IGNORECASE)
@@ -50,7 +51,6 @@ class LogRecord:
 class Script:
     rel: str
     raw_bytes: int
-    raw_text: str
     text: str                 # decoded when the file is a self-extracting wrapper
     layers: list[str]
     sha256: str               # of the decoded text, comparable with a log's embedded source
@@ -267,7 +267,7 @@ def _consider_script(record: Record, entry: safeio.FolderEntry) -> None:
     record.kinds[entry.rel] = "script"
 
 
-def _sibling_reader(record: Record, entry: safeio.FolderEntry):
+def _sibling_reader(record: Record, entry: safeio.FolderEntry) -> Callable[[str], str | None]:
     """Reads a file beside the script (inside the folder), for a script that execs it."""
     folder = str(Path(entry.rel).parent)
 
@@ -278,7 +278,8 @@ def _sibling_reader(record: Record, entry: safeio.FolderEntry):
     return read
 
 
-def _decode_script(entry: safeio.FolderEntry, raw: str, sibling=None) -> Script:
+def _decode_script(entry: safeio.FolderEntry, raw: str,
+                   sibling: Callable[[str], str | None] | None = None) -> Script:
     try:
         decoded = unpack.decode_script(raw, sibling=sibling)
         text, layers = decoded.text, decoded.layers
@@ -289,7 +290,7 @@ def _decode_script(entry: safeio.FolderEntry, raw: str, sibling=None) -> Script:
     if decoded.origin is not None:
         folder = str(Path(entry.rel).parent)
         origin = decoded.origin if folder == "." else f"{folder}/{decoded.origin}"
-    return Script(entry.rel, entry.size, raw, text, layers, digest, origin)
+    return Script(entry.rel, entry.size, text, layers, digest, origin)
 
 
 def _mark_duplicate_logs(record: Record) -> None:

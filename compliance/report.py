@@ -7,9 +7,11 @@ compliance/report-schema.json is its JSON Schema. Unknown values are None
 """
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal, get_args
+from typing import Any, Literal, get_args
 
 SCHEMA = "pgolf-report/1"
 Severity = Literal["fail", "review", "warn", "info"]
@@ -90,7 +92,7 @@ def report_from_dict(data: dict[str, Any]) -> Report:
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The fields the dataclass has: a newer writer's extra fields are left out, not an error."""
-    names = set(cls.__dataclass_fields__)
+    names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in data.items() if k in names}
 
 
@@ -114,7 +116,7 @@ def combine(verdicts: list[Verdict]) -> Verdict:
 
 def totals(report: Report) -> dict[str, Any]:
     """What the summary line says: active findings per severity, records, errors, time."""
-    counts = {severity: 0 for severity in SEVERITIES}
+    counts: dict[str, int] = {severity: 0 for severity in SEVERITIES}
     for record in report.records:
         for finding in record.findings:
             if finding.active:
@@ -152,14 +154,14 @@ def message_shape(finding: Finding) -> str:
     return _NUMBER.sub("#", message)
 
 
-def _shape(finding: Finding) -> tuple:
+def _shape(finding: Finding) -> tuple[object, ...]:
     """Two findings group when they differ only in the file they name and in numbers."""
     return finding.rule, finding.severity, finding.active, message_shape(finding)
 
 
 def group_findings(findings: Iterable[Finding]) -> list[FindingGroup]:
     """Findings grouped by shape, in the order their first member comes."""
-    groups: dict[tuple, FindingGroup] = {}
+    groups: dict[tuple[object, ...], FindingGroup] = {}
     for finding in findings:
         key = _shape(finding)
         if key in groups:

@@ -37,7 +37,7 @@ def rounding_tolerance(value: float) -> float:
     """Half a unit in the last decimal printed: 1.1194 may stand for 1.11935..1.11945."""
     text = repr(float(value))
     decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 8
-    return 0.5 * 10 ** -decimals + 1e-12
+    return 0.5 * 10.0 ** -decimals + 1e-12
 
 
 def same_value(claimed: float, measured: float) -> bool:

@@ -75,7 +75,7 @@ class Selection:
     ignore: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, select: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> "Selection":
+    def of(cls, select: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> Selection:
         """Validated: an unknown selector is bad input, as a typo must not silently select nothing."""
         for option, selectors in (("--select", select), ("--ignore", ignore)):
             for selector in selectors:

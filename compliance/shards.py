@@ -11,11 +11,11 @@ from __future__ import annotations
 import glob
 import os
 import re
-import uuid
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from .fsutil import atomic_write
 
 MAGIC = 20240520
 VERSION = 1
@@ -45,21 +45,6 @@ def write_shard(path: str | os.PathLike[str], tokens: np.ndarray) -> None:
     header = np.zeros(HEADER_INTS, dtype="<i4")
     header[:3] = (MAGIC, VERSION, array.size)
     atomic_write(path, (header.tobytes(), array.astype("<u2", copy=False).tobytes()))
-
-
-def atomic_write(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
-    """Write through a temp file in the same folder and os.replace: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_header(path: str | os.PathLike[str]) -> int:

@@ -24,9 +24,10 @@ pgolf-check start) must not pay for it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import fmean, variance
-from typing import Any, Sequence
+from typing import Any
 
 ENFORCED_ALPHA = 0.25
 WRITTEN_ALPHA = 0.01

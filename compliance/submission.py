@@ -127,7 +127,7 @@ _FACT_OF_KEY = (
 )
 
 
-def _headline(raw: dict, sub: Submission) -> tuple[str | None, float | None]:
+def _headline(raw: dict[str, Any], sub: Submission) -> tuple[str | None, float | None]:
     for key in HEADLINE_KEYS:
         if raw.get(key) is not None:
             value = _number(raw, key, sub)
@@ -144,7 +144,7 @@ def _fact_of(key: str) -> str | None:
     return next((fact for pattern, fact in _FACT_OF_KEY if pattern.search(leaf)), None)
 
 
-def _number(raw: dict, key: str, sub: Submission, path: str | None = None) -> float | None:
+def _number(raw: dict[str, Any], key: str, sub: Submission, path: str | None = None) -> float | None:
     """A finite, physically possible number, or None with a note (not a number) or an invalid entry."""
     value = raw.get(key)
     path = path or key
@@ -183,7 +183,7 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-def _integer(raw: dict, keys: tuple[str, ...], sub: Submission) -> int | None:
+def _integer(raw: dict[str, Any], keys: tuple[str, ...], sub: Submission) -> int | None:
     for key in keys:
         if raw.get(key) is not None:
             number = _number(raw, key, sub)
@@ -207,7 +207,7 @@ _SCORE_KEYS = ("val_bpb_exact", "val_bpb")
 _OTHER_SCORE_KEY = re.compile(r"^val_\w*bpb$")
 
 
-def _seed_claims(raw: dict, sub: Submission) -> dict[int, SeedClaim]:
+def _seed_claims(raw: dict[str, Any], sub: Submission) -> dict[int, SeedClaim]:
     claims: dict[int, SeedClaim] = {}
     tables = [(name, raw[name]) for name in SEED_TABLES if isinstance(raw.get(name), (dict, list))]
     tables.append(("", {k: v for k, v in raw.items() if k.lower().startswith("seed_") and isinstance(v, dict)}))
@@ -230,7 +230,7 @@ def _seed_claims(raw: dict, sub: Submission) -> dict[int, SeedClaim]:
     return claims
 
 
-def _aligned_lists(raw: dict, sub: Submission, claims: dict[int, SeedClaim]) -> None:
+def _aligned_lists(raw: dict[str, Any], sub: Submission, claims: dict[int, SeedClaim]) -> None:
     seeds = raw.get("seeds")
     if not isinstance(seeds, list):
         return
@@ -272,7 +272,7 @@ def _claim(key: Any, entry: Any, path: str, sub: Submission) -> SeedClaim | None
     return claim
 
 
-def _ms(entry: dict, stem: str, path: str, sub: Submission) -> float | None:
+def _ms(entry: dict[str, Any], stem: str, path: str, sub: Submission) -> float | None:
     if entry.get(f"{stem}_ms") is not None:
         return _number(entry, f"{stem}_ms", sub, f"{path}.{stem}_ms")
     if entry.get(f"{stem}_s") is not None:
@@ -281,7 +281,7 @@ def _ms(entry: dict, stem: str, path: str, sub: Submission) -> float | None:
     return None
 
 
-def _seed_list(raw: dict, sub: Submission) -> list[int]:
+def _seed_list(raw: dict[str, Any], sub: Submission) -> list[int]:
     seeds = raw.get("seeds")
     if isinstance(seeds, list):
         parsed = [_as_seed(s) for s in seeds]

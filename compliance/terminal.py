@@ -11,6 +11,7 @@ import os
 from typing import TextIO
 
 from rich.console import Console
+from rich.text import Text
 
 COLOR_MODES = ("auto", "always", "never")
 
@@ -38,7 +39,7 @@ def console(stream: TextIO, color: bool, *, live: bool = False) -> Console:
                    soft_wrap=True, force_interactive=live)
 
 
-def render_lines(lines: list, color: bool) -> str:
+def render_lines(lines: list[Text], color: bool) -> str:
     """rich Text lines as a string, with ANSI styles only when colour is wanted."""
     if not color:
         return "".join(line.plain + "\n" for line in lines)

@@ -93,8 +93,8 @@ def _probe_child(env: dict[str, str], threads: int, timeout_s: float) -> dict:
 
 
 def save(folder: Path, calibration: Calibration) -> None:
-    from . import atomic
-    atomic.write_json(folder / FILE, asdict(calibration))
+    from pgolf.compliance import fsutil
+    fsutil.atomic_write_json(folder / FILE, asdict(calibration))
 
 
 def probe() -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from pgolf.compliance import __version__
+from pgolf.compliance.clitypes import KEY_VALUE
 from pgolf.compliance.errors import InputError
 
 from .data.commands import data
@@ -43,16 +44,6 @@ def _parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise click.BadParameter(f"give distinct seeds: {text!r}")
     return seeds
-
-
-def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"--set takes KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
 
 
 def _default_data(out: Path) -> DataPaths:
@@ -99,7 +90,7 @@ def _runtime(name: str, image: str | None, profile):
 @click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("records"), show_default=True)
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Per-seed state and logs [default: runs/<name>].")
-@click.option("--set", "sets", multiple=True, help="KEY=VALUE environment for the script (repeatable).")
+@click.option("--set", "sets", multiple=True, type=KEY_VALUE, help="Environment for the script (repeatable).")
 @click.option("--pack-code", is_flag=True, help="Count (and record) the code as an lzma+b85 wrapper.")
 @click.option("--force", is_flag=True, help="Replace an existing record; restart a run of other code.")
 @click.option("--retry-failed", is_flag=True, help="Run again the seeds that failed before.")
@@ -130,7 +121,7 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
                       commands=[shlex.join(["pgolf", "submit", *sys.argv[2:]])], pack_code=pack_code)
     request = SubmitRequest(script=script.resolve(), seeds=seed_list, profile=profile, data=data_paths,
                             runtime=runtime, work_dir=(work_dir or Path("runs") / name).resolve(),
-                            records_dir=records_dir, meta=meta, overrides=_parse_sets(sets), force=force,
+                            records_dir=records_dir, meta=meta, overrides=dict(sets), force=force,
                             retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic,
                             dynamic_cap_s=dynamic_cap)
     try:

@@ -16,10 +16,10 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 LOCK_PATH = Path("/etc/pgolf/env-lock.json")
 BUILD_PATH = Path("/etc/pgolf/build.json")
@@ -118,7 +118,7 @@ def compare(observed: dict, expected: dict) -> list[str]:
         diffs.append("gpus: the image expects at least one GPU, found none")
     min_sm = expected.get("min_sm")
     if min_sm and observed.get("gpu_count"):
-        for name, cap in zip(observed["gpus"], observed["capabilities"]):
+        for name, cap in zip(observed["gpus"], observed["capabilities"], strict=False):
             if list(cap) < list(min_sm):
                 diffs.append(f"gpu {name}: compute capability sm{cap[0]}{cap[1]} is below sm{min_sm[0]}{min_sm[1]}")
     for name, version in sorted(expected.get("packages", {}).items()):

@@ -1,7 +1,6 @@
 """What pgolf measures itself instead of reading it from the script."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pgolf.compliance import unpack
@@ -21,9 +20,3 @@ def packed_code(script: Path) -> str:
     return unpack.build_wrapper(source)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 from pgolf.compliance import __version__
-
-from .measure import sha256_file
+from pgolf.compliance.fsutil import sha256_file
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> str | None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from . import atomic
+from pgolf.compliance import fsutil
+
 from .measure import packed_code
 from .profiles import Profile
 from .seed_run import SeedOutcome
@@ -151,13 +152,13 @@ def _fill(folder: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutco
     for o in outcomes:
         shutil.copyfile(o.log, folder / f"train_seed{o.seed}.log")
     sub = submission_json(meta, outcomes, provenance)
-    atomic.write_json(folder / "submission.json", sub)
-    atomic.write_text(folder / "requirements.txt", requirements)
-    atomic.write_json(folder / "provenance.json", provenance)
-    atomic.write_text(folder / "README.md", readme(meta, outcomes, sub, None))
+    fsutil.atomic_write_json(folder / "submission.json", sub)
+    fsutil.atomic_write_text(folder / "requirements.txt", requirements)
+    fsutil.atomic_write_json(folder / "provenance.json", provenance)
+    fsutil.atomic_write_text(folder / "README.md", readme(meta, outcomes, sub, None))
 
 
 def set_verdict(folder: Path, meta: RecordMeta, outcomes: list[SeedOutcome], verdict: str) -> None:
     """The README names the checker's verdict, known only once the finished folder was audited."""
     sub = json.loads((folder / "submission.json").read_text(encoding="utf-8"))
-    atomic.write_text(folder / "README.md", readme(meta, outcomes, sub, verdict))
+    fsutil.atomic_write_text(folder / "README.md", readme(meta, outcomes, sub, verdict))

@@ -11,14 +11,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pgolf.compliance import logparse
+from pgolf.compliance import fsutil, logparse
 from pgolf.compliance.progress import Progress
 
-from . import atomic
-from .measure import code_bytes
-from .profiles import Profile
 from ..compliance import stage_contract as contract
 from ..compliance.sandbox import Runtime, StageResult, StageSpec
+from .measure import code_bytes
+from .profiles import Profile
 from .stages import DataPaths, SeedPaths, contract_spec, legacy_spec, speaks_contract
 
 OUTCOME = "outcome.json"
@@ -82,7 +81,7 @@ def run_seed(job: SeedJob, progress: Progress) -> SeedOutcome:
         outcome = _run_legacy(job, paths, progress)
     outcome.calibration = job.calibration
     outcome.log = str(paths.log)
-    atomic.write_json(job.root / OUTCOME, asdict(outcome))
+    fsutil.atomic_write_json(job.root / OUTCOME, asdict(outcome))
     return outcome
 
 
@@ -170,10 +169,19 @@ def _compare_with_log(facts: logparse.LogFacts, outcome: SeedOutcome) -> None:
         outcome.disagreements.append(f"script logs {facts.bytes_total:,} total bytes, pgolf measured "
                                      f"{outcome.bytes_total:,}")
     score = facts.score
-    if score and score.val_bpb is not None and outcome.val_bpb is not None and abs(score.val_bpb - outcome.val_bpb) > 1e-6:
+    if (
+        score
+        and score.val_bpb is not None
+        and outcome.val_bpb is not None
+        and abs(score.val_bpb - outcome.val_bpb) > 1e-6
+    ):
         outcome.disagreements.append(f"log's {score.label} val_bpb {score.val_bpb} differs from the eval "
                                      f"result {outcome.val_bpb}")
-    if facts.train_time_ms is not None and outcome.train_wall_s is not None and facts.train_time_ms / 1000 > outcome.train_wall_s:
+    if (
+        facts.train_time_ms is not None
+        and outcome.train_wall_s is not None
+        and facts.train_time_ms / 1000 > outcome.train_wall_s
+    ):
         outcome.disagreements.append(f"script claims {facts.train_time_ms / 1000:.1f} s of training, more than "
                                      f"the {outcome.train_wall_s:.1f} s pgolf measured")
 
@@ -212,7 +220,11 @@ def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutco
     if facts.score is None:
         outcome.status, outcome.reason = "failed", "the script's log has no final score line"
         return outcome
-    outcome.val_loss, outcome.val_bpb, outcome.metric_label = facts.score.val_loss, facts.score.val_bpb, facts.score.label
+    outcome.val_loss, outcome.val_bpb, outcome.metric_label = (
+        facts.score.val_loss,
+        facts.score.val_bpb,
+        facts.score.label,
+    )
     outcome.disagreements.append("script does not speak the stage contract: times and bytes are its own log's")
     if outcome.bytes_total is not None and outcome.bytes_total > job.profile.max_bytes:
         outcome.status, outcome.reason = "failed", f"size {outcome.bytes_total:,} bytes is over the cap"

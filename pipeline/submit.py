@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from pgolf.compliance import fsutil
 from pgolf.compliance.audit import audit
 from pgolf.compliance.baseline import parse_baseline
 from pgolf.compliance.context import AuditOptions
@@ -18,7 +19,7 @@ from pgolf.compliance.formatters import RenderOptions, render
 from pgolf.compliance.progress import Progress
 from pgolf.compliance.terminal import wants_color
 
-from . import atomic, calibration, provenance
+from . import calibration, provenance
 from .profiles import Profile
 from .record_writer import RecordMeta, set_verdict, write_record
 from ..compliance.dynamic.harness import DynamicOptions
@@ -66,7 +67,7 @@ def prepare_work_dir(req: SubmitRequest) -> None:
                               f"pass --force to start over")
         for seed_dir in req.work_dir.glob("seed_*"):
             shutil.rmtree(seed_dir)
-    atomic.write_json(marker, {"fingerprint": mark, "script": str(req.script), "profile": req.profile.name})
+    fsutil.atomic_write_json(marker, {"fingerprint": mark, "script": str(req.script), "profile": req.profile.name})
 
 
 def pending_seeds(req: SubmitRequest) -> list[int]:

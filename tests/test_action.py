@@ -140,6 +140,7 @@ def sarif_schema() -> dict:
     return json.loads((Path(pkg.__file__).parent / "sarif-2.1.0.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, verdict, rules", [
     ("legal", "pass", set()),
     ("illegal", "fail", {"R-NO-PREQUANT-TTT"}),
@@ -179,6 +180,7 @@ def test_the_action_script_on_three_prs(fixture_repo, github, tmp_path, name, ve
         assert sum("adds 2 record folders" in r["message"]["text"] for r in results) == 1
 
 
+@pytest.mark.slow
 def test_one_sticky_comment_however_often_the_action_runs(fixture_repo, github, tmp_path):
     repo, prs = fixture_repo
     for pr in ("illegal", "legal"):  # a push that fixes the PR: the same comment is edited
@@ -189,6 +191,7 @@ def test_one_sticky_comment_however_often_the_action_runs(fixture_repo, github, 
     assert github.comments[0]["body"].startswith("LGTM")  # a person's comment is never edited
 
 
+@pytest.mark.slow
 def test_exit_status_follows_fail_on(fixture_repo, tmp_path):
     repo, prs = fixture_repo
     for fail_on in ("review", "fail"):
@@ -200,6 +203,7 @@ def test_exit_status_follows_fail_on(fixture_repo, tmp_path):
     assert github_action.main(deferred) == 0 and outputs(tmp_path / "d")["exit-code"] == "1"
 
 
+@pytest.mark.slow
 def test_a_review_verdict_fails_only_with_fail_on_review(fixture_repo, tmp_path):
     repo, _ = fixture_repo
     fork = repo.parent / "review"
@@ -232,6 +236,7 @@ def test_a_pr_cannot_loosen_the_rules_it_is_judged_by(fixture_repo, tmp_path):
     assert github_action.main(action_env(fork, pr, tmp_path, None)) == 1  # the base's config decides
 
 
+@pytest.mark.slow
 def test_without_a_token_the_check_still_runs(fixture_repo, tmp_path, capsys):
     repo, prs = fixture_repo
     assert github_action.main(action_env(repo, prs["illegal"], tmp_path, None)) == 1
@@ -242,6 +247,7 @@ def test_without_a_token_the_check_still_runs(fixture_repo, tmp_path, capsys):
     assert "::warning title=pgolf-check::could not post the PR comment" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_bad_range_is_an_error_with_a_comment_that_says_so(fixture_repo, github, tmp_path):
     repo, prs = fixture_repo
     base, _ = prs["legal"]
@@ -269,6 +275,7 @@ def test_action_yml_runs_the_script_and_pastes_no_input_into_a_shell():
     assert check["env"]["PGOLF_DEFER_STATUS"] == "true" and 'exit "${CODE:-2}"' in runs[-1]
 
 
+@pytest.mark.slow
 def test_pre_commit_hooks_run_on_the_files_pre_commit_passes(fixture_repo, tmp_path):
     hooks = {h["id"]: h for h in yaml.safe_load((REPO_ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert set(hooks) == {"pgolf-check", "pgolf-check-script"}

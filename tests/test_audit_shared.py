@@ -12,6 +12,8 @@ from pgolf.compliance.context import AuditOptions, seed_rows
 
 from .conftest import SHARED, record_dir, shared_record_dirs
 
+pytestmark = pytest.mark.shared   # every test here reads the official records in ../shared
+
 CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 
 # Folders whose submission.json val_bpb is not the mean of their logs' scores, and why. (Where the JSON
@@ -19,7 +21,8 @@ CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 # TTT pass, PR #2058's roundtrip before its sliding pass.)
 DISAGREE = {
     "2026-03-18_LongContextSeq2048": "the JSON reports the seed-1337 run (train.log) alone, not the 3-seed mean",
-    "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon": "the JSON reports seed 42 alone; its blurb's 3-seed mean 1.1570 agrees",
+    "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon":
+        "the JSON reports seed 42 alone; its blurb's 3-seed mean 1.1570 agrees",
     "2026-03-19_SwiGLU_WarmdownFix_QuarterBatch_1x5090": "no train log in the folder",
     "2026-03-21_DepthRecurrence_MixedPrecisionQuant": "no train log in the folder",
     "2026-03-23_DGAttention_DavidGao": "the log ends after serialization, before any final evaluation",
@@ -58,6 +61,7 @@ def _check_json(*args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_significance_reproduces_pr1514_vs_pr1493(records_root):
     # PR #1493's folder is not in ../shared; its per-seed val_bpb (seeds 42, 314, 999) from its submission.json
     report = _check_json(str(record_dir("2026-04-09_A2_Muon097_3Seed")), "--against", "1.08079,1.08103,1.08118")
@@ -65,6 +69,7 @@ def test_significance_reproduces_pr1514_vs_pr1493(records_root):
     assert round(sig["enforced"]["p"], 3) == 0.020 and sig["enforced_pass"] and sig["decided_by"] == "enforced"
 
 
+@pytest.mark.slow
 def test_significance_reproduces_pr1769_vs_pr1736(records_root):
     base = record_dir("2026-04-19_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT")
     new = record_dir("2026-04-22_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT_MLPClip12")
@@ -91,6 +96,7 @@ def test_other_formats_render_real_records(records_root, fmt):
         assert "train_seed42.log" in proc.stdout and "verdict:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_significance_is_shown_in_the_pr_comment(records_root):
     base = record_dir("2026-04-19_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT")
     new = record_dir("2026-04-22_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT_MLPClip12")
@@ -140,6 +146,7 @@ def _legal_corpus_folders() -> list:
     return [(e["id"], SHARED / "corpus-dev" / e["folder"]) for e in entries if e["label"] == "legal"]
 
 
+@pytest.mark.slow
 def test_accepted_records_draw_no_record_rule_fail_but_their_own(records_root):
     folders = [(p.name, p) for p in shared_record_dirs()] + _legal_corpus_folders()
     assert len(folders) >= 34

@@ -145,6 +145,7 @@ def _documents_of(path: Path) -> list[np.ndarray]:
     return np.split(tokens, starts[1:])
 
 
+@pytest.mark.slow
 def test_synth_layout_bos_and_exact_documents(built: tuple[SynthConfig, dict]) -> None:
     config, manifest = built
     folder = config.out / "datasets" / "synth_sp1024"
@@ -166,7 +167,10 @@ def test_synth_layout_bos_and_exact_documents(built: tuple[SynthConfig, dict]) -
     assert len(val) == round(0.1 * len(corpus.docs)) and manifest["splits"]["val"]["docs"] == len(val)
     assert manifest["splits"]["val"]["utf8_bytes"] == sum(len(t.encode()) for t in val)
     assert manifest["splits"]["val"]["roundtrip_exact"] and manifest["splits"]["train"]["unk_tokens"] == 0
-    assert {s["name"] for s in manifest["sources"] if s["docs"] > 0} == {"python-language-reference", "stdlib-docstrings"}
+    assert {s["name"] for s in manifest["sources"] if s["docs"] > 0} == {
+        "python-language-reference",
+        "stdlib-docstrings",
+    }
 
 
 def test_synth_tokenizer_special_ids_and_byte_fallback(built: tuple[SynthConfig, dict]) -> None:
@@ -204,6 +208,7 @@ def test_synth_manifest_hashes_and_counts(built: tuple[SynthConfig, dict]) -> No
     assert manifest["params"]["seed"] == 7 and manifest["params"]["max_chars"] == MAX_CHARS
 
 
+@pytest.mark.slow
 def test_synth_is_idempotent_and_deterministic(built: tuple[SynthConfig, dict], tmp_path: Path) -> None:
     config, manifest = built
     shard = config.out / "datasets" / "synth_sp1024" / "fineweb_val_000000.bin"
@@ -223,6 +228,7 @@ def test_synth_is_idempotent_and_deterministic(built: tuple[SynthConfig, dict], 
     assert len(shard_paths(tmp_path / "other" / "datasets" / "synth_sp1024")) == 1
 
 
+@pytest.mark.shared
 def test_synth_with_official_tokenizer(tmp_path: Path) -> None:
     model = _official_tokenizer()
     result = synth(SynthConfig(out=tmp_path, tokenizer=model, val_docs=5, train_shards=1, max_chars=60_000))
@@ -245,7 +251,9 @@ def test_synth_errors_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="not a SentencePiece model"):
         synth(SynthConfig(out=tmp_path, tokenizer=garbage, max_chars=20_000))
     runner = CliRunner()
-    result = runner.invoke(data_group, ["synth", "--out", str(tmp_path), "--val-docs", "1000000", "--max-chars", "20000"])
+    result = runner.invoke(
+        data_group, ["synth", "--out", str(tmp_path), "--val-docs", "1000000", "--max-chars", "20000"]
+    )
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 1 and len(errors) == 1 and errors[0].startswith("Error: cannot hold out")
     assert result.output.rstrip().endswith(errors[0]) and "Traceback" not in result.output
@@ -347,6 +355,7 @@ def _config(hub: _Hub, out: Path, **overrides: object) -> FetchConfig:
     return FetchConfig(**{**base, **overrides})
 
 
+@pytest.mark.shared
 def test_fetch_downloads_verifies_and_skips_present(hub: _Hub, tmp_path: Path) -> None:
     out = tmp_path / "data"
     report = fetch(_config(hub, out))
@@ -369,6 +378,7 @@ def test_fetch_downloads_verifies_and_skips_present(hub: _Hub, tmp_path: Path) -
     assert hub.requests == []
 
 
+@pytest.mark.shared
 def test_fetch_resumes_an_interrupted_download(hub: _Hub, tmp_path: Path) -> None:
     hub.cut_once.add(f"{REMOTE_PREFIX}/{TRAIN.format(0)}")
     report = fetch(_config(hub, tmp_path / "data", train_shards=1))
@@ -380,6 +390,7 @@ def test_fetch_resumes_an_interrupted_download(hub: _Hub, tmp_path: Path) -> Non
     assert ranges == [None, f"bytes={size // 2}-"]
 
 
+@pytest.mark.shared
 def test_fetch_resumes_a_partial_file_left_by_an_earlier_run(hub: _Hub, tmp_path: Path) -> None:
     out = tmp_path / "data"
     part = out / "datasets" / "fineweb10B_sp1024" / "fineweb_val_000000.bin.part"
@@ -391,6 +402,7 @@ def test_fetch_resumes_a_partial_file_left_by_an_earlier_run(hub: _Hub, tmp_path
     assert _sha(out / "datasets" / "fineweb10B_sp1024" / "fineweb_val_000000.bin") == _sha(hub.repo / VAL)
 
 
+@pytest.mark.shared
 def test_fetch_hash_mismatch_names_the_file(hub: _Hub, tmp_path: Path) -> None:
     hashes = tmp_path / "hashes.json"
     hashes.write_text(json.dumps({"files": {VAL: {"sha256": "0" * 64, "size": (hub.repo / VAL).stat().st_size}}}))
@@ -402,6 +414,7 @@ def test_fetch_hash_mismatch_names_the_file(hub: _Hub, tmp_path: Path) -> None:
     assert not list(out.rglob("*.part"))
 
 
+@pytest.mark.shared
 def test_fetch_lock_catches_a_changed_remote_file(hub: _Hub, tmp_path: Path) -> None:
     out = tmp_path / "data"
     fetch(_config(hub, out, train_shards=1))
@@ -411,6 +424,7 @@ def test_fetch_lock_catches_a_changed_remote_file(hub: _Hub, tmp_path: Path) -> 
         fetch(_config(hub, out, train_shards=1))
 
 
+@pytest.mark.shared
 def test_fetch_404_and_bad_requests(hub: _Hub, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match=r"fineweb_train_000003\.bin: not found \(HTTP 404\)"):
         fetch(_config(hub, tmp_path / "a", train_shards=4))
@@ -431,6 +445,7 @@ def test_fetch_unreachable_endpoint_is_a_network_error(tmp_path: Path) -> None:
         fetch(config)
 
 
+@pytest.mark.shared
 def test_fetch_from_file_url_and_env_endpoint(hub: _Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGOLF_HF_ENDPOINT", (tmp_path / "hub").as_uri())
     report = fetch(_config(hub, tmp_path / "data", endpoint=None, train_shards=1))
@@ -440,12 +455,27 @@ def test_fetch_from_file_url_and_env_endpoint(hub: _Hub, tmp_path: Path, monkeyp
         f"https://huggingface.co/datasets/{PUBLIC_REPO}/resolve/main/{VAL}")
 
 
+@pytest.mark.shared
 def test_fetch_cli_summary_and_one_line_errors(hub: _Hub, tmp_path: Path) -> None:
     runner = CliRunner()
-    args = ["fetch", "--out", str(tmp_path / "data"), "--endpoint", hub.endpoint, "--train-shards", "1", "--retries", "0"]
+    args = [
+        "fetch",
+        "--out",
+        str(tmp_path / "data"),
+        "--endpoint",
+        hub.endpoint,
+        "--train-shards",
+        "1",
+        "--retries",
+        "0",
+    ]
     ok = runner.invoke(data_group, args)
     assert ok.exit_code == 0, ok.output
     assert "sp1024: 5 files (5 downloaded, 0 resumed, 0 already present)" in ok.output
     bad = runner.invoke(data_group, [*args[:-4], "--train-shards", "4", "--retries", "0"])
     assert bad.exit_code == 1 and "Traceback" not in bad.output
-    assert bad.output.strip().splitlines()[-1].startswith("Error: datasets/datasets/fineweb10B_sp1024/fineweb_train_000003")
+    assert (
+        bad.output.strip()
+        .splitlines()[-1]
+        .startswith("Error: datasets/datasets/fineweb10B_sp1024/fineweb_train_000003")
+    )

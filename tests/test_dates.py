@@ -91,6 +91,7 @@ def test_gh_pr_list_output_is_matched_by_head(tmp_path):
     assert meta.by_number(9).created_on == "2026-04-02"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, fragment", [
     ("{not json", "invalid JSON"),
     ("[]", "holds no pull request"),

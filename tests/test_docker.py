@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pgolf.pipeline import env_check
 from pgolf.compliance.sandbox.base import StageSpec
 from pgolf.compliance.sandbox.docker import DockerRuntime, _argv, _environment, _read_only_sources
+from pgolf.pipeline import env_check
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -51,8 +51,15 @@ def tokenizer() -> Path:
 
 
 def _spec(tmp_path: Path, name: str, code: str, **kw) -> StageSpec:
-    return StageSpec(name, [sys.executable, "-c", code], {"PATH": "/host/bin", "PYTHONUNBUFFERED": "1", **kw.pop("env", {})},
-                     cwd=kw.pop("cwd", tmp_path), cap_s=kw.pop("cap_s", 60), log_path=tmp_path / "stages.log", **kw)
+    return StageSpec(
+        name,
+        [sys.executable, "-c", code],
+        {"PATH": "/host/bin", "PYTHONUNBUFFERED": "1", **kw.pop("env", {})},
+        cwd=kw.pop("cwd", tmp_path),
+        cap_s=kw.pop("cap_s", 60),
+        log_path=tmp_path / "stages.log",
+        **kw,
+    )
 
 
 # --- without an engine ---------------------------------------------------------------------
@@ -115,6 +122,7 @@ print("tokenizer readable:", os.path.getsize(sys.argv[3]) > 0)
 """
 
 
+@pytest.mark.shared
 def test_eval_stage_has_no_network_and_no_training_data(client, tmp_path, tokenizer):
     dataset = tmp_path / "dataset"
     dataset.mkdir()

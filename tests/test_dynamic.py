@@ -173,7 +173,7 @@ def test_two_ranks_under_torchrun_merge_into_one_ledger_and_legal_ttt_passes(tmp
     the canary steps after its chunks are scored never reach a score of their own positions."""
     from pgolf.pipeline.cli import _default_data
     from pgolf.pipeline.profiles import get_profile
-    data = _default_data(REPO / "data" / "synth")
+    data = _default_data(tmp_path / "synth")   # never into the checkout
     env = {**get_profile("cpu-smoke").env, "ITERATIONS": "30", "TTT_ENABLED": "1", "TTT_CHUNK_TOKENS": "4096"}
     env.pop("OMP_NUM_THREADS")
     dyn = DynamicOptions(data=data.train, tokenizer=data.tokenizer, preset=False, nproc=2, env=env,

@@ -41,10 +41,16 @@ def _report(file_name: str = "train_seed42.log", n_records: int = 1) -> Report:
                              title="Files", source="RULES.md §5"),
                      Finding("R-RECORD-FILES", "fail", "the PR adds 2 record folders", title="Files"),
                      Finding("R-BOS-LEAK", "info", "switched off", file="train_gpt.py", line=9, active=False)]
-        records.append(RecordReport(path=f"records/track_10min_16mb/2026-05-0{i + 1}_T", verdict="fail",
-                                    ruleset="track_10min_16mb",
-                                    seeds=[SeedRow(42, file_name, "final_exact", 2.0, 1.2, 600000.0, 1000.0, 15_000_000)],
-                                    summary={"n_seeds": 1, "val_bpb_mean": 1.2}, findings=findings))
+        records.append(
+            RecordReport(
+                path=f"records/track_10min_16mb/2026-05-0{i + 1}_T",
+                verdict="fail",
+                ruleset="track_10min_16mb",
+                seeds=[SeedRow(42, file_name, "final_exact", 2.0, 1.2, 600000.0, 1000.0, 15_000_000)],
+                summary={"n_seeds": 1, "val_bpb_mean": 1.2},
+                findings=findings,
+            )
+        )
     return Report(target="t", verdict="fail", records=records, pgolf_version="0.1.0", elapsed_s=1.25,
                   git={"range": "a..b", "base": "a" * 40, "head": "b" * 40})
 
@@ -94,7 +100,9 @@ def test_markdown_has_the_log_column_commits_details_and_one_pr_section():
 def test_markdown_fits_a_comment_budget_by_leaving_out_whole_records():
     report = _report(n_records=30)
     text = render(report, "markdown", RenderOptions(max_chars=6000))
-    assert len(text) <= 6000 and "more section(s) left out" in text and text.count("<details>") == text.count("</details>")
+    assert (
+        len(text) <= 6000 and "more section(s) left out" in text and text.count("<details>") == text.count("</details>")
+    )
 
 
 # --- untrusted text
@@ -136,7 +144,10 @@ def test_a_backtick_in_a_file_name_cannot_inject_markup_into_the_pr_comment():
     assert re.findall(r"<h(\d)>", html) == ["3", "4"]         # the title and the one record: nothing injected
     assert "<img" not in html and "onerror" not in html.replace("onerror=alert", "")
     assert "<code>a`b``c` |d| &lt;img src=x onerror=alert(1)&gt;\\n### PASS @maintainers #1.log</code>" in html
-    assert "&lt;img src=x onerror=alert(1)&gt;\\n#\u2060#\u2060#\u2060 PASS @\u2060maintainers #\u20601.log: binary file" in html
+    assert (
+        "&lt;img src=x onerror=alert(1)&gt;\\n#\u2060#\u2060#\u2060 PASS @\u2060maintainers #\u20601.log: binary file"
+        in html
+    )
     rows = [line for line in html.splitlines() if line.startswith("<tr>") or line.startswith("<td")]
     assert rows and all(line.count("<td") <= 8 for line in html.split("<tr>"))  # no cell split by the name
 
@@ -207,6 +218,7 @@ def _undeclared(schema: dict, node: dict, value, path: str) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_json_reports_validate_against_the_published_schema(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text())
@@ -261,6 +273,7 @@ def _on_a_tty(args: list[str], env: dict) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_colour_on_a_terminal_and_plain_text_with_no_color_or_a_pipe(tmp_path):
     folder = make_record(tmp_path)
     (folder / "README.md").unlink()

@@ -44,6 +44,7 @@ def oversized(tmp_path) -> Path:
 
 # --- rule selection and config change the verdict as documented
 
+@pytest.mark.slow
 def test_select_and_ignore_change_the_verdict(oversized):
     assert check(str(oversized), "--format", "json").returncode == 1
     ignored = check(str(oversized), "--format", "json", "--ignore", "R-SIZE")
@@ -70,6 +71,7 @@ def test_selectors_by_prefix_kind_and_condition():
     assert ruleset.of_kind("script") == [] and ruleset.of_kind("record")
 
 
+@pytest.mark.slow
 def test_tool_pgolf_in_pyproject_changes_the_verdict(oversized, tmp_path):
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[tool.pgolf]\nignore = ["R-SIZE"]\n')
@@ -97,6 +99,7 @@ def test_a_bad_tool_pgolf_table_is_one_line_naming_the_file(oversized, tmp_path,
         assert str(tmp_path / "pyproject.toml") in proc.stderr
 
 
+@pytest.mark.slow
 def test_fail_on_and_exit_zero(tmp_path):
     folder = make_record(tmp_path)
     claims = json.loads((folder / "submission.json").read_text())
@@ -139,6 +142,7 @@ def test_the_rule_pages_and_the_schema_are_package_resources():
     assert files("pgolf.compliance").joinpath("report-schema.json").is_file()
 
 
+@pytest.mark.slow
 def test_explain_prints_a_page_and_a_typo_is_one_line():
     proc = check("--explain", "r-size")
     assert proc.returncode == 0 and proc.stdout.startswith("# R-SIZE: ") and "## Illegal" in proc.stdout
@@ -156,6 +160,7 @@ def test_help_lists_the_exit_codes():
 
 # --- papercuts
 
+@pytest.mark.slow
 def test_a_missing_path_among_many_is_reported_and_the_rest_checked(tmp_path):
     good = make_record(tmp_path)
     proc = check(str(tmp_path / "nope"), str(good), "--format", "json")
@@ -174,6 +179,7 @@ def _git(repo: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
+@pytest.mark.slow
 def test_pr_mode_ends_with_the_summary_line_and_an_empty_range_suggests_the_first_parent(tmp_path):
     repo = tmp_path / "pg"
     (repo / "records" / "track_10min_16mb").mkdir(parents=True)
@@ -201,6 +207,7 @@ def test_pr_mode_ends_with_the_summary_line_and_an_empty_range_suggests_the_firs
     assert again.returncode == 0 and SUMMARY.match(again.stdout.rstrip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_from_files_audits_the_record_folders_that_hold_them(tmp_path):
     folder = make_record(tmp_path / "records" / "track_10min_16mb")
     files = [str(folder / "train_seed42.log"), str(folder / "README.md"), "docs/notes.md"]
@@ -238,6 +245,7 @@ def test_the_recorded_command_keeps_its_quotes(tmp_path, monkeypatch):
     assert shlex.split(seen["commands"][0]) == ["pgolf", *argv]
 
 
+@pytest.mark.slow
 def test_submit_ends_with_the_verdict_and_the_next_step_in_words(tmp_path, capsys):
     import io
     from dataclasses import replace

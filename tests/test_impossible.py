@@ -101,6 +101,7 @@ def test_impossible_json_value_fails_with_file_and_line(tmp_path, change, key):
     assert report.verdict == "fail"
 
 
+@pytest.mark.slow
 def test_nan_score_through_the_cli_is_a_finding_not_an_internal_error(tmp_path):
     """`val_bpb:nan` used to reach statistics.stdev and end in "internal error"."""
     folder = make_record(tmp_path)

@@ -77,6 +77,7 @@ def _folder_mean(rel: str, folder: Path) -> tuple[float | None, int]:
     return sum(scores) / len(scores), len(scores)
 
 
+@pytest.mark.shared
 def test_shared_folder_scores_match_json() -> None:
     _need_shared()
     folders = sorted(p.parent for p in RECORDS.glob("*/*/submission*.json"))
@@ -92,7 +93,10 @@ def test_shared_folder_scores_match_json() -> None:
         reason = EXCEPTIONS.get(rel, "")
         rows.append((rel, n_logs, mean, expected, "ok" if agrees else "EXCEPTION" if reason else "FAIL", reason))
         if agrees == bool(reason):
-            problems.append(f"{rel}: parsed {mean} vs JSON {expected} ({'listed as exception but agrees' if reason else 'disagrees'})")
+            problems.append(
+                f"{rel}: parsed {mean} vs JSON {expected} "
+                f"({'listed as exception but agrees' if reason else 'disagrees'})"
+            )
     print(f"\n{'folder':<86} {'logs':>4} {'parsed':>10} {'json':>10}  status")
     for rel, n_logs, mean, expected, status, reason in rows:
         shown = f"{mean:.6f}" if mean is not None else "-"
@@ -102,9 +106,12 @@ def test_shared_folder_scores_match_json() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.shared
 def test_all_shared_logs_parse_fast_and_quietly() -> None:
     _need_shared()
-    blobs = [p.read_bytes() for p in RECORDS.rglob("*") if p.suffix in (".log", ".txt") and p.name != "requirements.txt"]
+    blobs = [
+        p.read_bytes() for p in RECORDS.rglob("*") if p.suffix in (".log", ".txt") and p.name != "requirements.txt"
+    ]
     start = time.perf_counter()
     results = [parse_log_bytes(b) for b in blobs]
     elapsed = time.perf_counter() - start
@@ -114,6 +121,7 @@ def test_all_shared_logs_parse_fast_and_quietly() -> None:
     assert not [n for r in results for n in r.notes if "parser error" in n[1]]
 
 
+@pytest.mark.shared
 def test_shared_log_reads_every_fact() -> None:
     _need_shared()
     path = RECORDS / "track_10min_16mb/2026-03-19_WarmdownQuantization/train.log"
@@ -122,7 +130,12 @@ def test_shared_log_reads_every_fact() -> None:
     assert (facts.seed, facts.world_size, facts.torch_version) == (1337, 8, "2.6.0+cu124")
     assert facts.gpu_names == ["NVIDIA H100 80GB HBM3"] * 8
     assert (facts.train_shards, facts.val_tokens) == (80, 62021632)
-    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.planned_steps) == (True, 600031.0, 7199, 20000)
+    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.planned_steps) == (
+        True,
+        600031.0,
+        7199,
+        20000,
+    )
     assert (facts.bytes_code, facts.bytes_model, facts.bytes_total) == (53569, 15924148, 15977717)
     assert facts.score.label == "final_sliding_window_exact"
     assert facts.score.val_bpb == pytest.approx(1.15744040)
@@ -177,7 +190,9 @@ final_int8_zlib_roundtrip_exact val_loss:2.07269931 val_bpb:1.22436570
 """
 
 # The script logs print(code) then the separator: one newline more than the file ends with.
-BASELINE = SOURCE + "\n" + SEP + "\nRunning Python 3.11.10\nRunning PyTorch 2.6.0+cu124\n" + SMI + SEP + "\n" + BASELINE_RUN
+BASELINE = (
+    SOURCE + "\n" + SEP + "\nRunning Python 3.11.10\nRunning PyTorch 2.6.0+cu124\n" + SMI + SEP + "\n" + BASELINE_RUN
+)
 
 
 def test_baseline_layout_with_embedded_source() -> None:
@@ -189,7 +204,12 @@ def test_baseline_layout_with_embedded_source() -> None:
     assert (facts.seed, facts.world_size, facts.torch_version) == (1337, 8, "2.6.0+cu124")
     assert facts.gpu_names == ["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"]
     assert (facts.train_shards, facts.val_tokens) == (80, 62021632)
-    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.planned_steps) == (True, 600038.0, 13780, 20000)
+    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.planned_steps) == (
+        True,
+        600038.0,
+        13780,
+        20000,
+    )
     # The compressed artefact wins over the raw `Serialized model:` / `Total submission size:` lines.
     assert (facts.bytes_code, facts.bytes_model, facts.bytes_total) == (47642, 15815847, 15863489)
     assert facts.score.label == "final_int8_zlib_roundtrip_exact"
@@ -250,7 +270,7 @@ Serialized model int6+brotli: 15837214 bytes
 Total submission size int6+brotli: 15905460 bytes
 final_int6_roundtrip val_loss:2.56866205 val_bpb:1.11631094 eval_time:5008ms
 final_int6_sliding_window val_loss:2.52641240 val_bpb:1.09794973 eval_time:65201ms
-"""
+"""  # noqa: W291 -- real logs print an empty hyperparameter as "name: " with its trailing space
 
 
 def test_hyperparameter_dump_then_source() -> None:
@@ -273,7 +293,8 @@ def test_hyperparameter_dump_then_source() -> None:
 def test_source_code_header_layout() -> None:
     # The first source line looks like no Python start: the header alone marks the block.
     body = "PARAMS = {}\nx = 1\n"
-    text = f"{SEP}\nHyperparameters:\n  seed: 7\n{SEP}\nSource code:\n{SEP}\n{body}\n{SEP}\nRunning PyTorch 2.9.1+cu128\n{SEP}\n"
+    text = f"{SEP}\nHyperparameters:\n  seed: 7\n{SEP}\nSource code:\n{SEP}\n{body}\n"
+    text += f"{SEP}\nRunning PyTorch 2.9.1+cu128\n{SEP}\n"
     text += "quantized_ttt_phased val_loss:2.32 val_bpb:1.0612 eval_time:519546ms\n"
     facts = parse_log(text)
     assert facts.layout == "source+hparams"
@@ -411,7 +432,12 @@ def test_stopping_early_line_beats_last_step() -> None:
     text = ("step:13750/20000 train_loss:1.99 train_time:598726ms step_avg:43.54ms\n"
             "stopping_early: wallclock_cap train_time:600038ms step:13780/20000\n")
     facts = parse_log(text)
-    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.lines["train_time_ms"]) == (True, 600038.0, 13780, 2)
+    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.lines["train_time_ms"]) == (
+        True,
+        600038.0,
+        13780,
+        2,
+    )
 
 
 @pytest.mark.parametrize(
@@ -424,7 +450,12 @@ def test_stopping_early_line_beats_last_step() -> None:
 )
 def test_train_time_from_last_step(line: str, ms: float, step: int) -> None:
     facts = parse_log("step:1/1000 train_loss:6.9 train_time:43ms step_avg:43.00ms\n" + line + "\n")
-    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.lines["train_time_ms"]) == (False, ms, step, 2)
+    assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.lines["train_time_ms"]) == (
+        False,
+        ms,
+        step,
+        2,
+    )
 
 
 # ---- truncated, concatenated, odd and binary input --------------------------------------
@@ -461,7 +492,9 @@ def test_comment_line_first_is_not_taken_for_source() -> None:
 def test_size_arithmetic() -> None:
     both = parse_log("Code size: 100 bytes\nSerialized model int6+lzma: 900 bytes\n")
     assert both.bytes_total == 1000 and any("bytes_total derived" in msg for _, msg in both.notes)
-    bad = parse_log("Code size: 100 bytes\nSerialized model int6+lzma: 900 bytes\nTotal submission size int6+lzma: 1200 bytes\n")
+    bad = parse_log(
+        "Code size: 100 bytes\nSerialized model int6+lzma: 900 bytes\nTotal submission size int6+lzma: 1200 bytes\n"
+    )
     assert bad.bytes_total == 1200 and any("!= total" in msg for _, msg in bad.notes)
     # The counted sizes win whatever the print order: compressed code, compressed model.
     reversed_order = parse_log("Code size (compressed): 28 bytes\nCode size (uncompressed): 139 bytes\n"
@@ -526,8 +559,11 @@ def test_fuzz_never_raises() -> None:
         assert isinstance(parse_log_bytes(rng.randbytes(rng.randrange(1, 5000))), LogFacts)
 
 
+@pytest.mark.slow
 def test_large_log_parses_in_seconds() -> None:
-    steps = "".join(f"step:{i}/200000 train_loss:2.5000 train_time:{i * 43}ms step_avg:43.00ms\n" for i in range(1, 150_001))
+    steps = "".join(
+        f"step:{i}/200000 train_loss:2.5000 train_time:{i * 43}ms step_avg:43.00ms\n" for i in range(1, 150_001)
+    )
     text = BASELINE.replace("warmup_step:20/20\n", "warmup_step:20/20\n" + steps)
     assert len(text) > 10_000_000
     start = time.perf_counter()

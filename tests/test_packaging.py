@@ -50,6 +50,7 @@ def built(tmp_path_factory) -> tuple[Path, list[str], str]:
     return wheel, files, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_file_of_the_package_folders(built):
     wheel, files, _ = built
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .factory import make_record
 
 CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
@@ -128,6 +130,7 @@ def frontier_repo(tmp_path: Path, mine: tuple[float, ...], readme: str = "# Test
     return repo, head
 
 
+@pytest.mark.slow
 def test_against_auto_takes_the_best_record_opened_earlier(tmp_path):
     repo, head = frontier_repo(tmp_path, mine=(1.2001, 1.2003, 1.2005))
     meta = tmp_path / "prs.json"
@@ -149,6 +152,7 @@ def test_against_auto_takes_the_best_record_opened_earlier(tmp_path):
     assert round(sig["enforced"]["p"], 3) < 0.25
 
 
+@pytest.mark.slow
 def test_a_systems_only_waiver_claim_asks_for_review_naming_the_waiver(tmp_path):
     readme = "# Faster kernels\nA systems optimization without changing the ML: same model, faster steps.\n"
     repo, head = frontier_repo(tmp_path, mine=(1.2102, 1.2104, 1.2106), readme=readme)

@@ -86,6 +86,7 @@ def test_unknown_profile():
         get_profile("nope")
 
 
+@pytest.mark.slow
 def test_init_copies_the_reference(tmp_path):
     argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "init", "idea",
             "--dir", str(tmp_path)]

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,7 @@ def test_val_bytes_match_independent_recount(data: Data, staged: Staged):
     n = (len(tokens) - 1) // SEQ_LEN * SEQ_LEN
     x, y = tokens[:n].tolist(), tokens[1:n + 1].tolist()
     assert staged.result["val_tokens"] == n
-    assert staged.result["val_bytes"] == sum(target_bytes(sp, a, b) for a, b in zip(x, y))
+    assert staged.result["val_bytes"] == sum(target_bytes(sp, a, b) for a, b in zip(x, y, strict=True))
 
 
 def test_recount_rule_equals_utf8_length():
@@ -212,7 +213,7 @@ def test_recount_rule_equals_utf8_length():
         if sp.unk_id() in ids:
             continue
         seq = [sp.bos_id()] + ids
-        counted = sum(target_bytes(sp, a, b) for a, b in zip(seq, seq[1:]))
+        counted = sum(target_bytes(sp, a, b) for a, b in pairwise(seq))
         assert counted == len(sp.decode(ids).encode("utf-8"))
         checked += 1
     assert checked > 20

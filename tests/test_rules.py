@@ -9,8 +9,7 @@ import pytest
 
 from pgolf.compliance.errors import InputError
 from pgolf.compliance.report import SEVERITIES, VERDICTS, Severity, Verdict
-from pgolf.compliance.rules import KINDS, Kind, check, load_ruleset, registered_checks, ruleset_names
-from pgolf.compliance.rules import registry
+from pgolf.compliance.rules import KINDS, Kind, check, load_ruleset, registered_checks, registry, ruleset_names
 
 
 def test_every_rule_of_every_catalog_is_bound():
@@ -45,9 +44,10 @@ def test_track_catalog_inherits_and_overrides():
     dynamic = load_ruleset("dynamic")
     assert {r.id for r in non_record.rules} == {r.id for r in base.rules} | {r.id for r in legality.rules} \
         | {r.id for r in dynamic.rules}
-    # legality rules read the script, except the data-setup ones that read the record folder
-    assert all(r.kind == "script" or r.family == ("data",) for r in legality.rules)
+    # the legality catalog holds the script rules and the record rules on the data a run used (README)
+    assert {r.kind for r in legality.rules} == {"script", "record"}
     assert "R-TTT-SCORE-FIRST" in {r.id for r in legality.rules}
+    assert {r.id for r in legality.rules if r.kind == "record"} == {"R-TRAIN-VAL-OVERLAP", "R-TOKENIZER-BPB"}
     assert all(r.kind == "dynamic" for r in dynamic.rules) and "R-DYN-SCORE-FIRST" in {r.id for r in dynamic.rules}
     assert base.get("R-TRAIN-TIME").enabled and not non_record.get("R-TRAIN-TIME").enabled
     assert non_record.get("R-SEEDS").severity == "warn"

@@ -164,6 +164,7 @@ def test_a_stray_folder_makes_no_claim(tmp_path):
     assert "stray folder" in record.findings[0].message
 
 
+@pytest.mark.shared
 def test_shared_record_whose_seed42_log_ends_with_a_diverged_pass(records_root):
     folder = record_dir("2026-04-04_SP4096_DepthRecurrence_ParallelResid_MuonEqR")
     report = audit([str(folder)], AuditOptions())

@@ -186,6 +186,35 @@ def test_unparseable_source_asks_for_review() -> None:
     assert findings and all(f.severity == "review" for f in findings)
 
 
+_VAL_TABLE_SAVED = """
+import glob, numpy as np, torch
+val = np.concatenate([np.fromfile(f, dtype=np.uint16) for f in sorted(glob.glob("/data/fineweb_val_*.bin"))])
+torch.save({"unigram": torch.from_numpy(np.bincount(val, minlength=1024))}, "final_model.pt")
+"""
+_TOKENIZER_ON_VAL = """
+import glob, sentencepiece as spm
+files = sorted(glob.glob("/data/fineweb_val_*.bin"))
+spm.SentencePieceTrainer.train(input=files[0], model_prefix="tok", vocab_size=1024)
+"""
+_SCORE_DUMPED = """
+import json
+val_bpb = 1.2
+json.dump({"val_bpb": val_bpb}, open("score.json", "w"))
+"""
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    (_VAL_TABLE_SAVED, "data derived from validation tokens is stored in the artifact"),
+    (_TOKENIZER_ON_VAL, "a tokenizer is trained on validation data"),
+    (_SCORE_DUMPED, None),
+])
+def test_val_in_train_sees_saves_and_tokenizers(source: str, message: str | None) -> None:
+    _, findings = audit(source)
+    messages = [f.message for f in findings if f.rule == "R-NO-VAL-IN-TRAIN"]
+    assert messages == ([message] if message else [])
+
+
+@pytest.mark.slow
 def test_bench_static_runs_on_a_large_script(tmp_path: Path) -> None:
     parts = [(FIXTURES / f"{n}.py").read_text() for n in sorted(EXPECTED)]
     big = tmp_path / "big.py"
@@ -194,6 +223,7 @@ def test_bench_static_runs_on_a_large_script(tmp_path: Path) -> None:
     assert result["parsed"] and result["bytes"] > 100_000 and result["events"] > 0
 
 
+@pytest.mark.shared
 def test_real_record_readme_config() -> None:
     records = SHARED / "records-data" / "records"
     if not records.is_dir():

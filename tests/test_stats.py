@@ -10,7 +10,11 @@ import pytest
 from scipy import stats as sps
 
 from pgolf.compliance.stats import (
-    ENFORCED_ALPHA, MARGIN_NATS, WRITTEN_ALPHA, significance, welch_one_sided,
+    ENFORCED_ALPHA,
+    MARGIN_NATS,
+    WRITTEN_ALPHA,
+    significance,
+    welch_one_sided,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -55,6 +59,7 @@ def _pr1493_bpb() -> list[float]:
     return list(PR1493_BPB.values())
 
 
+@pytest.mark.shared
 def test_pr1769_names_pr1736_as_its_base():
     sub = _submission(PR1769)
     assert "PR #1736" in sub["base_submission"]
@@ -62,6 +67,7 @@ def test_pr1769_names_pr1736_as_its_base():
     assert "PR #1493" in _submission(PR1514)["blurb"]
 
 
+@pytest.mark.shared
 def test_pr1514_vs_pr1493_published_p():
     new = _per_seed(_submission(PR1514), "val_bpb")
     assert sorted(new) == ["0", "1234", "42"]
@@ -76,6 +82,7 @@ def test_pr1514_vs_pr1493_published_p():
     assert any("per-token" in note for note in result.notes)
 
 
+@pytest.mark.shared
 def test_pr1769_vs_pr1736_published_p_and_written_policy():
     new_sub, base_sub = _submission(PR1769), _submission(PR1736)
     new_bpb, base_bpb = _per_seed(new_sub, "val_bpb"), _per_seed(base_sub, "val_bpb")
@@ -94,6 +101,7 @@ def test_pr1769_vs_pr1736_published_p_and_written_policy():
     assert written.decided_by == "written"
 
 
+@pytest.mark.shared
 def test_matches_scipy_welch_on_real_values():
     new = list(_per_seed(_submission(PR1769), "val_bpb").values())
     base = list(_per_seed(_submission(PR1736), "val_bpb").values())
@@ -105,6 +113,7 @@ def test_matches_scipy_welch_on_real_values():
         assert ours.df == pytest.approx(ref.df, rel=1e-9)
 
 
+@pytest.mark.shared
 def test_per_byte_reading_uses_ln2_and_margin():
     new = list(_per_seed(_submission(PR1514), "val_bpb").values())
     base = _pr1493_bpb()
@@ -115,6 +124,7 @@ def test_per_byte_reading_uses_ln2_and_margin():
     assert result.margin == MARGIN_NATS
 
 
+@pytest.mark.shared
 def test_written_ambiguous_when_units_disagree():
     # Real #1736 seeds as the base; a new run 0.004 bpb better (0.0028 nats/byte)
     # but 0.012 nats/token better: passes per token, fails per byte.
@@ -149,6 +159,7 @@ def test_degenerate_inputs_never_pass():
         significance([1.0, 1.1], [1.2, 1.3], policy="readme")
 
 
+@pytest.mark.shared
 def test_worse_run_fails_enforced():
     base = _per_seed(_submission(PR1769), "val_bpb")
     new = _per_seed(_submission(PR1736), "val_bpb")
@@ -157,6 +168,7 @@ def test_worse_run_fails_enforced():
     assert not result.passed
 
 
+@pytest.mark.shared
 def test_catalog_alphas_and_margin_decide_r_significance(tmp_path, monkeypatch):
     """R-SIGNIFICANCE reads enforced_alpha, written_alpha and margin_nats from its catalog."""
     import shutil
@@ -197,6 +209,7 @@ def test_alphas_and_margin_are_checked():
             significance([1.0, 1.1], [1.2, 1.3], **kwargs)
 
 
+@pytest.mark.shared
 def test_pr1855_vs_pr1868_published_p():
     """PR #1902: PR #1855's six runs (its three seeds and a third-party reproduction of three more,
     quoted as mean 1.060755, std 0.000933) against PR #1868's compliance rerun: p = 0.188."""

@@ -52,6 +52,7 @@ def test_broken_json_is_one_line_input_error(payload, fragment):
     assert str(err.value).startswith("submission.json: ")
 
 
+@pytest.mark.shared
 def test_every_shared_submission_normalizes(records_root):
     for folder in shared_record_dirs():
         for path in folder.glob("submission*.json"):

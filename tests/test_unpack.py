@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from pgolf.compliance.unpack import (
-    Decoded, UnpackError, build_wrapper, decode_script, is_wrapper,
+    Decoded,
+    UnpackError,
+    build_wrapper,
+    decode_script,
+    is_wrapper,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +85,7 @@ def test_build_wrapper_round_trip_and_shape():
     assert decode_script(build_wrapper(unicode)).text == unicode
 
 
+@pytest.mark.shared
 def test_real_train_log_as_payload():
     if not TRACK.is_dir():
         pytest.skip(f"record data not found at {TRACK} (../shared absent)")
@@ -162,7 +167,7 @@ def test_raw_lzma_with_filter_chain_in_a_variable():
 def test_missing_alias_is_sniffed_from_the_payload():
     # Seen in real stubs: `import lzma; exec(L.decompress(B.b85decode(...)))`.
     packed = lzma.compress(SOURCE.encode())
-    wrapper = "import lzma\nexec(L.decompress(B.b85decode(%r)))\n" % base64.b85encode(packed).decode()
+    wrapper = f"import lzma\nexec(L.decompress(B.b85decode({base64.b85encode(packed).decode()!r})))\n"
     assert decode_script(wrapper).layers == ["b85", "lzma"]
 
 
@@ -180,8 +185,8 @@ def test_unparseable_wrapper_uses_regex_fallback():
     got = decode_script(broken)
     assert got.text == SOURCE and got.layers == ["b85", "lzma"]
     payload = base64.b85encode(lzma.compress(SOURCE.encode())).decode()
-    split = ("import lzma as L,base64 as B;P=(%r\n%r)\n"
-             "exec(L.decompress(B.b85decode(P)))\n)" % (payload[:50], payload[50:]))
+    split = (f"import lzma as L,base64 as B;P=({payload[:50]!r}\n{payload[50:]!r})\n"
+             "exec(L.decompress(B.b85decode(P)))\n)")
     assert decode_script(split).text == SOURCE
 
 
@@ -279,6 +284,7 @@ BOMBS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", sorted(BOMBS))
 def test_decompression_bomb_is_refused_quickly_and_cheaply(codec):
     needs_brotli(codec)

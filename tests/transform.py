@@ -100,11 +100,13 @@ class _Rename(cst.CSTTransformer):
     def _library_keywords(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         """`F.cross_entropy(..., target=t)`: a library's keyword keeps its name, whatever the script calls things."""
         func = original.func
-        callee = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        callee = (
+            func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else None
+        )
         if callee is not None and callee in self.names:
             return updated  # the script's own function: its parameters were renamed too
         args = [new.with_changes(keyword=old.keyword) if old.keyword is not None else new
-                for old, new in zip(original.args, updated.args)]
+                for old, new in zip(original.args, updated.args, strict=True)]
         return updated.with_changes(args=args)
 
     def _attribute_strings(self, original: cst.Call, updated: cst.Call) -> cst.Call:

@@ -6,7 +6,7 @@ gets review, naming the limit. Findings on the parts that were read still stand.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..report import Finding
 from ..rules import Rule, check

@@ -6,7 +6,7 @@ nor reach a validation score; the evaluation makes no network calls.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..report import Finding
 from ..rules import Rule, check
@@ -99,8 +99,9 @@ def reserve_evidence(ctx: ScriptContext) -> str | None:
             return f"the run caps training at {float(value):g} s ({key}={value})"
     resolver = ctx.resolver
     for env_key, name in (resolver.used_env.items() if resolver else []):
-        if "RESERVE" in env_key.upper() and _positive(resolver.attrs.get(name, resolver.names.get(name))):
-            return f"the script reserves {env_key}={resolver.attrs.get(name, resolver.names.get(name))}"
+        knob = resolver.attrs.get(name, resolver.names.get(name)) if resolver else None
+        if "RESERVE" in env_key.upper() and _positive(knob):
+            return f"the script reserves {env_key}={knob}"
     return None
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Iterator
 
 from .. import safeio
 from ..context import RecordContext
+from ..record import Record
 from ..report import Finding
 from ..rules import Rule, check
-from ..static.config import ConfigResolver, UNKNOWN
+from ..static.config import UNKNOWN, ConfigResolver
 from ..static.parse import StaticParseError, parse_source
 
 _LINK = re.compile(r"\b(?:ln|cp|mv|rsync)\b[^\n;&|]*?(\S*fineweb_val_\S*)\s+(\S*fineweb_train_\S*)")
@@ -49,7 +50,7 @@ def train_val_overlap(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
         yield _scoped(finding, rule, scope)
 
 
-def _log_fingerprints(rule: Rule, record) -> Iterator[Finding]:
+def _log_fingerprints(rule: Rule, record: Record) -> Iterator[Finding]:
     """What the final audit excluded rows on (PR #2146): `train_shards: 1499`, or data read from a
     doubled `datasets/datasets` path, the layout the CaseOps prep script leaves. The data may
     still have come from elsewhere, so a person decides."""
@@ -64,9 +65,13 @@ def _log_fingerprints(rule: Rule, record) -> Iterator[Finding]:
         doubled = next(((k, v) for k, v in log.facts.hyperparams.items()
                         if _DOUBLED in v.replace("\\", "/")), None)
         if doubled:
-            yield rule.finding(f"the log's {doubled[0]} reads data from a doubled `{_DOUBLED}` path, the fingerprint of "
-                               "the CaseOps prep script's local output (issue #2127, excluded in PR #2146); the "
-                               "data's origin needs a person", file=log.rel, severity="review")
+            yield rule.finding(
+                f"the log's {doubled[0]} reads data from a doubled `{_DOUBLED}` path, the fingerprint of "
+                "the CaseOps prep script's local output (issue #2127, excluded in PR #2146); the "
+                "data's origin needs a person",
+                file=log.rel,
+                severity="review",
+            )
 
 
 def _audit_scope(rule: Rule, ctx: RecordContext) -> str:
@@ -97,7 +102,7 @@ def _scoped(finding: Finding, rule: Rule, scope: str) -> Finding:
     return finding
 
 
-def _setup_texts(record) -> Iterator[tuple[str, str]]:
+def _setup_texts(record: Record) -> Iterator[tuple[str, str]]:
     """The README, shell scripts and Python files of the folder (the entry script aside)."""
     entry = record.script.rel if record.script else None
     for item in record.entries:
@@ -201,7 +206,7 @@ def _download_step(texts: dict[str, str]) -> str | None:
 
 def _scored_full_validation(ctx: RecordContext) -> str | None:
     """A log line showing the canonical validation token count (the full 50,000 documents)."""
-    counts = [int(v) for v in (ctx.record and _canonical_counts())]
+    counts = [int(v) for v in _canonical_counts()]
     for log in ctx.record.scored_logs():
         value = log.facts.val_tokens
         if value is not None and any(abs(value - c) <= 65536 for c in counts):

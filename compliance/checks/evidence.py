@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import re
 import statistics
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import sourcediff
 from ..context import RecordContext
 from ..record import LogRecord
-from ..report import Finding
+from ..report import Finding, SeedRow
 from ..rules import Rule, check
-from ..scoring import same_value
+from ..scoring import Claim, same_value
 
 
 @check("record.seeds", kind="record", params={
@@ -149,13 +149,14 @@ def json_consistency(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     yield from _bytes_claim(ctx, rule)
 
 
-def _headline(ctx: RecordContext, rule: Rule, scored: list) -> Iterator[Finding]:
+def _headline(ctx: RecordContext, rule: Rule, scored: list[SeedRow]) -> Iterator[Finding]:
     record = ctx.record
     sub, claim = record.submission, record.claim
     assert sub is not None and sub.val_bpb is not None
+    values = [row.val_bpb for row in scored if row.val_bpb is not None]
     line = record.json_line(sub.val_bpb_key or "val_bpb")
     if claim is not None and claim.single:
-        mean = statistics.fmean(row.val_bpb for row in scored)
+        mean = statistics.fmean(values)
         yield rule.finding(f"{sub.val_bpb_key} {sub.val_bpb} is {claim.how} ({mean:.8f}); the score shown is "
                            f"the mean", file=record.submission_file, line=line, level="single_run")
         return
@@ -163,7 +164,7 @@ def _headline(ctx: RecordContext, rule: Rule, scored: list) -> Iterator[Finding]
         yield rule.finding(f"{sub.val_bpb_key} {sub.val_bpb} in the JSON, and no log has a final score to support it",
                            file=record.submission_file, line=line, level="unsupported")
         return
-    mean = statistics.fmean(row.val_bpb for row in scored)
+    mean = statistics.fmean(values)
     yield from _compare(rule, f"{sub.val_bpb_key}", sub.val_bpb, mean, f"mean of {len(scored)} log(s)",
                         record.submission_file, line)
 
@@ -212,7 +213,7 @@ def _renamed_logs(renamed: dict[int, str]) -> set[str]:
     return {text.split(" (", 1)[0] for text in renamed.values()}
 
 
-def _claimed_log(ctx: RecordContext, seed: int, claim) -> LogRecord | None:
+def _claimed_log(ctx: RecordContext, seed: int, claim: Claim | None) -> LogRecord | None:
     if claim is not None and seed in claim.renamed:
         rel = claim.renamed[seed].split(" (", 1)[0]
         return next((log for log in ctx.logs() if log.rel == rel), None)

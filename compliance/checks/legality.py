@@ -7,7 +7,7 @@ carries the line of the score it is judged against and whether the path ran
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..report import Finding
 from ..rules import Rule, check
@@ -16,6 +16,11 @@ from ..static import events as ev
 from ..static.events import Event
 from ..static.findings import finding, worst_first
 from ..static.verdicts import is_fresh, judge_update, table_writes, val_scores, val_updates
+
+
+def _line(event: Event | None) -> str:
+    """The line of the score a verdict names (every kind that names one has it)."""
+    return str(event.line) if event is not None else "?"
 
 
 def _model_updates(ctx: ScriptContext) -> list[Event]:
@@ -28,14 +33,14 @@ def ttt_score_first(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         j = judge_update(update, ctx.events, ctx.reported)
         if j.kind == "adapt_first":
             yield finding(rule, ctx, update, "C3: steps on validation tokens before the same loop scores "
-                          f"them (score at line {j.score.line})", score=j.score)
+                          f"them (score at line {_line(j.score)})", score=j.score)
         elif j.kind == "rescored_each_pass":
             yield finding(rule, ctx, update, "C3/C4: each chunk is scored before it is trained on, but an "
                           "enclosing loop goes over the same tokens again: later passes score tokens the "
-                          f"model already trained on (score at line {j.score.line})", score=j.score)
+                          f"model already trained on (score at line {_line(j.score)})", score=j.score)
         elif j.kind == "last_epoch_only":
             yield finding(rule, ctx, update, "C3: the score runs only in some iterations of a loop that "
-                          f"also trains (score at line {j.score.line}): tokens trained on before scored",
+                          f"also trains (score at line {_line(j.score)}): tokens trained on before scored",
                           score=j.score)
 
 
@@ -47,9 +52,9 @@ def no_prequant_ttt(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
             continue
         if j.scored_before is not None:
             msg = (f"C3: validation scored (line {j.scored_before.line}), adapted on, then scored again "
-                   f"(line {j.score.line}) for the report")
+                   f"(line {_line(j.score)}) for the report")
         else:
-            msg = f"C3: optimizer steps on validation tokens before the scoring pass (line {j.score.line})"
+            msg = f"C3: optimizer steps on validation tokens before the scoring pass (line {_line(j.score)})"
         yield finding(rule, ctx, update, msg, score=j.score)
 
 
@@ -64,7 +69,7 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     online_loops = ctx.tracer.online_loops if ctx.tracer is not None else set()
     for write in worst_first(table_writes(events)):
         j = judge_update(write, events, ctx.reported)
-        if j.kind in ("before_pass", "adapt_first") and online_loops & set(write.loops):
+        if j.kind in ("before_pass", "adapt_first") and j.score is not None and online_loops & set(write.loops):
             yield finding(rule, ctx, write, "C4: a table takes in validation tokens before they are scored "
                           f"(line {j.score.line}), in a loop that records each position's hint before "
                           "that position's own update (an online, prefix-causal cache): whether the score reads "
@@ -73,17 +78,17 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                 and j.scored_before.shares_loop(write):
             yield finding(rule, ctx, write, "C4: a cache filled while scoring (line "
                           f"{j.scored_before.line}) holds every validation token before a second pass "
-                          f"re-scores them with it (line {j.score.line}): two-pass", score=j.score)
+                          f"re-scores them with it (line {_line(j.score)}): two-pass", score=j.score)
         elif j.kind == "before_pass":
             yield finding(rule, ctx, write, "C4: a table/cache is filled from validation tokens before the "
-                          f"pass that scores them (line {j.score.line}): two-pass", score=j.score)
+                          f"pass that scores them (line {_line(j.score)}): two-pass", score=j.score)
         elif j.kind == "score_first" and j.rescored is not None:
-            yield finding(rule, ctx, write, f"C4: a cache filled while scoring (line {j.score.line}) holds every "
+            yield finding(rule, ctx, write, f"C4: a cache filled while scoring (line {_line(j.score)}) holds every "
                           "validation token when a later pass re-scores them with it "
                           f"(line {j.rescored.line}): two-pass", score=j.rescored)
         elif j.kind == "adapt_first":
             yield finding(rule, ctx, write, "C3: a table/cache takes in validation tokens before the same "
-                          f"loop scores them (line {j.score.line})", score=j.score)
+                          f"loop scores them (line {_line(j.score)})", score=j.score)
     for best in (e for e in events if e.kind == ev.BEST_OF):
         yield finding(rule, ctx, best, "C4: keeps the better of two validation scores")
 
@@ -102,7 +107,7 @@ def _fresh_updates(ctx: ScriptContext) -> list[tuple[Event, bool]]:
     for update in val_updates(ctx.events):
         if not is_fresh(update):
             continue
-        loops = update.optim.loops
+        loops = update.optim.loops if update.optim is not None else ()
         per_window = bool(loops) and any(loops[-1] in s.loops for s in scores)
         out.append((update, bool(per_window)))
     return out
@@ -120,12 +125,12 @@ def no_slot(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                           score=j.score)
         elif j.score is not None and "tsub" in update.labels:
             yield finding(rule, ctx, update, "per-window delta/bias fitted on part of the window's targets (a "
-                          f"mask or prefix), then the window is scored with it (line {j.score.line}): a "
+                          f"mask or prefix), then the window is scored with it (line {_line(j.score)}): a "
                           "context-only (causal) variant has no ruling (PR #1333, issue #1336); whether the fit "
                           "covers scored positions needs a person", severity="review", score=j.score)
         elif j.score is not None:
             yield finding(rule, ctx, update, "C1/C3: per-window delta/bias optimized on the window's own "
-                          f"targets, then used to score them (line {j.score.line})", score=j.score)
+                          f"targets, then used to score them (line {_line(j.score)})", score=j.score)
 
 
 @check("script.no_etlb", kind="script")
@@ -136,12 +141,12 @@ def no_etlb(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         j = judge_update(update, ctx.events, ctx.reported)
         if j.kind in ("adapt_first", "before_pass", "last_epoch_only") and "tsub" in update.labels:
             yield finding(rule, ctx, update, "a bias vector carried across windows is fitted on part of each "
-                          f"window's targets (a prefix or mask) before the window is scored (line {j.score.line}): "
+                          f"window's targets (a prefix or mask) before the window is scored (line {_line(j.score)}): "
                           "fitted on context only it has no ruling; whether scored targets reach the fit needs "
                           "a person (issue #1336)", severity="review", score=j.score)
         elif j.kind in ("adapt_first", "before_pass", "last_epoch_only"):
             yield finding(rule, ctx, update, "C3: a bias vector is fitted by gradient on validation targets "
-                          f"before they are scored (line {j.score.line})", score=j.score)
+                          f"before they are scored (line {_line(j.score)})", score=j.score)
 
 
 @check("script.ttt_warmup", kind="script")
@@ -227,6 +232,7 @@ def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
     stayed shut. A count that mixes the gated channel with others can be nonzero while the
     gated part never fired, so both together are no proof either way."""
     import re
+
     from ..static.logsignals import from_record
     prefixes = sorted({p for e in ctx.of_kind(ev.LOG) for p in e.detail.get("gated_fields", ())})
     if not prefixes:
@@ -234,7 +240,7 @@ def _gated_counts(ctx: ScriptContext) -> tuple[str | None, str | None]:
     logs = from_record(ctx.record)
     fired: dict[str, str] = {}
     zero: dict[str, str] = {}
-    for name, text in zip(logs.names, logs.texts):
+    for name, text in zip(logs.names, logs.texts, strict=True):
         for prefix in prefixes:
             for m in re.finditer(re.escape(prefix) + r"\s*(-?[0-9]+)(?![0-9.eE])", text):   # counts, not rates
                 where = f"`{prefix}{m.group(1)}` in {name}:{text.count(chr(10), 0, m.start()) + 1}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import lzma
 import math
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import unpack
 from ..context import RecordContext, eval_ms

@@ -7,8 +7,9 @@ The alphas and the margin are this rule's params, so a catalog can change them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Iterator
+from typing import Any
 
 from .. import frontier, stats
 from ..context import Baseline, FrontierPool, RecordContext
@@ -88,7 +89,7 @@ def _waiver_claim(ctx: RecordContext, rule: Rule) -> str | None:
     return None
 
 
-def _unless_waived(rule: Rule, message: str, waiver: str | None, evidence: dict | None) -> Finding:
+def _unless_waived(rule: Rule, message: str, waiver: str | None, evidence: dict[str, Any] | None) -> Finding:
     if waiver is None:
         return rule.finding(message, evidence=evidence)
     return rule.finding(f"{message}; the record claims the systems-only waiver ('{waiver[:60]}'): {WAIVER} "

@@ -1,7 +1,7 @@
 """Report formatters, kept apart from the checks: each is `render(report, options) -> str`."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..report import Report
 from . import github, human, json_report, junit, markdown, sarif

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..report import SEVERITIES, Finding, FindingGroup, RecordReport, Report, group_findings, totals
 from ..textsafe import printable
@@ -50,7 +51,7 @@ def groups(findings: list[Finding], include_info: bool) -> list[FindingGroup]:
     return group_findings(ordered(findings, include_info))
 
 
-def _key(f: Finding) -> tuple:
+def _key(f: Finding) -> tuple[str, str, bool, str]:
     return f.rule, f.severity, f.active, f.message
 
 
@@ -101,7 +102,7 @@ def commit_note(report: Report) -> str | None:
     return f"base {g.get('base', '?')[:12]} → head {g['head'][:12]}"
 
 
-def significance_line(sig: dict | None, escape: Callable[[object], str] = printable) -> str | None:
+def significance_line(sig: dict[str, Any] | None, escape: Callable[[object], str] = printable) -> str | None:
     """One line on R-SIGNIFICANCE, shown even though a pass is only an info finding; `escape`
     is applied to the one untrusted piece, the baseline's label."""
     if not sig:

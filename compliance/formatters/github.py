@@ -6,10 +6,18 @@ newline in a file name cannot end the command and start another.
 """
 from __future__ import annotations
 
-from ..report import Report
+from ..report import FindingGroup, Report
 from ..textsafe import gh_data, gh_property
-from .common import (RenderOptions, finding_path, groups, own_findings, places, repo_relative,
-                     shared_findings, summary_line)
+from .common import (
+    RenderOptions,
+    finding_path,
+    groups,
+    own_findings,
+    places,
+    repo_relative,
+    shared_findings,
+    summary_line,
+)
 
 COMMAND = {"fail": "error", "review": "warning", "warn": "warning", "info": "notice"}
 
@@ -39,5 +47,5 @@ def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _places(group) -> str:
+def _places(group: FindingGroup) -> str:
     return ", ".join(places(group))

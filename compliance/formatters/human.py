@@ -7,10 +7,24 @@ from rich.text import Text
 from ..report import Finding, FindingGroup, RecordReport, Report
 from ..terminal import render_lines
 from ..textsafe import clip, printable
-from .common import (RenderOptions, commit_note, groups, num, own_findings, places, seconds, selection_note,
-                     shared_findings, significance_line, summary_line, where)
+from .common import (
+    RenderOptions,
+    commit_note,
+    groups,
+    num,
+    own_findings,
+    places,
+    seconds,
+    selection_note,
+    shared_findings,
+    significance_line,
+    summary_line,
+    where,
+)
 
-HEADER = f"{'seed':>6}  {'val_bpb':>10}  {'val_loss':>10}  {'train s':>8}  {'eval s':>7}  {'bytes':>11}  {'metric':<32} log"
+HEADER = (
+    f"{'seed':>6}  {'val_bpb':>10}  {'val_loss':>10}  {'train s':>8}  {'eval s':>7}  {'bytes':>11}  {'metric':<32} log"
+)
 STYLE = {"fail": "bold red", "review": "bold yellow", "warn": "yellow", "info": "dim", "pass": "bold green",
          "error": "bold magenta"}
 GROUP_PLACES = 6

@@ -27,7 +27,8 @@ def _clean(value: Any) -> Any:
 
 
 def to_json_data(report: Report) -> dict[str, Any]:
-    return _clean(report.to_dict())
+    data: dict[str, Any] = _clean(report.to_dict())
+    return data
 
 
 def render(report: Report, options: RenderOptions = RenderOptions()) -> str:

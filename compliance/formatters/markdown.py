@@ -9,8 +9,19 @@ from __future__ import annotations
 from ..report import Finding, FindingGroup, RecordReport, Report
 from ..ruledocs import doc_url
 from ..textsafe import md_code, md_text, md_trusted
-from .common import (RenderOptions, commit_note, groups, num, own_findings, places, seconds, selection_note,
-                     shared_findings, significance_line, summary_line)
+from .common import (
+    RenderOptions,
+    commit_note,
+    groups,
+    num,
+    own_findings,
+    places,
+    seconds,
+    selection_note,
+    shared_findings,
+    significance_line,
+    summary_line,
+)
 
 ICON = {"pass": "✅", "fail": "❌", "review": "🟡", "error": "⚠️"}
 OPEN_ROWS = 8          # findings shown before the rest go into <details>

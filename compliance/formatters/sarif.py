@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 from urllib.parse import quote
 
 from .. import ruledocs
@@ -19,12 +20,13 @@ from .common import RenderOptions, finding_path, fingerprint, own_findings, repo
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {"fail": "error", "review": "warning", "warn": "warning", "info": "note"}
 FINGERPRINT = "pgolfFinding/v1"
+Json = dict[str, Any]   # a SARIF object
 
 
 def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
-    rules: dict[str, dict] = {}
-    results: list[dict] = []
-    seen: Counter = Counter()
+    rules: dict[str, Json] = {}
+    results: list[Json] = []
+    seen: Counter[tuple[str, str, str]] = Counter()
     shared = shared_findings(report)
     for index, record in enumerate(report.records):
         findings = own_findings(record, shared) + (shared if index == 0 else [])
@@ -32,11 +34,11 @@ def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
             if f.rule not in rules:
                 rules[f.rule] = _rule(f, options.docs_url)
             results.append(_result(record, f, list(rules).index(f.rule), options, seen))
-    driver = {"name": "pgolf-check", "version": report.pgolf_version or "0",
+    driver: Json = {"name": "pgolf-check", "version": report.pgolf_version or "0",
               "semanticVersion": _semver(report.pgolf_version), "rules": list(rules.values())}
     if options.docs_url:
         driver["informationUri"] = options.docs_url.rstrip("/") + "/README.md"
-    run = {"tool": {"driver": driver}, "results": results,
+    run: Json = {"tool": {"driver": driver}, "results": results,
            "invocations": [{"executionSuccessful": report.error is None and
                             all(r.error is None for r in report.records)}],
            "properties": {"verdict": report.verdict, "policy": report.policy}}
@@ -53,8 +55,8 @@ def _semver(version: str | None) -> str:
     return version if version and version[0].isdigit() and "+" not in version else "0.0.0"
 
 
-def _rule(f: Finding, docs_url: str | None) -> dict:
-    rule: dict = {"id": f.rule, "shortDescription": {"text": printable(f.title or f.rule)},
+def _rule(f: Finding, docs_url: str | None) -> Json:
+    rule: Json = {"id": f.rule, "shortDescription": {"text": printable(f.title or f.rule)},
                   "defaultConfiguration": {"level": LEVEL[f.severity]},
                   "properties": {"source": printable(f.source or ""), "tags": ["pgolf"]}}
     doc = ruledocs.get(f.rule)
@@ -69,9 +71,10 @@ def _rule(f: Finding, docs_url: str | None) -> dict:
     return rule
 
 
-def _result(record: RecordReport, f: Finding, rule_index: int, options: RenderOptions, seen: Counter) -> dict:
+def _result(record: RecordReport, f: Finding, rule_index: int, options: RenderOptions,
+            seen: Counter[tuple[str, str, str]]) -> Json:
     path = repo_relative(finding_path(record, f), options.root)
-    location: dict = {"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/")}}}
+    location: Json = {"physicalLocation": {"artifactLocation": {"uri": quote(path, safe="/")}}}
     if options.root is not None:
         location["physicalLocation"]["artifactLocation"]["uriBaseId"] = "%SRCROOT%"
     if f.line and f.file:

@@ -18,11 +18,20 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import pkgutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache, lru_cache
+from itertools import pairwise
 from pathlib import Path
-from typing import (TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Protocol, TypeVar, Union, get_args,
-                    overload)
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    Protocol,
+    TypeVar,
+    get_args,
+    overload,
+)
 
 import yaml
 
@@ -63,7 +72,7 @@ class DynamicCheck(Protocol):
     def __call__(self, ctx: DynamicContext, rule: Rule) -> Iterable[Finding]: ...
 
 
-CheckFn = Union[RecordCheck, ScriptCheck, DynamicCheck]
+CheckFn = RecordCheck | ScriptCheck | DynamicCheck
 RecordF = TypeVar("RecordF", bound=RecordCheck)
 ScriptF = TypeVar("ScriptF", bound=ScriptCheck)
 DynamicF = TypeVar("DynamicF", bound=DynamicCheck)
@@ -222,7 +231,7 @@ def ruleset_names() -> list[str]:
     return sorted(p.stem for p in CATALOG_DIR.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_ruleset(name: str) -> RuleSet:
     rules = _resolve(name, seen=())
     return RuleSet(name, tuple(rules.values()))
@@ -367,7 +376,7 @@ def _periods(value: Any, spec: CheckSpec, where: str) -> tuple[Period, ...]:
                               severity=_severity(severity, where) if severity is not None else None,
                               params=_params(item.get("params"), spec, where),
                               note=str(item["note"]) if item.get("note") else None))
-    for a, b in zip(periods, periods[1:]):
+    for a, b in pairwise(periods):
         if a.until is None or b.since is None or b.since <= a.until:
             raise InputError(None, f"{where}: periods must be ordered and must not overlap")
     return tuple(periods)

@@ -32,7 +32,7 @@ class ScriptContext:
     path: str
     source: str
     config: dict[str, str]
-    record: "Record | None" = None
+    record: Record | None = None
     _module: ast.Module | None = field(default=None, repr=False)
     _parse_error: str | None = field(default=None, repr=False)
     _events: list[Event] | None = field(default=None, repr=False)
@@ -42,7 +42,7 @@ class ScriptContext:
     gate_states: dict[int, activity.GateState] = field(default_factory=dict)
     tracer: Tracer | None = field(default=None, repr=False)
     _reported: list[Event] | None = field(default=None, repr=False)
-    native_leaks: list = field(default_factory=list)
+    native_leaks: list[native.Leak] = field(default_factory=list)
 
     @property
     def module(self) -> ast.Module | None:
@@ -83,7 +83,7 @@ class ScriptContext:
     def _trace(self, module: ast.Module, resolver: ConfigResolver) -> list[Event]:
         code = sources.collect(self.record, module, self.path)
         self.limits.extend(f"helper not analysed: {problem}" for problem in code.problems)
-        natives: dict[str, list] = {}
+        natives: dict[str, list[native.Leak]] = {}
         for rel, text in code.native.items():
             for leak in native.find_leaks(text, rel):
                 natives.setdefault(leak.function, []).append(leak)
@@ -137,7 +137,7 @@ def script_context_from_source(path: str, source: str, config: dict[str, str] | 
     return ScriptContext(path=path, source=source, config=dict(config or {}), record=None)
 
 
-def build_script_context(record: "Record") -> ScriptContext | None:
+def build_script_context(record: Record) -> ScriptContext | None:
     script = getattr(record, "script", None)
     if script is None:
         return None

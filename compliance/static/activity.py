@@ -50,7 +50,7 @@ def _captured_channels(prints: list[Event], logs: LogEvidence) -> set[str]:
     channels: set[str] = set()
     for p in prints:
         channel = p.detail.get("channel")
-        if channel in channels:
+        if not isinstance(channel, str) or channel in channels:
             continue
         if any(logs.seen(f) for f in p.detail.get("fragments", ())):
             channels.add(channel)

@@ -12,6 +12,7 @@ cannot be folded is UNKNOWN and treated as reachable.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,10 @@ class _NotNone:
 
 NOT_NONE = _NotNone()
 _CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}
+Fold = Callable[[ast.expr | None], Any]        # an expression's value, or UNKNOWN
+Shape = tuple[bool, frozenset[str], frozenset[str]]   # env call?, attribute names, plain names
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v, ast.Invert: lambda v: ~v}
 _ENV_FUNCS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
 
 
@@ -40,13 +45,13 @@ class ConfigResolver:
     used_env: dict[str, str] = field(default_factory=dict)   # env key -> attribute/name bound to it
     cli_knobs: set[str] = field(default_factory=set)         # argparse destinations (args.<dest>)
     _knobs: set[str] | None = None
-    _shapes: dict = field(default_factory=dict)
+    _shapes: dict[int, tuple[ast.expr, Shape]] = field(default_factory=dict)
     accessors: dict[str, tuple[int, int | None, int | None]] = field(default_factory=dict)
     # ^ helpers such as `def _e(k, d, t=str): return t(os.environ.get(k, str(d)))`: name -> positions
     #   of the key, the default and the type argument
 
     @classmethod
-    def build(cls, module: ast.Module, config: dict[str, str], aliases: dict[str, str]) -> "ConfigResolver":
+    def build(cls, module: ast.Module, config: dict[str, str], aliases: dict[str, str]) -> ConfigResolver:
         resolver = cls(run_env={str(k).upper(): str(v) for k, v in config.items()}, aliases=aliases)
         resolver._collect(module)
         return resolver
@@ -55,9 +60,9 @@ class ConfigResolver:
     def _collect(self, module: ast.Module) -> None:
         """Module constants, class-body attributes and self.x = ... in definition order."""
         self._find_accessors(module)
-        for node in module.body:
-            if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                self._bind(node, self.names)
+        for stmt in module.body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                self._bind(stmt, self.names)
         nodes = list(ast.walk(module))
         for node in nodes:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
@@ -107,14 +112,16 @@ class ConfigResolver:
                     self.accessors[fn.name] = (key_at, default, kind)
                     break
 
-    def _accessor_value(self, node: ast.Call, sub) -> Any:
-        key_at, default_at, type_at = self.accessors[node.func.id]  # type: ignore[union-attr]
+    def _accessor_value(self, node: ast.Call, sub: Fold) -> Any:
+        if not isinstance(node.func, ast.Name):
+            return UNKNOWN
+        key_at, default_at, type_at = self.accessors[node.func.id]
         args = node.args
         key = args[key_at] if key_at < len(args) else None
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return UNKNOWN
         raw = self.run_env.get(key.value.upper())
-        value = parse_value(raw) if raw is not None else (
+        value: Any = parse_value(raw) if raw is not None else (
             sub(args[default_at]) if default_at is not None and default_at < len(args) else None)
         kind = args[type_at] if type_at is not None and type_at < len(args) else None
         if value is UNKNOWN or not (isinstance(kind, ast.Name) and kind.id in _CONVERTERS):
@@ -183,13 +190,13 @@ class ConfigResolver:
         knobs = self.config_attrs()
         return bool(attrs & knobs or names & knobs or (local_config and names & local_config))
 
-    def _shape(self, node: ast.expr) -> tuple[bool, frozenset, frozenset]:
+    def _shape(self, node: ast.expr) -> Shape:
         """What a condition reads: an env call, attribute names, plain names (once per node)."""
         key = id(node)
         cached = self._shapes.get(key)
         if cached is not None and cached[0] is node:
             return cached[1]
-        env_call, attrs, names = False, set(), set()
+        env_call, attrs, names = False, set[str](), set[str]()
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call) and (self._is_env_call(sub) or _is_getattr_default(sub)):
                 env_call = True
@@ -220,7 +227,7 @@ class ConfigResolver:
             kinds = []
             for part in node.values:
                 folded = self.fold(part, local)
-                if isinstance(node.op, ast.And) and folded is not UNKNOWN and not truthy(folded) is None \
+                if isinstance(node.op, ast.And) and folded is not UNKNOWN and truthy(folded) is not None \
                         and not folded:
                     return "known"
                 kinds.append(self._kind(part, local, local_config))
@@ -243,7 +250,8 @@ class ConfigResolver:
     def _fold(self, node: ast.expr | None, local: dict[str, Any], depth: int) -> Any:
         if node is None or depth > 40:
             return UNKNOWN
-        sub = lambda n: self._fold(n, local, depth + 1)  # noqa: E731
+        def sub(n: ast.expr | None) -> Any:
+            return self._fold(n, local, depth + 1)
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -258,8 +266,7 @@ class ConfigResolver:
             value = sub(node.operand)
             if value is UNKNOWN or value is NOT_NONE:
                 return UNKNOWN
-            return {ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v,
-                    ast.Invert: lambda v: ~v}[type(node.op)](value)
+            return _UNARY[type(node.op)](value)
         if isinstance(node, ast.BoolOp):
             return _fold_boolop(node, sub)
         if isinstance(node, ast.Compare):
@@ -280,7 +287,7 @@ class ConfigResolver:
             return UNKNOWN if test is UNKNOWN else sub(node.body if test else node.orelse)
         return UNKNOWN
 
-    def _fold_call(self, node: ast.Call, sub) -> Any:
+    def _fold_call(self, node: ast.Call, sub: Fold) -> Any:
         if self._is_env_call(node):
             return self._env_value(node, sub)
         func = node.func
@@ -303,7 +310,7 @@ class ConfigResolver:
             return getattr(value, func.attr)() if isinstance(value, str) else UNKNOWN
         return UNKNOWN
 
-    def _env_value(self, node: ast.Call, sub) -> Any:
+    def _env_value(self, node: ast.Call, sub: Fold) -> Any:
         if isinstance(node.func, ast.Name) and node.func.id in self.accessors:
             return self._accessor_value(node, sub)
         key = node.args[0] if node.args else None
@@ -374,7 +381,7 @@ def truthy(value: Any) -> bool | None:
         return None
 
 
-def _fold_boolop(node: ast.BoolOp, sub) -> Any:
+def _fold_boolop(node: ast.BoolOp, sub: Fold) -> Any:
     values = [UNKNOWN if v is NOT_NONE else v for v in (sub(v) for v in node.values)]
     if isinstance(node.op, ast.And):
         if any(v is not UNKNOWN and not v for v in values):
@@ -385,15 +392,16 @@ def _fold_boolop(node: ast.BoolOp, sub) -> Any:
     return UNKNOWN if any(v is UNKNOWN for v in values) else values[-1]
 
 
-_COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-            ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
-            ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b}
 
 
-def _fold_compare(node: ast.Compare, sub) -> Any:
+def _fold_compare(node: ast.Compare, sub: Fold) -> Any:
     left = sub(node.left)
-    for op, right_node in zip(node.ops, node.comparators):
+    for op, right_node in zip(node.ops, node.comparators, strict=True):
         right = sub(right_node)
         if isinstance(op, (ast.Is, ast.IsNot)) and NOT_NONE in (left, right) and None in (left, right):
             if isinstance(op, ast.Is):
@@ -408,11 +416,12 @@ def _fold_compare(node: ast.Compare, sub) -> Any:
     return True
 
 
-_BINOPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-           ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b}
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b}
 
 
-def _fold_binop(node: ast.BinOp, sub) -> Any:
+def _fold_binop(node: ast.BinOp, sub: Fold) -> Any:
     op = _BINOPS.get(type(node.op))
     if op is None:
         return UNKNOWN

@@ -10,8 +10,9 @@ so what is found in it is review, not fail.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from .config import UNKNOWN
 
@@ -24,12 +25,12 @@ _MAX_VARIANTS = 6   # distinct rows a loop body is traced for; past it, the firs
 @dataclass(frozen=True)
 class Row:
     key: object                 # the dict key or list position that selects the row
-    fns: tuple                  # per tuple position: the function it holds, or None
+    fns: tuple[ast.AST | None, ...]   # per tuple position: the function it holds, or None
     gates: tuple[int, ...]      # unresolved branches around the statement that added it
     active: bool
 
 
-def _row(tracer: "Tracer", key: object, value: ast.expr, ctx: "Ctx") -> Row | None:
+def _row(tracer: Tracer, key: object, value: ast.expr, ctx: Ctx) -> Row | None:
     parts = value.elts if isinstance(value, ast.Tuple) else [value]
     fns = tuple(tracer._function_value(p) for p in parts)
     if not any(fns):
@@ -37,18 +38,18 @@ def _row(tracer: "Tracer", key: object, value: ast.expr, ctx: "Ctx") -> Row | No
     return Row(key, fns, ctx.gates, ctx.active)
 
 
-def rows_of(tracer: "Tracer", value: ast.expr, ctx: "Ctx") -> list[Row]:
+def rows_of(tracer: Tracer, value: ast.expr, ctx: Ctx) -> list[Row]:
     """The rows a literal dict, list or tuple of functions holds (empty when it holds none)."""
     rows: list[Row | None] = []
     if isinstance(value, ast.Dict):
         rows = [_row(tracer, tracer.res.fold(k, tracer.frame.consts) if k is not None else UNKNOWN, v, ctx)
-                for k, v in zip(value.keys, value.values)]
+                for k, v in zip(value.keys, value.values, strict=True)]
     elif isinstance(value, (ast.List, ast.Tuple)):
         rows = [_row(tracer, i, v, ctx) for i, v in enumerate(value.elts)]
     return [r for r in rows if r is not None]
 
 
-def note_assign(tracer: "Tracer", target: ast.expr, value: ast.expr, ctx: "Ctx") -> None:
+def note_assign(tracer: Tracer, target: ast.expr, value: ast.expr, ctx: Ctx) -> None:
     """`name = {...}` / `name = [...]` / `name[key] = fn`: remember the functions it holds."""
     frame = tracer.frame
     if isinstance(target, ast.Name):
@@ -64,7 +65,7 @@ def note_assign(tracer: "Tracer", target: ast.expr, value: ast.expr, ctx: "Ctx")
             rows_now.append(row)
 
 
-def note_fill(tracer: "Tracer", node: ast.Call, ctx: "Ctx") -> None:
+def note_fill(tracer: Tracer, node: ast.Call, ctx: Ctx) -> None:
     """`passes.append((label, fn, args))`: a row added under the branches around the call."""
     func = node.func
     if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and node.args):
@@ -80,14 +81,14 @@ def note_fill(tracer: "Tracer", node: ast.Call, ctx: "Ctx") -> None:
         rows.extend(rows_of(tracer, node.args[0], ctx))
 
 
-def table(tracer: "Tracer", name: str) -> list[Row] | None:
+def table(tracer: Tracer, name: str) -> list[Row] | None:
     for frame in reversed(tracer.stack):
         if name in frame.fn_tables:
             return frame.fn_tables[name]
     return None
 
 
-def loop_variants(tracer: "Tracer", node: ast.For, ctx: "Ctx") -> Iterator[tuple[dict, "Ctx"]]:
+def loop_variants(tracer: Tracer, node: ast.For, ctx: Ctx) -> Iterator[tuple[dict[str, ast.AST], Ctx]]:
     """`for a, fn, b in table:` the body once per distinct row: the functions the loop variables
     name in it, and the context of the statement that added the row."""
     if not isinstance(node.iter, ast.Name):
@@ -96,13 +97,13 @@ def loop_variants(tracer: "Tracer", node: ast.For, ctx: "Ctx") -> Iterator[tuple
     if not rows:
         return
     names = node.target.elts if isinstance(node.target, ast.Tuple) else [node.target]
-    bindings = [{n.id: fn for n, fn in zip(names, row.fns) if isinstance(n, ast.Name) and fn is not None}
+    bindings = [{n.id: fn for n, fn in zip(names, row.fns, strict=False) if isinstance(n, ast.Name) and fn is not None}
                 for row in rows]
     kinds = [tuple(sorted((k, id(v)) for k, v in b.items())) for b in bindings]
     # a loop that runs a different function on each pass repeats none of them: it is no epoch loop
     loops = ctx.loops[:-1] if len(set(kinds)) == len(kinds) else ctx.loops
-    seen: set = set()
-    for row, binding, kind in zip(rows, bindings, kinds):
+    seen: set[tuple[object, ...]] = set()
+    for row, binding, kind in zip(rows, bindings, kinds, strict=True):
         key = (kind, row.gates, row.active)
         if not binding or key in seen or len(seen) >= _MAX_VARIANTS:
             continue
@@ -111,7 +112,7 @@ def loop_variants(tracer: "Tracer", node: ast.For, ctx: "Ctx") -> Iterator[tuple
                                active=ctx.active and row.active, loops=loops)
 
 
-def call_candidates(tracer: "Tracer", node: ast.Call, ctx: "Ctx") -> list[tuple[ast.AST, "Ctx"]] | None:
+def call_candidates(tracer: Tracer, node: ast.Call, ctx: Ctx) -> list[tuple[ast.AST, Ctx]] | None:
     """`run[stage](...)`: the functions the call may reach, each with the context it runs in."""
     func = node.func
     if not (isinstance(func, ast.Subscript) and isinstance(func.value, ast.Name)):

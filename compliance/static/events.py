@@ -15,8 +15,9 @@ Labels name where data came from, never what it is called:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-Labels = frozenset
+Labels = frozenset[str]   # the labels above, on one value
 
 SCORE = "score"            # loss sum under no_grad/inference_mode on validation data
 UPDATE = "update"          # backward / autograd.grad on a loss
@@ -39,7 +40,7 @@ NEW = "new"                # an instance of a script class made inside a functio
 class Event:
     kind: str
     line: int
-    labels: frozenset
+    labels: Labels
     seq: int
     loops: tuple[int, ...]             # loop instances enclosing the operation, outermost first
     frames: tuple[int, ...]            # call instances enclosing it, outermost first
@@ -48,13 +49,13 @@ class Event:
     gates: tuple[int, ...] = ()        # unresolved branches enclosing it (Tracer.gates), outermost first
     activity: str = "unknown"          # on | off | unknown, once gates are judged (activity.py)
     file: str | None = None            # the file the line is in (a helper module, or the entry script)
-    loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
-    optim: "Event | None" = None       # the optimizer an update feeds
-    detail: dict = field(default_factory=dict)
+    loopvar_guards: frozenset[int] = frozenset()   # loops whose variable decides a branch around it
+    optim: Event | None = None       # the optimizer an update feeds
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def on(self) -> bool:
         return self.activity == "on"
 
-    def shares_loop(self, other: "Event") -> bool:
+    def shares_loop(self, other: Event) -> bool:
         return bool(set(self.loops) & set(other.loops))

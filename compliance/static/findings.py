@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from .events import Event
 
 if TYPE_CHECKING:
-    from ..report import Finding
+    from ..report import Finding, Severity
     from ..rules import Rule
     from . import ScriptContext
 
 
-def finding(rule: "Rule", ctx: "ScriptContext", event: Event, message: str, *, severity: str | None = None,
-            score: Event | None = None, **evidence: Any) -> "Finding":
+def finding(rule: Rule, ctx: ScriptContext, event: Event, message: str, *, severity: Severity | None = None,
+            score: Event | None = None, **evidence: Any) -> Finding:
     severity = severity or rule.severity
     active = True
     data: dict[str, Any] = {"operation_line": event.line, "activity": event.activity, "path": ctx.chain(event)}

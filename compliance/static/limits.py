@@ -13,7 +13,8 @@ from __future__ import annotations
 import ast
 import sys
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 MAX_TREE_DEPTH = 120          # statements and expressions together, nodes from the module down
 _STACK_BYTES = 512 * 1024 * 1024

@@ -33,7 +33,7 @@ class LogEvidence:
 
     def seen(self, fragment: str) -> str | None:
         """The first log line showing the fragment as output, as `file:line`, or None."""
-        for name, text in zip(self.names, self.texts):
+        for name, text in zip(self.names, self.texts, strict=True):
             start = 0
             while True:
                 at = text.find(fragment, start)
@@ -60,7 +60,7 @@ def _looks_like_code(line: str) -> bool:
         "{" in stripped or stripped.startswith(("log", "print", "logger", "f\"", "f'")) or "print(" in stripped)
 
 
-def from_record(record: "Record | None") -> LogEvidence:
+def from_record(record: Record | None) -> LogEvidence:
     evidence = LogEvidence()
     if record is None:
         return evidence
@@ -75,7 +75,7 @@ def from_record(record: "Record | None") -> LogEvidence:
     return evidence
 
 
-def _log_text(record: "Record", log: "LogRecord") -> str | None:
+def _log_text(record: Record, log: LogRecord) -> str | None:
     entry = next((e for e in record.entries if e.rel == log.rel), None)
     if entry is None or entry.problem:
         return None

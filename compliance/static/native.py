@@ -56,7 +56,7 @@ class _Function:
 
 def clean(text: str) -> str:
     """Comments and literals blanked, offsets and line numbers kept."""
-    def blank(m: re.Match) -> str:
+    def blank(m: re.Match[str]) -> str:
         return re.sub(r"[^\n]", " ", m.group())
     return _STRING.sub(blank, _COMMENT.sub(blank, text))
 
@@ -178,10 +178,8 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
     control: list[tuple[int, int]] = []   # (closing depth, seed offset) of tainted conditions
     depth = 0
     leaks: list[tuple[int, int, int]] = []
-    pos = 0
     for m in _STATEMENT.finditer(body):
         stmt, start = m.group(), m.start()
-        pos = m.end()
         text = stmt[:-1]
         if stmt.endswith("{"):
             seed = _mentions(text, tainted) if re.search(r"\b(if|while|switch)\b|\?", text) else None
@@ -200,16 +198,20 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
             if close > 0:
                 guard = _mentions(text[inline_if.end():close], tainted)
                 text = text[close + 1:]
-        assign = re.match(r"\s*(?:[\w:<>]+\s+)*?(?:[\w:<>]+[\s\*&]+)?([A-Za-z_]\w*)\s*(\[[^=]*\])?\s*[+\-|&*/]?=(?!=)(.*)$",
-                          text, re.S)
+        assign = re.match(
+            r"\s*(?:[\w:<>]+\s+)*?(?:[\w:<>]+[\s\*&]+)?([A-Za-z_]\w*)\s*(\[[^=]*\])?\s*[+\-|&*/]?=(?!=)(.*)$",
+            text,
+            re.S,
+        )
         if assign:
             name, subscript, value = assign.group(1), assign.group(2), assign.group(3)
             seed = _mentions(value, tainted)
             under = guard if guard is not None else (control[-1][1] if control else None)
             if subscript is None:
                 _classify(name, value, positions, current, bools, tainted, start)
-                if seed is not None or under is not None:
-                    tainted.setdefault(name, seed if seed is not None else under)
+                taint = seed if seed is not None else under
+                if taint is not None:
+                    tainted.setdefault(name, taint)
                 continue
             origin = seed if seed is not None else under
             if subscript.strip() == f"[{index}]" and name in params and origin is not None:

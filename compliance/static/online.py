@@ -45,8 +45,9 @@ def _table_writes(loop: ast.For) -> dict[str, list[int]]:
     """Containers written by key in the loop: base expression -> lines."""
     out: dict[str, list[int]] = {}
     for node in ast.walk(loop):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
-            if isinstance(node, ast.AugAssign) else []
+        if not isinstance(node, (ast.Assign, ast.AugAssign)):
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
             if isinstance(target, ast.Subscript):
                 out.setdefault(ast.unparse(target.value), []).append(node.lineno)

@@ -120,7 +120,8 @@ def _flatten_fstrings(source: str) -> str:
         raise StaticParseError(f"cannot parse: {' '.join(str(exc).split())[:200]}") from None
 
     class _Flatten(cst.CSTTransformer):
-        def leave_FormattedString(self, original, updated):  # noqa: N802 - libcst API
+        def leave_FormattedString(  # noqa: N802 - libcst API
+                self, original: cst.FormattedString, updated: cst.FormattedString) -> cst.BaseExpression:
             text = "".join(p.value for p in original.parts if isinstance(p, cst.FormattedStringText))
             newlines = module.code_for_node(original).count("\n")
             body = _SAFE.sub("", text.replace("\n", " "))

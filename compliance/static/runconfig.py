@@ -34,7 +34,7 @@ def _command_lines(text: str) -> list[str]:
     return lines
 
 
-def config_from_record(record) -> dict[str, str]:
+def config_from_record(record: object) -> dict[str, str]:
     """README first, then the logs' dumps (what actually ran) on top."""
     config = config_from_readme(getattr(record, "readme", None))
     for log in getattr(record, "logs", None) or []:

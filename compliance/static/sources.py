@@ -52,7 +52,7 @@ def referenced_modules(module: ast.Module) -> set[str]:
     return names
 
 
-def collect(record: "Record | None", module: ast.Module, entry_rel: str) -> SourceSet:
+def collect(record: Record | None, module: ast.Module, entry_rel: str) -> SourceSet:
     """Helpers the entry script reaches (transitively) and every native source beside it."""
     out = SourceSet()
     if record is None:
@@ -73,18 +73,18 @@ def collect(record: "Record | None", module: ast.Module, entry_rel: str) -> Sour
     pending = list(referenced_modules(module))
     while pending:
         name = pending.pop()
-        entry = by_name.get(name)
-        if entry is None or name in out.helpers or entry.size > _MAX_HELPER_BYTES:
+        module_file = by_name.get(name)
+        if module_file is None or name in out.helpers or module_file.size > _MAX_HELPER_BYTES:
             continue
-        text = _read(entry)
+        text = _read(module_file)
         if text is None:
             continue
         try:
             helper = parse_source(text)
         except StaticParseError as exc:
-            out.problems.append(f"{entry.rel}: {exc}")
+            out.problems.append(f"{module_file.rel}: {exc}")
             continue
-        out.helpers[name] = Helper(name, entry.rel, helper)
+        out.helpers[name] = Helper(name, module_file.rel, helper)
         pending.extend(referenced_modules(helper))
     return out
 

@@ -12,7 +12,7 @@ def unmasked_prev_token_mixing(module: ast.Module) -> list[int]:
     for fn in ast.walk(module):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        shift = next((n for n in ast.walk(fn) if _is_shift(n)), None)
+        shift = next((n for n in ast.walk(fn) if isinstance(n, ast.Call) and _is_shift(n)), None)
         if shift is None:
             continue
         lines.append(shift.lineno)

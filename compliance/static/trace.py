@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import dispatch, online
 from . import events as ev
+from .events import Labels
+
+if TYPE_CHECKING:
+    from .native import Leak
+    from .sources import Helper
 from .config import NOT_NONE, UNKNOWN, ConfigResolver, truthy
 
-E: frozenset = frozenset()
+E: Labels = frozenset()
+Func = ast.FunctionDef | ast.AsyncFunctionDef
+Fold = Callable[[ast.expr], object]   # a constant's value, or config.UNKNOWN
 _LOSS_FUNCS = {"cross_entropy", "nll_loss", "log_softmax", "log", "log2", "binary_cross_entropy",
                "binary_cross_entropy_with_logits", "kl_div"}
 _IO_FUNCS = {"glob", "iglob", "open", "fromfile", "memmap", "load", "read_bytes", "read_text",
@@ -52,28 +61,28 @@ _BUDGET = 400_000
 
 @dataclass
 class Frame:
-    fn: object
+    fn: int | str                  # id() of the function node, or "<module>"
     fid: int
     self_name: str | None = None
-    env: dict[str, frozenset] = field(default_factory=dict)
+    env: dict[str, Labels] = field(default_factory=dict)
     consts: dict[str, object] = field(default_factory=dict)
-    target_names: frozenset = frozenset()
+    target_names: frozenset[str] = frozenset()
     cls: str | None = None
     in_init: bool = False
-    returns: frozenset = E
+    returns: Labels = E
     hooks: bool = False
     optim: ev.Event | None = None
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
-    fn_tables: dict[str, list] = field(default_factory=dict)   # name -> dispatch.Row: functions held in a table
-    config_names: set = field(default_factory=set)   # locals bound to a knob that did not fold
-    parent: "Frame | None" = None                    # the call a nested function was defined in
-    created: dict = field(default_factory=dict)      # local -> loops enclosing the factory call that made it
-    grad_names: frozenset = frozenset()              # locals whose .backward() this function calls
-    masks: set = field(default_factory=set)          # locals holding a boolean mask over positions
+    fn_tables: dict[str, list[dispatch.Row]] = field(default_factory=dict)   # functions held in a table
+    config_names: set[str] = field(default_factory=set)   # locals bound to a knob that did not fold
+    parent: Frame | None = None                    # the call a nested function was defined in
+    created: dict[str, tuple[int, ...]] = field(default_factory=dict)  # local -> loops around the call that made it
+    grad_names: frozenset[str] = frozenset()              # locals whose .backward() this function calls
+    masks: set[str] = field(default_factory=set)          # locals holding a boolean mask over positions
     loop_depth: int = 0                              # loops of this call around the statement
-    returns_elts: list | None = None                 # per element, when every return is a tuple of one length
+    returns_elts: list[Labels] | None = None                 # per element, when every return is a tuple of one length
     returns_mixed: bool = False                      # some return is not such a tuple
-    objects: dict = field(default_factory=dict)      # local -> the script class it was made from
+    objects: dict[str, str] = field(default_factory=dict)   # local -> the script class it was made from
     outer_loops: int = 0                             # loops of the callers around this call
 
 
@@ -81,14 +90,14 @@ class Frame:
 class Ctx:
     """What encloses the statement being visited."""
     loops: tuple[int, ...] = ()
-    loop_vars: tuple[tuple[int, frozenset], ...] = ()
+    loop_vars: tuple[tuple[int, frozenset[str]], ...] = ()
     frames: tuple[int, ...] = ()
     active: bool = True
     no_grad: bool = False
-    guards: frozenset = frozenset()
+    guards: frozenset[int] = frozenset()
     gates: tuple[int, ...] = ()        # unresolved branches around it (Tracer.gates)
 
-    def but(self, **changes) -> "Ctx":
+    def but(self, **changes: Any) -> Ctx:
         data = {**self.__dict__, **changes}
         return Ctx(**data)
 
@@ -103,22 +112,22 @@ class Gate:
 
 
 class Tracer:
-    def __init__(self, module: ast.Module, resolver: ConfigResolver, helpers: dict | None = None,
-                 natives: dict | None = None, path: str = "") -> None:
+    def __init__(self, module: ast.Module, resolver: ConfigResolver, helpers: dict[str, Helper] | None = None,
+                 natives: dict[str, list[Leak]] | None = None, path: str = "") -> None:
         self.module = module
         self.res = resolver
         self.helpers = helpers or {}            # module name -> sources.Helper
         self.natives = natives or {}            # exported C function -> [native.Leak]
         self.path = path
-        self.fn_file: dict[int, str] = {}       # id(function node) -> the file it is in
+        self.fn_file: dict[int | str, str] = {}  # id(function node) -> the file it is in
         self.helper_funcs: dict[str, dict[str, ast.AST]] = {}
         self.module_vars: dict[str, str] = {}   # name bound to a helper module object -> module name
         self.events: list[ev.Event] = []
-        self.funcs: dict[str, ast.FunctionDef] = {}
-        self.methods: dict[str, list[tuple[str, ast.FunctionDef]]] = {}
+        self.funcs: dict[str, Func] = {}
+        self.methods: dict[str, list[tuple[str, Func]]] = {}
         self.classes: dict[str, ast.ClassDef] = {}
-        self.attrs: dict[str, frozenset] = {}
-        self.self_attrs: dict[tuple[str, str], frozenset] = {}
+        self.attrs: dict[str, Labels] = {}
+        self.self_attrs: dict[tuple[str, str], Labels] = {}
         self.entered: set[int] = set()
         self.stack: list[Frame] = []
         self.log_sum_exp: set[int] = set()    # max() calls that are half of a log-sum-exp, not a choice
@@ -126,17 +135,19 @@ class Tracer:
         self.loss_forward = False
         self.budget = _BUDGET
         self.next_id = 0
-        self.memo: dict[tuple, frozenset] = {}
-        self.memo_elts: dict[tuple, list | None] = {}
-        self.tuple_call: tuple[ast.AST | None, list | None] = (None, None)   # the last local call's tuple return
+        self.memo: dict[tuple[object, ...], Labels] = {}
+        self.memo_elts: dict[tuple[object, ...], list[Labels] | None] = {}
+        # the last local call's tuple return
+        self.tuple_call: tuple[ast.AST | None, list[Labels] | None] = (None, None)
         self.gates: dict[int, Gate] = {}
         self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
         self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
-        self._fn_nodes: dict[int, ast.AST] = {}             # id(function node) -> the node
+        self._lambdas: dict[int, ast.FunctionDef] = {}      # id(lambda node) -> its function
+        self._fn_nodes: dict[int | str, ast.AST] = {}             # id(function node) -> the node
         self._ctx_loops: tuple[int, ...] = ()
         self._call_line = 0
         self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
-        self._grad_names: dict[int, frozenset] = {}
+        self._grad_names: dict[int, Labels] = {}
         self.prime_names = _prime_tables(module)
         self._index()
 
@@ -182,7 +193,7 @@ class Tracer:
                     if isinstance(t, ast.Attribute):
                         self.attrs[t.attr] = self.attrs.get(t.attr, E) | labels
 
-    def _computes_loss(self, fn: ast.AST, cls: ast.ClassDef | None = None, seen: frozenset = frozenset()) -> bool:
+    def _computes_loss(self, fn: ast.AST, cls: ast.ClassDef | None = None, seen: frozenset[str] = frozenset()) -> bool:
         """The function calls a loss, itself or through a method of its class (`self._ce_loss(h, y)`)."""
         methods = {m.name: m for m in cls.body if isinstance(m, ast.FunctionDef)} if cls is not None else {}
         for n in ast.walk(fn):
@@ -229,7 +240,7 @@ class Tracer:
         self.gates[gid] = Gate(getattr(node, "lineno", 0), test, branch, prior)
         return gid
 
-    def emit(self, kind: str, node: ast.AST, labels: frozenset, ctx: Ctx, **detail) -> ev.Event:
+    def emit(self, kind: str, node: ast.AST, labels: Labels, ctx: Ctx, **detail: Any) -> ev.Event:
         optim = detail.pop("optim", None)
         event = ev.Event(kind=kind, line=getattr(node, "lineno", 0), labels=frozenset(labels),
                          seq=self._new_id(), loops=ctx.loops, frames=ctx.frames, active=ctx.active,
@@ -278,7 +289,7 @@ class Tracer:
 
     def s_Assign(self, node: ast.Assign, ctx: Ctx) -> None:
         if _pairwise(node):
-            for target, value in zip(node.targets[0].elts, node.value.elts):  # type: ignore[attr-defined]
+            for target, value in zip(node.targets[0].elts, node.value.elts, strict=True):  # type: ignore[attr-defined]
                 folded = self.res.fold(value, self.frame.consts)
                 labels = self.expr(value, ctx)
                 self.bind(target, labels, ctx, node, folded)
@@ -308,7 +319,7 @@ class Tracer:
         else:
             self.frame.objects.pop(name, None)
 
-    def _own_method(self, func: ast.expr) -> ast.FunctionDef | None:
+    def _own_method(self, func: ast.expr) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         """The script's method a call names when its receiver is a known instance of a script class."""
         if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
             return None
@@ -330,7 +341,7 @@ class Tracer:
                 not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(elts) or \
                 any(isinstance(e, ast.Starred) for e in target.elts):
             return False
-        for element, labels in zip(target.elts, elts):
+        for element, labels in zip(target.elts, elts, strict=True):
             self.bind(element, labels, ctx, node, UNKNOWN)
         return True
 
@@ -353,7 +364,7 @@ class Tracer:
                              "manual"}), seq=self._new_id(), loops=made, frames=ctx.frames, active=ctx.active)
             self.emit(ev.UPDATE, node, step, ctx, optim=optim, manual=True)
 
-    def _note_binding(self, target: ast.expr, value: ast.expr, folded: object, labels: frozenset = E) -> None:
+    def _note_binding(self, target: ast.expr, value: ast.expr, folded: object, labels: Labels = E) -> None:
         """Remember locals that hold an unfolded knob, or a function (called later through the name).
 
         A value computed from data (validation or training tokens, a loop's position) is data even
@@ -419,18 +430,19 @@ class Tracer:
 
     def _lambda_function(self, node: ast.Lambda) -> ast.FunctionDef:
         """`lambda: eval_ngram(...)` handed to a timer: a function whose body returns the expression."""
-        key = ("lambda", id(node))
-        fn = self.memo.get(key)
+        fn = self._lambdas.get(id(node))
         if fn is None:
+            # type_params: a field from Python 3.12, which compile() and unparse then expect
+            since_312: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
             fn = ast.FunctionDef(name="<lambda>", args=node.args, body=[ast.Return(value=node.body)],
-                                 decorator_list=[], returns=None, type_params=[])
+                                 decorator_list=[], returns=None, **since_312)
             ast.copy_location(fn, node)
             ast.fix_missing_locations(fn)
-            self.memo[key] = fn          # type: ignore[assignment]
+            self._lambdas[id(node)] = fn
             self.fn_file[id(fn)] = self.fn_file.get(self.frame.fn, self.path) if self.stack else self.path
         if len(self.stack) > 1:
             self.def_frames[id(fn)] = self.frame
-        return fn                        # type: ignore[return-value]
+        return fn
 
     def s_AnnAssign(self, node: ast.AnnAssign, ctx: Ctx) -> None:
         if node.value is not None:
@@ -449,7 +461,7 @@ class Tracer:
             self.emit(ev.TABLE_WRITE, node, labels, ctx)
         self.bind(node.target, old | labels, ctx, node, UNKNOWN)
 
-    def _maybe_score(self, node: ast.AST, labels: frozenset, ctx: Ctx) -> frozenset:
+    def _maybe_score(self, node: ast.AST, labels: Labels, ctx: Ctx) -> Labels:
         """A validation loss added into a running sum is a score, unless it is the loss being trained on.
 
         The sum is tagged with the score's id, so a printed metric names the scores it reports.
@@ -475,7 +487,7 @@ class Tracer:
             if frame.returns_elts is None and not frame.returns_mixed:
                 frame.returns_elts = elts
             elif frame.returns_elts is not None and len(frame.returns_elts) == len(elts):
-                frame.returns_elts = [a | b for a, b in zip(frame.returns_elts, elts)]
+                frame.returns_elts = [a | b for a, b in zip(frame.returns_elts, elts, strict=True)]
             else:
                 frame.returns_elts, frame.returns_mixed = None, True
             return
@@ -544,7 +556,7 @@ class Tracer:
         orelse = self._gate(node, test, "else", None if known is None else not known)
         return ctx.but(gates=ctx.gates + (body,)), ctx.but(gates=ctx.gates + (orelse,))
 
-    def e_IfExp(self, node: ast.IfExp, ctx: Ctx) -> frozenset:
+    def e_IfExp(self, node: ast.IfExp, ctx: Ctx) -> Labels:
         """`a if cond else b`: a configuration gate when cond is a knob."""
         self.expr(node.test, ctx)
         known = truthy(self.res.fold(node.test, self.frame.consts))
@@ -589,7 +601,7 @@ class Tracer:
                     before = ""
         return tuple(out)
 
-    def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset:
+    def _loop_guards(self, test: ast.expr, ctx: Ctx) -> frozenset[int]:
         names = {n.id for n in ast.walk(test) if isinstance(n, ast.Name)}
         return frozenset(loop for loop, loop_names in ctx.loop_vars if loop_names & names)
 
@@ -694,7 +706,7 @@ class Tracer:
     s_ImportFrom = s_Global
 
     # ------------------------------------------------------------------ binding
-    def lookup(self, name: str) -> frozenset:
+    def lookup(self, name: str) -> Labels:
         frame: Frame | None = self.frame
         while frame is not None:               # the function, then the functions it is nested in
             if name in frame.env:
@@ -702,7 +714,7 @@ class Tracer:
             frame = frame.parent
         return self.stack[0].env.get(name, E)
 
-    def bind(self, target: ast.expr, labels: frozenset, ctx: Ctx, node: ast.AST, value: object) -> None:
+    def bind(self, target: ast.expr, labels: Labels, ctx: Ctx, node: ast.AST, value: object) -> None:
         frame = self.frame
         if isinstance(target, ast.Name):
             if target.id in frame.target_names:
@@ -732,7 +744,7 @@ class Tracer:
         elif isinstance(target, ast.Subscript):
             self._subscript_write(target, labels, ctx, node)
 
-    def _subscript_write(self, target: ast.Subscript, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
+    def _subscript_write(self, target: ast.Subscript, labels: Labels, ctx: Ctx, node: ast.AST) -> None:
         key = self.expr(target.slice, ctx)   # a write keyed by (context, token) is how counts are kept: no finding
         if "val" in key and "loss" not in labels and _is_table_write(key, target, node) and \
                 not self._is_mask(target.slice):
@@ -747,7 +759,7 @@ class Tracer:
         else:
             self.expr(target.value, ctx)
 
-    def _check_key(self, node: ast.Subscript, key: frozenset, ctx: Ctx) -> None:
+    def _check_key(self, node: ast.Subscript, key: Labels, ctx: Ctx) -> None:
         """A table read at a key hashed from the target itself: P(realized token) without the vocabulary."""
         if "thash" in key:
             self.emit(ev.NGRAM_KEY, node, key, ctx)
@@ -757,25 +769,26 @@ class Tracer:
         return isinstance(node, ast.Name) and fn.self_name is not None and node.id == fn.self_name
 
     # ------------------------------------------------------------------ expressions
-    def expr(self, node: ast.expr | None, ctx: Ctx) -> frozenset:
+    def expr(self, node: ast.expr | None, ctx: Ctx) -> Labels:
         if node is None:
             return E
         self.budget -= 1
         handler = getattr(self, f"e_{type(node).__name__}", None)
         if handler is not None:
-            return handler(node, ctx)
+            labels: Labels = handler(node, ctx)
+            return labels
         out = E
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 out |= self.expr(child, ctx)
         return out
 
-    def e_Constant(self, node: ast.Constant, ctx: Ctx) -> frozenset:
+    def e_Constant(self, node: ast.Constant, ctx: Ctx) -> Labels:
         if isinstance(node.value, str):
             return _literal_labels(node.value)
         return E
 
-    def e_JoinedStr(self, node: ast.JoinedStr, ctx: Ctx) -> frozenset:
+    def e_JoinedStr(self, node: ast.JoinedStr, ctx: Ctx) -> Labels:
         """`f"fineweb_{split}_sp1024.bin"` with split known to be "val": the path it builds names the split."""
         out = E
         text = ""
@@ -789,13 +802,13 @@ class Tracer:
                 text += value if isinstance(value, str) else "\0"
         return out | _literal_labels(text)
 
-    def e_Name(self, node: ast.Name, ctx: Ctx) -> frozenset:
+    def e_Name(self, node: ast.Name, ctx: Ctx) -> Labels:
         labels = self.lookup(node.id)
         if node.id in self.frame.grad_names and not ctx.no_grad:
             labels |= {"gradloss"}
         return labels
 
-    def e_Attribute(self, node: ast.Attribute, ctx: Ctx) -> frozenset:
+    def e_Attribute(self, node: ast.Attribute, ctx: Ctx) -> Labels:
         if node.attr in _SHAPE_ATTRS:
             return E
         base = self.expr(node.value, ctx)
@@ -803,7 +816,7 @@ class Tracer:
             return base | self.self_attrs.get((self.frame.cls or "", node.attr), E)
         return base | self.attrs.get(node.attr, E)
 
-    def e_Subscript(self, node: ast.Subscript, ctx: Ctx) -> frozenset:
+    def e_Subscript(self, node: ast.Subscript, ctx: Ctx) -> Labels:
         base = self.expr(node.value, ctx)
         key = self.expr(node.slice, ctx)
         self._check_key(node, key, ctx)
@@ -814,13 +827,14 @@ class Tracer:
             out |= {"tsub"}     # some of the targets (a mask, a prefix): maybe only the scored context
         return out
 
-    def e_Slice(self, node: ast.Slice, ctx: Ctx) -> frozenset:
-        """Only a lower bound one past a position selects the targets; `[i:j + 1]` is the window with its last target."""
+    def e_Slice(self, node: ast.Slice, ctx: Ctx) -> Labels:
+        """Only a lower bound one past a position selects the targets; `[i:j + 1]` is the window with its
+        last target."""
         lower = self.expr(node.lower, ctx)
         rest = self.expr(node.upper, ctx) | self.expr(node.step, ctx)
         return lower | (rest - {"shift"})
 
-    def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> frozenset:
+    def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> Labels:
         if isinstance(node.op, ast.Add):
             self.log_sum_exp |= _log_sum_exp_max(node)
         left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
@@ -838,16 +852,16 @@ class Tracer:
                 out |= {"thash"}        # a hash that mixes in the token being predicted
         return out
 
-    def e_Compare(self, node: ast.Compare, ctx: Ctx) -> frozenset:
+    def e_Compare(self, node: ast.Compare, ctx: Ctx) -> Labels:
         out = self.expr(node.left, ctx)
         for comp in node.comparators:
             out |= self.expr(comp, ctx)
         return out - {"hash", "loss"}
 
-    def e_Lambda(self, node: ast.Lambda, ctx: Ctx) -> frozenset:
+    def e_Lambda(self, node: ast.Lambda, ctx: Ctx) -> Labels:
         return E
 
-    def e_ListComp(self, node: ast.AST, ctx: Ctx) -> frozenset:
+    def e_ListComp(self, node: ast.AST, ctx: Ctx) -> Labels:
         out = E
         for gen in node.generators:  # type: ignore[attr-defined]
             labels = self.expr(gen.iter, ctx)
@@ -855,7 +869,7 @@ class Tracer:
             for cond in gen.ifs:
                 self.expr(cond, ctx)
             out |= labels
-        elt = node.elt if hasattr(node, "elt") else None  # type: ignore[attr-defined]
+        elt = node.elt if hasattr(node, "elt") else None
         if elt is not None:
             out |= self.expr(elt, ctx)
         if isinstance(node, ast.DictComp):
@@ -867,7 +881,7 @@ class Tracer:
     e_DictComp = e_ListComp
 
     # ------------------------------------------------------------------ calls
-    def e_Call(self, node: ast.Call, ctx: Ctx) -> frozenset:
+    def e_Call(self, node: ast.Call, ctx: Ctx) -> Labels:
         func = node.func
         dotted = self.res.dotted(func) or ""
         last = self._last(func)
@@ -914,7 +928,9 @@ class Tracer:
             return False
         return not (isinstance(func, ast.Attribute) or (isinstance(func, ast.Name) and func.id in __builtins_names__))
 
-    def _special_call(self, node, dotted, last, receiver, arg_labels, kw_labels, args, ctx):
+    def _special_call(self, node: ast.Call, dotted: str, last: str | None, receiver: Labels,
+                      arg_labels: list[Labels], kw_labels: dict[str, Labels], args: Labels,
+                      ctx: Ctx) -> Labels | None:
         if last in _LOSS_FUNCS:
             if len(node.args) >= 2:
                 self._mark_target(node.args[1])
@@ -1055,7 +1071,7 @@ class Tracer:
                     return name
         return None
 
-    def _native_call(self, node: ast.Call, last: str | None, args: frozenset, ctx: Ctx) -> None:
+    def _native_call(self, node: ast.Call, last: str | None, args: Labels, ctx: Ctx) -> None:
         """A call into a C kernel whose output at some argument is gated by the token being scored."""
         for leak in self.natives.get(last or "", ()):
             if leak.param < len(node.args):
@@ -1071,7 +1087,7 @@ class Tracer:
             root = root.value
         return isinstance(root, ast.Name) and root.id in self.res.aliases and root.id not in self.frame.env
 
-    def bind_inplace(self, target: ast.expr, labels: frozenset, ctx: Ctx, node: ast.AST) -> None:
+    def bind_inplace(self, target: ast.expr, labels: Labels, ctx: Ctx, node: ast.AST) -> None:
         if isinstance(target, ast.Name):
             self.frame.env[target.id] = self.lookup(target.id) | labels
         elif isinstance(target, ast.Subscript):
@@ -1104,7 +1120,7 @@ class Tracer:
         return bool(last and last[:1].isupper() and (dotted.startswith("torch.nn.") or dotted.startswith("nn."))
                     and last not in ("Parameter", "Module", "functional"))
 
-    def _is_network(self, dotted: str, last: str | None, args: frozenset) -> bool:
+    def _is_network(self, dotted: str, last: str | None, args: Labels) -> bool:
         if last in _NET_FUNCS or any(dotted == m or dotted.startswith(m + ".") for m in _NET_MODULES):
             return True
         return dotted in _SHELL and "url" in args
@@ -1139,7 +1155,7 @@ class Tracer:
         return None
 
     # ------------------------------------------------------------------ inlining
-    def _targets_of(self, fn: ast.AST) -> frozenset:
+    def _targets_of(self, fn: ast.AST) -> frozenset[str]:
         key = ("targets", id(fn))
         if key not in self.memo:
             self.memo[key] = _target_names(fn)
@@ -1152,13 +1168,15 @@ class Tracer:
             self.memo[key] = _gram_or_patch(fn)   # type: ignore[assignment]
         return bool(self.memo[key])
 
-    def _backward_names(self, fn: ast.AST) -> frozenset:
+    def _backward_names(self, fn: ast.AST) -> frozenset[str]:
         key = id(fn)
         if key not in self._grad_names:
             self._grad_names[key] = _backward_receivers(fn, frozenset(self.res.aliases))
         return self._grad_names[key]
 
-    def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver, fnrefs=None, consts=None) -> frozenset:
+    def call_function(self, fn: Func, arg_labels: list[Labels], kw_labels: dict[str, Labels], ctx: Ctx,
+                      receiver: Labels | None, fnrefs: dict[str, ast.AST] | None = None,
+                      consts: dict[str, object] | None = None) -> Labels:
         self.entered.add(id(fn))
         if len(self.stack) >= _MAX_DEPTH or any(f.fn == id(fn) for f in self.stack) or self.budget <= 0:
             return frozenset().union(*arg_labels, *kw_labels.values()) | (receiver or E)
@@ -1202,13 +1220,14 @@ class Tracer:
                 return cname
         return None
 
-    def _bind_params(self, fn, frame: Frame, arg_labels, kw_labels, receiver) -> None:
+    def _bind_params(self, fn: Func, frame: Frame, arg_labels: list[Labels], kw_labels: dict[str, Labels],
+                     receiver: Labels | None) -> None:
         params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
         if receiver is not None and params:
             frame.env[params[0]] = receiver
             frame.self_name = params[0] if frame.cls else None
             params = params[1:]
-        for name, labels in zip(params, arg_labels):
+        for name, labels in zip(params, arg_labels, strict=False):
             frame.env[name] = labels | (frozenset({"target"}) if name in frame.target_names else E)
         if fn.args.vararg is not None and len(arg_labels) > len(params):
             frame.env[fn.args.vararg.arg] = frozenset().union(*arg_labels[len(params):])
@@ -1220,7 +1239,8 @@ class Tracer:
             frame.env.setdefault(kw.arg, E)
 
 
-def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_labels, ctx: Ctx) -> frozenset:
+def local_call(tracer: Tracer, target: ast.AST, node: ast.Call, receiver: Labels,
+               arg_labels: list[Labels], kw_labels: dict[str, Labels], ctx: Ctx) -> Labels:
     if isinstance(target, ast.ClassDef):
         init = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
         instance = frozenset().union(*arg_labels, *kw_labels.values()) - {"loss"}
@@ -1236,6 +1256,8 @@ def local_call(tracer: Tracer, target, node: ast.Call, receiver, arg_labels, kw_
         if post is not None:   # a dataclass computes its derived fields here
             tracer.call_function(post, [], {}, ctx, instance)
         return instance
+    if not isinstance(target, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return frozenset().union(receiver, *arg_labels, *kw_labels.values())   # nothing to inline
     is_method = tracer._class_of(target) is not None
     if is_method and not isinstance(node.func, ast.Attribute):
         receiver = E   # a bound method called through a name (`fwd = torch.compile(model.forward_logits)`)
@@ -1252,19 +1274,20 @@ def _float_format(part: ast.FormattedValue) -> bool:
     return any(c in text for c in "fFeEgG%")
 
 
-def _no_identity(labels: frozenset) -> frozenset:
+def _no_identity(labels: Labels) -> Labels:
     return frozenset(label for label in labels if not label.startswith("new"))
 
 
-def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels, kw_labels,
-                  instance: frozenset, ctx: Ctx) -> frozenset:
+def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels: list[Labels],
+                  kw_labels: dict[str, Labels],
+                  instance: Labels, ctx: Ctx) -> Labels:
     """The instance gets a label of its own; it takes on the objects its constructor keeps
     (`self.model = model`), not those it only reads (`model.dim` for a LoRA's shape)."""
     kept = _kept_params(tracer, cls)
     init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
     params = [a.arg for a in init.args.args[1:]] if init is not None else []
     foreign = set()
-    for name, labels in list(zip(params, arg_labels)) + list(kw_labels.items()):
+    for name, labels in list(zip(params, arg_labels, strict=False)) + list(kw_labels.items()):
         if name not in kept:
             foreign |= {label for label in labels if label.startswith("new")}
     for labels in (arg_labels[len(params):] if init is not None else ()):
@@ -1274,26 +1297,26 @@ def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels,
     return (instance - foreign) | {label}
 
 
-def _kept_params(tracer: Tracer, cls: ast.ClassDef) -> frozenset:
+def _kept_params(tracer: Tracer, cls: ast.ClassDef) -> frozenset[str]:
     """Constructor parameters the instance holds as objects: handed to the base class, put in a
     module container, or stored and then called (`self.model = model` ... `self.model(x)`). A
     number stored for later arithmetic (`self.rank = rank`) is no part of the object."""
     key = ("kept", id(cls))
     if key not in tracer.memo:
-        tracer.memo[key] = _held(cls)   # type: ignore[assignment]
-    return tracer.memo[key]   # type: ignore[return-value]
+        tracer.memo[key] = _held(cls)
+    return tracer.memo[key]
 
 
 _CONTAINERS = {"ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict", "__init__"}
 
 
-def _held(cls: ast.ClassDef) -> frozenset:
+def _held(cls: ast.ClassDef) -> frozenset[str]:
     init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
     if init is None:
         return frozenset()
     params = {a.arg for a in init.args.args[1:] + init.args.kwonlyargs}
-    kept: set = set()
-    stored: dict[str, set] = {}
+    kept: set[str] = set()
+    stored: dict[str, set[str]] = {}
     for node in ast.walk(init):
         if isinstance(node, ast.Call) and Tracer._last(node.func) in _CONTAINERS:
             kept |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name) and n.id in params}
@@ -1319,13 +1342,13 @@ def _self_attr(node: ast.expr) -> str | None:
     return None
 
 
-def _constant_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, object]:
+def _constant_args(tracer: Tracer, target: Func, node: ast.Call, is_method: bool) -> dict[str, object]:
     """Parameters given a constant (a label string, a flag): the callee folds with them."""
     params = [a.arg for a in target.args.posonlyargs + target.args.args]
     if is_method and params:
         params = params[1:]
     out: dict[str, object] = {}
-    pairs = list(zip(params, node.args)) + [(k.arg, k.value) for k in node.keywords if k.arg]
+    pairs = list(zip(params, node.args, strict=False)) + [(k.arg, k.value) for k in node.keywords if k.arg]
     for name, arg in pairs:
         if isinstance(arg, ast.Starred):
             break
@@ -1335,19 +1358,19 @@ def _constant_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> d
     return out
 
 
-def _function_args(tracer: Tracer, target, node: ast.Call, is_method: bool) -> dict[str, ast.AST]:
+def _function_args(tracer: Tracer, target: Func, node: ast.Call, is_method: bool) -> dict[str, ast.AST]:
     """Parameters that receive a local function (`timed_eval("x", eval_val, ...)`): calls through them are followed."""
     params = [a.arg for a in target.args.posonlyargs + target.args.args]
     if is_method and params:
         params = params[1:]
     refs: dict[str, ast.AST] = {}
-    for name, arg in zip(params, node.args):
+    for name, arg in zip(params, node.args, strict=False):
         fn = tracer._function_value(arg)
         if fn is not None:
             refs[name] = fn
     for kw in node.keywords:
         fn = tracer._function_value(kw.value) if kw.arg else None
-        if fn is not None:
+        if kw.arg and fn is not None:
             refs[kw.arg] = fn
     return refs
 
@@ -1360,7 +1383,7 @@ def _pairwise(node: ast.Assign) -> bool:
             and not any(isinstance(e, ast.Starred) for e in node.targets[0].elts))
 
 
-def _target_names(fn: ast.AST) -> frozenset:
+def _target_names(fn: ast.AST) -> frozenset[str]:
     """Names passed as the target of a loss in this function: the tokens being predicted."""
     names = set()
     for node in ast.walk(fn):
@@ -1375,7 +1398,7 @@ def _target_names(fn: ast.AST) -> frozenset:
 _SPLIT_ENV = re.compile(r"^(?:[A-Z0-9]+_)*(VAL|VALIDATION|TRAIN)_(?:DATA|FILES|PATH|DIR|SHARDS|GLOB|PATTERN|TOKENS)$")
 
 
-def _literal_labels(text: str) -> frozenset:
+def _literal_labels(text: str) -> Labels:
     out = set()
     if "fineweb_val" in text or "_val_0" in text:
         out.add("val")
@@ -1482,11 +1505,11 @@ def _root_name(node: ast.expr) -> ast.expr | None:
             return None
 
 
-def _is_data(labels: frozenset) -> bool:
+def _is_data(labels: Labels) -> bool:
     return bool(labels & {"val", "train", "target", "loss"}) or any(label.startswith("lv") for label in labels)
 
 
-def _is_table_write(key: frozenset, target: ast.Subscript, node: ast.AST) -> bool:
+def _is_table_write(key: Labels, target: ast.Subscript, node: ast.AST) -> bool:
     """A write keyed by token values (a hashed context, a target token), or a count bumped at a
     key: a cache or table. A write at positions or lengths (`x[b, :wl] = toks[:-1]`) fills a batch."""
     if any(isinstance(n, ast.Slice) for n in ast.walk(target.slice)):
@@ -1503,7 +1526,7 @@ def _same(a: object, b: object) -> bool:
         return False
 
 
-def _never_none(value: ast.expr, tracer: "Tracer") -> bool:
+def _never_none(value: ast.expr, tracer: Tracer) -> bool:
     """A literal container, a comprehension, arithmetic, or a library constructor: not None."""
     if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.Tuple, ast.DictComp, ast.ListComp, ast.SetComp,
                           ast.GeneratorExp, ast.JoinedStr, ast.BinOp, ast.Lambda)):
@@ -1567,7 +1590,7 @@ def _log_sum_exp_max(node: ast.BinOp) -> set[int]:
     return set()
 
 
-def _backward_receivers(fn: ast.AST, modules: frozenset = frozenset({"torch", "F"})) -> frozenset:
+def _backward_receivers(fn: ast.AST, modules: frozenset[str] = frozenset({"torch", "F"})) -> frozenset[str]:
     """Names a function backpropagates (`loss.backward()`, `loss.mean().backward()`,
     `scaler.scale(loss).backward()`, `autograd.grad(loss, ...)`): the loss variables, not every name
     in an expression that is backpropagated without being stored."""
@@ -1586,7 +1609,7 @@ def _backward_receivers(fn: ast.AST, modules: frozenset = frozenset({"torch", "F
     return frozenset(names)
 
 
-def _loss_names(node: ast.expr, modules: frozenset) -> set[str]:
+def _loss_names(node: ast.expr, modules: frozenset[str]) -> set[str]:
     """`modules`: the names a script imports modules as (`F`, or whatever a renamer made of it):
     `F.cross_entropy(...).backward()` backpropagates no variable."""
     if isinstance(node, ast.Name):
@@ -1620,7 +1643,7 @@ def _source_of(node: ast.expr) -> str:
 _PLACEHOLDER = re.compile(r"%[-+ #0-9.]*[a-zA-Z%]|\{[^{}]*\}")
 
 
-def _log_fragments(node: ast.expr, fold=None) -> tuple[str, ...]:
+def _log_fragments(node: ast.expr, fold: Fold | None = None) -> tuple[str, ...]:
     """The literal text a print/log call writes: what a log shows when this line ran.
 
     Runs of literal text between format fields, at least 6 characters with 4 letters
@@ -1638,7 +1661,7 @@ def _log_fragments(node: ast.expr, fold=None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _literal_texts(node: ast.expr, fold=None) -> list[str]:
+def _literal_texts(node: ast.expr, fold: Fold | None = None) -> list[str]:
     """The text a format writes for sure: literals, and fields whose value is a known string
     (`f"{label} val_loss:..."` with label passed in as "quantized_ttt_phased")."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -1649,8 +1672,10 @@ def _literal_texts(node: ast.expr, fold=None) -> list[str]:
             if isinstance(part, ast.Constant) and isinstance(part.value, str):
                 current += part.value
                 continue
-            value = fold(part.value) if fold is not None and isinstance(part, ast.FormattedValue) else None
-            if isinstance(value, str) and part.format_spec is None and part.conversion in (-1, 115):
+            known = fold is not None and isinstance(part, ast.FormattedValue) and part.format_spec is None \
+                and part.conversion in (-1, 115)
+            value = fold(part.value) if known and fold is not None and isinstance(part, ast.FormattedValue) else None
+            if isinstance(value, str):
                 current += value
             else:
                 runs.append(current)

@@ -47,7 +47,7 @@ def is_fresh(update: Event) -> bool:
     return update.optim is not None and "fresh" in update.optim.labels
 
 
-def reported_ids(ctx: "ScriptContext") -> set[str] | None:
+def reported_ids(ctx: ScriptContext) -> set[str] | None:
     """The score ids behind the metric line the logs report as final; None when that cannot be told."""
     record = ctx.record
     labels = {log.facts.score.label for log in (record.scored_logs() if record else []) if log.facts.score}
@@ -66,7 +66,7 @@ def _writes_label(fragment: str, label: str) -> bool:
     return fragment.startswith(label) and (len(fragment) == len(label) or fragment[len(label)] in " :=\t,")
 
 
-def reported_prints(ctx: "ScriptContext") -> list[Event]:
+def reported_prints(ctx: ScriptContext) -> list[Event]:
     """The print calls that write the number the submission claims.
 
     First the log lines holding the val_bpb that submission.json claims (a record may report
@@ -86,7 +86,9 @@ def reported_prints(ctx: "ScriptContext") -> list[Event]:
     labels = {log.facts.score.label for log in (record.scored_logs() if record else []) if log.facts.score}
     if not labels:
         return [p for p in prints if any("bpb" in f or "val_loss" in f for f in p.detail.get("fragments", ()))]
-    return [p for p in prints if any(_writes_label(f, label) for f in p.detail.get("fragments", ()) for label in labels)]
+    return [
+        p for p in prints if any(_writes_label(f, label) for f in p.detail.get("fragments", ()) for label in labels)
+    ]
 
 
 def _writes_any(event: Event, lines: list[str]) -> bool:
@@ -98,7 +100,7 @@ def _writes_any(event: Event, lines: list[str]) -> bool:
 _NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+")
 
 
-def claimed_lines(ctx: "ScriptContext") -> list[str]:
+def claimed_lines(ctx: ScriptContext) -> list[str]:
     """Log lines that print a val_bpb submission.json claims, to the JSON's own precision."""
     record = ctx.record
     if record is None or record.submission is None:
@@ -118,7 +120,7 @@ def claimed_lines(ctx: "ScriptContext") -> list[str]:
     return out
 
 
-def _mean_matches(ctx: "ScriptContext", prints: list[Event]) -> list[Event]:
+def _mean_matches(ctx: ScriptContext, prints: list[Event]) -> list[Event]:
     """Prints whose number, averaged over the seeds' logs, is the mean val_bpb the JSON claims."""
     record = ctx.record
     if record is None or record.submission is None:
@@ -171,7 +173,7 @@ def _claimed_bpb(raw: object, key: str = "", parent: str = "") -> list[tuple[flo
     return found
 
 
-def reported_scores(ctx: "ScriptContext") -> list[Event]:
+def reported_scores(ctx: ScriptContext) -> list[Event]:
     scores = val_scores(ctx.events)
     ids = reported_ids(ctx)
     mine = [s for s in scores if s.detail.get("sid") in ids] if ids else []

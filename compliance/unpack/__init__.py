@@ -19,12 +19,15 @@ import ast
 import base64
 import lzma
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .model import Decoded, UnpackError, _MAX_LIMIT, _MIB, _Plan, _STUB_DICT, _STUB_HEAD, _STUB_TAIL, _bytes_to_text
-from .resolve import _TOP_EXEC_RE, _plan_from_module, sibling_exec
-from .fallback import _plan_from_text
 from .codecs import _run_plan
+from .fallback import _plan_from_text
+from .model import _MAX_LIMIT, _MIB, _STUB_DICT, _STUB_HEAD, _STUB_TAIL, Decoded, UnpackError, _bytes_to_text, _Plan
+from .resolve import _TOP_EXEC_RE, _plan_from_module, sibling_exec
+
+__all__ = ["Decoded", "UnpackError", "build_wrapper", "decode_script", "is_wrapper", "sibling_exec"]
 
 # ---------------------------------------------------------------- public API
 

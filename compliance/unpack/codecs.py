@@ -5,10 +5,12 @@ import base64
 import bz2
 import lzma
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .model import UnpackError, _BROTLI_STEP, _LZMA_MEMLIMIT, _MAX_LZMA_DICT, _MIB, _Op, _Plan, _bytes_to_text
+from .model import _BROTLI_STEP, _LZMA_MEMLIMIT, _MAX_LZMA_DICT, _MIB, UnpackError, _bytes_to_text, _Op, _Plan
 from .resolve import _LAYER_NAMES
+
 
 def _run_plan(plan: _Plan, max_bytes: int) -> tuple[str, list[str]]:
     data: str | bytes = plan.payload

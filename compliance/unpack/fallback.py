@@ -6,8 +6,8 @@ import ast
 import re
 import warnings
 
-from .model import UnpackError, _FALLBACK_CODE, _FALLBACK_LEFTOVER, _Plan
-from .resolve import _EXEC_RE, _Resolver, _WRAPPER_LIKE_RE, _checked_plan, _collect_aliases
+from .model import _FALLBACK_CODE, _FALLBACK_LEFTOVER, UnpackError, _Plan
+from .resolve import _EXEC_RE, _WRAPPER_LIKE_RE, _checked_plan, _collect_aliases, _Resolver
 
 _STRING_RES = {
     q * 3: re.compile(q * 3 + r"(?:[^" + q + r"\\]|\\.|" + q + "(?!" + q * 2 + "))*" + q * 3, re.S)
@@ -128,7 +128,7 @@ def _plan_from_text(text: str) -> _Plan | None:
             continue
         imports, env, spans = _fragments_from_text(text, masked, m.start())
         plan = _checked_plan(_Resolver(_collect_aliases(imports), env), call.args[0])
-        if plan is None:
+        if plan is None or close is None:
             continue
         if _leftover(masked, spans + [(m.start(), close + 1)]) > _FALLBACK_LEFTOVER:
             return None  # a real script embedding a packed blob

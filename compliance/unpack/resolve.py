@@ -9,6 +9,7 @@ from typing import Any
 
 from .model import _Op, _Plan
 
+
 class _Unresolved(Exception):
     """The expression is not a statically decodable chain."""
 
@@ -89,7 +90,7 @@ def _bind_target(env: dict[str, ast.expr], target: ast.expr, value: ast.expr) ->
         env[target.id] = value
     elif (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
           and len(target.elts) == len(value.elts)):
-        for t, v in zip(target.elts, value.elts):
+        for t, v in zip(target.elts, value.elts, strict=True):
             _bind_target(env, t, v)
 
 
@@ -226,7 +227,7 @@ class _Resolver:
 
     def _bind(self, kind: str, call: ast.Call) -> tuple[ast.expr, tuple[tuple[str, Any], ...]]:
         params = _PARAMS[kind]
-        given = dict(zip(params, call.args))
+        given = dict(zip(params, call.args, strict=False))
         given.update({k.arg: k.value for k in call.keywords if k.arg})
         payload = given.pop(params[0], None)
         if payload is None or len(call.args) > len(params):
@@ -248,7 +249,7 @@ class _Resolver:
             if any(k is None for k in node.keys):
                 raise _Unresolved
             return {self.const(k, hops + 1): self.const(v, hops + 1)  # type: ignore[arg-type]
-                    for k, v in zip(node.keys, node.values)}
+                    for k, v in zip(node.keys, node.values, strict=True)}
         if isinstance(node, ast.BinOp):
             return _int_binop(node.op, self.const(node.left, hops + 1),
                               self.const(node.right, hops + 1))

@@ -8,7 +8,16 @@ import click
 
 from pgolf.compliance.progress import Progress
 
-from .fetch import DEFAULT_ENDPOINT, DEFAULT_TRAIN_SHARDS, ENDPOINT_ENV, LOCK_NAME, VARIANTS, FetchConfig, FetchError, fetch
+from .fetch import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_TRAIN_SHARDS,
+    ENDPOINT_ENV,
+    LOCK_NAME,
+    VARIANTS,
+    FetchConfig,
+    FetchError,
+    fetch,
+)
 from .synth import SynthConfig, SynthError, synth
 
 
@@ -81,8 +90,12 @@ def synth_command(out: Path, vocab_size: int, val_docs: int | None, val_fraction
 @click.option("--lock", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"Lock file recording hashes on first download [default: <out>/{LOCK_NAME}].")
 @click.option("--strict", is_flag=True, help="Fail on a file with no known hash instead of trusting it on first use.")
-@click.option("--skip-manifest", is_flag=True, help="Do not download datasets/manifest.json; use a local copy or built-in counts.")
-@click.option("--retries", type=click.IntRange(min=0), default=4, show_default=True, help="Retries per file on network errors.")
+@click.option(
+    "--skip-manifest", is_flag=True, help="Do not download datasets/manifest.json; use a local copy or built-in counts."
+)
+@click.option(
+    "--retries", type=click.IntRange(min=0), default=4, show_default=True, help="Retries per file on network errors."
+)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds without data before a request counts as failed.")
 def fetch_command(variant: str, out: Path, train_shards: int, endpoint: str | None, repo: str | None,

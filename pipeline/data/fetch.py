@@ -23,7 +23,6 @@ else from the lock file, where the hashes seen on first download are recorded
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -36,7 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...compliance.shards import atomic_write, shard_name
+from ...compliance.fsutil import atomic_write_text, sha256_file
+from ...compliance.shards import shard_name
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 ENDPOINT_ENV = "PGOLF_HF_ENDPOINT"
@@ -214,14 +214,8 @@ def _variant_layout(variant: Variant, manifest: dict | None) -> tuple[int, int |
 # ---------------------------------------------------------------- hashes and the lock
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+def _digest(path: Path) -> tuple[str, int]:
+    return sha256_file(path), path.stat().st_size
 
 
 def load_hashes(path: Path) -> dict[str, Expected]:
@@ -273,7 +267,7 @@ class Lock:
 
     def record(self, remote: str, sha256: str, size: int) -> None:
         self._files()[remote] = {"sha256": sha256, "size": size}
-        atomic_write(self.path, [(json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode()])
+        atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- one file over HTTP
@@ -299,11 +293,11 @@ def download(
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     resumed = _fetch_with_retries(url, part, label, retries, backoff_s, timeout_s, progress)
-    digest, size = sha256_file(part)
+    digest, size = _digest(part)
     if resumed and _mismatch(expected, digest, size):
         part.unlink()
         _fetch_with_retries(url, part, label, retries, backoff_s, timeout_s, progress)
-        digest, size = sha256_file(part)
+        digest, size = _digest(part)
     if expected is not None and _mismatch(expected, digest, size):
         part.unlink()
         raise HashMismatchError(f"{label}: {_mismatch(expected, digest, size)}")
@@ -329,7 +323,9 @@ def _fetch_with_retries(
             return _stream(url, part, label, timeout_s, progress)
         except _Transient as exc:
             if attempt == retries:
-                raise NetworkError(f"{label}: {exc} (gave up after {retries + 1} attempt{'s' if retries else ''})") from None
+                raise NetworkError(
+                    f"{label}: {exc} (gave up after {retries + 1} attempt{'s' if retries else ''})"
+                ) from None
             time.sleep(min(backoff_s * 2**attempt, 60.0))
     raise AssertionError("unreachable")
 
@@ -454,7 +450,7 @@ def _fetch_one(config, report, remote, hashes, lock, progress, log) -> FileResul
     if expected is None and config.strict:
         raise FetchError(f"{remote}: no expected sha256 in the hash manifest or lock (strict mode)")
     if dest.is_file():
-        digest, size = sha256_file(dest)
+        digest, size = _digest(dest)
         if not _mismatch(expected, digest, size):
             return _finish(lock, FileResult(remote, dest, digest, size, "present", expected is None), log)
         log(f"{remote}: local copy does not match the expected hash; downloading again")

@@ -12,7 +12,6 @@ documents only, because a tokenizer fitted on validation text is itself a leak
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 import json
 import os
@@ -23,12 +22,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
 
-from ...compliance.shards import atomic_write, shard_name, shard_paths, write_shard
+from ...compliance.fsutil import atomic_write, atomic_write_json, atomic_write_text, sha256_file
+from ...compliance.shards import shard_name, shard_paths, write_shard
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "pgolf-synth-manifest/1"
@@ -209,7 +210,9 @@ def split_documents(
     """Shuffle with `seed`; the first documents become validation (as the official first-50k split)."""
     count = val_docs if val_docs is not None else max(1, round(len(docs) * val_fraction))
     if count < 1 or count >= len(docs):
-        raise SynthError(f"cannot hold out {count} validation documents from {len(docs)} (need at least one train document)")
+        raise SynthError(
+            f"cannot hold out {count} validation documents from {len(docs)} (need at least one train document)"
+        )
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
     shuffled = [docs[i] for i in order]
@@ -229,7 +232,9 @@ def train_tokenizer(docs: Sequence[str], vocab_size: int, seed: int) -> bytes:
     model = buffer.getvalue()
     pieces = spm.SentencePieceProcessor(model_proto=model).get_piece_size()
     if pieces != vocab_size:
-        raise SynthError(f"text too small for vocab size {vocab_size}: tokenizer has {pieces} pieces (raise --max-chars)")
+        raise SynthError(
+            f"text too small for vocab size {vocab_size}: tokenizer has {pieces} pieces (raise --max-chars)"
+        )
     return model
 
 
@@ -256,18 +261,10 @@ def shard_groups(lengths: Sequence[int], parts: int) -> list[tuple[int, int]]:
         cut = min(max(cut, cuts[-1] + 1), len(lengths) - (parts - k))
         cuts.append(cut)
     cuts.append(len(lengths))
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(pairwise(cuts))
 
 
 # ---------------------------------------------------------------- manifest and idempotence
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_manifest(out: Path) -> dict | None:
@@ -315,10 +312,6 @@ def synth_params(config: SynthConfig) -> dict:
     return params
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    atomic_write(path, [data.encode("utf-8") if isinstance(data, str) else data])
-
-
 # ---------------------------------------------------------------- the command's work
 
 
@@ -343,8 +336,8 @@ def synth(config: SynthConfig, log: Callable[[str], None] = lambda _msg: None) -
         raise SynthError(f"vocab size {vocab} does not fit uint16 shards")
 
     files: dict[str, dict] = {}
-    _write_atomic(out / model_rel, model_bytes)
-    _write_atomic((out / model_rel).with_suffix(".vocab"), vocab_text(processor))
+    atomic_write(out / model_rel, [model_bytes])
+    atomic_write_text((out / model_rel).with_suffix(".vocab"), vocab_text(processor))
     dataset_rel = f"datasets/synth_sp{vocab}"
     log(f"tokenizing into {out / dataset_rel}")
     splits = {
@@ -371,13 +364,15 @@ def synth(config: SynthConfig, log: Callable[[str], None] = lambda _msg: None) -
         "splits": splits,
         "files": dict(sorted(files.items())),
     }
-    _write_atomic(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_json(out / MANIFEST_NAME, manifest)
     return SynthResult(out, manifest, skipped=False, seconds=time.monotonic() - start)
 
 
 def _check_config(config: SynthConfig) -> None:
     if config.tokenizer is None and not 260 < config.vocab_size <= 65536:
-        raise SynthError(f"vocab size must be in 261..65536 (256 byte pieces + 4 specials need room), got {config.vocab_size}")
+        raise SynthError(
+            f"vocab size must be in 261..65536 (256 byte pieces + 4 specials need room), got {config.vocab_size}"
+        )
     if config.val_docs is None and not 0.0 < config.val_fraction < 1.0:
         raise SynthError(f"val fraction must be strictly between 0 and 1, got {config.val_fraction}")
     if config.train_shards < 1:

@@ -67,7 +67,7 @@ def bench_static() -> bool:
 class _Clock:
     """Wall and CPU seconds (user + system, of the child processes) of what runs inside it."""
 
-    def __enter__(self) -> "_Clock":
+    def __enter__(self) -> _Clock:
         self._usage, self._start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         return self
 
@@ -269,8 +269,13 @@ def bench_dynamic() -> bool:
         for stage in ("train", "quantize"):
             _timed({**env, "PGOLF_STAGE": stage})
         plain = min(_timed({**env, "PGOLF_STAGE": "eval"}) for _ in range(2))
-        traced_env = {**env, "PGOLF_STAGE": "eval", "PYTHONPATH": str(SHIM_DIR), "PGOLF_CANARY": str(canary_file),
-                      "PGOLF_LEDGER_DIR": str(work / "ledger")}  # no device shim: a contract script, as the check runs it
+        traced_env = {
+            **env,
+            "PGOLF_STAGE": "eval",
+            "PYTHONPATH": str(SHIM_DIR),
+            "PGOLF_CANARY": str(canary_file),
+            "PGOLF_LEDGER_DIR": str(work / "ledger"),
+        }  # no device shim: a contract script, as the check runs it
         traced = min(_timed(traced_env) for _ in range(2))
         options = DynamicOptions(data=data.train, tokenizer=data.tokenizer, env=dict(profile.env), preset=False)
         start = time.perf_counter()
@@ -287,6 +292,7 @@ def bench_dynamic() -> bool:
 
 def bench_margin() -> bool:
     import yaml
+
     from pgolf.compliance.dynamic.margin import measure
     from pgolf.compliance.rules.registry import CATALOG_DIR
     rules = {r["id"]: r for r in yaml.safe_load((CATALOG_DIR / "dynamic.yaml").read_text())["rules"]}
@@ -295,7 +301,10 @@ def bench_margin() -> bool:
     for scale in (0.1, 0.5, 3.0):  # near-uniform to confident logits
         for name, value in measure(scale=scale, trials=3).items():
             worst[name] = max(worst.get(name, 0.0), value)
-    ok = params["margin_nats_per_token"] > worst["fp32_loss"] and params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
+    ok = (
+        params["margin_nats_per_token"] > worst["fp32_loss"]
+        and params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
+    )
     print(f"margin: worst mean shift per token: fp32 loss {worst['fp32_loss']:.2e} (catalog "
           f"{params['margin_nats_per_token']:.0e}), bf16 loss {worst['bf16_loss']:.4f} (catalog "
           f"{params['lowp_margin_nats_per_token']}) {'OK' if ok else 'TOO SMALL'}")
