@@ -15,7 +15,17 @@ IMAGE_CPU ?= pgolf:cpu
 FA3_WHEEL ?=
 FA3_SHA256 ?=
 
-.PHONY: install test submit check bench clean image image-cpu image-lint
+.PHONY: install sandbox-tools test submit check bench clean image image-cpu image-lint
+
+# The sandbox untrusted code runs in (compliance/sandbox/bwrap.py): bubblewrap, and strace to see
+# every connection attempt. Installed with apt where pgolf runs as root; otherwise named.
+SANDBOX_TOOLS := bwrap:bubblewrap strace:strace
+sandbox-tools:
+	@missing=""; for pair in $(SANDBOX_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q $$missing >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	else echo "make install: the sandbox needs:$$missing (apt-get install$$missing); pgolf-check --dynamic refuses without it"; fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[train,test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: sandbox-tools $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q -ra $(ARGS)

@@ -132,9 +132,18 @@ def audit(targets: list[str], options: AuditOptions) -> Report:
     except InputError as exc:
         report.verdict, report.error = "error", str(exc)
         return report
-    report.records = [run(path, options) for run, path in jobs]
+    report.records = [_guarded(run, path, options) for run, path in jobs]
     report.verdict = combine([r.verdict for r in report.records])
     return report
+
+
+def _guarded(run, path: Path, options: AuditOptions) -> RecordReport:
+    """One folder that breaks the checker is that folder's error; the others are still checked and reported."""
+    try:
+        return run(path, options)
+    except Exception as exc:  # noqa: BLE001 - the tree's report must still be written
+        message = str(exc) if isinstance(exc, InputError) else f"{path}: could not be checked ({type(exc).__name__}: {exc})"
+        return RecordReport(path=str(path), verdict="error", error=" ".join(message.split())[:500])
 
 
 def _is_script(path: Path) -> bool:
@@ -168,7 +177,7 @@ def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
         with gitrange.temp_root() as tmp:
             for folder in folders:
                 exported = gitrange.export_folder(repo, gitrange.head_of(rng), folder, Path(tmp))
-                record = audit_record(exported, options)
+                record = _guarded(audit_record, exported, options)
                 record.path = folder
                 record.findings += _pr_findings(record.ruleset, folders, outside)
                 record.verdict = verdict_of(record.findings) if record.error is None else "error"

@@ -17,6 +17,7 @@ from .context import AuditOptions
 from .errors import InputError
 from .formatters import FORMATTERS, human, render
 from .rules import load_ruleset, ruleset_names
+from .sandbox import DEFAULT_SANDBOX, runtime_help, runtime_names
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,9 +40,11 @@ from .rules import load_ruleset, ruleset_names
                    "[default: $PGOLF_DYNAMIC_DATA, else data/synth].")
 @click.option("--tokenizer", "dyn_tokenizer", type=click.Path(dir_okay=False, path_type=Path),
               help="--dynamic: the SentencePiece model of those shards (a synth folder names its own).")
-@click.option("--runtime", "dyn_runtime", type=click.Choice(["local", "docker"]), default="local", show_default=True,
-              help="--dynamic: where the script runs; docker uses the pinned image with no network.")
-@click.option("--image", "dyn_image", default="pgolf:cpu", show_default=True, help="--dynamic: image for docker.")
+@click.option("--runtime", "dyn_runtime", type=click.Choice(runtime_names()), default=DEFAULT_SANDBOX, show_default=True,
+              help=f"--dynamic: where the script runs. {runtime_help()}.")
+@click.option("--unsafe-local", is_flag=True,
+              help="--dynamic: allow running the script unsandboxed (--runtime local, or when no sandbox can start).")
+@click.option("--image", "dyn_image", default=None, help="--dynamic: image for docker [default: pgolf:cpu].")
 @click.option("--nproc", "dyn_nproc", type=click.IntRange(1, 8), default=1, show_default=True,
               help="--dynamic: processes (torchrun on gloo when > 1).")
 @click.option("--cap", "dyn_cap", type=click.FloatRange(1), default=900.0, show_default=True,
@@ -56,7 +59,8 @@ from .rules import load_ruleset, ruleset_names
               help="--dynamic: keep the run (log, ledger, canary) in this folder.")
 @click.version_option(__version__, prog_name="pgolf-check")
 def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
-         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep):
+         dyn_data, dyn_tokenizer, dyn_runtime, unsafe_local, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim,
+         dyn_keep):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     try:
         if list_rules:
@@ -66,8 +70,8 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
             raise InputError(None, "--git and --range go together")
         if not targets and not git_repo:
             raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
-        dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
-                               no_preset, dyn_shim, dyn_keep) if dynamic else None
+        dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, unsafe_local, dyn_image, dyn_nproc, dyn_cap,
+                               dyn_env, no_preset, dyn_shim, dyn_keep) if dynamic else None
         options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
                                ruleset=ruleset, dynamic=dyn)
         if ruleset:
@@ -85,17 +89,21 @@ def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, gi
     sys.exit(report.exit_code)
 
 
-def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):
+def _dynamic_options(data, tokenizer, runtime, unsafe_local, image, nproc, cap, env, no_preset, shim, keep):
+    """Where no sandbox can start, --dynamic refuses (one line, exit 2) unless --unsafe-local."""
     from .dynamic.harness import DynamicOptions
-    from .sandbox import get_runtime
+    from .sandbox import RuntimeOptions, choose_runtime
     knobs = {}
     for item in env:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InputError(None, f"--set {item!r}: expected KEY=VALUE")
         knobs[key] = value
-    options = {"image": image} if runtime == "docker" else {}
-    return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
+    chosen = choose_runtime(runtime, RuntimeOptions(image=image, device="cpu"), unsafe_local=unsafe_local)
+    if not chosen.isolated:
+        click.echo("pgolf-check: --unsafe-local: the script runs unsandboxed, with your access to this machine",
+                   err=True)
+    return DynamicOptions(data=data, tokenizer=tokenizer, runtime=chosen, nproc=nproc,
                           cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,
                           device_shim={"auto": None, "on": True, "off": False}[shim],
                           progress=lambda msg: click.echo(f"pgolf-check: {msg}", err=True))

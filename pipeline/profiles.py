@@ -25,6 +25,7 @@ class Profile:
     max_bytes: int
     grace_s: float
     quantize_reserve_s: float
+    device: str = "cpu"                # cpu | cuda: what a stage gets (a container's GPUs, a sandbox's device nodes)
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -33,10 +34,17 @@ class Profile:
                 "nproc": self.nproc, "grace_s": self.grace_s}
 
 
+DEVICES = ("cpu", "cuda")
+
+
 def load_profiles() -> dict[str, Profile]:
     data = yaml.safe_load(PROFILES_FILE.read_text(encoding="utf-8"))
-    return {name: Profile(name=name, **{**entry, "env": {k: str(v) for k, v in entry.get("env", {}).items()}})
-            for name, entry in data.items()}
+    profiles = {name: Profile(name=name, **{**entry, "env": {k: str(v) for k, v in entry.get("env", {}).items()}})
+                for name, entry in data.items()}
+    for profile in profiles.values():
+        if profile.device not in DEVICES:
+            raise ProfileError(f"profile {profile.name}: device {profile.device!r} is not one of {', '.join(DEVICES)}")
+    return profiles
 
 
 def get_profile(name: str) -> Profile:

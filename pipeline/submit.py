@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -20,9 +21,12 @@ from .profiles import Profile
 from .progress import Progress
 from .record_writer import RecordMeta, set_verdict, write_record
 from ..compliance.dynamic.harness import DynamicOptions
-from ..compliance.sandbox import DockerRuntime, LocalRuntime, Runtime
+from ..compliance.sandbox import Runtime, SandboxUnavailable, dynamic_runtime
 from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
 from .stages import DataPaths
+
+
+LOCK_FILE = ".pgolf-submit.lock"
 
 
 class SubmitError(Exception):
@@ -45,6 +49,7 @@ class SubmitRequest:
     against: str | None = None
     policy: str = "enforced"
     dynamic: bool = True             # one traced run on a canary, merged into the record's check
+    trusted: bool = False            # the bundled reference: may run unsandboxed
 
 
 def fingerprint(req: SubmitRequest) -> str:
@@ -107,9 +112,45 @@ def requirements_for(script: Path) -> str:
     return "\n".join(pins) + "\n"
 
 
+def preflight(req: SubmitRequest) -> None:
+    """Everything a submit writes to must be writable before the first seed runs, not after the last."""
+    for path in (req.work_dir, req.records_dir / req.profile.track):
+        writable_dir(path)
+
+
+def writable_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".pgolf-preflight-"):
+            pass
+    except OSError as exc:
+        raise SubmitError(f"{path}: not writable ({exc.strerror or type(exc).__name__}); nothing was run") from None
+
+
+def run_lock(work_dir: Path):
+    """An exclusive lock on the run folder: a second submit of the same run is refused at once."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(work_dir / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SubmitError(f"{work_dir}: another pgolf submit is running in this folder; wait for it to "
+                          f"finish or pass another --work-dir") from None
+    return lock
+
+
 def submit(req: SubmitRequest, progress: Progress) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
-    req.work_dir.mkdir(parents=True, exist_ok=True)
+    preflight(req)
+    lock = run_lock(req.work_dir)
+    try:
+        return _submit_locked(req, progress)
+    finally:
+        lock.release()
+
+
+def _submit_locked(req: SubmitRequest, progress: Progress) -> int:
     prepare_work_dir(req)
     outcomes = run_seeds(req, progress)
     for line in summary_lines(outcomes):
@@ -121,8 +162,9 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
     artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
     prov = provenance.collect(req.script, req.data.tokenizer, sorted(set(shards)), artifacts, req.runtime.describe())
-    if hasattr(req.runtime, "env_report"):  # the image's own preflight, as it saw itself
-        prov["environment"] = req.runtime.env_report()
+    environment = req.runtime.env_report()  # a container's own preflight, as it saw itself
+    if environment is not None:
+        prov["environment"] = environment
         prov["image_digest"] = (prov["runtime"].get("repo_digests") or [prov["runtime"].get("image_id")])[0]
     folder = write_record(req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script),
                           req.force)
@@ -137,8 +179,12 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
 
 def dynamic_options(req: SubmitRequest, progress: Progress) -> DynamicOptions:
     """The dynamic check on the CPU, with the run's own data: the profile's knobs when it is a CPU
-    profile, the tiny preset otherwise; a CPU container when the seeds ran in one."""
-    runtime = req.runtime if isinstance(req.runtime, DockerRuntime) and not req.runtime.gpus else LocalRuntime()
+    profile, the tiny preset otherwise; the stages' own isolation on the CPU (a CPU container when
+    the seeds ran in one), else the default sandbox."""
+    try:
+        runtime = dynamic_runtime(req.runtime, trusted=req.trusted)
+    except SandboxUnavailable:
+        runtime = None  # the check then reports why it could not run (review), rather than running unsandboxed
     cpu_profile = bool(req.profile.env)
     return DynamicOptions(data=req.data.train, tokenizer=req.data.tokenizer, runtime=runtime,
                           env={**req.profile.env, **req.overrides} if cpu_profile else dict(req.overrides),
