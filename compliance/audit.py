@@ -1,6 +1,7 @@
 """Run a ruleset's record checks over one record folder, or every record under a path."""
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from pathlib import Path
@@ -105,8 +106,8 @@ def run_check(rule: Rule, context) -> list[Finding]:
 
 
 def summarize(record: Record, context: RecordContext) -> dict:
-    scores = [row.val_bpb for row in context.rows if row.val_bpb is not None]
-    losses = [row.val_loss for row in context.rows if row.val_loss is not None]
+    scores = [row.val_bpb for row in context.rows if _finite(row.val_bpb)]
+    losses = [row.val_loss for row in context.rows if _finite(row.val_loss)]
     sub = record.submission
     return {
         "n_seeds": len({row.seed for row in context.rows if row.val_bpb is not None}),
@@ -117,6 +118,11 @@ def summarize(record: Record, context: RecordContext) -> dict:
         "track": record.track,
         "date": record.date,
     }
+
+
+def _finite(value) -> bool:
+    """A logged 1e999 reads as inf: no mean or deviation of it means anything (statistics would raise)."""
+    return value is not None and math.isfinite(value)
 
 
 def audit(targets: list[str], options: AuditOptions) -> Report:

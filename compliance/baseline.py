@@ -1,6 +1,7 @@
 """The record a submission claims to beat: a record folder, or per-seed values typed in."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .context import Baseline, seed_rows
@@ -10,15 +11,25 @@ from .record import load_record
 
 def parse_baseline(spec: str) -> Baseline:
     path = Path(spec)
-    if path.is_dir():
+    if _is_dir(path):
         return _from_folder(path)
+    usage = "--against takes a record folder or comma-separated per-seed val_bpb values"
     try:
         values = tuple(float(v) for v in spec.replace(";", ",").split(",") if v.strip())
     except ValueError:
-        raise InputError(spec, "--against takes a record folder or comma-separated per-seed val_bpb values") from None
+        raise InputError(spec[:80], usage) from None
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(spec[:80], f"{usage}; these are not all finite numbers")
     if not values:
         raise InputError(spec, "--against got no values")
     return Baseline(label=f"values {', '.join(map(str, values))}", val_bpb=values)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long to be a path is not a folder
+        return False
 
 
 def _from_folder(path: Path) -> Baseline:
