@@ -114,14 +114,19 @@ def requirements_for(script: Path) -> str:
 
 def preflight(req: SubmitRequest) -> None:
     """Everything a submit writes to must be writable before the first seed runs, not after the last."""
-    for path in (req.work_dir, req.records_dir / req.profile.track):
-        writable_dir(path)
+    writable_dir(req.work_dir, create=True)
+    writable_dir(req.records_dir / req.profile.track)
 
 
-def writable_dir(path: Path) -> None:
+def writable_dir(path: Path, create: bool = False) -> None:
+    """`path` can be written (created, if asked), or the folder it would be made in can: one line if not."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".pgolf-preflight-"):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a file is in the way", str(existing))
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".pgolf-preflight-"):
             pass
     except OSError as exc:
         raise SubmitError(f"{path}: not writable ({exc.strerror or type(exc).__name__}); nothing was run") from None

@@ -159,4 +159,4 @@ def test_the_submit_step_checks_on_the_cpu_with_the_runs_own_data(tmp_path, data
     assert options.preset is False and options.env["MODEL_DIM"] == req.profile.env["MODEL_DIM"]
     gpu = replace(req, profile=get_profile("8xh100"), runtime=DockerRuntime(image="pgolf:cuda", gpus=True))
     options = dynamic_options(gpu, Progress(3))
-    assert options.preset is True and isinstance(options.runtime, LocalRuntime)
+    assert options.preset is True and options.runtime is not None and options.runtime.isolated  # the sandbox

@@ -415,3 +415,10 @@ def test_record_files_are_readable_by_the_group(tmp_path):
     finally:
         os.umask(old)
     assert folder.stat().st_mode & 0o777 == 0o755 and (folder / "logs").stat().st_mode & 0o777 == 0o755
+
+
+def test_the_stage_cannot_rewrite_pgolfs_log_of_it(sandbox, tmp_path):
+    spec = bash_spec(tmp_path, "echo forged > stage.log 2>/dev/null || echo log-ro", cwd=tmp_path, writable=(tmp_path,))
+    spec.log_path.write_text("pgolf: stage run seed 1\n")
+    assert sandbox.run(spec).ok
+    assert log_of(spec).startswith("pgolf: stage run seed 1\n") and "log-ro" in log_of(spec)

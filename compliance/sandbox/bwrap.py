@@ -32,7 +32,7 @@ from . import nettrace, pidns
 from .base import (Runtime, RuntimeOptions, SandboxUnavailable, StageResult, StageSpec, Tick, find_tool as _which,
                    wait_under_cap)
 from .envpolicy import stage_environment
-from .mounts import read_only_sources, writable_dirs
+from .mounts import read_only_sources, within, writable_dirs
 
 SANDBOX_UID = 10001                    # the image's `pgolf` user, when pgolf runs as root
 SYSTEM_DIRS = ("/usr", "/etc")
@@ -171,6 +171,8 @@ class BwrapRuntime(Runtime):
             for path in rw:
                 _hand_over(path, self.uid)
         ro = [p for p in read_only_sources(spec.read_only) if p not in rw]
+        if spec.log_path.exists() and any(within(spec.log_path, d) for d in rw):
+            ro.append(spec.log_path)  # pgolf's record of the stage, in its folder: not the stage's to rewrite
         system = _interpreter_roots([self.python])
         ro += [p for p in _interpreter_roots([spec.argv[0], *spec.env.values()]) if p not in ro + system]
         binds = sorted([(p, "--bind") for p in rw] + [(p, "--ro-bind") for p in ro],

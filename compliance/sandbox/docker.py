@@ -176,8 +176,7 @@ def _environment(spec: StageSpec) -> dict[str, str]:
     if _mounted_path_list(spec.env.get("PYTHONPATH", ""), spec.read_only):
         env["PYTHONPATH"] = spec.env["PYTHONPATH"]  # e.g. the dynamic checks' shim, mounted at its host path
     env["HOME"] = "/tmp"
-    if not spec.network:
-        env["PGOLF_NET_AUDIT"] = "1"
+    env["PGOLF_NET_AUDIT"] = "1"  # no stage has a network: every attempt is worth reporting
     return env
 
 
