@@ -3,7 +3,7 @@
 The caller's environment holds tokens and keys (HF_TOKEN, AWS_*, SSH_AUTH_SOCK...) that no
 submission needs; a denylist would always miss one. Only names pgolf set for the stage
 (its paths and knobs) and the allowlist below pass, and the sandbox sets its own PATH,
-HOME, USER and TMPDIR.
+HOME, USER and TMPDIR (and PYTHONDONTWRITEBYTECODE).
 """
 from __future__ import annotations
 
@@ -25,5 +25,8 @@ def allowed_environment(spec: StageSpec) -> dict[str, str]:
 
 def stage_environment(spec: StageSpec, path: list[str], home: str = "/tmp") -> dict[str, str]:
     env = {name: value for name, value in allowed_environment(spec).items() if name not in SANDBOX_SET}
-    env.update(PATH=os.pathsep.join(path), HOME=home, TMPDIR="/tmp", USER="pgolf", LOGNAME="pgolf")
+    # no bytecode caches written into the stage's copy: the run is thrown away, and a .pyc written
+    # beside the script would look to the tracer like an artifact write
+    env.update(PATH=os.pathsep.join(path), HOME=home, TMPDIR="/tmp", USER="pgolf", LOGNAME="pgolf",
+               PYTHONDONTWRITEBYTECODE="1")
     return env
