@@ -315,7 +315,7 @@ CASES = {
     "log_score_inf": _score_line("final_int8_zlib_roundtrip_exact val_loss:inf val_bpb:inf"),
     "log_score_negative": _score_line("final_int8_zlib_roundtrip_exact val_loss:-2.0 val_bpb:-1.2"),
     "log_score_overflow": _score_line("final_int8_zlib_roundtrip_exact val_loss:1e999 val_bpb:1e999"),
-    "log_score_huge_digits": _score_line("final_int8_zlib_roundtrip_exact val_loss:" + "9" * 5000 + " val_bpb:" + "9" * 5000),
+    "log_score_huge_digits": _score_line(f"final_int8_zlib_roundtrip_exact val_loss:{'9' * 5000} val_bpb:{'9' * 5000}"),
     "log_score_nul": _score_line("final_int8_zlib_roundtrip_exact val_loss:2.0\x00 val_bpb:\x001.2"),
     "log_score_invalid_utf8": lambda f: _logs(b"final_int8_zlib_roundtrip_exact val_loss:\xff\xfe val_bpb:\xff\n")(f),
     "log_one_huge_line": _logs("val_bpb:" + "1" * (2 * 1024 * 1024)),
@@ -420,7 +420,8 @@ def _script_target_bad_wrapper(tmp: Path) -> list[str]:
 TARGET_CASES = {
     "target_fifo": (_fifo, 2), "target_symlink_loop": (_loop_target, 2), "report_path_missing": (_report_nowhere, 2),
     "against_deep_json": (_against_deep_json, None), "against_huge_number": (_against_huge_number, None),
-    "script_target_binary": (_script_target_binary, None), "script_target_bad_wrapper": (_script_target_bad_wrapper, None),
+    "script_target_binary": (_script_target_binary, None),
+    "script_target_bad_wrapper": (_script_target_bad_wrapper, None),
 }
 
 
@@ -531,7 +532,8 @@ LOG_KEYS = ["val_bpb", "val_loss", "train_time", "step", "eval_time", "seed", "t
             "Total submission size int8+zlib", "Serialized model int8+zlib", "Code size",
             "final_int8_zlib_roundtrip_exact val_loss", "final_int8_zlib_roundtrip val_loss",
             "stopping_early: wallclock_cap train_time", "train_shards", "val_tokens", "total_eval_time"]
-LOG_NUMBERS = st.one_of(st.integers(-10 ** 30, 10 ** 30).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+LOG_NUMBERS = st.one_of(st.integers(-10 ** 30, 10 ** 30).map(str),
+                        st.floats(allow_nan=True, allow_infinity=True).map(repr),
                         st.text(alphabet="0123456789.e+-", max_size=24), st.just("9" * 400), st.just("1e999"))
 LOG_LINE = st.one_of(
     st.builds(lambda key, sep, value, tail: f"{key}{sep}{value}{tail}", st.sampled_from(LOG_KEYS),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pgolf.compliance.sandbox import (RUNTIMES, BwrapRuntime, LocalRuntime, Runtime, RuntimeOptions,
+from pgolf.compliance.sandbox import (RUNTIMES, BwrapRuntime, Runtime, RuntimeOptions,
                                       SandboxUnavailable, StageSpec, choose_runtime, compose_env, get_runtime,
                                       runtime_names)
 from pgolf.compliance.sandbox.docker import DockerRuntime
@@ -103,8 +103,9 @@ def test_hostile_script_under_dynamic_check_is_contained(sandbox, synth, tmp_pat
     keep = tmp_path / "keep"
     targets = os.pathsep.join([str(outside / "written.txt"), str(home / ".ssh" / "id_ed25519"), str(folder / "x.pwn")])
     env = {**os.environ, "HOME": str(home), "HF_TOKEN": "hf_secret_token_value", "GITHUB_TOKEN": "gh_secret_value"}
+    knobs = ["--set", f"HOSTILE_MARK={mark}", "--set", f"HOSTILE_TARGETS={targets}"]
     proc = subprocess.run(CHECK + [str(folder), "--dynamic", "--data", str(synth), "--cap", "120", "--keep", str(keep),
-                                   "--format", "json", "--set", f"HOSTILE_MARK={mark}", "--set", f"HOSTILE_TARGETS={targets}"],
+                                   "--format", "json", *knobs],
                           capture_output=True, text=True, timeout=300, env=env)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert alive(mark) == [], "processes outlived the check"
@@ -152,8 +153,8 @@ def test_non_root_without_capabilities_under_limits(tmp_path):
     script = ("id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
               "head -c 2000000 /dev/zero > big.bin; echo fsize-exit=$?; ls -l big.bin | awk '{print \"size=\" $5}'; "
               "python3 -c 'bytearray(2 << 30)' 2>&1 | tail -1; "
-              "python3 -c \"import subprocess\nn = 0\nfor _ in range(100):\n    try: subprocess.Popen(['sleep', '30'])\n"
-              "    except OSError: n += 1\nprint(n)\"")
+              "python3 -c \"import subprocess\nn = 0\nfor _ in range(100):\n"
+              "    try: subprocess.Popen(['sleep', '30'])\n    except OSError: n += 1\nprint(n)\"")
     spec = bash_spec(tmp_path, script)
     assert runtime.run(spec).ok, log_of(spec)
     out = log_of(spec)
@@ -326,7 +327,8 @@ def test_the_docker_runtime_gets_the_sandbox_limits(tmp_path):
     options = DockerRuntime(image="pgolf:cpu", user="10001:10001")._options(spec)
     assert options["network_mode"] == "none" and options["read_only"] is True
     assert options["cap_drop"] == ["ALL"] and options["security_opt"] == ["no-new-privileges"]
-    assert options["pids_limit"] > 0 and int(options["mem_limit"]) > 0 and options["memswap_limit"] == options["mem_limit"]
+    assert options["pids_limit"] > 0 and int(options["mem_limit"]) > 0
+    assert options["memswap_limit"] == options["mem_limit"]
     assert not options["user"].startswith("0")
     assert all(m["ReadOnly"] is False for m in options["mounts"]) and len(options["mounts"]) == 1  # only its cwd
 
@@ -334,7 +336,8 @@ def test_the_docker_runtime_gets_the_sandbox_limits(tmp_path):
 # --- pgolf submit under faults -------------------------------------------------------------------
 
 SLOW_STAGE = """import os, subprocess, sys, time
-subprocess.Popen(["setsid", "bash", "-c", "trap '' TERM HUP; while true; do sleep 1; done", os.environ["MARK"] + "-daemon"])
+daemon = "trap '' TERM HUP; while true; do sleep 1; done"
+subprocess.Popen(["setsid", "bash", "-c", daemon, os.environ["MARK"] + "-daemon"])
 print("step:1/1 train_loss:1.0 train_time:10ms step_avg:10ms", flush=True)
 time.sleep(float(os.environ.get("HOLD", "300")))
 print("final_int8_zlib_roundtrip_exact val_loss:1.00000000 val_bpb:1.00000000")
@@ -345,9 +348,9 @@ def _submit_argv(tmp_path: Path, script: Path, mark: str, *extra: str) -> list[s
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     (data / "tok.model").write_bytes(b"not read by this script")
-    return PGOLF + ["submit", "--script", str(script), "--seeds", "1", "--train-data", str(data), "--val-data", str(data),
-                    "--tokenizer", str(data / "tok.model"), "--work-dir", str(tmp_path / "runs" / "slow"),
-                    "--records-dir", str(tmp_path / "records"), "--no-dynamic", "--set", f"MARK={mark}", *extra]
+    return PGOLF + ["submit", "--script", str(script), "--seeds", "1", "--train-data", str(data),
+                    "--val-data", str(data), "--tokenizer", str(data / "tok.model"),
+                    "--work-dir", str(tmp_path / "runs" / "slow"), "--records-dir", str(tmp_path / "records"), "--no-dynamic", "--set", f"MARK={mark}", *extra]
 
 
 def _slow_script(tmp_path: Path, mark: str) -> Path:
@@ -422,3 +425,14 @@ def test_the_stage_cannot_rewrite_pgolfs_log_of_it(sandbox, tmp_path):
     spec.log_path.write_text("pgolf: stage run seed 1\n")
     assert sandbox.run(spec).ok
     assert log_of(spec).startswith("pgolf: stage run seed 1\n") and "log-ro" in log_of(spec)
+
+
+def test_an_unwritable_data_folder_is_refused_before_anything_is_built(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the data folder should go")
+    argv = PGOLF + ["submit", "--seeds", "1", "--data-dir", str(blocker / "synth"), "--work-dir", str(tmp_path / "runs"),
+                    "--records-dir", str(tmp_path / "records"), "--no-dynamic"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(blocker) in proc.stderr and "not writable" in proc.stderr
+    assert not (tmp_path / "runs").exists()

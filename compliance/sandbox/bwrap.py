@@ -121,7 +121,8 @@ class BwrapRuntime(Runtime):
         pump = threading.Thread(target=_copy, args=(proc.stdout, log), daemon=True)
         pump.start()
         try:
-            killed = wait_under_cap(lambda t: _exited(proc, t), lambda: _stop(proc, ns, spec.grace_s), spec, start, tick)
+            killed = wait_under_cap(lambda t: _exited(proc, t), lambda: _stop(proc, ns, spec.grace_s), spec,
+                                    start, tick)
         except BaseException:  # pgolf itself interrupted: the whole namespace goes with it
             _kill(proc, ns)
             raise
@@ -136,8 +137,8 @@ class BwrapRuntime(Runtime):
         if os.getuid() != 0:
             argv += ["--unshare-user", "--disable-userns"]
         argv += self._system_mounts() + self._stage_mounts(spec)
-        argv += ["--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"), "--bind", str(trace_dir), str(INSIDE / "trace"),
-                 "--chdir", str(spec.cwd), "--"]
+        argv += ["--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"),
+                 "--bind", str(trace_dir), str(INSIDE / "trace"), "--chdir", str(spec.cwd), "--"]
         argv += nettrace.strace_argv(_which("strace"), INSIDE / "trace" / "net.trace")
         config = {"uid": self.uid if os.getuid() == 0 else None, "gid": self.uid if os.getuid() == 0 else None,
                   "limits": self.limits()}
@@ -229,7 +230,8 @@ def _parent_dirs(dests: list[Path]) -> list[str]:
     wanted = {parent for dest in dests for parent in dest.parents
               if str(parent) not in fixed and not any(parent == d or d in parent.parents for d in dests)
               and not any(Path(f) in parent.parents for f in SYSTEM_DIRS)}
-    return [arg for parent in sorted(wanted, key=lambda p: len(p.parts)) for arg in ("--perms", "0755", "--dir", str(parent))]
+    return [arg for parent in sorted(wanted, key=lambda p: len(p.parts))
+            for arg in ("--perms", "0755", "--dir", str(parent))]
 
 
 def _gpu_mounts() -> list[str]:

@@ -73,8 +73,9 @@ def contained() -> bool:
     key = (os.getuid(), find_tool("bwrap"))
     if key not in _PROBED:
         bwrap = find_tool("bwrap")
-        _PROBED[key] = bool(bwrap) and subprocess.run(
-            [bwrap, *_namespace_args(), "--", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        probe = [bwrap, *_namespace_args(), "--", "true"] if bwrap else None
+        _PROBED[key] = probe is not None and subprocess.run(probe, stdout=subprocess.DEVNULL,
+                                                            stderr=subprocess.DEVNULL).returncode == 0
     return _PROBED[key]
 
 
