@@ -436,3 +436,10 @@ def test_an_unwritable_data_folder_is_refused_before_anything_is_built(tmp_path)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(blocker) in proc.stderr and "not writable" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_sandbox_resolves_its_own_name_without_dns(sandbox, tmp_path):
+    spec = bash_spec(tmp_path, "getent ahosts $(hostname) && getent ahosts localhost")
+    result = sandbox.run(spec)
+    assert result.ok and "127.0.0.1" in log_of(spec), log_of(spec)  # getent exits 2 for a name it cannot resolve
+    assert result.connections == []  # no DNS query was needed, and address sorting is no connection

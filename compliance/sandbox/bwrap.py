@@ -35,6 +35,10 @@ from .envpolicy import stage_environment
 from .mounts import read_only_sources, within, writable_dirs
 
 SANDBOX_UID = 10001                    # the image's `pgolf` user, when pgolf runs as root
+HOSTNAME = "pgolf-sandbox"
+# the sandbox's own name must resolve without DNS: torchrun's rendezvous looks it up, and an
+# unanswered DNS query per retry would stall it (and fill the trace) until the cap
+HOSTS = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback {HOSTNAME}\n"
 SYSTEM_DIRS = ("/usr", "/etc")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
@@ -65,7 +69,10 @@ class BwrapRuntime(Runtime):
                 "limits": self.limits()}
 
     def limits(self) -> dict[str, int]:
-        return {"NPROC": self.pids, "FSIZE": self.fsize, "DATA": self.memory, "CORE": 0}
+        limits = {"NPROC": self.pids, "FSIZE": self.fsize, "CORE": 0}
+        if self.device == "cpu":  # the CUDA driver's host mappings are not sized against RLIMIT_DATA yet: untested
+            limits["DATA"] = self.memory
+        return limits
 
     def cpu_variant(self) -> "BwrapRuntime":
         return BwrapRuntime("cpu", self.memory, self.pids, self.fsize, self.tmp_size, self.uid, self.python)
@@ -132,13 +139,14 @@ class BwrapRuntime(Runtime):
     def command(self, spec: StageSpec, trace_dir: Path, status_fd: int) -> list[str]:
         """The bwrap command line: namespaces, mounts, then tracer -> supervisor -> the stage's argv."""
         argv = [_which("bwrap"), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--hostname", "pgolf-sandbox", "--die-with-parent", "--new-session",
+                "--unshare-cgroup-try", "--hostname", HOSTNAME, "--die-with-parent", "--new-session",
                 "--json-status-fd", str(status_fd)]
         if os.getuid() != 0:
             argv += ["--unshare-user", "--disable-userns"]
         argv += self._system_mounts() + self._stage_mounts(spec)
-        argv += ["--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"),
-                 "--bind", str(trace_dir), str(INSIDE / "trace"), "--chdir", str(spec.cwd), "--"]
+        (trace_dir / "hosts").write_text(HOSTS)
+        argv += ["--ro-bind", str(trace_dir / "hosts"), "/etc/hosts",
+                 "--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"), "--bind", str(trace_dir), str(INSIDE / "trace"), "--chdir", str(spec.cwd), "--"]
         argv += nettrace.strace_argv(_which("strace"), INSIDE / "trace" / "net.trace")
         config = {"uid": self.uid if os.getuid() == 0 else None, "gid": self.uid if os.getuid() == 0 else None,
                   "limits": self.limits()}

@@ -174,6 +174,8 @@ def _connections(calls: list[_Call]) -> list[Connection]:
         if address is None:
             continue
         family, host, port = address
+        if port == 0:
+            continue  # glibc's getaddrinfo connects a UDP socket to port 0 to sort addresses: nothing is sent
         shown = f"[{host}]:{port}" if family == "AF_INET6" else f"{host}:{port}"
         out.append(Connection(call.pid, processes.cmdline(call.pid, call.index), family, shown, _result(call),
                               internal=is_loopback(host) and port in served))
