@@ -4,7 +4,7 @@ What the stage gets:
 - its own PID, network, IPC, UTS and mount namespaces (and cgroup where the kernel allows):
   when the stage's first process ends, pgolf's supervisor kills what it left, and when the
   namespace's init dies (the cap, or pgolf itself killed) the kernel kills every process in it;
-- a new root holding the system read-only (/usr, /etc and the interpreters it runs), its
+- a new root holding the system read-only (/usr, /etc, /sys and the interpreters it runs), its
   inputs read-only, its outputs and working directory writable, a private /tmp and /dev/shm,
   and nothing else of the host: no home, no /run, no docker socket;
 - the environment pgolf set for it plus a short allowlist (envpolicy);
@@ -163,7 +163,8 @@ class BwrapRuntime(Runtime):
                 args += ["--ro-bind", path, path]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(self.tmp_size), "--tmpfs", "/tmp",
                  "--perms", "1777", "--size", str(self.tmp_size), "--tmpfs", "/dev/shm",
-                 "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+                 # read-only hardware description: OpenMP reads the CPU topology, gloo scans PCI devices
+                 "--ro-bind-try", "/sys", "/sys"]
         if self.device == "cuda":
             args += _gpu_mounts()
         roots = _interpreter_roots([self.python])
@@ -247,7 +248,7 @@ def _gpu_mounts() -> list[str]:
     for node in sorted(Path("/dev").glob("nvidia*")) + [Path("/dev/dri")]:
         if node.exists():
             args += ["--dev-bind", str(node), str(node)]
-    return args + ["--ro-bind-try", "/sys", "/sys"]
+    return args
 
 
 def _hand_over(path: Path, uid: int) -> None:
