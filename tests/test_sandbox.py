@@ -350,7 +350,8 @@ def _submit_argv(tmp_path: Path, script: Path, mark: str, *extra: str) -> list[s
     (data / "tok.model").write_bytes(b"not read by this script")
     return PGOLF + ["submit", "--script", str(script), "--seeds", "1", "--train-data", str(data),
                     "--val-data", str(data), "--tokenizer", str(data / "tok.model"),
-                    "--work-dir", str(tmp_path / "runs" / "slow"), "--records-dir", str(tmp_path / "records"), "--no-dynamic", "--set", f"MARK={mark}", *extra]
+                    "--work-dir", str(tmp_path / "runs" / "slow"), "--records-dir", str(tmp_path / "records"),
+                    "--no-dynamic", "--set", f"MARK={mark}", *extra]
 
 
 def _slow_script(tmp_path: Path, mark: str) -> Path:
@@ -430,8 +431,8 @@ def test_the_stage_cannot_rewrite_pgolfs_log_of_it(sandbox, tmp_path):
 def test_an_unwritable_data_folder_is_refused_before_anything_is_built(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the data folder should go")
-    argv = PGOLF + ["submit", "--seeds", "1", "--data-dir", str(blocker / "synth"), "--work-dir", str(tmp_path / "runs"),
-                    "--records-dir", str(tmp_path / "records"), "--no-dynamic"]
+    argv = PGOLF + ["submit", "--seeds", "1", "--data-dir", str(blocker / "synth"),
+                    "--work-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"), "--no-dynamic"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(blocker) in proc.stderr and "not writable" in proc.stderr

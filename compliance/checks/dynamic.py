@@ -1,22 +1,24 @@
 """Dynamic legality rules: kind `dynamic` checks over one traced run (compliance.dynamic).
 
 Each receives a DynamicContext. Findings carry their evidence: positions and the call sites
-of the events that decide, nats and p-values, byte totals.
+of the events that decide, nats and p-values, byte totals. numpy and the dynamic modules are
+imported by the checks that use them: discovering the checks (every audit) must not pay for them.
 """
 from __future__ import annotations
 
 import math
 import re
 from collections import Counter
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
-
-from ..dynamic.context import LIMITS, DynamicContext
-from ..dynamic.evidence import byte_recount, canary_evidence
-from ..dynamic.ledger import Order, position_ranges
 from ..report import Finding
 from ..rules import Rule, check
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..dynamic.context import DynamicContext
+    from ..dynamic.ledger import Order
 
 
 def _order(ctx: DynamicContext, rule: Rule) -> Order | None:
@@ -27,11 +29,12 @@ def _ready(ctx: DynamicContext) -> bool:
     return ctx.run is not None and ctx.reported is not None
 
 
-@check("dynamic.run")
+@check("dynamic.run", kind="dynamic")
 def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         yield rule.finding(f"no dynamic run: {ctx.error}", file=ctx.file)
         return
+    from ..dynamic.context import LIMITS
     run, ledger = ctx.run, ctx.run.ledger
     base = {"canary_sha256": run.canary.sha256, "canary_seed": run.canary.seed, "targets": len(run.canary.tokens) - 1,
             "k": run.canary.k, "wall_s": round(run.wall_s, 1), "status": run.status, "limits": LIMITS}
@@ -77,11 +80,15 @@ def _tail(path, lines: int = 2) -> str:
     return " | ".join(line.strip()[:160] for line in text[-lines:]) or "(empty)"
 
 
-@check("dynamic.score_first")
+@check("dynamic.score_first", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or len(order.c3_positions) == 0:
         return
+    import numpy as np
+
+    from ..dynamic.ledger import position_ranges
     ledger, late = ctx.run.ledger, order.c3_positions
     updates = np.isfinite(ledger.update_t) & np.isin(ledger.pos, late)
     update_site = _most_common(ledger, updates)
@@ -102,7 +109,8 @@ def _most_common(ledger, which: np.ndarray) -> str:
     return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
 
 
-@check("dynamic.single_pass")
+@check("dynamic.single_pass", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or order.matched is not None:
@@ -120,7 +128,9 @@ def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                   "report_line": order.report_line})
 
 
-@check("dynamic.canary")
+@check("dynamic.canary", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "alpha": 1e-6,
+               "margin_nats_per_token": 1e-4, "lowp_margin_nats_per_token": 0.1})
 def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -128,6 +138,7 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     positions, scored_nats, decimals = ctx.scored_once(order)
     lowp = order is not None and order.judged is not None and order.judged.lowp
     margin = rule.params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
+    from ..dynamic.evidence import canary_evidence
     ev = canary_evidence(ctx.run.canary.target_nll(), positions, scored_nats, margin, decimals)
     alpha = rule.params.get("alpha", 1e-6)
     evidence = {**ev.as_dict(), "alpha": alpha, "low_precision_loss": lowp,
@@ -144,7 +155,7 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                            file=ctx.file, severity="info", evidence=evidence)
 
 
-@check("dynamic.network")
+@check("dynamic.network", kind="dynamic")
 def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         return
@@ -215,7 +226,8 @@ def _host_port(target: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-@check("dynamic.train_in_eval")
+@check("dynamic.train_in_eval", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -239,10 +251,12 @@ def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                            file=ctx.file, severity="info")
 
 
-@check("dynamic.tokenizer_bpb")
+@check("dynamic.tokenizer_bpb", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "ratio_tolerance": 2e-3})
 def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
         return
+    from ..dynamic.evidence import byte_recount
     positions = ctx.counted_positions(_order(ctx, rule))
     recount = byte_recount(ctx.run.canary.tokens, positions, ctx.run.tokenizer,
                            ctx.reported.val_loss, ctx.reported.val_bpb)

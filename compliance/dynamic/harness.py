@@ -17,10 +17,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
+from ..progress import Progress
 from ..sandbox import StageSpec, caller_environment, choose_runtime, compose_env
 from ..sandbox.launch import CONTRACT_MARKER, launcher
 from ..shards import read_header, shard_paths
@@ -49,7 +49,7 @@ class DynamicOptions:
     env: dict[str, str] = field(default_factory=dict)   # extra knobs, e.g. a technique switched on
     workdir: Path | None = None        # keep the run here; a temporary folder otherwise
     python: str = sys.executable
-    progress: Callable[[str], None] | None = None
+    progress: Progress | None = None   # compliance.progress: where the run shows how far it is
 
 
 @dataclass
@@ -103,11 +103,12 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options, devi
                      read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
                      writable=(run_dir, ledger_dir), network=False, caller_env=inherited)
     runtime = options.runtime or choose_runtime(None)  # the default sandbox; refused when it cannot start
-    say = options.progress or (lambda _msg: None)
-    say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
-        f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {options.cap_s:.0f}s")
-    result = runtime.run(spec, _ticker(say, options.cap_s))
-    say(f"dynamic: {result.status} in {result.wall_s:.1f}s")
+    progress = options.progress or Progress.silent()
+    progress.say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
+                 f"({len(canary.tokens) - 1} targets, K={canary.k})")
+    with progress.task(f"dynamic: {script.name}", kind="dynamic", cap_s=options.cap_s, log_path=spec.log_path) as task:
+        result = runtime.run(spec, task.tick)
+        task.finish(result.status)
     log_bytes = spec.log_path.read_bytes() if spec.log_path.exists() else b""
     return DynamicRun(script=script.name, status=result.status, returncode=result.returncode,
                       wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
@@ -187,16 +188,6 @@ def python312() -> str | None:
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     found = sorted(glob.glob(str(root / "versions" / "3.1[23]*" / "bin" / "python3.1[23]")))
     return found[-1] if found else None
-
-
-def _ticker(say: Callable[[str], None], cap_s: float):
-    last = [0.0]
-
-    def tick(elapsed: float) -> None:
-        if elapsed - last[0] >= 15:
-            last[0] = elapsed
-            say(f"dynamic: {elapsed:.0f}s / {cap_s:.0f}s")
-    return tick
 
 
 def resolve_data(options: DynamicOptions, vocab: int) -> tuple[Path, Path]:

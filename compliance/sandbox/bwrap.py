@@ -146,7 +146,8 @@ class BwrapRuntime(Runtime):
         argv += self._system_mounts() + self._stage_mounts(spec)
         (trace_dir / "hosts").write_text(HOSTS)
         argv += ["--ro-bind", str(trace_dir / "hosts"), "/etc/hosts",
-                 "--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"), "--bind", str(trace_dir), str(INSIDE / "trace"), "--chdir", str(spec.cwd), "--"]
+                 "--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"),
+                 "--bind", str(trace_dir), str(INSIDE / "trace"), "--chdir", str(spec.cwd), "--"]
         argv += nettrace.strace_argv(_which("strace"), INSIDE / "trace" / "net.trace")
         config = {"uid": self.uid if os.getuid() == 0 else None, "gid": self.uid if os.getuid() == 0 else None,
                   "limits": self.limits()}
