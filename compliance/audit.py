@@ -267,6 +267,8 @@ def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> 
 def _records_of(target: Path) -> list[Path]:
     if not target.exists() and not target.is_symlink():
         raise InputError(target, "no such file or directory")
+    if not target.exists():
+        raise InputError(target, "symlink that leads nowhere (a loop or a missing target)")
     if not target.is_dir():
         raise InputError(target, "not a record folder or a .py script")
     found = find_records(target)

@@ -55,6 +55,15 @@ def list_folder(root: Path) -> list[FolderEntry]:
     return entries
 
 
+def resolved(path: Path) -> Path:
+    """path.resolve(), or the absolute path where links cannot be resolved (a loop, an unreadable
+    folder on the way): a user's path never makes pgolf raise before it is reported on."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def _link_target(path: Path) -> str:
     try:
         return os.readlink(path)
