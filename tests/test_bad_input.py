@@ -484,11 +484,10 @@ def test_an_unreadable_part_of_the_folder_fails_the_audit(what):
         shutil.rmtree(root, ignore_errors=True)
 
 
-# the static analysis' own limits (#10, the lead's): once its parse runs guarded these give review
+# the static analysis' own limits (#10): its guarded parse gives review, and a tree's report is still written
 NESTED = "x = " + "(" * 2000 + "1" + ")" * 2000 + '\nif __name__ == "__main__":\n    print(x)\n'
 
 
-@pytest.mark.xfail(strict=False, reason="passes once #10's guarded parse is merged (today: libcst segfault)")
 def test_two_thousand_nested_brackets_ask_for_review(tmp_path):
     folder = make_record(tmp_path)
     (folder / "train_gpt.py").write_text(NESTED)
@@ -497,7 +496,6 @@ def test_two_thousand_nested_brackets_ask_for_review(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="passes once #10's guarded parse is merged (today: libcst segfault)")
 def test_a_tree_with_a_segfaulting_script_still_writes_its_report(tmp_path):
     for name in ("2026-05-01_a", "2026-05-01_b", "2026-05-01_c"):
         make_record(tmp_path / "tree", name=name)
