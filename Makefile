@@ -16,13 +16,23 @@ IMAGE_CPU ?= pgolf:cpu
 FA3_WHEEL ?=
 FA3_SHA256 ?=
 
-.PHONY: install test submit check bench accuracy clean image image-cpu image-lint
+.PHONY: install sandbox-tools test submit check bench accuracy clean image image-cpu image-lint
 
 # One line per phase, with its time: the torch wheel alone is about a minute of pip work.
 # pip -qq prints errors only: what it prints as warnings here is setuptools' notice that every
 # editable install gets, and on some machines notes on pip's own configuration.
 comma := ,
 PHASE = @t0=$$(date +%s); echo "pgolf: install $(1): $(2)"; { $(3); } && echo "pgolf: install $(1): done in $$(( $$(date +%s) - t0 )) s"
+
+# The sandbox untrusted code runs in (compliance/sandbox/bwrap.py): bubblewrap, and strace to see
+# every connection attempt. Installed with apt where pgolf runs as root; otherwise named.
+SANDBOX_TOOLS := bwrap:bubblewrap strace:strace
+sandbox-tools:
+	@missing=""; for pair in $(SANDBOX_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q $$missing >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	else echo "make install: the sandbox needs:$$missing (apt-get install$$missing); pgolf-check --dynamic refuses without it"; fi
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "pgolf: install needs Python 3.10 or newer (PYTHON=$(PYTHON))"; exit 2; }
@@ -32,7 +42,7 @@ $(VENV)/.installed: pyproject.toml
 	$(call PHASE,4/4,byte-compile pgolf (where PYTHONDONTWRITEBYTECODE is set it is never cached otherwise),$(PY) -m compileall -q compliance pipeline)
 	@touch $@
 
-install: $(VENV)/.installed
+install: sandbox-tools $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q -ra $(ARGS)

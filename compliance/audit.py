@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,7 @@ def audit(targets: list[str], options: AuditOptions) -> Report:
     report = Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
     for target in map(Path, targets):
         if _is_script(target):
-            report.records.append(audit_script(target, options))
+            report.records.append(_guarded(audit_script, target, options))
             continue
         try:
             folders = _records_of(target)
@@ -169,9 +170,19 @@ def audit(targets: list[str], options: AuditOptions) -> Report:
             message = str(exc) if isinstance(exc, InputError) else f"{target}: {exc.strerror or exc}"
             report.records.append(RecordReport(path=str(target), verdict="error", error=message))
             continue
-        report.records += [audit_record(path, options) for path in folders]
+        report.records += [_guarded(audit_record, path, options) for path in folders]
     report.verdict = combine([r.verdict for r in report.records])
     return report
+
+
+def _guarded(run: Callable[[Path, AuditOptions], RecordReport], path: Path, options: AuditOptions) -> RecordReport:
+    """One folder that breaks the checker is that folder's error; the others are still checked and reported."""
+    try:
+        return run(path, options)
+    except Exception as exc:  # noqa: BLE001 - the tree's report must still be written
+        message = (str(exc) if isinstance(exc, InputError)
+                   else f"{path}: could not be checked ({type(exc).__name__}: {exc})")
+        return RecordReport(path=str(path), verdict="error", error=" ".join(message.split())[:500])
 
 
 def _is_script(path: Path) -> bool:
@@ -213,7 +224,7 @@ def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
             for folder in layout.audited:
                 exported = gitrange.export_folder(repo, head, folder, Path(tmp) / "head")
                 track = folder.split("/")[1]
-                record = audit_record(exported, replace(options, pr=pr, frontier=pools.get(track)))
+                record = _guarded(audit_record, exported, replace(options, pr=pr, frontier=pools.get(track)))
                 record.path = folder
                 record.findings += _pr_findings(record, layout, folder)
                 record.verdict = verdict_of(record.findings) if record.error is None else "error"
@@ -275,6 +286,8 @@ def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> 
 def _records_of(target: Path) -> list[Path]:
     if not target.exists() and not target.is_symlink():
         raise InputError(target, "no such file or directory")
+    if not target.exists():
+        raise InputError(target, "symlink that leads nowhere (a loop or a missing target)")
     if not target.is_dir():
         raise InputError(target, "not a record folder or a .py script")
     found = find_records(target)

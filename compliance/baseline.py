@@ -12,18 +12,25 @@ AUTO = "auto"
 
 def parse_baseline(spec: str) -> Baseline:
     path = Path(spec)
-    if path.is_dir():
+    if _is_dir(path):
         return _from_folder(path)
+    usage = "--against takes a record folder or comma-separated per-seed val_bpb values"
     try:
         values = tuple(float(v) for v in spec.replace(";", ",").split(",") if v.strip())
     except ValueError:
-        raise InputError(spec, "--against takes a record folder, comma-separated per-seed val_bpb values, "
-                               "or `auto`") from None
+        raise InputError(spec[:80], f"{usage}, or `auto`") from None
     if not values:
-        raise InputError(spec, "--against got no values")
+        raise InputError(spec[:80], "--against got no values")
     if not all(0.0 < v < 64.0 for v in values):  # NaN fails both comparisons
-        raise InputError(spec, "--against values must be val_bpb numbers between 0 and 64")
+        raise InputError(spec[:80], "--against values must be val_bpb numbers between 0 and 64")
     return Baseline(label=f"values {', '.join(map(str, values))}", val_bpb=values)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long to be a path is not a folder
+        return False
 
 
 def _from_folder(path: Path) -> Baseline:

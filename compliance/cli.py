@@ -20,6 +20,7 @@ from .errors import InputError
 from .formatters import FORMATTERS
 from .progress import Progress
 from .rules import load_ruleset, ruleset_names
+from .sandbox import DEFAULT_SANDBOX, runtime_help, runtime_names
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -46,9 +47,12 @@ from .rules import load_ruleset, ruleset_names
                    "[default: $PGOLF_DYNAMIC_DATA, else data/synth].")
 @click.option("--tokenizer", "dyn_tokenizer", type=click.Path(dir_okay=False, path_type=Path),
               help="--dynamic: the SentencePiece model of those shards (a synth folder names its own).")
-@click.option("--runtime", "dyn_runtime", type=click.Choice(["local", "docker"]), default="local", show_default=True,
-              help="--dynamic: where the script runs; docker uses the pinned image with no network.")
-@click.option("--image", "dyn_image", default="pgolf:cpu", show_default=True, help="--dynamic: image for docker.")
+@click.option("--runtime", "dyn_runtime", type=click.Choice(runtime_names()), default=DEFAULT_SANDBOX,
+              show_default=True,
+              help=f"--dynamic: where the script runs. {runtime_help()}.")
+@click.option("--unsafe-local", is_flag=True,
+              help="--dynamic: allow running the script unsandboxed (--runtime local, or when no sandbox can start).")
+@click.option("--image", "dyn_image", default=None, help="--dynamic: image for docker [default: pgolf:cpu].")
 @click.option("--nproc", "dyn_nproc", type=click.IntRange(1, 8), default=1, show_default=True,
               help="--dynamic: processes (torchrun on gloo when > 1).")
 @click.option("--cap", "dyn_cap", type=click.FloatRange(1), default=900.0, show_default=True,
@@ -64,8 +68,8 @@ from .rules import load_ruleset, ruleset_names
 @review_options
 @click.version_option(__version__, prog_name="pgolf-check")
 def main(targets, fmt, output, against, pr_meta, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
-         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep,
-         **review):
+         dyn_data, dyn_tokenizer, dyn_runtime, unsafe_local, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset,
+         dyn_shim, dyn_keep, **review):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     started = time.monotonic()
     # the audit's modules load here, not with the CLI: --help and --version stay instant
@@ -88,8 +92,8 @@ def main(targets, fmt, output, against, pr_meta, policy, ruleset, verbose, list_
             raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
         checking = prepare(review, list(targets), git_repo, git_range, fmt, verbose, policy, ruleset)
         settings = checking.settings
-        dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
-                               no_preset, dyn_shim, dyn_keep) if dynamic else None
+        dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, unsafe_local, dyn_image, dyn_nproc, dyn_cap,
+                               dyn_env, no_preset, dyn_shim, dyn_keep) if dynamic else None
         options = _audit_options(settings.policy, against, pr_meta, bool(git_repo), settings.ruleset, dyn,
                                  checking.selection)
         if settings.ruleset:
@@ -115,12 +119,16 @@ def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn, selection=No
                         against_auto=auto, ruleset=ruleset, dynamic=dyn, pr_meta=meta, selection=selection)
 
 
-def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):
+def _dynamic_options(data, tokenizer, runtime, unsafe_local, image, nproc, cap, env, no_preset, shim, keep):
+    """Where no sandbox can start, --dynamic refuses (one line, exit 2) unless --unsafe-local."""
     from .dynamic.harness import DynamicOptions
-    from .sandbox import get_runtime
+    from .sandbox import RuntimeOptions, choose_runtime
     knobs = dict(env)
-    options = {"image": image} if runtime == "docker" else {}
-    return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
+    chosen = choose_runtime(runtime, RuntimeOptions(image=image, device="cpu"), unsafe_local=unsafe_local)
+    if not chosen.isolated:
+        click.echo("pgolf-check: --unsafe-local: the script runs unsandboxed, with your access to this machine",
+                   err=True)
+    return DynamicOptions(data=data, tokenizer=tokenizer, runtime=chosen, nproc=nproc,
                           cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,
                           device_shim={"auto": None, "on": True, "off": False}[shim],
                           progress=Progress(prefix="pgolf-check"))

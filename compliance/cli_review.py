@@ -19,6 +19,7 @@ from . import config, ruledocs, terminal
 from .errors import InputError
 from .formatters import FORMATTERS, RenderOptions, render
 from .report import Report
+from .safeio import resolved
 from .selection import Selection
 from .textsafe import printable
 
@@ -119,7 +120,7 @@ def _root(targets: list[str], git_repo: Path | None) -> Path:
     holds the first target, else the working directory."""
     if git_repo is not None:
         return git_repo.resolve()
-    start = Path(targets[0]).resolve() if targets else Path.cwd()
+    start = resolved(Path(targets[0])) if targets else Path.cwd()
     for folder in (start, *start.parents):
         if (folder / ".git").exists():
             return folder

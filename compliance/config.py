@@ -28,6 +28,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from .errors import InputError
+from .safeio import resolved
 
 FAIL_ON = ("fail", "review")
 POLICIES = ("enforced", "written")
@@ -84,7 +85,7 @@ def _value(key: str, value: Any, origin: str) -> Any:
 
 def find_pyproject(start: Path) -> Path | None:
     """The closest pyproject.toml with a [tool.pgolf] table at or above `start`, within its repository."""
-    here = start.resolve()
+    here = resolved(start)  # a symlink loop is the audit's to report, not a crash here
     here = here if here.is_dir() else here.parent
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"

@@ -11,12 +11,12 @@ never used: it is listed in `Submission.invalid` for the audit to fail.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import safeio
 from .errors import InputError
 from .logparse import impossible
 
@@ -67,12 +67,7 @@ class Submission:
 
 
 def load_submission(data: bytes, name: str) -> Submission:
-    try:
-        raw = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise InputError(name, "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(name, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    raw = safeio.load_json(data, name)
     if not isinstance(raw, dict):
         raise InputError(name, f"top level is a JSON {type(raw).__name__}, expected an object")
     return normalize(raw)

@@ -18,10 +18,10 @@ from .data.synth import SynthConfig, SynthError, synth
 from .profiles import ProfileError, get_profile, load_profiles
 from .record_writer import RecordExists, RecordMeta
 from ..compliance.progress import Progress
-from ..compliance.sandbox import get_runtime
+from ..compliance.sandbox import RuntimeOptions, choose_runtime, runtime_help, runtime_names
 from ..compliance.sandbox.docker import DockerRuntimeError
 from .stages import DataPaths
-from .submit import SubmitError, SubmitRequest, submit
+from .submit import SubmitError, SubmitRequest, submit, writable_dir
 
 REFERENCE = Path(__file__).with_name("reference") / "train_gpt.py"
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -49,9 +49,11 @@ def _parse_seeds(text: str) -> list[int]:
 def _default_data(out: Path) -> DataPaths:
     """The embedded default: the synthetic dataset, built offline on first use."""
     try:
+        if not (out / "manifest.json").is_file():
+            writable_dir(out)  # before anything is built, not after
         with Progress(prefix="pgolf data").task("synth", kind="synth") as task:
             result = synth(SynthConfig(out=out), log=task.note)
-    except SynthError as exc:
+    except (SynthError, SubmitError) as exc:
         raise click.ClickException(str(exc)) from None
     manifest = result.manifest
     dataset = out / manifest["dataset"]
@@ -66,11 +68,10 @@ def _data_paths(data_dir, train, val, tokenizer) -> DataPaths:
     return _default_data(Path(data_dir).resolve())
 
 
-def _runtime(name: str, image: str | None, profile):
-    if name != "docker":
-        return get_runtime(name)
-    gpu = profile.name != "cpu-smoke"
-    return get_runtime(name, image=image or ("pgolf:cuda" if gpu else "pgolf:cpu"), gpus=gpu)
+def _runtime(name: str | None, image: str | None, profile, trusted: bool, unsafe_local: bool):
+    """--runtime, else the sandbox (the local runtime for the bundled reference)."""
+    return choose_runtime(name, RuntimeOptions(image=image, device=profile.device), trusted=trusted,
+                          unsafe_local=unsafe_local)
 
 
 @main.command("submit")
@@ -84,8 +85,10 @@ def _runtime(name: str, image: str | None, profile):
 @click.option("--train-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_train_*.bin.")
 @click.option("--val-data", type=click.Path(exists=True, file_okay=False), help="Directory of fineweb_val_*.bin.")
 @click.option("--tokenizer", type=click.Path(exists=True, dir_okay=False), help="SentencePiece .model.")
-@click.option("--runtime", "runtime_name", type=click.Choice(["local", "docker"]), default="local",
-              show_default=True, help="Where stages run: this machine, or the pinned image.")
+@click.option("--runtime", "runtime_name", type=click.Choice(runtime_names()), default=None,
+              help=f"Where stages run [default: bwrap; local for the bundled reference]. {runtime_help()}.")
+@click.option("--unsafe-local", is_flag=True,
+              help="Allow the local runtime for a script that is not the bundled reference (no isolation).")
 @click.option("--image", default=None, help="Image for --runtime docker [default: pgolf:cpu, or pgolf:cuda with a GPU profile].")
 @click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("records"), show_default=True)
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -105,16 +108,17 @@ def _runtime(name: str, image: str | None, profile):
               help="Cap of the traced run [default: the profile's multiple of the slowest seed's measured "
                    "time, never under its floor].")
 def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_data, tokenizer, runtime_name,
-                   image, records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
-                   github_id, blurb, dynamic, dynamic_cap):
+                   unsafe_local, image, records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy,
+                   author, github_id, blurb, dynamic, dynamic_cap):
     """Train, quantize and evaluate SCRIPT for each seed under enforced caps; write and check the record."""
+    trusted = script.resolve() == REFERENCE.resolve()
     try:
         profile = get_profile(profile_name)
-        runtime = _runtime(runtime_name, image, profile)
-    except (ProfileError, ValueError) as exc:
+        runtime = _runtime(runtime_name, image, profile, trusted, unsafe_local)
+    except (ProfileError, ValueError, InputError) as exc:
         raise click.ClickException(str(exc)) from None
     seed_list = _parse_seeds(seeds)
-    name = name or ("pgolf_reference" if script.resolve() == REFERENCE.resolve() else script.resolve().parent.name)
+    name = name or ("pgolf_reference" if trusted else script.resolve().parent.name)
     data_paths = _data_paths(data_dir, train_data, val_data, tokenizer)
     meta = RecordMeta(name=name, author=author, github_id=github_id,
                       blurb=blurb or f"{name}, run by pgolf on profile {profile.name}.", profile=profile,
@@ -123,7 +127,7 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
                             runtime=runtime, work_dir=(work_dir or Path("runs") / name).resolve(),
                             records_dir=records_dir, meta=meta, overrides=dict(sets), force=force,
                             retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic,
-                            dynamic_cap_s=dynamic_cap)
+                            dynamic_cap_s=dynamic_cap, trusted=trusted)
     try:
         code = submit(request, Progress())
     except (SubmitError, RecordExists, InputError, DockerRuntimeError) as exc:

@@ -12,9 +12,10 @@ from pathlib import Path
 import yaml
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
-_KEYS = {"description", "track", "ruleset", "nproc", "grace_s", "quantize_reserve_s", "env", "fixed_steps",
+_KEYS = {"description", "device", "track", "ruleset", "nproc", "grace_s", "quantize_reserve_s", "env", "fixed_steps",
          "calibration", "dynamic_cap", "dynamic_env"}
 _FROM_RULESET = {"train_cap_s", "eval_cap_s", "max_bytes"}
+DEVICES = ("cpu", "cuda")
 
 
 class ProfileError(ValueError):
@@ -33,6 +34,7 @@ class Profile:
     max_bytes: int                   # R-SIZE
     grace_s: float
     quantize_reserve_s: float
+    device: str = "cpu"              # cpu | cuda: what a stage gets (a container's GPUs, a sandbox's device nodes)
     env: dict[str, str] = field(default_factory=dict)
     fixed_steps: bool = False
     calibration_reference_s: float | None = None
@@ -83,6 +85,8 @@ def _profile(path: Path, name: str, entry: object) -> Profile:
     unknown = set(entry) - _KEYS
     if unknown:
         raise ProfileError(f"{path}: profile {name} has unknown keys {', '.join(sorted(unknown))}")
+    if entry.get("device", "cpu") not in DEVICES:
+        raise ProfileError(f"{path}: profile {name}: device {entry.get('device')!r} is not one of {', '.join(DEVICES)}")
     caps = _ruleset_caps(path, name, str(entry.get("ruleset")))
     try:
         calibration, dynamic = entry.get("calibration") or {}, entry.get("dynamic_cap") or {}
@@ -90,7 +94,7 @@ def _profile(path: Path, name: str, entry: object) -> Profile:
         profile = Profile(
             name=name, description=str(entry["description"]), track=str(entry["track"]),
             ruleset=str(entry["ruleset"]), nproc=int(entry["nproc"]), grace_s=float(entry["grace_s"]),
-            quantize_reserve_s=float(entry["quantize_reserve_s"]),
+            quantize_reserve_s=float(entry["quantize_reserve_s"]), device=str(entry.get("device", "cpu")),
             env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
             fixed_steps=bool(entry.get("fixed_steps", False)),
             calibration_reference_s=float(reference) if reference is not None else None,

@@ -7,6 +7,7 @@ with --force.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -136,6 +137,7 @@ def write_record(records_dir: Path, meta: RecordMeta, script: Path, outcomes: li
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{meta.folder_name}."))
     try:
         _fill(staging, meta, script, outcomes, provenance, requirements)
+        _readable(staging)
         if dest.exists():
             shutil.rmtree(dest)
         staging.rename(dest)
@@ -143,6 +145,15 @@ def write_record(records_dir: Path, meta: RecordMeta, script: Path, outcomes: li
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
+
+
+def _readable(folder: Path) -> None:
+    """The modes an ordinary mkdir and open would give (mkdtemp makes 0700): records are read by others."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _fill(folder: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutcome], provenance: dict,

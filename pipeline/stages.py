@@ -9,7 +9,6 @@ under a hard outer limit of both caps together.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from pgolf.compliance import unpack
 
 from .profiles import Profile
-from ..compliance.sandbox import StageSpec
+from ..compliance.sandbox import StageSpec, caller_environment, compose_env
 from ..compliance.sandbox.launch import launcher
 from ..compliance.stage_contract import BUDGET_VAR, CONTRACT_MARKER, LEGACY_STAGE, Stage
 
@@ -63,13 +62,19 @@ def speaks_contract(script: Path) -> bool:
     return CONTRACT_MARKER in source
 
 
+def _scrubbed(name: str) -> bool:
+    return name.startswith(SCRUBBED_PREFIXES) or name in SCRUBBED_NAMES
+
+
+def stage_env(profile: Profile, seed: int, overrides: dict[str, str]) -> tuple[dict[str, str], frozenset[str]]:
+    """The caller's environment under the profile's knobs, the --set overrides and the seed, and
+    which names still come from the caller (a sandbox keeps only its allowlist of those)."""
+    return compose_env(caller_environment(_scrubbed), profile.env, overrides,
+                       {"SEED": str(seed), "PYTHONUNBUFFERED": "1"})
+
+
 def base_env(profile: Profile, seed: int, overrides: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(SCRUBBED_PREFIXES) and k not in SCRUBBED_NAMES}
-    env.update(profile.env)
-    env.update(overrides)
-    env.update({"SEED": str(seed), "PYTHONUNBUFFERED": "1"})
-    return env
+    return stage_env(profile, seed, overrides)[0]
 
 
 def contract_spec(stage: Stage, script: Path, seed: int, profile: Profile, data: DataPaths, paths: SeedPaths,
@@ -82,7 +87,8 @@ def contract_spec(stage: Stage, script: Path, seed: int, profile: Profile, data:
         cwd = paths.root / stage.name
         code, isolated = _isolate(cwd, script, data)
         where.update(isolated)
-    env = {**base_env(profile, seed, overrides), CONTRACT_MARKER: stage.name,
+    env, inherited = stage_env(profile, seed, overrides)
+    env = {**env, CONTRACT_MARKER: stage.name,
            **{name: str(where[name]) for name in (*stage.reads, stage.writes)}}
     if stage.cap == "train":
         env[BUDGET_VAR] = str(max(1.0, profile.train_cap_s - profile.quantize_reserve_s))
@@ -91,7 +97,7 @@ def contract_spec(stage: Stage, script: Path, seed: int, profile: Profile, data:
                      cap_s=profile.train_cap_s if stage.cap == "train" else profile.eval_cap_s,
                      log_path=paths.log, grace_s=profile.grace_s, network=not stage.isolated,
                      read_only=(code, *(where[name] for name in stage.reads)),
-                     writable=(cwd,) if stage.isolated else (output.parent,))
+                     writable=(cwd,) if stage.isolated else (output.parent,), caller_env=inherited)
 
 
 def _isolate(folder: Path, script: Path, data: DataPaths) -> tuple[Path, dict[str, Path]]:
@@ -112,10 +118,10 @@ def _isolate(folder: Path, script: Path, data: DataPaths) -> tuple[Path, dict[st
 def legacy_spec(script: Path, seed: int, profile: Profile, data: DataPaths, paths: SeedPaths,
                 overrides: dict[str, str]) -> StageSpec:
     """A script without the stage contract: its own layout of data paths, checked from its log."""
-    env = base_env(profile, seed, overrides)
+    env, inherited = stage_env(profile, seed, overrides)
     env.update({"DATA_PATH": str(data.train), "TOKENIZER_PATH": str(data.tokenizer)})
     work = paths.root / "run"
     work.mkdir(parents=True, exist_ok=True)
     return StageSpec(LEGACY_STAGE, launcher([str(script)], profile.nproc), env, cwd=work,
                      cap_s=profile.train_cap_s + profile.eval_cap_s, log_path=paths.log, grace_s=profile.grace_s,
-                     read_only=(script, data.train, data.val, data.tokenizer), writable=(work,))
+                     read_only=(script, data.train, data.val, data.tokenizer), writable=(work,), caller_env=inherited)

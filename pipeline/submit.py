@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -23,9 +24,12 @@ from . import calibration, provenance
 from .profiles import Profile
 from .record_writer import RecordMeta, set_verdict, write_record
 from ..compliance.dynamic.harness import DynamicOptions
-from ..compliance.sandbox import DockerRuntime, LocalRuntime, Runtime
+from ..compliance.sandbox import Runtime, SandboxUnavailable, dynamic_runtime
 from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
 from .stages import DataPaths, base_env
+
+
+LOCK_FILE = ".pgolf-submit.lock"
 
 
 class SubmitError(Exception):
@@ -49,6 +53,7 @@ class SubmitRequest:
     policy: str = "enforced"
     dynamic: bool = True             # one traced run on a canary, merged into the record's check
     dynamic_cap_s: float | None = None   # its cap; None: from the seeds' measured times (the profile's rule)
+    trusted: bool = False            # the bundled reference: may run unsandboxed
 
 
 def fingerprint(req: SubmitRequest) -> str:
@@ -132,9 +137,50 @@ def requirements_for(script: Path) -> str:
     return "\n".join(pins) + "\n"
 
 
+def preflight(req: SubmitRequest) -> None:
+    """Everything a submit writes to must be writable before the first seed runs, not after the last."""
+    writable_dir(req.work_dir, create=True)
+    writable_dir(req.records_dir / req.profile.track)
+
+
+def writable_dir(path: Path, create: bool = False) -> None:
+    """`path` can be written (created, if asked), or the folder it would be made in can: one line if not."""
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a file is in the way", str(existing))
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".pgolf-preflight-"):
+            pass
+    except OSError as exc:
+        raise SubmitError(f"{path}: not writable ({exc.strerror or type(exc).__name__}); nothing was run") from None
+
+
+def run_lock(work_dir: Path):
+    """An exclusive lock on the run folder: a second submit of the same run is refused at once."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(work_dir / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SubmitError(f"{work_dir}: another pgolf submit is running in this folder; wait for it to "
+                          f"finish or pass another --work-dir") from None
+    return lock
+
+
 def submit(req: SubmitRequest, progress: Progress) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
-    req.work_dir.mkdir(parents=True, exist_ok=True)
+    preflight(req)
+    lock = run_lock(req.work_dir)
+    try:
+        return _submit_locked(req, progress)
+    finally:
+        lock.release()
+
+
+def _submit_locked(req: SubmitRequest, progress: Progress) -> int:
     prepare_work_dir(req)
     outcomes = run_seeds(req, progress)
     for line in summary_lines(outcomes):
@@ -148,8 +194,9 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
     artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
     prov = provenance.collect(req.script, req.data.tokenizer, sorted(set(shards)), artifacts, req.runtime.describe())
-    if hasattr(req.runtime, "env_report"):  # the image's own preflight, as it saw itself
-        prov["environment"] = req.runtime.env_report()
+    environment = req.runtime.env_report()  # a container's own preflight, as it saw itself
+    if environment is not None:
+        prov["environment"] = environment
         prov["image_digest"] = (prov["runtime"].get("repo_digests") or [prov["runtime"].get("image_id")])[0]
     folder = write_record(req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script),
                           req.force)
@@ -185,10 +232,13 @@ def closing_words(verdict: str, folder: Path, exit_code: int) -> str:
 
 def dynamic_options(req: SubmitRequest, progress: Progress, outcomes: list[SeedOutcome]) -> DynamicOptions:
     """The dynamic check on the CPU, with the run's own data: the profile's knobs (and its short
-    schedule for the traced run) when it is a CPU profile, the tiny preset otherwise; a CPU
-    container when the seeds ran in one. Its log, ledger and canary are kept in
-    runs/<name>/dynamic/, whatever the outcome."""
-    runtime = req.runtime if isinstance(req.runtime, DockerRuntime) and not req.runtime.gpus else LocalRuntime()
+    schedule for the traced run) when it is a CPU profile, the tiny preset otherwise; the stages'
+    own isolation on the CPU (a CPU container when the seeds ran in one), else the default
+    sandbox. Its log, ledger and canary are kept in runs/<name>/dynamic/, whatever the outcome."""
+    try:
+        runtime = dynamic_runtime(req.runtime, trusted=req.trusted)
+    except SandboxUnavailable:
+        runtime = None  # the check then reports why it could not run (review), rather than running unsandboxed
     cpu_profile = bool(req.profile.env)
     profile, _ = calibrate(req, progress)  # the thread count that runs fastest now
     keep = req.work_dir / "dynamic"

@@ -7,6 +7,7 @@ imported by the checks that use them: discovering the checks (every audit) must 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Iterator
 
@@ -161,18 +162,68 @@ def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     by_site: dict[str, list[dict]] = {}
     for event in ctx.run.ledger.of_kind("connect", "resolve"):
         by_site.setdefault(event["site"], []).append(event)
+    seen = _sandbox_attempts(ctx)
     for site, events in by_site.items():
         connects = [e["address"] for e in events if e["kind"] == "connect"]
         target = connects[0] if connects else events[0]["host"]
         verb = "connects to" if connects else "resolves"
         more = f" ({len(events)} calls)" if len(events) > 1 else ""
-        yield rule.finding(f"the script {verb} {target} at {site}{more}", file=ctx.file,
-                           evidence={"call_site": site, "kind": "connect" if connects else "resolve",
-                                     "target": target, "attempts": len(events)})
-    if not by_site:  # the container saw what the in-process hook did not (a C extension, a subprocess)
+        evidence = {"call_site": site, "kind": "connect" if connects else "resolve", "target": target,
+                    "attempts": len(events)}
+        same = _claim(seen, [_host_port(c) for c in connects])
+        if same:
+            evidence["process"] = same[0].cmdline
+        yield rule.finding(f"the script {verb} {target} at {site}{more}", file=ctx.file, evidence=evidence)
+    for address, attempts in seen.items():  # the sandbox saw what the in-process hook did not
+        for cmdline in dict.fromkeys(a.cmdline for a in attempts):
+            mine = [a for a in attempts if a.cmdline == cmdline]
+            results = ", ".join(sorted({a.result for a in mine}))
+            yield rule.finding(f"process `{cmdline}` tried to reach {address} ({results}; {len(mine)} attempt(s))",
+                               file=ctx.file, evidence={"process": cmdline, "target": address,
+                                                        "result": results, "attempts": len(mine)})
+    internal = [c for c in ctx.run.connections if c.internal]
+    if internal:
+        shown = sorted({c.address for c in internal})
+        yield rule.finding(f"{len(internal)} connection(s) between the run's own processes ({', '.join(shown[:5])})",
+                           file=ctx.file, severity="info",
+                           evidence={"processes": sorted({c.cmdline for c in internal})[:10], "targets": shown[:20]})
+    if not by_site and not seen and not ctx.run.connections:  # a container's own report (no syscall trace)
         for note in ctx.run.notes:
             if note.startswith("R-NETWORK"):
                 yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
+
+
+def _sandbox_attempts(ctx: DynamicContext) -> dict[str, list]:
+    """Connection attempts the sandbox traced outside the run itself, by address."""
+    out: dict[str, list] = {}
+    for conn in ctx.run.connections:
+        if not conn.internal:
+            out.setdefault(conn.address, []).append(conn)
+    return out
+
+
+def _claim(seen: dict[str, list], addresses: list[str]) -> list:
+    """The traced attempts that are the hooked calls themselves (one each, from a Python process),
+    taken out of `seen` so one connect is one finding."""
+    claimed = []
+    for address in addresses:
+        attempts = seen.get(address, [])
+        match = next((a for a in attempts if "python" in a.cmdline.split(" ", 1)[0]), None)
+        if match is not None:
+            attempts.remove(match)
+            claimed.append(match)
+            if not attempts:
+                del seen[address]
+    return claimed
+
+
+def _host_port(target: str) -> str:
+    """('127.0.0.1', 8080) as the audit hook wrote it -> 127.0.0.1:8080 as the tracer writes it."""
+    found = re.match(r"^\('([^']*)', (\d+)", target)
+    if not found:
+        return target
+    host, port = found.groups()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @check("dynamic.train_in_eval", kind="dynamic",

@@ -1,7 +1,8 @@
 """One traced run of a submission: canary validation data, real training data, the shim.
 
-The script runs unmodified as a child process of a sandbox runtime (local, or the pinned
-image with no network), from a copy of its folder so the audited folder is never written.
+The script runs unmodified as a child process of a sandbox runtime (bubblewrap by default,
+the pinned image, or local with --unsafe-local), from a copy of its folder so the audited
+folder is never written.
 Its data folder holds links to real training shards and one validation shard: the canary.
 The shim folder goes first on PYTHONPATH, so every process the script starts (torchrun
 workers included) runs on the CPU and is traced.
@@ -20,7 +21,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
 from ..progress import Progress
-from ..sandbox import LocalRuntime, StageSpec
+from ..sandbox import StageSpec, caller_environment, choose_runtime, compose_env
 from ..sandbox.launch import CONTRACT_MARKER, launcher
 from ..shards import read_header, shard_paths
 from . import canary as canary_mod
@@ -36,7 +37,7 @@ SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "TOKENIZER_PATH", "PYTHONPATH", "
 class DynamicOptions:
     data: Path | None = None           # train shards of the script's vocabulary, or a `pgolf data synth` folder
     tokenizer: Path | None = None      # the SentencePiece model those shards were cut with
-    runtime: object | None = None      # a compliance.sandbox runtime; local when None
+    runtime: object | None = None      # a compliance.sandbox runtime; the default sandbox when None
     nproc: int = 1
     threads: int = 2
     cap_s: float = 900.0
@@ -66,6 +67,7 @@ class DynamicRun:
     knobs_ignored: list[str]
     notes: list[str] = field(default_factory=list)
     workdir: Path | None = None
+    connections: list = field(default_factory=list)   # every attempt the sandbox saw (sandbox.Connection)
 
 
 def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRun:
@@ -89,7 +91,7 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options, devi
     run_dir, data_root, ledger_dir = _layout(work, script, train_dir, tokenizer, vocab, canary)
     dataset = data_root / "datasets" / f"fineweb10B_sp{vocab}"
     knobs = {**(tiny_preset() if options.preset else {}), **options.env}
-    env = _environment(options, knobs, {
+    env, inherited = _environment(options, knobs, {
         "DATA_PATH": str(dataset), "DATA_DIR": str(data_root) + os.sep, "VOCAB_SIZE": str(vocab),
         "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
         "PGOLF_LEDGER_DIR": str(ledger_dir), "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
@@ -99,8 +101,8 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options, devi
     spec = StageSpec(name="dynamic", argv=_argv(options, run_dir / script.name), env=env, cwd=run_dir,
                      cap_s=options.cap_s, log_path=work / "run.log", grace_s=10.0,
                      read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
-                     writable=(run_dir, ledger_dir), network=False)
-    runtime = options.runtime or LocalRuntime()
+                     writable=(run_dir, ledger_dir), network=False, caller_env=inherited)
+    runtime = options.runtime or choose_runtime(None)  # the default sandbox; refused when it cannot start
     progress = options.progress or Progress.silent()
     progress.say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
                  f"({len(canary.tokens) - 1} targets, K={canary.k})")
@@ -112,7 +114,7 @@ def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options, devi
                       wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
                       facts=parse_log_bytes(log_bytes), ledger=read_ledger(ledger_dir), env=knobs,
                       knobs_ignored=ignored(knobs, reads), notes=list(result.notes),
-                      workdir=work if options.workdir else None)
+                      workdir=work if options.workdir else None, connections=list(result.connections))
 
 
 def _wants_device_shim(options: DynamicOptions, source: str) -> bool:
@@ -163,13 +165,13 @@ def _copy_sources(script: Path, run_dir: Path) -> None:
     shutil.copyfile(script, run_dir / script.name)
 
 
-def _environment(options: DynamicOptions, knobs: dict[str, str], ours: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)}
+def _environment(options: DynamicOptions, knobs: dict[str, str],
+                 ours: dict[str, str]) -> tuple[dict[str, str], frozenset[str]]:
+    """The run's environment, and which names in it are the caller's (a sandbox keeps few of those)."""
     threads = str(max(1, options.threads // max(1, options.nproc)))
-    env.update(knobs)
-    env.update(ours, PYTHONPATH=str(SHIM_DIR), OMP_NUM_THREADS=threads, SEED=str(options.seed),
-               PYTHONUNBUFFERED="1", PGOLF_PY312=python312() or "")
-    return env
+    return compose_env(caller_environment(lambda k: k.startswith(SCRUBBED)), knobs, ours, {
+        "PYTHONPATH": str(SHIM_DIR), "OMP_NUM_THREADS": threads, "SEED": str(options.seed),
+        "PYTHONUNBUFFERED": "1", "PGOLF_PY312": python312() or ""})
 
 
 def _argv(options: DynamicOptions, script: Path) -> list[str]:

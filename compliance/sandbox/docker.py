@@ -2,11 +2,13 @@
 
 The same semantics as LocalRuntime (the clock runs from before the container is created
 until it has exited; on the cap SIGTERM, then SIGKILL after the grace period; output
-streamed to the log as it comes), plus isolation: only the spec's paths are mounted, each
-at its own host path so the PGOLF_* values stay valid, read-only unless listed writable;
-a stage with network=False (eval) gets no network at all; a non-root user; pid, memory
-and shared-memory limits. tini (init=True) forwards SIGTERM to the whole process tree,
-so torchrun workers die with their launcher as they do locally.
+streamed to the log as it comes), plus the limits of the bubblewrap sandbox: only the
+spec's paths are mounted, each at its own host path so the PGOLF_* values stay valid,
+read-only unless listed writable, on a read-only root; no network for any stage
+(--network none); a non-root user with no capabilities and no-new-privileges; the
+environment pgolf set plus the sandbox allowlist (envpolicy); pid, memory and
+shared-memory limits. tini (init=True) forwards SIGTERM to the whole process tree, so
+torchrun workers die with their launcher as they do locally.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
-from .base import StageResult, StageSpec, Tick, wait_under_cap
+from .base import Runtime, RuntimeOptions, StageResult, StageSpec, Tick, wait_under_cap
+from .envpolicy import allowed_environment
+from .mounts import read_only_sources, within, writable_dirs
 
 IMAGE_USER = "10001:10001"       # the image's `pgolf` user
 NET_AUDIT_MARK = b"pgolf-net-audit:"
@@ -34,16 +38,35 @@ class DockerRuntimeError(Exception):
     """No engine answers, or the image is missing."""
 
 
-class DockerRuntime:
+class DockerRuntime(Runtime):
     name = "docker"
+    summary = "a container of the pinned image (--image): no network, read-only, non-root, limits"
 
     def __init__(self, image: str = "pgolf:cpu", gpus: bool = False, shm_size: str = "8g",
                  memory: str | None = None, pids_limit: int = 4096, user: str | None = None,
                  client=None) -> None:
         self.image, self.gpus, self.shm_size = image, gpus, shm_size
-        self.memory, self.pids_limit = memory, pids_limit
+        self.memory, self.pids_limit = memory or _default_memory(), pids_limit
         self.user = user or _default_user()
         self._client = client
+
+    @classmethod
+    def from_options(cls, options: RuntimeOptions) -> DockerRuntime:
+        gpu = options.device == "cuda"
+        return cls(image=options.image or ("pgolf:cuda" if gpu else "pgolf:cpu"), gpus=gpu)
+
+    def unavailable(self) -> str | None:
+        try:
+            self.client.images.get(self.image)
+        except DockerRuntimeError as exc:
+            return str(exc)
+        except Exception as exc:
+            return f"image {self.image!r} not found ({type(exc).__name__})"
+        return None
+
+    def cpu_variant(self) -> DockerRuntime | None:
+        """A CPU container of the same image; a CUDA image has no CPU variant to offer."""
+        return None if self.gpus else self
 
     @property
     def client(self):
@@ -70,7 +93,8 @@ class DockerRuntime:
     def env_report(self) -> dict:
         """`pgolf env --json` as the image sees itself (with the GPUs a stage would get), for provenance."""
         import json
-        options = dict(network_mode="none", user=self.user, init=True)
+        options = dict(network_mode="none", user=self.user, init=True, cap_drop=["ALL"],
+                       security_opt=["no-new-privileges"])
         if self.gpus:
             options["device_requests"] = self._options_gpus()
         container = self.client.containers.create(self.image, ["python", "-m", "pgolf.pipeline.env_check", "--json"],
@@ -117,14 +141,20 @@ class DockerRuntime:
                        working_dir=str(spec.cwd), mounts=_mounts(spec, self.user), user=self.user,
                        name=f"pgolf-{spec.name}-{uuid.uuid4().hex[:10]}", init=True, shm_size=self.shm_size,
                        pids_limit=self.pids_limit, read_only=True, tmpfs={"/tmp": "exec,mode=1777"},
-                       labels={"io.pgolf.stage": spec.name}, stdin_open=False, detach=True)
-        if self.memory:
-            options.update(mem_limit=self.memory, memswap_limit=self.memory)
-        if not spec.network:
-            options["network_mode"] = "none"
+                       labels={"io.pgolf.stage": spec.name}, stdin_open=False, detach=True,
+                       network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                       mem_limit=self.memory, memswap_limit=self.memory)
         if self.gpus:
             options["device_requests"] = self._options_gpus()
         return options
+
+
+def _default_memory() -> str:
+    """Three quarters of the machine's memory: a runaway stage is killed, the host stays up."""
+    try:
+        return str(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4)
+    except (ValueError, OSError):
+        return "16g"
 
 
 def _default_user() -> str:
@@ -141,13 +171,12 @@ def _argv(argv: list[str]) -> list[str]:
 
 
 def _environment(spec: StageSpec) -> dict[str, str]:
-    env = {k: v for k, v in spec.env.items()
+    env = {k: v for k, v in allowed_environment(spec).items()
            if k not in HOST_ONLY_NAMES and not k.startswith(HOST_ONLY_PREFIXES)}
     if _mounted_path_list(spec.env.get("PYTHONPATH", ""), spec.read_only):
         env["PYTHONPATH"] = spec.env["PYTHONPATH"]  # e.g. the dynamic checks' shim, mounted at its host path
     env["HOME"] = "/tmp"
-    if not spec.network:
-        env["PGOLF_NET_AUDIT"] = "1"
+    env["PGOLF_NET_AUDIT"] = "1"  # no stage has a network: every attempt is worth reporting
     return env
 
 
@@ -160,37 +189,17 @@ def _mounted_path_list(value: str, read_only) -> bool:
 def _mounts(spec: StageSpec, user: str) -> list:
     """Bind mounts at the host paths: read-only inputs (and the files their links point to), writable outputs."""
     from docker.types import Mount
-    writable = [Path(p) for p in spec.writable]
-    if not any(_within(Path(spec.cwd), w) for w in writable):
-        writable.append(Path(spec.cwd))
+    writable = writable_dirs(spec)
     for path in writable:
-        path.mkdir(parents=True, exist_ok=True)
         _hand_over(path, user)
     mounts = {str(p): Mount(str(p), str(p.resolve()), type="bind", read_only=False) for p in writable}
-    for path in _read_only_sources(spec.read_only):
+    for path in read_only_sources(spec.read_only):
         mounts.setdefault(str(path), Mount(str(path), str(path.resolve()), type="bind", read_only=True))
     return list(mounts.values())
 
 
-def _read_only_sources(paths) -> list[Path]:
-    """Each input, plus the targets of links inside an input directory (the eval stage's
-    validation shards are links into the dataset; the dataset itself stays unmounted)."""
-    out = []
-    for path in (Path(p) for p in paths):
-        if not path.exists():
-            continue  # the stage will find it missing, as it would locally
-        out.append(path)
-        if path.is_dir():
-            out += [link.resolve() for link in sorted(path.iterdir()) if link.is_symlink() and link.exists()]
-    return out
-
-
-def _within(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
+_read_only_sources = read_only_sources  # the name the tests know
+_within = within
 
 
 def _hand_over(path: Path, user: str) -> None:
@@ -275,7 +284,8 @@ def _result(spec: StageSpec, code: int | None, wall: float, killed: bool, scan: 
 
 
 def _network_notes(spec: StageSpec, scan: _Scanner) -> list[str]:
-    if spec.network or not (scan.audit or scan.errors):
+    if not (scan.audit or scan.errors):
         return []
     seen = "; ".join(scan.audit[:3]) if scan.audit else f"{scan.errors} network error line(s) in its output"
-    return [f"R-NETWORK: the {spec.name} stage tried to use the network, which it does not have ({seen})"]
+    label = "network" if spec.network else "R-NETWORK"
+    return [f"{label}: the {spec.name} stage tried to use the network, which it does not have ({seen})"]
