@@ -91,8 +91,8 @@ def test_a_process_without_torch_does_not_import_it():
     assert done.stderr == ""  # silent until torch is imported
 
 
-def test_install_works_without_the_shared_import_hook():
-    # Without its sitecustomize (and the shared hook), the shim falls back to its own finder.
+def test_install_works_without_sitecustomize():
+    # The device shim arms its patches through pgolf_shim_hooks itself; sitecustomize is one caller.
     probe = ("import sys; sys.modules.pop('sitecustomize', None); import pgolf_shim_device; "
              "pgolf_shim_device.install(); import torch; "
              "print(torch.cuda.is_available(), torch.zeros(1, device='cuda').device)")
@@ -101,6 +101,27 @@ def test_install_works_without_the_shared_import_hook():
     done = _run([sys.executable, "-c", probe], env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "True cpu" and len(_shim_lines(done.stderr)) == 1
+
+
+def test_one_post_import_hook_serves_sitecustomize_the_device_shim_and_the_tracer(tmp_path: Path):
+    probe = ("import sys, sitecustomize, pgolf_shim_hooks; import torch; "
+             "finders = [f for f in sys.meta_path if type(f).__name__ == '_PostImport']; "
+             "print(len(finders), sitecustomize.when_imported is pgolf_shim_hooks.when_imported, "
+             "'pgolf_shim_tracer' in sys.modules, torch.cuda.is_available())")
+    done = _run([sys.executable, "-c", probe], _child_env(PGOLF_LEDGER_DIR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "True", "True", "True"]
+    assert len(_shim_lines(done.stderr)) == 1  # the device patch ran once, before the tracer's
+
+
+def test_the_shim_modules_each_do_one_job():
+    """#15: the device shim is an installer; hooks, nvidia-smi, torch, torch.cuda and Triton live apart."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in SHIM.glob("pgolf_shim_*.py")}
+    assert {"pgolf_shim_hooks.py", "pgolf_shim_smi.py", "pgolf_shim_torch.py", "pgolf_shim_cuda.py",
+            "pgolf_shim_triton.py", "pgolf_shim_gpu.py"} <= set(sizes)
+    assert max(sizes.values()) < 400, sizes
+    assert "_FAKE_SMI" not in (SHIM / "pgolf_shim_device.py").read_text()
+    assert "MetaPathFinder" not in (SHIM / "pgolf_shim_device.py").read_text()
 
 
 # ---------------------------------------------------------------- behaviours the fixture does not reach
