@@ -2,9 +2,14 @@
 
 The script runs unmodified as a child process of a sandbox runtime (local, or the pinned
 image with no network), from a copy of its folder so the audited folder is never written.
-Its data folder holds links to real training shards and one validation shard: the canary.
-The shim folder goes first on PYTHONPATH, so every process the script starts (torchrun
-workers included) runs on the CPU and is traced.
+Its data folder holds links to real training shards and one validation shard: the canary
+(and, for scripts that read one, its byte sidecar). The shim folder goes first on PYTHONPATH,
+so every process the script starts (torchrun workers included) runs on the CPU and is traced.
+
+Its knobs (plan.py) are the run's own configuration, the tiny preset and the caps on evaluation
+work. The budget (budget.py) watches the run: when it cannot finish within the cap, it is run
+again on a smaller canary. The log's last lines are read before anything is removed; with a
+work folder (--keep) every attempt's log and ledger stay there.
 """
 from __future__ import annotations
 
@@ -14,22 +19,29 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
 from ..sandbox import LocalRuntime, StageSpec
+from ..sandbox.base import StageResult
 from ..sandbox.launch import CONTRACT_MARKER, launcher
-from ..shards import read_header, shard_paths
+from ..shards import read_header, shard_paths, write_shard
 from . import canary as canary_mod
+from .budget import MIN_TOKENS, Budget, BudgetStop
+from .eval_preset import EvalPreset
+from .evidence import byte_table
 from .ledger import Ledger, read_ledger
-from .preset import env_reads, ignored, tiny_preset, vocab_size
+from .plan import RunPlan, plan_run
 
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"
-SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "TOKENIZER_PATH", "PYTHONPATH", "VOCAB_SIZE")
+SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "DATASETS_DIR", "TOKENIZER_PATH", "PYTHONPATH", "VOCAB_SIZE")
 
 
 @dataclass
@@ -49,6 +61,7 @@ class DynamicOptions:
     workdir: Path | None = None        # keep the run here; a temporary folder otherwise
     python: str = sys.executable
     progress: Callable[[str], None] | None = None
+    budget: bool = True                # shrink the canary when the run cannot finish within the cap
 
 
 @dataclass
@@ -66,52 +79,124 @@ class DynamicRun:
     knobs_ignored: list[str]
     notes: list[str] = field(default_factory=list)
     workdir: Path | None = None
+    log_tail: list[str] = field(default_factory=list)       # the log's last lines, read before cleanup
+    eval_preset: EvalPreset = field(default_factory=EvalPreset)
+    run_config: dict[str, str] = field(default_factory=dict)  # knobs from the README and the logs
+    attempts: list[dict] = field(default_factory=list)       # every attempt: tokens, status, wall, why
+    budget: dict = field(default_factory=dict)               # what the budget measured and predicted
+
+    @property
+    def scored_tokens(self) -> int:
+        return len(self.canary.tokens) - 1
 
 
 def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRun:
-    """Run `script` (whose decoded text is `source`) once on a fresh canary and read its trace."""
-    reads = env_reads(source)
-    vocab = vocab_size(reads)
-    train_dir, tokenizer = resolve_data(options, vocab)
-    ids = canary_mod.content_ids(tokenizer, vocab)
-    canary = canary_mod.generate(ids, options.scored_tokens)
+    """Run `script` (whose decoded text is `source`) on a fresh canary, within the cap, and read its trace."""
+    plan = plan_run(script, source, options.env, options.preset)
+    train_dir, tokenizer = resolve_data(options, plan.vocab)
+    ids = canary_mod.content_ids(tokenizer, plan.vocab)
     keep = options.workdir is not None
     work = Path(options.workdir or tempfile.mkdtemp(prefix="pgolf-dynamic-"))
     try:
-        return _run(script, work, train_dir, tokenizer, vocab, canary, reads, options,
-                    _wants_device_shim(options, source))
+        return _run_within_budget(script, work, train_dir, tokenizer, ids, plan, options, _wants_device_shim(options, source))
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(script, work, train_dir, tokenizer, vocab, canary, reads, options, device_shim: bool) -> DynamicRun:
-    run_dir, data_root, ledger_dir = _layout(work, script, train_dir, tokenizer, vocab, canary)
+def _run_within_budget(script, work, train_dir, tokenizer, ids, plan: RunPlan, options: DynamicOptions,
+                       device_shim: bool) -> DynamicRun:
+    """Attempts on ever smaller canaries, each sized by what the one before measured, until one runs
+    to its end (or fails, or reaches the cap with no smaller canary left to try)."""
+    tokens, spent, attempts = options.scored_tokens, 0.0, []
+    while True:
+        canary = canary_mod.generate(ids, tokens)
+        budget = Budget(work / "ledger", options.cap_s, tokens, spent,
+                        may_shrink=options.budget and tokens > MIN_TOKENS)
+        run, stop = _run(script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget,
+                         options.cap_s - spent)
+        attempts.append({"tokens": tokens, "status": "shrunk" if stop else run.status, "wall_s": round(run.wall_s, 1),
+                         "why": stop.reason if stop else None})
+        spent += run.wall_s
+        if stop is None:
+            run.attempts, run.wall_s = attempts, spent
+            return run
+        _say(options)(f"dynamic: {stop.reason}; again on a {stop.tokens}-token canary")
+        _set_aside(work, len(attempts))
+        tokens = stop.tokens
+
+
+def _run(script, work, train_dir, tokenizer, plan: RunPlan, canary, options, device_shim: bool, budget: Budget,
+         cap_s: float) -> tuple[DynamicRun, BudgetStop | None]:
+    vocab = plan.vocab
+    run_dir, data_root, ledger_dir = _layout(work, script, train_dir, tokenizer, vocab, canary, plan.sidecar)
     dataset = data_root / "datasets" / f"fineweb10B_sp{vocab}"
-    knobs = {**(tiny_preset() if options.preset else {}), **options.env}
+    knobs, caps = plan.environment(len(canary.tokens) - 1)
     env = _environment(options, knobs, {
-        "DATA_PATH": str(dataset), "DATA_DIR": str(data_root) + os.sep, "VOCAB_SIZE": str(vocab),
-        "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
+        "DATA_PATH": str(dataset), "DATA_DIR": str(data_root) + os.sep, "DATASETS_DIR": str(dataset),
+        "VOCAB_SIZE": str(vocab), "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
         "PGOLF_LEDGER_DIR": str(ledger_dir), "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
         "PGOLF_SCRIPT_DIR": str(run_dir), **_contract_paths(dataset, run_dir)})
     if device_shim:
         env["PGOLF_SHIM_DEVICE"] = "cpu"
     spec = StageSpec(name="dynamic", argv=_argv(options, run_dir / script.name), env=env, cwd=run_dir,
-                     cap_s=options.cap_s, log_path=work / "run.log", grace_s=10.0,
+                     cap_s=cap_s, log_path=work / "run.log", grace_s=10.0,
                      read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
                      writable=(run_dir, ledger_dir), network=False)
     runtime = options.runtime or LocalRuntime()
-    say = options.progress or (lambda _msg: None)
+    say = _say(options)
     say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
-        f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {options.cap_s:.0f}s")
-    result = runtime.run(spec, _ticker(say, options.cap_s))
-    say(f"dynamic: {result.status} in {result.wall_s:.1f}s")
+        f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {cap_s:.0f}s")
+    for capped in caps.capped:
+        say(f"dynamic: eval preset {capped.text()}")
+    result, stop = _run_watched(runtime, spec, budget, _ticker(say, cap_s))
+    say(f"dynamic: {'stopped by the budget' if stop else result.status} in {result.wall_s:.1f}s")
     log_bytes = spec.log_path.read_bytes() if spec.log_path.exists() else b""
-    return DynamicRun(script=script.name, status=result.status, returncode=result.returncode,
-                      wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
-                      facts=parse_log_bytes(log_bytes), ledger=read_ledger(ledger_dir), env=knobs,
-                      knobs_ignored=ignored(knobs, reads), notes=list(result.notes),
-                      workdir=work if options.workdir else None)
+    run = DynamicRun(script=script.name, status=result.status, returncode=result.returncode,
+                     wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
+                     facts=parse_log_bytes(log_bytes), ledger=read_ledger(ledger_dir), env=knobs,
+                     knobs_ignored=plan.ignored(), notes=list(result.notes),
+                     workdir=work if options.workdir else None, log_tail=log_tail(log_bytes),
+                     eval_preset=caps, run_config=plan.run_config, budget=budget.summary())
+    return run, stop
+
+
+def _run_watched(runtime, spec: StageSpec, budget: Budget, ticker) -> tuple:
+    """The runtime's run, with the budget reading the ledger at every tick. A BudgetStop raised from
+    the tick takes the stage down (every runtime stops its stage when pgolf is interrupted)."""
+    start = time.monotonic()
+    budget.spawn_ns = time.monotonic_ns()
+
+    def tick(elapsed: float) -> None:
+        ticker(elapsed)
+        budget.tick(elapsed)
+    try:
+        return runtime.run(spec, tick), None
+    except BudgetStop as stop:
+        wall = time.monotonic() - start
+        return StageResult(spec.name, "timeout", None, wall, killed=True, notes=[stop.reason]), stop
+
+
+def log_tail(data: bytes, lines: int = 20) -> list[str]:
+    """The last lines of a log, as text (undecodable bytes replaced); escaping is the reader's job."""
+    text = data[-65536:].decode("utf-8", errors="replace").replace("\r", "\n")
+    return [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _say(options: DynamicOptions) -> Callable[[str], None]:
+    return options.progress or (lambda _msg: None)
+
+
+def _set_aside(work: Path, attempt: int) -> None:
+    """Before another attempt: this one's log and ledger move to attempt-N/ (kept with --keep);
+    its copy of the script folder, its data links and its canary go."""
+    aside = work / f"attempt-{attempt}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for name in ("run.log", "ledger", "canary"):
+        if (work / name).exists():
+            shutil.move(str(work / name), str(aside / name))
+    for name in ("run", "data"):
+        shutil.rmtree(work / name, ignore_errors=True)
 
 
 def _wants_device_shim(options: DynamicOptions, source: str) -> bool:
@@ -137,9 +222,10 @@ def tokenizer_name(vocab: int) -> str:
     return f"fineweb_{vocab}_bpe.model"
 
 
-def _layout(work: Path, script: Path, train_dir: Path, tokenizer: Path, vocab: int, canary):
+def _layout(work: Path, script: Path, train_dir: Path, tokenizer: Path, vocab: int, canary, sidecar: bool = False):
     """work/run: a copy of the script's folder; work/data: the official layout (DATA_DIR and DATA_PATH
-    styles both find it) with links to the training shards and the canary as the only val shard."""
+    styles both find it) with links to the training shards and the canary as the only val shard, plus
+    its byte sidecar when the script reads one (a glob of fineweb_val_*.bin would take it for a shard)."""
     run_dir, data_root, ledger_dir = work / "run", work / "data", work / "ledger"
     for path in (run_dir, ledger_dir, work / "canary", data_root / "tokenizers"):
         path.mkdir(parents=True, exist_ok=True)
@@ -150,8 +236,23 @@ def _layout(work: Path, script: Path, train_dir: Path, tokenizer: Path, vocab: i
         (dataset / shard.name).symlink_to(shard.resolve())
     canary_mod.write(canary, work / "canary")
     (dataset / "fineweb_val_000000.bin").symlink_to((work / "canary" / "fineweb_val_000000.bin").resolve())
+    if sidecar:
+        sidecar_path = write_byte_sidecar(canary, tokenizer, work / "canary")
+        (dataset / sidecar_path.name).symlink_to(sidecar_path.resolve())
     shutil.copyfile(tokenizer, data_root / "tokenizers" / tokenizer_name(vocab))
     return run_dir, data_root, ledger_dir
+
+
+def write_byte_sidecar(canary, tokenizer: Path, folder: Path) -> Path:
+    """fineweb_val_bytes_000000.bin: per position, the UTF-8 bytes its token stands for after the token
+    before it (RULES.md §6), in the shard format, as CaseOps datasets ship beside their val shard."""
+    base, space, boundary = byte_table(tokenizer)
+    tokens = canary.tokens.astype(np.int64)
+    counts = np.zeros(len(tokens), dtype=np.int64)
+    counts[1:] = base[tokens[1:]] + (space[tokens[1:]] & ~boundary[tokens[:-1]])
+    path = folder / "fineweb_val_bytes_000000.bin"
+    write_shard(path, counts.astype(np.uint16))
+    return path
 
 
 def _copy_sources(script: Path, run_dir: Path) -> None:
