@@ -8,6 +8,7 @@ a tokenizer with byte-fallback pieces (pgolf's synthetic one): sp1024 has none.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -43,6 +44,8 @@ EXPECTED = {
     "two_pass_rescore": (set(), CAUSAL),
     "keep_better": ({"R-DYN-SINGLE-PASS"}, set()),
     "ngram_target_keyed": ({"R-DYN-SINGLE-PASS"}, set()),
+    "target_gated_expert": ({"R-DYN-CANARY", "R-DYN-SINGLE-PASS"}, set()),
+    "byte_mixture": ({"R-DYN-CANARY", "R-DYN-SINGLE-PASS"}, set()),
     "net_in_eval": ({"R-DYN-NETWORK"}, set()),
     "train_read_in_eval": ({"R-DYN-TRAIN-IN-EVAL"}, set()),
     "scylla_bytes": ({"R-DYN-TOKENIZER-BPB"}, set()),
@@ -106,6 +109,16 @@ def test_strong_leak_evidence_is_in_nats_with_a_p_value(official_data):
     c3 = _finding(record, "R-DYN-SCORE-FIRST").evidence
     assert c3["positions_affected"] == c3["positions_scored"]
     assert "pre_eval_ttt.py:" in c3["update_site"]  # through _common.py's helpers, named too
+
+
+@pytest.mark.parametrize("name", ["target_gated_expert", "byte_mixture"])
+def test_mass_inflating_mixtures_show_canary_evidence_above_the_threshold(name, official_data):
+    """C2: nothing adapts, yet the reported loss is below ln K by about ln S per target (Jensen)."""
+    record = check(PATTERNS / f"{name}.py", official_data)
+    evidence = _finding(record, "R-DYN-CANARY").evidence
+    assert evidence["evidence_nats"] > evidence["threshold_nats"] >= math.log(1 / evidence["alpha"])
+    assert evidence["scores_from"] == "reported val_loss" and evidence["tokens"] >= 16000
+    assert "R-DYN-SCORE-FIRST" not in failing(record)
 
 
 def test_network_and_training_reads_name_their_call_site(official_data):
