@@ -15,7 +15,7 @@ IMAGE_CPU ?= pgolf:cpu
 FA3_WHEEL ?=
 FA3_SHA256 ?=
 
-.PHONY: install test submit check bench clean image image-cpu image-lint
+.PHONY: install test submit check bench accuracy-dynamic clean image image-cpu image-lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ check: install
 
 bench: install
 	$(PY) tests/bench/run.py
+
+# The dynamic check over the corpus cases a CPU run can show (hours on two cores): one line per
+# case, build/accuracy-dynamic.json. ARGS="--only illegal-d13" runs some.
+accuracy-dynamic: install
+	$(PY) tests/bench/accuracy_dynamic.py $(ARGS)
 
 # The CPU variant, from nothing: base by debootstrap, torch from the local wheelhouse (docker/README.md).
 image-cpu:
