@@ -233,6 +233,16 @@ def test_rescoring_without_a_line_between_passes_is_c4():
     assert order.legal_mean == pytest.approx(7.0) and order.legal_missing == 0
 
 
+def test_keeping_the_better_of_two_scores_is_reproduced_and_a_hand_mixed_report_is_not():
+    book = Book()
+    book.loss(1, np.arange(1, 401), losses=np.full(400, 7.2))
+    book.loss(2, np.arange(1, 401), losses=np.where(np.arange(400) % 2 == 0, 7.0, 7.4))
+    book.line(9, "final val_loss:7.1")
+    order = judge_order(book.build(), 7.1)
+    assert order.matched is None and order.best_of is not None and order.best_of.mean == pytest.approx(7.1)
+    assert judge_order(book.build(), 6.9).best_of is None       # a mixture the ledger cannot reproduce
+
+
 def test_rescoring_reported_after_its_own_line_is_c3():
     book = Book()
     for i, chunk in enumerate(CHUNKS):
@@ -459,8 +469,14 @@ def test_family_outcomes_flag_what_the_ledger_and_the_canary_show():
     book.loss(1, np.arange(1, 401), losses=np.full(400, 7.0))
     book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.00000000")
     outcomes = _context(book, 6.0).family_outcomes()
-    assert outcomes["C4"] == "flagged" and outcomes["C1"] == outcomes["C2"] == "flagged"
+    assert outcomes["C1"] == outcomes["C2"] == "flagged"            # the canary: 370 nats below its bound
+    assert outcomes["C4"] == "unknown"                              # the ledger cannot say what 6.0 is
     assert outcomes["C3"] == "unknown"                              # nothing was trained: C3 not seen
+    book = Book()                                                   # two scores each, the better kept
+    book.loss(1, np.arange(1, 401), losses=np.full(400, 7.2))
+    book.loss(2, np.arange(1, 401), losses=np.where(np.arange(400) % 2 == 0, 7.0, 7.4))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:7.10000000")
+    assert _context(book, 7.1).family_outcomes()["C4"] == "flagged"
 
 
 def test_family_outcomes_are_unknown_when_the_run_did_not_finish():

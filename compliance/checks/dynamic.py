@@ -149,20 +149,31 @@ def _most_common(ledger, which: np.ndarray) -> str:
 
 @check("dynamic.single_pass")
 def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    """A fail needs the ledger to show what the report is: the per-position best of several traced
+    scores. A report no traced pass explains is review: a rescoring, or a probability mixed in outside
+    the softmax, which is legal when normalized (a token-only tilt by hand) and the canary's to judge
+    when not (R-DYN-CANARY)."""
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or order.matched is not None:
+        return
+    evidence = {"reported_val_loss": order.reported, "closest_pass_mean": order.judged.mean,
+                "legal_mean": order.legal_mean, "positions": int(order.judged.n),
+                "positions_without_prior_score": order.legal_missing, "tolerance": order.tolerance,
+                "report_line": order.report_line}
+    if order.best_of is not None:
+        yield rule.finding(
+            f"the reported val_loss {order.reported:.6f} is the per-position best of several traced scores "
+            f"(mean {order.best_of.mean:.6f} over {order.best_of.n} positions; a single pass gives "
+            f"{order.judged.mean:.6f}): the better of two scores was kept", file=ctx.file,
+            evidence={**evidence, "best_of_mean": order.best_of.mean})
         return
     legal = "none" if order.legal_mean is None else f"{order.legal_mean:.6f}"
     direction = "below" if order.reported < order.judged.mean else "above"
     yield rule.finding(
         f"the reported val_loss {order.reported:.6f} is {direction} every traced pass of normalized scores "
         f"(closest {order.judged.mean:.6f} over {order.judged.n} positions; scores made before each position's "
-        f"first update give {legal}): a rescoring, a better-of-two, or a probability mixed in outside the "
-        f"softmax", file=ctx.file,
-        evidence={"reported_val_loss": order.reported, "closest_pass_mean": order.judged.mean,
-                  "legal_mean": order.legal_mean, "positions": int(order.judged.n),
-                  "positions_without_prior_score": order.legal_missing, "tolerance": order.tolerance,
-                  "report_line": order.report_line})
+        f"first update give {legal}): a rescoring, or a probability mixed in outside the softmax (the canary "
+        f"evidence says whether it is normalized)", file=ctx.file, severity="review", evidence=evidence)
 
 
 @check("dynamic.canary")

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -61,10 +62,13 @@ class Budget:
     tokens: int                  # the canary's scored tokens this attempt
     spent_s: float = 0.0         # wall time earlier attempts already used from the cap
     may_shrink: bool = True
+    say: Callable[[str], None] | None = None   # progress lines: what was measured, what is projected
     spawn_ns: int = field(default_factory=time.monotonic_ns)
     processes: dict[str, _Process] = field(default_factory=dict)
     predictions: list[dict] = field(default_factory=list)
     _read_at: float = -math.inf
+    _told: int = 0
+    _noted: int = 0
 
     # ---------------------------------------------------------------- the runtime's callback
 
@@ -77,6 +81,7 @@ class Budget:
         if projected is None:
             return
         self._note(elapsed, projected)
+        self._tell(projected)
         limit = self.cap_s - self.spent_s
         if projected > limit and self.may_shrink:
             tokens = self.shrunk_tokens(elapsed)
@@ -84,9 +89,21 @@ class Budget:
                 raise BudgetStop(tokens, f"at {elapsed:.0f}s the evaluation pass under way was projected to end at "
                                          f"{projected:.0f}s, past the {limit:.0f}s left of the cap")
 
+    def _tell(self, projected: float) -> None:
+        if self._noted > self._told:
+            summary = self.summary()
+            if self.say is not None and summary["first_eval_window_s"] is not None:
+                step = summary["train_step_s"]
+                self.say(f"dynamic: budget: first training step {'-' if step is None else f'{step:.1f}s'}, first "
+                         f"eval window {summary['first_eval_window_s']:.1f}s ({summary['first_eval_window_targets']} "
+                         f"targets) at {summary['eval_start_s']:.0f}s; pass {summary['passes_seen']} projected to "
+                         f"end at {projected:.0f}s of {self.cap_s - self.spent_s:.0f}s")
+            self._told = self._noted
+
     def _note(self, elapsed: float, projected: float) -> None:
         if not self.predictions or abs(self.predictions[-1]["projected_s"] - projected) > 5:
             self.predictions.append({"at_s": round(elapsed, 1), "projected_s": round(projected, 1)})
+            self._noted += 1
             del self.predictions[:-20]
 
     # ---------------------------------------------------------------- reading the ledger

@@ -96,8 +96,8 @@ class DynamicContext:
         {"C1": ..., "C2": ..., "C3": ..., "C4": ..., "data": ...}, each "clean", "flagged" or "unknown".
 
         flagged  the run shows a violation of that family: C3, a counted score made after an update
-                 that reached it (R-DYN-SCORE-FIRST); C4, no traced pass of normalized scores
-                 reproduces the reported val_loss (R-DYN-SINGLE-PASS); C1 and C2, canary evidence
+                 that reached it (R-DYN-SCORE-FIRST); C4, the reported val_loss is the per-position
+                 best of several traced scores (R-DYN-SINGLE-PASS's fail); C1 and C2, canary evidence
                  above the threshold with no C3 update to explain it (a target-gated expert or an
                  unnormalized mixture: the canary cannot tell the two apart, so both are flagged);
                  data, a training shard opened during the scored evaluation (R-DYN-TRAIN-IN-EVAL).
@@ -110,7 +110,9 @@ class DynamicContext:
                  its threshold; data, the scored evaluation was located and no training shard was
                  opened in it.
         unknown  anything else: no run, a run that failed, timed out or printed no score, a score
-                 the tracer did not see, or a family whose path did not run in this configuration.
+                 the tracer did not see (a report no traced pass explains is unknown for C4: a
+                 normalized tilt computed by hand looks the same), or a family whose path did not run
+                 in this configuration.
         Only "flagged" and "clean" are evidence; the defaults of `params` are the catalog's."""
         families = ("C1", "C2", "C3", "C4", "data")
         if self.run is None or self.run.status != "ok" or self.reported is None or not self.run.ledger.traced:
@@ -122,7 +124,7 @@ class DynamicContext:
         c3 = order is not None and len(order.c3_positions) > 0
         matched = order is not None and order.matched is not None
         out = {"C3": "flagged" if c3 else "clean" if matched and self._updated_canary() and not proven else "unknown",
-               "C4": "flagged" if order is not None and order.judged is not None and not matched
+               "C4": "flagged" if order is not None and order.best_of is not None
                else "clean" if matched and self._rescored() else "unknown"}
         mixed = "flagged" if proven and not c3 else "clean" if matched and not proven else "unknown"
         out["C1"] = out["C2"] = mixed

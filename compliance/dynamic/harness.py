@@ -112,7 +112,7 @@ def _run_within_budget(script, work, train_dir, tokenizer, ids, plan: RunPlan, o
     while True:
         canary = canary_mod.generate(ids, tokens)
         budget = Budget(work / "ledger", options.cap_s, tokens, spent,
-                        may_shrink=options.budget and tokens > MIN_TOKENS)
+                        may_shrink=options.budget and tokens > MIN_TOKENS, say=options.progress)
         run, stop = _run(script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget,
                          options.cap_s - spent)
         attempts.append({"tokens": tokens, "status": "shrunk" if stop else run.status, "wall_s": round(run.wall_s, 1),
@@ -154,7 +154,8 @@ def _run(script, work, train_dir, tokenizer, plan: RunPlan, canary, options, dev
     log_bytes = spec.log_path.read_bytes() if spec.log_path.exists() else b""
     run = DynamicRun(script=script.name, status=result.status, returncode=result.returncode,
                      wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
-                     facts=parse_log_bytes(log_bytes), ledger=read_ledger(ledger_dir), env=knobs,
+                     facts=parse_log_bytes(log_bytes), env=knobs,
+                     ledger=read_ledger(ledger_dir) if stop is None else read_ledger(work / "none"),
                      knobs_ignored=plan.ignored(), notes=list(result.notes),
                      workdir=work if options.workdir else None, log_tail=log_tail(log_bytes),
                      eval_preset=caps, run_config=plan.run_config, budget=budget.summary())

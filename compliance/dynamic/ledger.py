@@ -11,8 +11,10 @@ C3: a counted score made after an update on that position that reached it. Where
 followed the data (pgolf_shim_taint: which canary optimizer steps the logits depend on), an
 update reaches a score only through that data; elsewhere (fused kernels, updates applied by
 hand) any earlier update does.
-C4: no traced pass reproduces the reported val_loss (rescoring, keeping the better of two
-scores, or a probability mixed in outside the normalized distribution).
+C4: no traced pass reproduces the reported val_loss. Proven when the per-position best of the
+traced scores does (keeping the better of two scores); otherwise the ledger cannot say what the
+reported number is (a rescoring, or a probability mixed in outside the softmax: unnormalized, which
+the canary decides, or normalized, like a token-only tilt computed by hand).
 """
 from __future__ import annotations
 
@@ -193,6 +195,8 @@ class Order:
     legal_mean: float | None      # counted scores made before each position's first update
     legal_missing: int            # judged positions with no score before their first update
     tolerance: float
+    best_of: Pass | None = None   # when nothing matched: the per-position best of several traced scores
+                                  # that reproduces the report (keeping the better of two: C4 proven)
 
 
 @dataclass(frozen=True)
@@ -218,13 +222,35 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
         return Order(reported, report_line, None, None, np.zeros(0, dtype=np.int64), None, 0, tol)
+    best_of = None if matched else _best_of(ledger, candidates, reported, tolerance)
     counted = judged.weighted
     upd = first_update[ledger.pos[counted]]
     reach = ledger.reach[counted]
     after = np.where(reach >= 0, reach == 1, ledger.t[counted] > upd)  # taint where known, else time
     late = np.unique(ledger.pos[counted][after])
     legal_mean, missing = _legal_mean(ledger, judged, first_update)
-    return Order(reported, report_line, matched, judged, late, legal_mean, missing, tol)
+    return Order(reported, report_line, matched, judged, late, legal_mean, missing, tol, best_of)
+
+
+def _best_of(ledger: Ledger, candidates: list[Pass], reported: float, tolerance: Tolerance) -> Pass | None:
+    """Per position, the lowest of its no-grad scores in a candidate's window, where some position was
+    scored more than once: the mean that a report keeping the better score gives."""
+    for candidate in candidates:
+        if candidate.mode != "scores" or candidate.rule != "once":
+            continue
+        inside = (ledger.t > candidate.start_t) & (ledger.t < candidate.end_t) & ~np.isfinite(ledger.update_t)
+        idx = np.flatnonzero(inside)
+        if len(idx) == len(np.unique(ledger.pos[idx])):
+            continue
+        idx = idx[np.lexsort((ledger.loss[idx], ledger.pos[idx]))]
+        first = np.ones(len(idx), dtype=bool)
+        first[1:] = ledger.pos[idx][1:] != ledger.pos[idx][:-1]
+        best = idx[first]
+        found = Pass(candidate.start_t, candidate.end_t, "best", ledger.pos[best], best,
+                     float(ledger.loss[best].mean()), bool(ledger.lowp[best].any()))
+        if abs(found.mean - reported) <= tolerance.of(found, reported):
+            return found
+    return None
 
 
 def _report_time(ledger: Ledger, reported: float) -> tuple[float, str | None]:

@@ -26,6 +26,9 @@ SIDECAR_MARKER = "fineweb_val_bytes_"
 _PAYLOAD = re.compile(r"""(?:b?(?:'''|\"\"\"|'|"))([A-Za-z0-9!#$%&()*+\-;<=>?@^_`{|}~\s]{512,})""")
 _MAX_PAYLOAD = 16 << 20
 _VALUE_JUNK = "`,;)(\"' "
+# A run's sequence length beyond this does not fit the tiny preset's batch (8 micro-steps of whole
+# sequences in 32,768 tokens): the script's own default stands in.
+MAX_SEQ_LEN = 4096
 
 
 @dataclass
@@ -50,7 +53,8 @@ class RunPlan:
 
 
 def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> RunPlan:
-    texts = {script.name: source, **_siblings(script), **_payloads(source)}
+    texts = {script.name: source, **_payloads(source)}
+    texts.update(_siblings(script, "\n".join(texts.values())))
     kmap = _merged(texts)
     config = run_configuration(script.parent, kmap)
     vocab = user.get("VOCAB_SIZE") or config.get("VOCAB_SIZE")
@@ -74,11 +78,14 @@ def _merged(texts: dict[str, str]) -> KnobMap:
     return merged
 
 
-def _siblings(script: Path) -> dict[str, str]:
-    """Python files beside the entry script (the run imports or execs them), decoded."""
+def _siblings(script: Path, entry: str) -> dict[str, str]:
+    """Python files beside the entry script that it names (imports, or opens to exec), decoded; other
+    files in the folder (earlier variants, data tools) never run and set nothing."""
     out = {}
     for path in sorted(script.parent.glob("*.py"))[:32]:
         if path.name == script.name or not path.is_file() or path.is_symlink() or path.stat().st_size > 4 << 20:
+            continue
+        if not re.search(rf"\b{re.escape(path.stem)}\b", entry):
             continue
         try:
             out[path.name] = _decoded(path.read_text(encoding="utf-8", errors="replace"))
@@ -139,12 +146,19 @@ def run_configuration(folder: Path, kmap: KnobMap) -> dict[str, str]:
     launcher = set(rules()["launcher"])
     for key, value in raw.items():
         knob = _knob_for(key, kmap)
-        if knob is not None and knob.name in launcher:
+        if knob is not None and (knob.name in launcher or _too_long(knob.name, value)):
             continue
         text = _clean(value, knob) if knob is not None else None
         if text is not None:
             out[knob.name] = text
     return out
+
+
+def _too_long(name: str, value: str) -> bool:
+    try:
+        return "SEQ_LEN" in name and int(str(value).strip()) > MAX_SEQ_LEN
+    except ValueError:
+        return False
 
 
 _ASSIGNMENT_LINE = re.compile(r"^\s*(?:export\s+)?([A-Z][A-Z0-9_]{1,63})=(\"[^\"]*\"|'[^']*'|[^\s;&|]+)\s*\\?\s*$")
