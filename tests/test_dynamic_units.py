@@ -482,3 +482,16 @@ def test_family_outcomes_flag_what_the_ledger_and_the_canary_show():
 def test_family_outcomes_are_unknown_when_the_run_did_not_finish():
     outcomes = _context(_score_first_book(), 7.0, status="timeout").family_outcomes()
     assert set(outcomes.values()) == {"unknown"} and set(outcomes) == {"C1", "C2", "C3", "C4", "data"}
+
+
+def test_an_unexplained_report_over_overlapping_windows_is_tested_with_its_repeats():
+    """No traced pass reproduces the report, and windows scored every target up to 4 times: the script
+    may have counted each score, so the canary's threshold is 4 (ln(1/alpha) + ln m), not ln(1/alpha)."""
+    book = Book()
+    for k, start in enumerate(range(1, 400 - 64 + 2, 16)):
+        book.loss(k, np.arange(start, start + 64), offsets=np.arange(64), losses=np.full(64, 7.0))
+    book.line(1000, "final_int8_zlib_roundtrip_exact val_loss:6.50000000")
+    ctx = _context(book, 6.5)
+    ev = ctx.canary({"alpha": 1e-6})
+    assert ctx.order({}).matched is None and ev.repeats == 4
+    assert ev.threshold_nats == pytest.approx(4 * math.log(1e6))

@@ -45,17 +45,31 @@ class DynamicContext:
         return np.arange(1, 1 + min(n, count if count else n))
 
     def scored(self, order: Order | None) -> tuple[np.ndarray, float, int | None]:
-        """Targets as the reported score counts them, the nats they were scored with, and the printed
-        decimals those rest on. Where a traced pass reproduces the report, its counted scores, each
+        """Targets as the reported score may count them, the nats they were scored with, and the printed
+        decimals those rest on. Where a traced pass reproduces the report: its counted scores, each
         target once (a sliding window that counts the stream's last targets again must not count their
-        luck again); else the scores as the script counts them (repeats included: the canary check's
-        threshold grows with them) at N_eff x val_loss."""
+        luck again). Else every score the script could have counted (the judged window's scores, repeats
+        included, so the threshold grows with R), at N_eff x val_loss; untraced, the log's count, with
+        as many repeats as that count allows."""
         if order is not None and order.matched is not None:
             entries = order.matched.entries
             return self.run.ledger.pos[entries], float(self.run.ledger.loss[entries].sum()), None
-        positions = self.counted_positions(order)
+        positions = self._countable(order)
         return positions, len(positions) * self.reported.val_loss, printed_decimals(
             order.report_line if order else None)
+
+    def _countable(self, order: Order | None) -> np.ndarray:
+        ledger = self.run.ledger
+        if order is not None and order.judged is not None:
+            judged = order.judged
+            inside = (ledger.t > judged.start_t) & (ledger.t < judged.end_t)
+            if judged.mode == "scores":
+                inside &= ~np.isfinite(ledger.update_t)
+            return ledger.pos[inside] if inside.any() else ledger.pos[judged.weighted]
+        n = self.run.scored_tokens
+        count = self.run.facts.val_tokens or n
+        once = np.arange(1, 1 + min(n, count))
+        return once if count <= n else np.concatenate([once, np.full(count - n, n)])  # worst case: one target
 
     def counted_positions(self, order: Order | None) -> np.ndarray:
         """Targets as the script's own sums count them (repeats included): the pass that reproduces
