@@ -81,6 +81,19 @@ def test_a_pass_that_fits_is_left_alone_and_a_new_pass_is_seen(tmp_path):
     assert budget.summary()["passes_seen"] == 2 and budget.projected_end_s() == pytest.approx(27.0)
 
 
+def test_passes_that_repeat_count_the_literal_epochs_still_to_come(tmp_path):
+    """A pre-eval TTT loop of 15 epochs no knob bounds: once the second pass starts, the other 13 (and
+    the scoring pass) are counted in at the pace measured."""
+    budget = Budget(tmp_path, cap_s=1000, tokens=8192, passes_hint=15)
+    proc = FakeProcess(tmp_path, budget.spawn_ns)
+    for epoch in range(2):
+        for i in range(8):
+            proc.loss(10.0 + 8 * epoch + i, range(1 + 1024 * i, 1 + 1024 * (i + 1)))
+    budget.read()
+    assert budget.summary()["passes_seen"] == 2
+    assert budget.projected_end_s() == pytest.approx(25.0 + 14 * 8)   # 13 epochs and the scoring pass
+
+
 def test_no_canary_smaller_than_two_sequences_is_tried(tmp_path):
     budget = Budget(tmp_path, cap_s=30, tokens=8192)
     proc = FakeProcess(tmp_path, budget.spawn_ns)

@@ -63,6 +63,7 @@ class Budget:
     spent_s: float = 0.0         # wall time earlier attempts already used from the cap
     may_shrink: bool = True
     say: Callable[[str], None] | None = None   # progress lines: what was measured, what is projected
+    passes_hint: int = 0         # an update loop no knob bounds runs this many times (a literal count)
     spawn_ns: int = field(default_factory=time.monotonic_ns)
     processes: dict[str, _Process] = field(default_factory=dict)
     predictions: list[dict] = field(default_factory=list)
@@ -154,7 +155,9 @@ class Budget:
 
     def projected_end_s(self) -> float | None:
         """Seconds from spawn at which the pass under way ends, at the pace it kept since its first
-        event (the latest of the processes); None before it has covered 5% of the canary."""
+        event (the latest of the processes); None before it has covered 5% of the canary. Once passes
+        are seen to repeat and an update loop no knob bounds runs `passes_hint` times, the passes
+        still to come (and a scoring pass after them) are counted in at the same pace."""
         ends = []
         for proc in self.processes.values():
             if proc.pass_seen is None or proc.last_ns is None or proc.last_ns <= proc.pass_start_ns:
@@ -163,7 +166,10 @@ class Budget:
             if seen - proc.pass_base < 0.05 * self.tokens:
                 continue
             rate = (seen - proc.pass_base) / ((proc.last_ns - proc.pass_start_ns) / 1e9)
-            ends.append((proc.last_ns - self.spawn_ns) / 1e9 + (self.tokens - seen) / rate)
+            end = (proc.last_ns - self.spawn_ns) / 1e9 + (self.tokens - seen) / rate
+            if proc.passes >= 2 and self.passes_hint > proc.passes:
+                end += (self.passes_hint + 1 - proc.passes) * (self.tokens / rate)
+            ends.append(end)
         return max(ends) if ends else None
 
     def eval_start_s(self) -> float | None:

@@ -112,7 +112,8 @@ def _run_within_budget(script, work, train_dir, tokenizer, ids, plan: RunPlan, o
     while True:
         canary = canary_mod.generate(ids, tokens)
         budget = Budget(work / "ledger", options.cap_s, tokens, spent,
-                        may_shrink=options.budget and tokens > MIN_TOKENS, say=options.progress)
+                        may_shrink=options.budget and tokens > MIN_TOKENS, say=options.progress,
+                        passes_hint=max((loop.count for loop in plan.knobs.literal_update_loops), default=0))
         run, stop = _run(script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget,
                          options.cap_s - spent)
         attempts.append({"tokens": tokens, "status": "shrunk" if stop else run.status, "wall_s": round(run.wall_s, 1),

@@ -93,17 +93,24 @@ def as_number(value: object) -> float | None:
     return None
 
 
-def discover(source: str) -> KnobMap:
-    """Every environment knob of the decoded `source`, with the names it reaches and its roles."""
+def discover(source: str, *others: str) -> KnobMap:
+    """Every environment knob of the decoded `source`, with the names it reaches and its roles.
+    `others`: sources the script imports or execs (its helpers), read as one program with it, so a
+    loop in the script around a helper's optimizer step is an update loop. Line numbers are each
+    file's own; `parsed` speaks of `source`."""
     from ..static.parse import StaticParseError, parse_source
+    modules = []
+    for i, text in enumerate((source, *others)):
+        try:
+            modules.append(parse_source(text))
+        except (StaticParseError, RecursionError):
+            if i == 0:
+                return KnobMap(parsed=False)
+    program = ast.Module(body=[stmt for m in modules for stmt in m.body], type_ignores=[])
     try:
-        module = parse_source(source)
-    except (StaticParseError, RecursionError):
-        return KnobMap(parsed=False)
-    try:
-        return _Flow(module).run()
+        return _Flow(program).run()
     except RecursionError:  # absurd nesting: the knobs found by the plain walk still count
-        return KnobMap(knobs=_plain_reads(module))
+        return KnobMap(knobs=_plain_reads(program))
 
 
 def _plain_reads(module: ast.Module) -> dict[str, Knob]:
@@ -160,6 +167,21 @@ Flow = dict    # knob -> (direction, direct)
 _SCALAR_CALLS = frozenset({"int", "float", "round", "abs", "max", "min", "ceil", "floor", "bool", "str",
                            "field"})  # dataclasses.field(default=..., default_factory=lambda: ...)
 _SCALAR_METHODS = frozenset({"item"})
+
+
+def _module_constants(module: ast.Module) -> dict[str, int]:
+    """Module-level names bound once, to an int literal (`EPOCHS = 15`, `EPOCHS, LR = 15, 1e-2`)."""
+    seen: dict[str, list] = {}
+    for stmt in module.body:
+        if not isinstance(stmt, ast.Assign):
+            continue
+        for target in stmt.targets:
+            pairs = zip(target.elts, stmt.value.elts) if isinstance(target, ast.Tuple) and \
+                isinstance(stmt.value, ast.Tuple) and len(target.elts) == len(stmt.value.elts) else [(target, stmt.value)]
+            for name, value in pairs:
+                if isinstance(name, ast.Name):
+                    seen.setdefault(name.id, []).append(_literal(value))
+    return {k: v[0] for k, v in seen.items() if len(v) == 1 and isinstance(v[0], int) and not isinstance(v[0], bool)}
 
 
 class _Scopes:
@@ -234,6 +256,7 @@ class _Flow:
         self.knobs: dict[str, Knob] = {}
         self._updates: dict[str, bool] = {}
         self._bound: dict[Key, Flow] = {}
+        self.constants = _module_constants(module)
 
     def run(self) -> KnobMap:
         self._find_aliases()
@@ -481,10 +504,16 @@ class _Flow:
         updates = self._updates_in(loop.body)
         self._mark(_growing(stop), "update_loop" if updates else "loop", loop.lineno)
         self._mark(_shrinking(stop) | _shrinking(stride), "update_chunk" if updates else "chunk", loop.lineno)
-        count = _literal(args[0]) if len(args) == 1 else None
+        count = self._count_literal(args[0]) if len(args) == 1 else None
         if updates and not stop and isinstance(count, int) and count > 2:
             return [LiteralLoop(count, loop.lineno)]
         return []
+
+    def _count_literal(self, node: ast.AST) -> object:
+        """A literal count, or a module constant holding one (`EPOCHS = 15`)."""
+        if isinstance(node, ast.Name) and self.scopes.key(node, node.id) == (id(self.module), node.id):
+            return self.constants.get(node.id)
+        return _literal(node)
 
     def _call_roles(self, call: ast.Call) -> None:
         func = _dotted(call.func)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .eval_preset import EvalPreset, eval_preset, rules
-from .knobs import KnobMap, Knob, discover
+from .knobs import Knob, KnobMap, discover
 from .preset import tiny_preset, vocab_size
 
 SIDECAR_MARKER = "fineweb_val_bytes_"
@@ -65,17 +65,9 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
 
 
 def _merged(texts: dict[str, str]) -> KnobMap:
-    merged = KnobMap()
-    for name, text in texts.items():
-        found = discover(text)
-        merged.parsed = merged.parsed and (found.parsed or name != next(iter(texts)))
-        merged.literal_update_loops += found.literal_update_loops
-        for knob in found.knobs.values():
-            mine = merged.knobs.setdefault(knob.name, Knob(knob.name, knob.default, knob.line))
-            mine.names |= knob.names
-            for role, line in knob.roles.items():
-                mine.roles.setdefault(role, line)
-    return merged
+    """The entry script (first) and what it runs besides, read as one program."""
+    entry, *others = texts.values()
+    return discover(entry, *others)
 
 
 def _siblings(script: Path, entry: str) -> dict[str, str]:
