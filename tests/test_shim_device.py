@@ -114,6 +114,35 @@ def test_one_post_import_hook_serves_sitecustomize_the_device_shim_and_the_trace
     assert len(_shim_lines(done.stderr)) == 1  # the device patch ran once, before the tracer's
 
 
+def test_without_triton_installed_a_stand_in_imports_and_known_kernels_run(triton_stub: Path):
+    """The CPU build of torch brings no Triton; record scripts import it at module level (#16)."""
+    probe = textwrap.dedent('''
+        import json, torch, triton, triton.language as tl
+        from triton.tools.tensor_descriptor import TensorDescriptor
+        @triton.autotune(configs=[triton.Config({"BLOCK": 8}, num_warps=4)], key=["n"])
+        @triton.jit
+        def _softcapped_ce_fwd_kernel(logits_ptr, losses_ptr, lse_ptr, targets_ptr, s0, s1, n_rows, n_cols,
+                                      softcap, block_size: tl.constexpr):
+            pid = tl.program_id(0)
+        logits, losses, lse = torch.randn(3, 7), torch.empty(3), torch.empty(3)
+        _softcapped_ce_fwd_kernel[(triton.cdiv(3, 1),)](logits, losses, lse, torch.tensor([1, 2, 3]), 7, 1, 3, 7,
+                                                        30.0, block_size=8)
+        print(json.dumps([triton.__version__, type(_softcapped_ce_fwd_kernel).__name__, repr(tl.bfloat16),
+                          bool(torch.isfinite(losses).all())]))
+    ''')
+    importable = subprocess.run([sys.executable, "-c", "import triton"], capture_output=True).returncode == 0
+    if importable:
+        pytest.skip("a real Triton is installed here: it wins over the stand-in")
+    done = _run([sys.executable, "-c", probe], _child_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    version, kind, dtype, finite = json.loads(done.stdout.strip().splitlines()[-1])
+    assert version.endswith("pgolf-cpu-stand-in") and kind == "ShimKernel" and finite
+    assert dtype == "triton.language.bfloat16"
+    done = _run([sys.executable, "-c", "import triton; print(triton.autotune(configs=[], key=[])(1))"],
+                _child_env([SHIM, triton_stub]))
+    assert done.stdout.strip() == "('real autotune', 1)"  # an installed Triton (the stub) comes first
+
+
 def test_the_shim_modules_each_do_one_job():
     """#15: the device shim is an installer; hooks, nvidia-smi, torch, torch.cuda and Triton live apart."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in SHIM.glob("pgolf_shim_*.py")}

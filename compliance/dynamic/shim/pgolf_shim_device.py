@@ -9,7 +9,9 @@ modules, one job each:
 - pgolf_shim_smi: that fake `nvidia-smi`; pgolf_shim_gpu: the simulated GPU and who is told of it;
 - pgolf_shim_torch: torch patches (devices, compile, autocast, distributed, load), with
   pgolf_shim_cuda's fakes of torch.cuda;
-- pgolf_shim_triton: the Triton kernels found in record scripts, as torch references.
+- pgolf_shim_triton: the Triton kernels found in record scripts, as torch references; where no
+  Triton is installed, fallback/triton stands in for it (after site-packages on sys.path, so an
+  installed Triton wins), enough to import and decorate.
 What is patched and why is the table in shared/notes/cpu-harness.md.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable
 from pgolf_shim_hooks import when_imported
 
 SMI_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pgolf_shim_smi.py")
+FALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fallback")
 _INSTALLED = False
 
 
@@ -34,6 +37,8 @@ def install() -> None:
         return
     _INSTALLED = True
     _install_fake_nvidia_smi()
+    if FALLBACK_DIR not in sys.path:
+        sys.path.append(FALLBACK_DIR)
     when_imported("torch", lambda: _run_patch(_patch_torch, "torch"))
     when_imported("triton", lambda: _run_patch(_patch_triton, "triton"))
 
