@@ -127,16 +127,19 @@ def test_without_triton_installed_a_stand_in_imports_and_known_kernels_run(trito
         logits, losses, lse = torch.randn(3, 7), torch.empty(3), torch.empty(3)
         _softcapped_ce_fwd_kernel[(triton.cdiv(3, 1),)](logits, losses, lse, torch.tensor([1, 2, 3]), 7, 1, 3, 7,
                                                         30.0, block_size=8)
+        import torch._dynamo  # imports inductor, which takes its GPU paths when it believes in a Triton
+        from torch.utils._triton import has_triton_package
         print(json.dumps([triton.__version__, type(_softcapped_ce_fwd_kernel).__name__, repr(tl.bfloat16),
-                          bool(torch.isfinite(losses).all())]))
+                          bool(torch.isfinite(losses).all()), has_triton_package()]))
     ''')
     importable = subprocess.run([sys.executable, "-c", "import triton"], capture_output=True).returncode == 0
     if importable:
         pytest.skip("a real Triton is installed here: it wins over the stand-in")
     done = _run([sys.executable, "-c", probe], _child_env())
     assert done.returncode == 0, done.stderr[-2000:]
-    version, kind, dtype, finite = json.loads(done.stdout.strip().splitlines()[-1])
+    version, kind, dtype, finite, torch_sees_triton = json.loads(done.stdout.strip().splitlines()[-1])
     assert version.endswith("pgolf-cpu-stand-in") and kind == "ShimKernel" and finite
+    assert torch_sees_triton is False  # the stand-in is the script's, not torch's
     assert dtype == "triton.language.bfloat16"
     done = _run([sys.executable, "-c", "import triton; print(triton.autotune(configs=[], key=[])(1))"],
                 _child_env([SHIM, triton_stub]))

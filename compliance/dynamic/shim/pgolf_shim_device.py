@@ -10,8 +10,8 @@ modules, one job each:
 - pgolf_shim_torch: torch patches (devices, compile, autocast, distributed, load), with
   pgolf_shim_cuda's fakes of torch.cuda;
 - pgolf_shim_triton: the Triton kernels found in record scripts, as torch references; where no
-  Triton is installed, fallback/triton stands in for it (after site-packages on sys.path, so an
-  installed Triton wins), enough to import and decorate.
+  Triton is installed, fallback/triton stands in for it, for the script only (torch's own code
+  must go on seeing no Triton, or it takes its GPU paths).
 What is patched and why is the table in shared/notes/cpu-harness.md.
 """
 from __future__ import annotations
@@ -37,17 +37,17 @@ def install() -> None:
         return
     _INSTALLED = True
     _install_fake_nvidia_smi()
-    if FALLBACK_DIR not in sys.path:
-        sys.path.append(FALLBACK_DIR)
+    from pgolf_shim_triton import offer_stand_in
+    offer_stand_in(FALLBACK_DIR)
     when_imported("torch", lambda: _run_patch(_patch_torch, "torch"))
     when_imported("triton", lambda: _run_patch(_patch_triton, "triton"))
 
 
 def _patch_torch(torch: ModuleType) -> None:
     from pgolf_shim_torch import patch_torch
-    from pgolf_shim_triton import known_kernels
-    # No find_spec("triton") here: a post-import hook may fire on lookup alone and be spent.
+    from pgolf_shim_triton import hide_stand_in_from, known_kernels
     patch_torch(torch, known_kernels())
+    hide_stand_in_from(torch)
 
 
 def _patch_triton(triton: ModuleType) -> None:

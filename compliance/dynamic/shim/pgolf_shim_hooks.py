@@ -30,8 +30,15 @@ class _PostImport(importlib.abc.MetaPathFinder):
         if name not in _WAITING:
             return None
         callbacks = _WAITING.pop(name)
-        spec = importlib.util.find_spec(name)  # the other finders, now that we no longer wait
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        try:
+            spec = importlib.util.find_spec(name)  # the other finders, now that we no longer wait
+        except BaseException:
+            _WAITING.setdefault(name, []).extend(callbacks)
+            raise
+        if spec is None:  # not importable for this importer (torch is refused the Triton stand-in)
+            _WAITING.setdefault(name, []).extend(callbacks)
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         original = spec.loader.exec_module
 

@@ -9,10 +9,14 @@ it from the tracer's TorchFunctionMode.
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
 import inspect
 import sys
 from types import ModuleType
 from typing import Any, Callable, Dict, List
+
+_INTERNAL_ROOTS = frozenset({"torch", "functorch"})
 
 # Kernel names seen in record scripts, with their parameter count (constexprs included). The
 # references follow the kernels' semantics as declared by their names and argument lists;
@@ -196,3 +200,59 @@ _KERNEL_REFERENCES: Dict[str, Callable[[List[Any]], None]] = {
 
 def known_kernels() -> int:
     return len(_KERNEL_REFERENCES)
+
+
+# ---------------------------------------------------------------- a stand-in where Triton is missing
+
+
+class _StandIn(importlib.abc.MetaPathFinder):
+    """Last on sys.meta_path: finds `triton` in the stand-in folder when no installed Triton was found,
+    for any importer but torch's own code. torch decides on its GPU paths by whether `import triton`
+    works (torch.utils._triton.has_triton_package); told yes, it imports Triton's compiler."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "triton" or _imported_by_internals():
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, [self.folder])
+
+
+def _imported_by_internals() -> bool:
+    """Whether the import was asked for by torch's code: the first frame that is neither the import
+    machinery nor the shim's own post-import hook."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        module = frame.f_globals.get("__name__") or ""
+        if not (filename.startswith("<frozen") or "importlib" in filename or module.startswith("pgolf_shim")):
+            return module.split(".", 1)[0] in _INTERNAL_ROOTS
+        frame = frame.f_back
+    return False
+
+
+def offer_stand_in(folder: str) -> None:
+    if not any(isinstance(f, _StandIn) for f in sys.meta_path):
+        sys.meta_path.append(_StandIn(folder))
+
+
+def hide_stand_in_from(torch: ModuleType) -> None:
+    """Settle torch's cached answer to "is Triton installed?" while the stand-in is out of sight, in
+    case the script imported it before torch."""
+    check = getattr(getattr(getattr(torch, "utils", None), "_triton", None), "has_triton_package", None)
+    if check is None:
+        try:
+            from torch.utils._triton import has_triton_package as check
+        except ImportError:
+            return
+    stand_in = {k: m for k, m in sys.modules.items() if (k == "triton" or k.startswith("triton."))
+                and isinstance(getattr(m, "__version__", None), str) and m.__version__.endswith("stand-in")
+                or k.startswith("triton.") and "triton" in sys.modules
+                and str(getattr(sys.modules["triton"], "__version__", "")).endswith("stand-in")}
+    for name in stand_in:
+        del sys.modules[name]
+    try:
+        check()
+    finally:
+        sys.modules.update(stand_in)
