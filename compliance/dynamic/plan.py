@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .eval_preset import EvalPreset, eval_preset, rules
-from .knobs import Knob, KnobMap, discover
+from .knobs import Knob, KnobMap, as_number, discover
 from .preset import tiny_preset, vocab_size
 
 SIDECAR_MARKER = "fineweb_val_bytes_"
@@ -43,9 +43,21 @@ class RunPlan:
 
     def environment(self, scored_tokens: int) -> tuple[dict[str, str], EvalPreset]:
         """The knobs for a run on a canary of `scored_tokens` targets, and the caps behind them."""
-        resolved = {**self.run_config, **self.tiny, **self.user}
-        caps = eval_preset(self.knobs, resolved, set(self.tiny) | set(self.user), scored_tokens)
-        return {**self.run_config, **self.tiny, **caps.env, **self.user}, caps
+        tiny = self._sized_tiny()
+        resolved = {**self.run_config, **tiny, **self.user}
+        caps = eval_preset(self.knobs, resolved, set(tiny) | set(self.user), scored_tokens)
+        return {**self.run_config, **tiny, **caps.env, **self.user}, caps
+
+    def _sized_tiny(self) -> dict[str, str]:
+        """The tiny preset with its training batch fitted to the script's sequence length: 8 micro-steps
+        of one whole sequence each (the records split a batch over world_size x 8 // world_size), not
+        the 4096-token sequences a few records use, when the script's are shorter."""
+        tiny = dict(self.tiny)
+        knob = self.knobs.knobs.get("TRAIN_SEQ_LEN")
+        seq = as_number(self.user.get("TRAIN_SEQ_LEN", self.run_config.get("TRAIN_SEQ_LEN", knob.default if knob else None)))
+        if "TRAIN_BATCH_TOKENS" in tiny and seq and seq >= 128:
+            tiny["TRAIN_BATCH_TOKENS"] = str(min(int(tiny["TRAIN_BATCH_TOKENS"]), 8 * int(seq)))
+        return tiny
 
     def ignored(self) -> list[str]:
         """Tiny-preset knobs the script never reads."""

@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,7 +101,7 @@ def _outcome(report, wall: float) -> dict:
     findings = report.records[0].findings
     fails = sorted({f.rule for f in findings if f.active and f.severity == "fail"})
     run = next((f for f in findings if f.rule == "R-DYN-RUN" and f.message.startswith("traced run")), None)
-    trouble = [f.message.splitlines()[0][:200] for f in findings if f.rule == "R-DYN-RUN" and f.severity != "info"]
+    trouble = [_trouble(f) for f in findings if f.rule == "R-DYN-RUN" and f.severity != "info"]
     canary = next((f.evidence for f in findings if f.rule == "R-DYN-CANARY" and f.evidence), None)
     capped = next((f.evidence for f in findings if f.rule == "R-DYN-RUN" and f.evidence
                    and "capped" in f.evidence and f.message.startswith("evaluation work capped")), {})
@@ -114,6 +115,13 @@ def _outcome(report, wall: float) -> dict:
             "attempts": evidence.get("attempts", []),
             "capped": [f"{c['knob']} {c['before']}->{c['after']}" for c in capped.get("capped", [])],
             "unsettable": capped.get("unsettable", [])}
+
+
+def _trouble(finding) -> str:
+    """What went wrong, in a line: how the run ended and its last log line (the exception, mostly)."""
+    head = finding.message.splitlines()[0].split(";")[0]
+    tail = (finding.evidence or {}).get("log_tail") or []
+    return f"{head}: {tail[-1][:160]}" if tail else head[:200]
 
 
 def right(row: dict) -> bool:
@@ -133,7 +141,12 @@ def line(row: dict) -> str:
     return f"{mark} {row['id']:<48} {row['label']:<7} {what}; {row.get('wall_s', 0):.0f}s"
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # the runtime takes the traced run's process group down
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated case ids (prefixes) to run")
     parser.add_argument("--cap", type=float, default=600.0)
