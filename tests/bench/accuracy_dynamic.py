@@ -11,7 +11,7 @@ canary evidence in nats, wall time, and the knobs the eval preset capped. A case
 illegal record gets a dynamic fail (ledger C3/C4, or canary evidence) and a legal one gets none.
 Writes build/accuracy-dynamic.json (and each run's log under build/accuracy-dynamic/<id>/).
 
-    python tests/bench/accuracy_dynamic.py [--only ID[,ID...]] [--cap 600] [--out FILE]
+    python tests/bench/accuracy_dynamic.py [--only ID[,ID...]] [--cap 600] [--nproc 2] [--out FILE]
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def data_for(vocab: int, root: Path) -> Path:
     return out
 
 
-def run_case(entry: dict, data_root: Path, cap: float, logs: Path) -> dict:
+def run_case(entry: dict, data_root: Path, cap: float, logs: Path, nproc: int) -> dict:
     from pgolf.compliance.audit import audit
     from pgolf.compliance.context import AuditOptions
     from pgolf.compliance.dynamic.harness import DynamicOptions
@@ -79,7 +79,7 @@ def run_case(entry: dict, data_root: Path, cap: float, logs: Path) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"pgolf-acc-{entry['id'][:24]}-"))
     start = time.monotonic()
     try:
-        options = DynamicOptions(data=data_for(vocab, data_root), cap_s=cap, threads=2, workdir=work)
+        options = DynamicOptions(data=data_for(vocab, data_root), cap_s=cap, threads=2, nproc=nproc, workdir=work)
         report = audit([str(folder)], AuditOptions(ruleset="dynamic", dynamic=options))
         wall = time.monotonic() - start
         _keep_logs(work, logs / entry["id"])
@@ -150,6 +150,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated case ids (prefixes) to run")
     parser.add_argument("--cap", type=float, default=600.0)
+    # two processes of one thread beat one of two on two cores (../shared/notes/cpu-harness.md)
+    parser.add_argument("--nproc", type=int, default=2, help="traced processes (torchrun on gloo when > 1)")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "accuracy-dynamic.json")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-accuracy-dynamic-data")
     args = parser.parse_args()
@@ -164,7 +166,7 @@ def main() -> int:
     rows, start = [], time.monotonic()
     load = os.getloadavg()
     for entry in cases:
-        row = run_case(entry, args.data, args.cap, logs)
+        row = run_case(entry, args.data, args.cap, logs, args.nproc)
         row["load_after"] = round(os.getloadavg()[0], 2)
         rows.append(row)
         print(line(row), flush=True)

@@ -158,8 +158,8 @@ def _ref_softcapped_ce_fwd(values: List[Any]) -> None:
 
     logits, losses, lse, targets = (_tensor_of(v) for v in values[:4])
     softcap = float(values[8])
-    with torch.no_grad():
-        capped = softcap * torch.tanh(logits.float() / softcap)
+    with torch.no_grad():  # in place on its own temporaries: these rows are (tokens x vocabulary)
+        capped = (logits.float() / softcap).tanh_().mul_(softcap)
         logz = torch.logsumexp(capped, dim=-1)
         # not F.cross_entropy: the tracer would see it only when no custom_op hides it; it is
         # told directly instead, so a wrapped and an unwrapped kernel are traced alike
@@ -169,18 +169,21 @@ def _ref_softcapped_ce_fwd(values: List[Any]) -> None:
 
 
 def _ref_softcapped_ce_bwd(values: List[Any]) -> None:
-    """grad_logits = grad_loss * (softmax(capped) - onehot(target)) * (1 - tanh(logits/softcap)**2).
-    Recomputed from the logits (the saved lse is not needed), and without F.cross_entropy so the
-    backward pass is not mistaken for a second scoring of the tokens."""
+    """grad_logits = grad_loss * (softmax(capped) - onehot(target)) * (1 - tanh(logits/softcap)**2),
+    the softmax from the saved lse (the forward reference's own), recomputed where it does not fit;
+    without F.cross_entropy, so the backward pass is not mistaken for a second scoring of the tokens."""
     import torch
 
-    grad_logits, grad_losses, _lse, logits, targets = (_tensor_of(v) for v in values[:5])
+    grad_logits, grad_losses, lse, logits, targets = (_tensor_of(v) for v in values[:5])
     softcap = float(values[11])
-    with torch.no_grad():
-        tanh = torch.tanh(logits.float() / softcap)
-        probs = torch.softmax(softcap * tanh, dim=-1)
+    with torch.no_grad():  # in place on its own temporaries: these rows are (tokens x vocabulary)
+        tanh = (logits.float() / softcap).tanh_()
+        capped = tanh * softcap
+        saved = getattr(lse, "shape", None) == capped.shape[:1]
+        logz = lse.float() - softcap if saved else torch.logsumexp(capped, dim=-1)
+        probs = capped.sub_(logz[:, None]).exp_()
         probs[torch.arange(probs.shape[0]), targets.long()] -= 1.0
-        grad = grad_losses.float()[:, None] * probs * (1.0 - tanh * tanh)
+        grad = probs.mul_(grad_losses.float()[:, None]).mul_(tanh.mul_(tanh).neg_().add_(1.0))
         grad_logits.copy_(grad)
     _tell_tracer("kernel_backward", targets)
 
