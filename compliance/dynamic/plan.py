@@ -49,15 +49,25 @@ class RunPlan:
         return {**self.run_config, **tiny, **caps.env, **self.user}, caps
 
     def _sized_tiny(self) -> dict[str, str]:
-        """The tiny preset with its training batch fitted to the script's sequence length: 8 micro-steps
-        of one whole sequence each (the records split a batch over world_size x 8 // world_size), not
-        the 4096-token sequences a few records use, when the script's are shorter."""
+        """The tiny preset with its batches fitted to the script's sequence lengths: 8 micro-batches of
+        one whole sequence each (the records split a batch over world_size x 8 // world_size), not
+        the 4096-token sequences a few records use, when the script's are shorter. Evaluation batches
+        of one sequence per rank: a script that drops a rank's last partial batch ("TODO: Don't
+        truncate this") then still scores every canary sequence, at any number of ranks."""
         tiny = dict(self.tiny)
-        knob = self.knobs.knobs.get("TRAIN_SEQ_LEN")
-        seq = as_number(self.user.get("TRAIN_SEQ_LEN", self.run_config.get("TRAIN_SEQ_LEN", knob.default if knob else None)))
-        if "TRAIN_BATCH_TOKENS" in tiny and seq and seq >= 128:
-            tiny["TRAIN_BATCH_TOKENS"] = str(min(int(tiny["TRAIN_BATCH_TOKENS"]), 8 * int(seq)))
+        train = self._resolved_number("TRAIN_SEQ_LEN")
+        evaluation = self._resolved_number("EVAL_SEQ_LEN") or train
+        if "TRAIN_BATCH_TOKENS" in tiny and train and train >= 128:
+            tiny["TRAIN_BATCH_TOKENS"] = str(min(int(tiny["TRAIN_BATCH_TOKENS"]), 8 * int(train)))
+        for name in ("VAL_BATCH_SIZE", "VAL_BATCH_TOKENS"):
+            if name in tiny and evaluation and evaluation >= 128:
+                tiny[name] = str(8 * int(max(evaluation, train or 0)))
         return tiny
+
+    def _resolved_number(self, name: str) -> float | None:
+        knob = self.knobs.knobs.get(name)
+        value = as_number(self.user.get(name, self.run_config.get(name, knob.default if knob else None)))
+        return value if value and value > 0 else None
 
     def ignored(self) -> list[str]:
         """Tiny-preset knobs the script never reads."""

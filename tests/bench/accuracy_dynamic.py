@@ -19,6 +19,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,7 +122,9 @@ def _trouble(finding) -> str:
     """What went wrong, in a line: how the run ended and its last log line (the exception, mostly)."""
     head = finding.message.splitlines()[0].split(";")[0]
     tail = (finding.evidence or {}).get("log_tail") or []
-    return f"{head}: {tail[-1][:160]}" if tail else head[:200]
+    errors = [line for line in tail if re.search(r"\w(Error|Exception|Interrupt)\b", line)]
+    last = (errors or tail or [""])[-1].replace("[rank0]: ", "")
+    return f"{head}: {last[:160]}" if last else head[:200]
 
 
 def right(row: dict) -> bool:
