@@ -3,6 +3,7 @@ run's own configuration (plan.py): on scripts written in the shape of the record
 real corpus in ../shared (skipped where absent)."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -185,10 +186,21 @@ def _plan(entry_id: str):
     ("illegal-d03-parallel-prequant-21ep-pr1735", "PREQUANT_TTT_EPOCHS", "2"),
     ("illegal-d20-ngram-11gram-hedge-pr909", "NGRAM_BUCKETS", "65536"),
     ("illegal-d18-waterloo-selfexclusion-pr881", "NGRAM_MAX_ORDER", "4"),
+    ("legal-d22-caseops-taper-phased-pr1729", "PHASED_TTT_PREFIX_DOCS", "16"),   # half the canary's documents
 ])
 def test_real_records_get_their_evaluation_work_capped(entry_id, knob, after):
     _, capped = _plan(entry_id)
     assert capped.get(knob) == after, capped
+
+
+def test_distributed_records_run_on_two_ranks_and_their_batches_fit_them():
+    from pgolf.compliance.dynamic.harness import ranks
+    plan, _ = _plan("legal-d22-caseops-taper-phased-pr1729")
+    env = plan.environment(16384)[0]
+    assert plan.distributed and ranks(0, plan.distributed) == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    assert ranks(3, plan.distributed) == 3 and ranks(0, False) == 1
+    assert env["TRAIN_BATCH_TOKENS"] == env["VAL_BATCH_TOKENS"] == str(8 * 2048)  # one sequence per micro-batch
+    assert plan.sidecar                                                          # it reads fineweb_val_bytes_*
 
 
 def test_a_runs_own_configuration_switches_its_technique_on():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .canary import DEFAULT_MEAN_DOC_LEN
 from .knobs import Knob, KnobMap, as_number
 
 RULES_FILE = Path(__file__).with_name("eval_preset.yaml")
@@ -54,7 +55,9 @@ def eval_preset(kmap: KnobMap, resolved: dict[str, str], fixed: set[str], scored
     r = rules()
     out = EvalPreset()
     for knob in kmap.knobs.values():
-        if knob.name in fixed or knob.name in r["launcher"] or not knob.roles:
+        if knob.name in fixed or knob.name in r["launcher"]:
+            continue
+        if not knob.roles and not _named(knob.name.upper(), r["document_names"]):
             continue
         raw = resolved.get(knob.name, knob.default)
         value = as_number(raw)
@@ -65,7 +68,7 @@ def eval_preset(kmap: KnobMap, resolved: dict[str, str], fixed: set[str], scored
             after, role = capped
             text = _format(after, raw)
             out.env[knob.name] = text
-            out.capped.append(Capped(knob.name, str(raw), text, role, knob.roles[role]))
+            out.capped.append(Capped(knob.name, str(raw), text, role, knob.roles.get(role, knob.line)))
     for loop in kmap.literal_update_loops:
         out.unsettable.append(f"an update loop bounded by the literal {loop.count} (line {loop.line})")
     if not kmap.parsed:
@@ -80,6 +83,9 @@ def _cap(knob: Knob, value: float, r: dict, scored_tokens: int) -> tuple[float, 
         return None
     if not _integral(knob.default, value):
         return _size_cap(roles, name, value, r, scored_tokens)
+    if value >= 1 and _named(name, r["document_names"]):
+        most = max(1, int(scored_tokens / DEFAULT_MEAN_DOC_LEN * r["documents"]))
+        return (most, "documents") if value > most else None
     if value >= 1 and _named(name, r["order_names"]) and roles & {"loop", "update_loop"}:
         return (r["order"], "loop") if value > r["order"] else None
     if roles == {"update_loop"} or roles == {"update_loop", "loop"}:

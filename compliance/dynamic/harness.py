@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -49,7 +49,8 @@ class DynamicOptions:
     data: Path | None = None           # train shards of the script's vocabulary, or a `pgolf data synth` folder
     tokenizer: Path | None = None      # the SentencePiece model those shards were cut with
     runtime: object | None = None      # a compliance.sandbox runtime; local when None
-    nproc: int = 1
+    nproc: int = 1                     # 0: two ranks for a script that starts a process group, on two or
+                                       # more cores (two processes of one thread beat one of two), else one
     threads: int = 2
     cap_s: float = 900.0
     scored_tokens: int = canary_mod.DEFAULT_SCORED_TOKENS
@@ -93,6 +94,7 @@ class DynamicRun:
 def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRun:
     """Run `script` (whose decoded text is `source`) on a fresh canary, within the cap, and read its trace."""
     plan = plan_run(script, source, options.env, options.preset)
+    options = replace(options, nproc=ranks(options.nproc, plan.distributed))
     train_dir, tokenizer = resolve_data(options, plan.vocab)
     ids = canary_mod.content_ids(tokenizer, plan.vocab)
     keep = options.workdir is not None
@@ -199,6 +201,13 @@ def _set_aside(work: Path, attempt: int) -> None:
             shutil.move(str(work / name), str(aside / name))
     for name in ("run", "data"):
         shutil.rmtree(work / name, ignore_errors=True)
+
+
+def ranks(nproc: int, distributed: bool) -> int:
+    """The processes to run: as asked, or (0) two for a distributed script where two cores exist."""
+    if nproc > 0:
+        return nproc
+    return 2 if distributed and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _wants_device_shim(options: DynamicOptions, source: str) -> bool:

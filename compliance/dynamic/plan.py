@@ -36,6 +36,7 @@ class RunPlan:
     knobs: KnobMap
     vocab: int
     sidecar: bool                                          # the script reads fineweb_val_bytes_* files
+    distributed: bool = False                              # it starts a torch.distributed process group
     run_config: dict[str, str] = field(default_factory=dict)
     tiny: dict[str, str] = field(default_factory=dict)
     user: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,7 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
     vocab = user.get("VOCAB_SIZE") or config.get("VOCAB_SIZE")
     plan = RunPlan(knobs=kmap, vocab=int(vocab) if str(vocab).isdigit() else vocab_size(kmap.reads()),
                    sidecar=any(SIDECAR_MARKER in t for t in texts.values()), run_config=config,
+                   distributed=any("init_process_group" in t for t in texts.values()),
                    tiny=dict(tiny_preset()) if preset else {}, user=dict(user), sources=sorted(texts))
     return plan
 

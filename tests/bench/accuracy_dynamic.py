@@ -11,7 +11,7 @@ canary evidence in nats, wall time, and the knobs the eval preset capped. A case
 illegal record gets a dynamic fail (ledger C3/C4, or canary evidence) and a legal one gets none.
 Writes build/accuracy-dynamic.json (and each run's log under build/accuracy-dynamic/<id>/).
 
-    python tests/bench/accuracy_dynamic.py [--only ID[,ID...]] [--cap 600] [--nproc 2] [--out FILE]
+    python tests/bench/accuracy_dynamic.py [--only ID[,ID...]] [--cap 600] [--nproc 0] [--out FILE]
 """
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated case ids (prefixes) to run")
     parser.add_argument("--cap", type=float, default=600.0)
     # two processes of one thread beat one of two on two cores (../shared/notes/cpu-harness.md)
-    parser.add_argument("--nproc", type=int, default=2, help="traced processes (torchrun on gloo when > 1)")
+    parser.add_argument("--nproc", type=int, default=0,
+                        help="traced processes (torchrun on gloo when > 1); 0: two for distributed scripts")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "accuracy-dynamic.json")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-accuracy-dynamic-data")
     args = parser.parse_args()
