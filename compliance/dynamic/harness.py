@@ -266,11 +266,25 @@ def write_byte_sidecar(canary, tokenizer: Path, folder: Path) -> Path:
     return path
 
 
+COPY_LIMIT = 256 << 20                # a record folder's files beyond this (checkpoints, datasets) stay out
+
+
 def _copy_sources(script: Path, run_dir: Path) -> None:
-    """The entry script and the Python modules beside it (some records import their own helpers)."""
-    for path in sorted(script.parent.glob("*.py")):
-        if path.is_file() and not path.is_symlink():
-            shutil.copyfile(path, run_dir / path.name)
+    """The record folder as the script sees it: its own helpers, sources it compiles (an n-gram
+    kernel in C++ beside it, or under ngram/), tokenizer specs. Links are not followed, files over
+    64 MiB are left out, and so is anything past COPY_LIMIT in all."""
+    budget, root = COPY_LIMIT, script.parent.resolve()
+    for path in sorted(script.parent.rglob("*")):
+        rel = path.relative_to(script.parent)
+        if path.is_symlink() or not path.is_file() or any(p.startswith(".") for p in rel.parts) \
+                or not path.resolve().is_relative_to(root):
+            continue
+        size = path.stat().st_size
+        if size > 64 << 20 or size > budget:
+            continue
+        budget -= size
+        (run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, run_dir / rel)
     shutil.copyfile(script, run_dir / script.name)
 
 
@@ -280,6 +294,8 @@ def _environment(options: DynamicOptions, knobs: dict[str, str], ours: dict[str,
     env.update(knobs)
     env.update(ours, PYTHONPATH=str(SHIM_DIR), OMP_NUM_THREADS=threads, SEED=str(options.seed),
                PYTHONUNBUFFERED="1", PGOLF_PY312=python312() or "")
+    # the interpreter's own tools first (records call pyminify from their environment)
+    env["PATH"] = os.pathsep.join([str(Path(options.python).parent), env.get("PATH", "")])
     return env
 
 

@@ -122,7 +122,8 @@ def _trouble(finding) -> str:
     """What went wrong, in a line: how the run ended and its last log line (the exception, mostly)."""
     head = finding.message.splitlines()[0].split(";")[0]
     tail = (finding.evidence or {}).get("log_tail") or []
-    errors = [line for line in tail if re.search(r"\w(Error|Exception|Interrupt)\b", line)]
+    errors = [line for line in tail if re.search(r"\w(Error|Exception|Interrupt)\b", line)
+              and "ChildFailedError" not in line]  # torchrun's summary: the rank's own error says why
     last = (errors or tail or [""])[-1].replace("[rank0]: ", "")
     return f"{head}: {last[:160]}" if last else head[:200]
 
