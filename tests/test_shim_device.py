@@ -237,6 +237,12 @@ def linear_leaky_relu_square_kernel(a_desc, b_desc, c_desc, aux_desc, M, N, K, B
     pass
 
 @triton.jit
+def _fused_leaky_relu_sq_kernel(a_desc, b_desc, c_desc, aux_desc, M, N, K, BLOCK_SIZE_M: tl.constexpr,
+                                BLOCK_SIZE_N: tl.constexpr, BLOCK_SIZE_K: tl.constexpr, GROUP_SIZE_M: tl.constexpr,
+                                NUM_SMS: tl.constexpr):
+    pass
+
+@triton.jit
 def my_own_kernel(x_ptr, n):
     pass
 
@@ -297,6 +303,15 @@ expected_dpre = (grad_out.float() @ w2t.float().T) * torch.where(c.float() > 0, 
 out["linear"] = [torch.allclose(c.float(), pre, rtol=2e-2, atol=2e-2),
                  torch.allclose(aux.float(), post, rtol=3e-2, atol=3e-2),
                  torch.allclose(dpre.float(), expected_dpre, rtol=3e-2, atol=3e-2)]
+fa, fb = torch.randn(8, 4, generator=gen).bfloat16(), torch.randn(16, 4, generator=gen).bfloat16()
+act_grad, post = torch.empty(8, 16, dtype=torch.bfloat16), torch.empty(8, 16, dtype=torch.bfloat16)
+leaf = fa.float() @ fb.float().T
+leaf = leaf.bfloat16().float().requires_grad_(True)
+F.leaky_relu(leaf, 0.5).square().sum().backward()
+_fused_leaky_relu_sq_kernel[(1,)](*[TensorDescriptor.from_tensor(t, [8, 8]) for t in (fa, fb, act_grad, post)],
+                                  8, 16, 4, BLOCK_SIZE_M=8, BLOCK_SIZE_N=16, BLOCK_SIZE_K=8, GROUP_SIZE_M=1, NUM_SMS=1)
+out["fused_sq"] = [torch.allclose(act_grad.float(), leaf.grad, rtol=1e-2, atol=1e-2),
+                   torch.allclose(post.float(), F.leaky_relu(leaf.detach(), 0.5).square(), rtol=1e-2, atol=1e-2)]
 try:
     my_own_kernel[(1,)](torch.zeros(1), 1)
     out["unknown"] = "launched"
@@ -330,6 +345,7 @@ def test_shim_behaviours_beyond_the_fixture(triton_stub: Path):
     assert out["told"] == ["loss", True, True, True, 2]  # the tracer was told of both, once each
     assert out["autotune_passthrough"] == "ShimKernel"
     assert out["linear"] == [True, True, True]
+    assert out["fused_sq"] == [True, True]
     assert out["unknown"] == "pgolf-shim: unknown Triton kernel my_own_kernel: cannot check on CPU"
     assert "Triton kernel _softcapped_ce_fwd_kernel (source sha256 " in done.stderr
 
@@ -499,3 +515,18 @@ def test_launcher_refuses_what_cannot_compile_with_one_line(tmp_path: Path, py31
     done = _run([sys.executable, LAUNCHER, new_grammar], _child_env(PGOLF_PY312=py312))
     assert done.returncode == 3
     assert done.stderr.strip() == f"pgolf-shim: {new_grammar}: needs Python 3.12 grammar and could not be rewritten"
+
+
+def test_every_shim_file_and_preset_ships_as_package_data():
+    """A non-editable install (the image) holds only what package-data names: the shim's modules (the
+    Triton stand-in included) and the presets must all be there."""
+    import fnmatch
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    dynamic = REPO / "compliance" / "dynamic"
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "pgolf.compliance.dynamic"]
+    files = [p.relative_to(dynamic).as_posix() for p in dynamic.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts
+             and (p.suffix == ".yaml" or "shim" in p.relative_to(dynamic).parts and p.suffix == ".py")]
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs)]
+    assert files and not missing, missing

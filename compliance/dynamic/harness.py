@@ -13,10 +13,12 @@ work folder (--keep) every attempt's log and ledger stay there.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -304,15 +306,22 @@ def _argv(options: DynamicOptions, script: Path) -> list[str]:
     return launcher(entry, options.nproc, options.python)
 
 
+@functools.lru_cache(maxsize=1)
 def python312() -> str | None:
-    """A 3.12+ interpreter for sources that need its grammar (pyenv keeps one on these machines)."""
-    for name in ("python3.13", "python3.12"):
-        found = shutil.which(name)
-        if found:
-            return found
+    """A 3.12+ interpreter for sources that need its grammar (pyenv keeps one on these machines),
+    one that really runs: a pyenv shim on PATH may name a version that is not selected."""
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    found = sorted(glob.glob(str(root / "versions" / "3.1[23]*" / "bin" / "python3.1[23]")))
-    return found[-1] if found else None
+    candidates = sorted(glob.glob(str(root / "versions" / "3.1[2-9]*" / "bin" / "python3.1[2-9]")), reverse=True)
+    candidates += [found for name in ("python3.13", "python3.12") if (found := shutil.which(name))]
+    for candidate in candidates:
+        try:
+            probe = subprocess.run([candidate, "-I", "-c", "import sys; sys.exit(sys.version_info < (3, 12))"],
+                                   capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return candidate
+    return None
 
 
 def _ticker(say: Callable[[str], None], cap_s: float):

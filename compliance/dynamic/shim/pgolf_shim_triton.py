@@ -24,6 +24,7 @@ _INTERNAL_ROOTS = frozenset({"torch", "functorch"})
 # (the fingerprint is printed at first launch so known sources can be pinned later).
 _KERNEL_ARITY = {
     "linear_leaky_relu_square_kernel": 12,
+    "_fused_leaky_relu_sq_kernel": 12,
     "_softcapped_ce_fwd_kernel": 10,
     "_softcapped_ce_bwd_kernel": 13,
 }
@@ -151,6 +152,20 @@ def _ref_linear_leaky_relu_square(values: List[Any]) -> None:
             c.copy_(product * torch.where(pre > 0, 2.0 * pre, 0.5 * pre))
 
 
+def _ref_fused_leaky_relu_sq(values: List[Any]) -> None:
+    """c = bf16(a @ b.T) (fp32 accumulation, then the kernel's bf16 cast); act_grad = the derivative
+    of leaky_relu(c, 0.5)**2 (2c, or c/2 below zero) into c_desc, post = leaky_relu(c, 0.5)**2 =
+    act_grad * c / 2 into aux_desc."""
+    import torch
+
+    a, b, act_grad, post = (_tensor_of(v) for v in values[:4])
+    with torch.no_grad():
+        c = (a.float() @ b.float().T).to(torch.bfloat16).float()
+        grad = torch.where(c > 0, 2.0 * c, 0.5 * c)
+        act_grad.copy_(grad)
+        post.copy_(grad.mul_(c).mul_(0.5))
+
+
 def _ref_softcapped_ce_fwd(values: List[Any]) -> None:
     """losses = cross-entropy of softcap * tanh(logits / softcap) per row; lse keeps the
     kernel's convention (the log-sum-exp of the softcapped logits shifted by +softcap)."""
@@ -196,6 +211,7 @@ def _tell_tracer(name: str, *args) -> None:
 
 _KERNEL_REFERENCES: Dict[str, Callable[[List[Any]], None]] = {
     "linear_leaky_relu_square_kernel": _ref_linear_leaky_relu_square,
+    "_fused_leaky_relu_sq_kernel": _ref_fused_leaky_relu_sq,
     "_softcapped_ce_fwd_kernel": _ref_softcapped_ce_fwd,
     "_softcapped_ce_bwd_kernel": _ref_softcapped_ce_bwd,
 }
