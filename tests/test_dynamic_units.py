@@ -220,7 +220,31 @@ def test_score_and_train_from_one_forward_is_legal():
     assert order.matched.mode == "forwards" and len(order.c3_positions) == 0
 
 
-def test_rescoring_without_a_line_between_passes_is_c4():
+def test_a_later_global_step_over_scored_documents_is_not_the_counted_score():
+    """Phased TTT: each chunk scored and trained from one forward; then a global step over the scored
+    documents joined together sees the same tokens with longer contexts. The report is the first."""
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk, losses=np.full(100, 7.0), backward_at=10 * i + 1)
+    book.loss(100, np.arange(1, 401), offsets=np.arange(400) + 1000, losses=np.full(400, 6.5), backward_at=101)
+    book.line(200, "final val_loss:7.0")
+    order = judge_order(book.build(), 7.0, Tolerance(lowp_abs=0.1))
+    assert order.matched.rule == "first" and len(order.c3_positions) == 0
+
+
+def test_scores_taken_from_the_last_epochs_training_forward_are_c3():
+    """LoRA TTT that accumulates its score in the last of its epochs, from forwards that also train."""
+    book = Book()
+    for epoch, loss in enumerate((7.2, 7.0, 6.8)):
+        book.loss(10 * epoch, np.arange(1, 401), losses=np.full(400, loss), backward_at=10 * epoch + 1)
+    book.line(100, "final val_loss:6.8")
+    order = judge_order(book.build(), 6.8)
+    assert order.matched.rule == "last" and len(order.c3_positions) == 400
+
+
+def test_rescoring_without_a_line_between_passes_is_c3():
+    """A second pass after adapting on everything, no line between: each position's last score is
+    the reported one, made after its update (C3); the first scores would have given 7.0."""
     book = Book()
     for i, chunk in enumerate(CHUNKS):
         book.loss(10 * i, chunk)
@@ -229,7 +253,7 @@ def test_rescoring_without_a_line_between_passes_is_c4():
         book.loss(100 + i, chunk, losses=np.full(100, 6.0))  # second pass, after adapting on everything
     book.line(200, "final val_loss:6.0")
     order = judge_order(book.build(), 6.0)
-    assert order.matched is None
+    assert order.matched.rule == "last" and len(order.c3_positions) == 400
     assert order.legal_mean == pytest.approx(7.0) and order.legal_missing == 0
 
 

@@ -175,6 +175,7 @@ class Pass:
     lowp: bool = False           # some counted score came from bf16/fp16 logits
     weighted: np.ndarray | None = None   # entries as the script counts them, repeats included
     rule: str = "once"           # "once" | "windows" (sliding windows: each counts its last stride)
+                                 # | "first" / "last" (each position's earliest / latest forward)
 
     def __post_init__(self) -> None:
         if self.weighted is None:
@@ -215,9 +216,11 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
     end_t, report_line = _report_time(ledger, reported)
     first_update = _first_updates(ledger)
     candidates = list(_candidates(ledger, end_t))
-    matched = next((c for c in candidates if abs(c.mean - reported) <= tolerance.of(c, reported)), None)
-    # only the counting rule that fits best: the two differ by a few end-of-stream windows
-    matched = _best_rule(matched, candidates, reported) if matched else None
+    # the closest of the passes within tolerance (the latest window first on ties): a bf16 tolerance
+    # of 0.1 nats lets many passes of a near-uniform model fit, and only one is what was summed
+    fits = [(abs(c.mean - reported), i) for i, c in enumerate(candidates)
+            if abs(c.mean - reported) <= tolerance.of(c, reported)]
+    matched = candidates[min(fits)[1]] if fits else None
     judged = matched or (candidates[0] if candidates else None)
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
@@ -272,7 +275,10 @@ def _first_updates(ledger: Ledger) -> np.ndarray:
 
 def _candidates(ledger: Ledger, end_t: float):
     """Windows back from the reporting line, latest start first; each with no-grad entries, then all;
-    each counted once per position, then (for overlapping windows) as sliding windows count."""
+    each counted once per position, then (for overlapping windows) as sliding windows count. Among all
+    forwards, also each position's first: a script that scores and trains from one forward counts the
+    one before its update, while later forwards of the same tokens (a global TTT step over scored
+    documents joined together) may see longer contexts."""
     bounds = sorted({float(t) for t, text in ledger.lines if t < end_t and VAL_LOSS.search(text)}, reverse=True)
     for start_t in [*bounds, -math.inf]:
         inside = (ledger.t > start_t) & (ledger.t < end_t)
@@ -284,11 +290,11 @@ def _candidates(ledger: Ledger, end_t: float):
                 windows = _sliding(ledger, np.flatnonzero(sel), once)
                 if windows is not None:
                     yield windows
-
-
-def _best_rule(matched: Pass, candidates: list[Pass], reported: float) -> Pass:
-    twins = [c for c in candidates if (c.start_t, c.mode) == (matched.start_t, matched.mode)]
-    return min(twins, key=lambda c: abs(c.mean - reported))
+                if mode == "forwards":
+                    for which in ("first", "last"):
+                        pick = _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode, which)
+                        if not np.array_equal(pick.entries, once.entries):
+                            yield pick
 
 
 def _sliding(ledger: Ledger, idx: np.ndarray, once: Pass) -> Pass | None:
@@ -314,15 +320,19 @@ def _sliding(ledger: Ledger, idx: np.ndarray, once: Pass) -> Pass | None:
                 float(ledger.loss[weighted].mean()), bool(ledger.lowp[weighted].any()), weighted, "windows")
 
 
-def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str) -> Pass:
-    """Per position, the entry with the longest context, the earliest on ties."""
-    order = np.lexsort((ledger.t[idx], -ledger.off[idx], ledger.pos[idx]))
+def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str,
+             rule: str = "once") -> Pass:
+    """Per position, the entry with the longest context, the earliest on ties; or ("first", "last") its
+    earliest or latest entry, whatever the context."""
+    keys = {"first": (ledger.t[idx], ledger.pos[idx]), "last": (-ledger.t[idx], ledger.pos[idx])}.get(
+        rule, (ledger.t[idx], -ledger.off[idx], ledger.pos[idx]))
+    order = np.lexsort(keys)
     idx = idx[order]
     first = np.ones(len(idx), dtype=bool)
     first[1:] = ledger.pos[idx][1:] != ledger.pos[idx][:-1]
     chosen = idx[first]
     return Pass(start_t, end_t, mode, ledger.pos[chosen], chosen, float(ledger.loss[chosen].mean()),
-                bool(ledger.lowp[chosen].any()))
+                bool(ledger.lowp[chosen].any()), rule=rule if rule in ("first", "last") else "once")
 
 
 def _legal_mean(ledger: Ledger, judged: Pass, first_update: np.ndarray) -> tuple[float | None, int]:

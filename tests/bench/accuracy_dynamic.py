@@ -115,6 +115,8 @@ def _outcome(report, wall: float) -> dict:
             "canary_targets": evidence.get("targets"), "wall_s": round(wall, 1),
             "attempts": evidence.get("attempts", []),
             "capped": [f"{c['knob']} {c['before']}->{c['after']}" for c in capped.get("capped", [])],
+            "findings": [f"{f.rule} {f.severity}: {f.message[:600]}" for f in findings
+                         if f.active and f.severity in ("fail", "review")],
             "unsettable": capped.get("unsettable", [])}
 
 
