@@ -83,17 +83,24 @@ def run_case(entry: dict, data_root: Path, cap: float, logs: Path, nproc: int) -
         options = DynamicOptions(data=data_for(vocab, data_root), cap_s=cap, threads=2, nproc=nproc, workdir=work)
         report = audit([str(folder)], AuditOptions(ruleset="dynamic", dynamic=options))
         wall = time.monotonic() - start
-        _keep_logs(work, logs / entry["id"])
+        row = {**row, **_outcome(report, wall), "vocab": vocab}
+        _keep_logs(work, logs / entry["id"], evidence=not right(row))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {**row, **_outcome(report, wall), "vocab": vocab}
+    return row
 
 
-def _keep_logs(work: Path, to: Path) -> None:
+def _keep_logs(work: Path, to: Path, evidence: bool) -> None:
+    """Every attempt's log; for a case that came out wrong, its ledger and canary too (to judge again)."""
+    shutil.rmtree(to, ignore_errors=True)
     to.mkdir(parents=True, exist_ok=True)
     for log in [work / "run.log", *sorted(work.glob("attempt-*/run.log"))]:
         if log.is_file():
             shutil.copyfile(log, to / ("run.log" if log.parent == work else f"{log.parent.name}.log"))
+    if evidence:
+        for name in ("ledger", "canary"):
+            if (work / name).is_dir():
+                shutil.copytree(work / name, to / name)
 
 
 def _outcome(report, wall: float) -> dict:
