@@ -117,22 +117,26 @@ def official_data(tmp_path_factory) -> Path:
 
 
 def _check(script: Path, data: Path, **options):
-    dyn = DynamicOptions(data=data, preset=False, threads=2, **options)
+    dyn = DynamicOptions(data=data, preset=False, threads=1, **options)  # one thread: see test_dynamic.py
     report = audit([str(script)], AuditOptions(ruleset="dynamic", dynamic=dyn))
     assert report.error is None, report.error
     return report.records[0]
 
 
 def test_a_run_too_slow_for_the_cap_finishes_on_a_smaller_canary(official_data, tmp_path):
-    record = _check(PATTERNS / "legal_slow_eval.py", official_data, cap_s=150, workdir=tmp_path / "keep",
-                    env={"TRAIN_STEPS": "5", "EVAL_SECONDS_PER_WINDOW": "2.5"})
+    """The evaluation's pace is a sleep (3.5 s a window, 224 s for 64 windows), not the machine's speed;
+    what the machine's load moves is the start-up S before it. A 210 s cap is passed by the full canary
+    whatever S is, and leaves a 4096-token canary room after the stopped attempt while S stays under
+    about 50 s (two start-ups, the 5% of a pass seen first, and 1.5x the smaller evaluation)."""
+    record = _check(PATTERNS / "legal_slow_eval.py", official_data, cap_s=210, workdir=tmp_path / "keep",
+                    env={"TRAIN_STEPS": "2", "EVAL_SECONDS_PER_WINDOW": "3.5"})
     shown = [f"{f.rule} {f.severity}: {f.message[:300]}" for f in record.findings]
     assert record.verdict == "pass", shown
     run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and f.message.startswith("traced run"))
     attempts = run.evidence["attempts"]
     assert attempts[0]["status"] == "shrunk" and attempts[-1]["status"] == "ok", attempts
     assert attempts[-1]["tokens"] < attempts[0]["tokens"] == 16384
-    assert run.evidence["targets"] == attempts[-1]["tokens"] and run.evidence["wall_s"] <= 150 + 15
+    assert run.evidence["targets"] == attempts[-1]["tokens"] and run.evidence["wall_s"] <= 210 + 15
     assert "was stopped after" in run.message and run.evidence["budget"]["first_eval_window_s"] > 2
     assert (tmp_path / "keep" / "attempt-1" / "run.log").is_file()   # the stopped attempt's log stays
     assert (tmp_path / "keep" / "attempt-1" / "ledger").is_dir()
@@ -153,7 +157,7 @@ def test_a_failed_run_shows_its_last_20_lines_escaped_and_keeps_its_log(official
     script = tmp_path / "src" / "fails.py"
     script.parent.mkdir()
     script.write_text(textwrap.dedent(FAILING))
-    record = _check(script, official_data, cap_s=60, workdir=tmp_path / "keep")
+    record = _check(script, official_data, cap_s=600, workdir=tmp_path / "keep")  # the cap: a hang guard
     run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and "did not finish" in f.message)
     lines = [line for line in run.message.splitlines() if line.startswith("    | ")]
     assert len(lines) == 20 and lines[0].endswith("line 11") and "exit 7" in run.message
@@ -166,7 +170,7 @@ def test_a_run_killed_at_the_cap_still_shows_its_log_without_keep(official_data,
     script = tmp_path / "src" / "hangs.py"
     script.parent.mkdir()
     script.write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
-    record = _check(script, official_data, cap_s=5)
+    record = _check(script, official_data, cap_s=30)  # 'started' is printed well within it, loaded or not
     run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and "did not finish" in f.message)
     assert "killed at its" in run.message and "    | started" in run.message and "--keep" in run.message
-    assert math.isfinite(run.evidence["wall_s"]) and run.evidence["wall_s"] < 30
+    assert math.isfinite(run.evidence["wall_s"]) and run.evidence["wall_s"] < 600  # killed, not slept out
