@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 RUN ?=
 ARGS ?=
 SEEDS ?= 42 314 999
@@ -15,14 +16,21 @@ IMAGE_CPU ?= pgolf:cpu
 FA3_WHEEL ?=
 FA3_SHA256 ?=
 
-.PHONY: install test submit check bench accuracy-dynamic clean image image-cpu image-lint
+.PHONY: install test submit check bench accuracy accuracy-dynamic clean image image-cpu image-lint
+
+# One line per phase, with its time: the torch wheel alone is about a minute of pip work.
+# pip -qq prints errors only: what it prints as warnings here is setuptools' notice that every
+# editable install gets, and on some machines notes on pip's own configuration.
+comma := ,
+PHASE = @t0=$$(date +%s); echo "pgolf: install $(1): $(2)"; { $(3); } && echo "pgolf: install $(1): done in $$(( $$(date +%s) - t0 )) s"
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[train,test]'
-	touch $@
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "pgolf: install needs Python 3.10 or newer (PYTHON=$(PYTHON))"; exit 2; }
+	$(call PHASE,1/4,virtualenv $(VENV) with $$($(PYTHON) --version),test -x $(PY) || $(PYTHON) -m venv $(VENV))
+	$(call PHASE,2/4,$(TORCH_SPEC) (the CPU build; about a minute),$(PY) -m pip install -qq "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
+	$(call PHASE,3/4,pgolf and its dependencies (editable),$(PY) -m pip install -qq -e '.[train$(comma)test]')
+	$(call PHASE,4/4,byte-compile pgolf (where PYTHONDONTWRITEBYTECODE is set it is never cached otherwise),$(PY) -m compileall -q compliance pipeline)
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -38,6 +46,10 @@ check: install
 
 bench: install
 	$(PY) tests/bench/run.py
+
+# Legality verdicts against the labeled corpus in ../shared/corpus-dev (a benchmark; writes accuracy.json).
+accuracy: install
+	$(PY) tests/bench/accuracy.py $(ARGS)
 
 # The dynamic check over the corpus cases a CPU run can show (hours on two cores): one line per
 # case, build/accuracy-dynamic.json. ARGS="--only illegal-d13" runs some.

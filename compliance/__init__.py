@@ -2,9 +2,6 @@
 
 Never imports pgolf.pipeline: the pipeline writes records that this half reads.
 """
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("pgolf")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0+unknown"
+# The one place the version is written: pyproject.toml reads it from here (without importing
+# pgolf), and no command pays for importlib.metadata to learn it.
+__version__ = "0.1.0"

@@ -1,12 +1,14 @@
 """Run a ruleset's record checks over one record folder, or every record under a path."""
 from __future__ import annotations
 
+import math
 import re
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
-from . import __version__, gitrange, safeio, unpack
-from .context import AuditOptions, RecordContext, seed_rows
+from . import __version__, gitrange, prmeta, safeio, unpack
+from .context import AuditOptions, FrontierPool, RecordContext, judging_date, seed_rows
 from .errors import InputError
 from .record import Record, load_record
 from .report import Finding, RecordReport, Report, combine, verdict_of
@@ -48,28 +50,36 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
     try:
         record = load_record(path)
         report.ruleset = ruleset_for(record, options)
-        ruleset = load_ruleset(report.ruleset)
+        ruleset = _selected(load_ruleset(report.ruleset), options)
     except InputError as exc:
         report.verdict, report.error = "error", str(exc)
         return report
-    context = RecordContext(record, seed_rows(record), options)
+    pr = options.pr or (options.pr_meta.for_head(None) if options.pr_meta else None)
+    context = RecordContext(record, seed_rows(record), options, judged=judging_date(record, pr))
     report.seeds = context.rows
     report.summary = summarize(record, context)
-    for rule in ruleset.of_kind("record"):
-        if rule.applies_on(record.date):
-            report.findings.extend(run_check(rule, context))
-    report.findings.extend(script_findings(ruleset, record))
+    for rule in ruleset.in_force("record", context.judged.date):  # rules as in force on that date
+        report.findings.extend(run_check(rule, context))
+    if record.stray:  # no claim, no code: nothing for the legality rules either
+        report.verdict = verdict_of(report.findings)
+        return report
+    report.findings.extend(script_findings(ruleset, record, context.judged.date))
     if record.script is not None:
         report.findings.extend(dynamic_findings(ruleset, record.root / record.script.rel, record.script.text,
-                                                options, record.date))
+                                                options, context.judged.date))
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
     return report
 
 
-def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
-    """Legality rules read the entry script (decoded), under the configuration the run used."""
-    rules = [r for r in ruleset.of_kind("script") if r.applies_on(record.date)]
+def _selected(ruleset: RuleSet, options: AuditOptions) -> RuleSet:
+    return options.selection.apply_to(ruleset) if options.selection else ruleset
+
+
+def script_findings(ruleset: RuleSet, record: Record, date: str | None = None) -> list[Finding]:
+    """Legality rules read the entry script (decoded), under the configuration the run used,
+    as the rules stood on the judging date."""
+    rules = ruleset.in_force("script", date if date is not None else record.date)
     if not rules or record.script is None:
         return []
     from .static import build_script_context  # parsing costs time: only when a rule needs it
@@ -80,7 +90,7 @@ def script_findings(ruleset: RuleSet, record: Record) -> list[Finding]:
 def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: AuditOptions,
                      date: str | None = None) -> list[Finding]:
     """One traced run on a canary (only with --dynamic: it executes the submission, sandboxed)."""
-    rules = [r for r in ruleset.of_kind("dynamic") if r.applies_on(date)]
+    rules = ruleset.in_force("dynamic", date)
     if not rules or options.dynamic is None:
         return []
     from .dynamic.context import DynamicContext
@@ -105,34 +115,43 @@ def run_check(rule: Rule, context) -> list[Finding]:
 
 
 def summarize(record: Record, context: RecordContext) -> dict:
-    scores = [row.val_bpb for row in context.rows if row.val_bpb is not None]
-    losses = [row.val_loss for row in context.rows if row.val_loss is not None]
+    # the parser and the JSON reader drop impossible numbers; finite() keeps a stray one from
+    # reaching statistics (which raises on nan) all the same
+    scores = [v for v in (row.val_bpb for row in context.rows) if v is not None and math.isfinite(v)]
+    losses = [v for v in (row.val_loss for row in context.rows) if v is not None and math.isfinite(v)]
     sub = record.submission
     return {
-        "n_seeds": len({row.seed for row in context.rows if row.val_bpb is not None}),
+        "n_seeds": len({row.seed for row in context.rows if _finite(row.val_bpb)}),
         "val_bpb_mean": statistics.fmean(scores) if scores else None,
         "val_bpb_std": statistics.stdev(scores) if len(scores) > 1 else None,
         "val_loss_mean": statistics.fmean(losses) if losses else None,
         "claimed_val_bpb": sub.val_bpb if sub else None,
+        "claim": record.claim.how if record.claim else None,
         "track": record.track,
         "date": record.date,
+        "judged_on": context.judged.date,
+        "judged_by": context.judged.source,
     }
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def audit(targets: list[str], options: AuditOptions) -> Report:
     """Record folders (or trees of them) get the record audit; a .py file the legality rules alone."""
     report = Report(target=" ".join(targets), policy=options.policy, pgolf_version=__version__)
-    try:
-        jobs = []
-        for target in map(Path, targets):
-            if _is_script(target):
-                jobs.append((audit_script, target))
-            else:
-                jobs += [(audit_record, path) for path in _records_of(target)]
-    except InputError as exc:
-        report.verdict, report.error = "error", str(exc)
-        return report
-    report.records = [run(path, options) for run, path in jobs]
+    for target in map(Path, targets):
+        if _is_script(target):
+            report.records.append(audit_script(target, options))
+            continue
+        try:
+            folders = _records_of(target)
+        except (InputError, OSError) as exc:  # reported as that target's error; the others are still checked
+            message = str(exc) if isinstance(exc, InputError) else f"{target}: {exc.strerror or exc}"
+            report.records.append(RecordReport(path=str(target), verdict="error", error=message))
+            continue
+        report.records += [audit_record(path, options) for path in folders]
     report.verdict = combine([r.verdict for r in report.records])
     return report
 
@@ -145,7 +164,7 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
     from .static import script_context_from_source
     report = RecordReport(path=str(path), ruleset=options.ruleset or DEFAULT_RULESET)
     try:
-        ruleset = load_ruleset(report.ruleset)
+        ruleset = _selected(load_ruleset(report.ruleset), options)
         entry = safeio.FolderEntry(path.name, path, path.stat().st_size)
         source = unpack.decode_script(safeio.decode_text(safeio.read_bytes(entry))).text
     except (InputError, unpack.UnpackError, OSError) as exc:
@@ -159,18 +178,26 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
 
 
 def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
-    """PR mode: every record folder the range adds, plus what it changes outside them."""
+    """PR mode: every record folder the range adds or changes, plus what it does beside them."""
     report = Report(target=f"{repo} {rng}", policy=options.policy, pgolf_version=__version__)
     try:
-        folders, outside = gitrange.added_record_folders(gitrange.changed_files(repo, rng))
-        if not folders:
-            raise InputError(rng, "the range adds no record folder under records/<track>/")
+        changes = gitrange.changed_files(repo, rng)
+        report.git = gitrange.commits(repo, rng)
+        if not changes:
+            raise InputError(rng, gitrange.empty_range_message(repo, rng))
+        layout = gitrange.record_layout(repo, rng, changes)
+        if not layout.audited:
+            raise InputError(rng, "the range adds or changes no record folder under records/<track>/")
+        head = gitrange.head_of(rng)
+        pr = options.pr_meta.for_head(gitrange.resolve(repo, head)) if options.pr_meta else None
         with gitrange.temp_root() as tmp:
-            for folder in folders:
-                exported = gitrange.export_folder(repo, gitrange.head_of(rng), folder, Path(tmp))
-                record = audit_record(exported, options)
+            pools = _frontier_pools(repo, rng, layout, options, Path(tmp) / "base") if options.against_auto else {}
+            for folder in layout.audited:
+                exported = gitrange.export_folder(repo, head, folder, Path(tmp) / "head")
+                track = folder.split("/")[1]
+                record = audit_record(exported, replace(options, pr=pr, frontier=pools.get(track)))
                 record.path = folder
-                record.findings += _pr_findings(record.ruleset, folders, outside)
+                record.findings += _pr_findings(record, layout, folder)
                 record.verdict = verdict_of(record.findings) if record.error is None else "error"
                 report.records.append(record)
     except InputError as exc:
@@ -180,15 +207,50 @@ def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
     return report
 
 
-def _pr_findings(ruleset_name: str | None, folders: list[str], outside: list[str]) -> list[Finding]:
-    rule = load_ruleset(ruleset_name or DEFAULT_RULESET).get("R-RECORD-FILES")
+def _frontier_pools(repo: Path, rng: str, layout: gitrange.Layout, options: AuditOptions,
+                    dest: Path) -> dict[str, FrontierPool]:
+    """The base branch's records of each audited track, with the time each one's PR was opened."""
+    base = gitrange.base_of(rng)
+    pools = {}
+    for track in sorted({folder.split("/")[1] for folder in layout.audited}):
+        if not gitrange.exists(repo, base, f"records/{track}"):
+            continue
+        root = gitrange.export_folder(repo, base, f"records/{track}", dest)
+        opened = {}
+        for folder in sorted(p.name for p in root.iterdir() if p.is_dir()):
+            subject = gitrange.adding_subject(repo, base, f"records/{track}/{folder}") or ""
+            number = prmeta.pr_number_in(subject)
+            pr = options.pr_meta.by_number(number) if options.pr_meta and number else None
+            if pr is not None:
+                opened[folder] = (pr.created_at, f"PR #{number} createdAt")
+        pools[track] = FrontierPool(root, opened, label=f"{base} (the base branch)")
+    return pools
+
+
+def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> list[Finding]:
+    """What the PR does beside this folder, at the severities in force on the record's date."""
+    ruleset = load_ruleset(record.ruleset or DEFAULT_RULESET)
+    rule = ruleset.get("R-RECORD-FILES").at(record.summary.get("judged_on") if record.summary else None)
+    if rule is None:
+        return []
+    severity = rule.params["pr_layout"]
     found = []
-    if len(folders) > 1:
-        found.append(rule.finding(f"the PR adds {len(folders)} record folders ({', '.join(folders)}); "
-                                  f"one per PR, and each is judged (PR #1406)"))
-    if outside:
-        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
-        found.append(rule.finding(f"the PR changes files outside its record folder: {shown}"))
+    if folder in layout.modified and not layout.added:
+        found.append(rule.finding("the range changes this existing record folder; audited as it is after the change",
+                                  severity="info"))
+    if len(layout.added) > 1:
+        found.append(rule.finding(f"the PR adds {len(layout.added)} record folders ({', '.join(layout.added)}); "
+                                  f"one per PR, and each is judged (PR #1406)", severity=severity["several_folders"]))
+    others = [f for f in layout.modified + layout.deleted if f != folder]
+    if others:
+        changed = ", ".join(f"{f} ({'deleted' if f in layout.deleted else 'changed'})" for f in others[:3])
+        found.append(rule.finding(f"the PR also changes other record folders: {changed}",
+                                  severity=severity["other_records"]))
+    if layout.outside:
+        more = len(layout.outside) - 5
+        shown = ", ".join(layout.outside[:5]) + (f" and {more} more" if more > 0 else "")
+        found.append(rule.finding(f"the PR changes files outside its record folder: {shown}",
+                                  severity=severity["outside_files"]))
     return found
 
 

@@ -5,7 +5,9 @@ from pathlib import Path
 
 from .context import Baseline, seed_rows
 from .errors import InputError
-from .record import load_record
+from .record import Record, load_record
+
+AUTO = "auto"
 
 
 def parse_baseline(spec: str) -> Baseline:
@@ -15,23 +17,32 @@ def parse_baseline(spec: str) -> Baseline:
     try:
         values = tuple(float(v) for v in spec.replace(";", ",").split(",") if v.strip())
     except ValueError:
-        raise InputError(spec, "--against takes a record folder or comma-separated per-seed val_bpb values") from None
+        raise InputError(spec, "--against takes a record folder, comma-separated per-seed val_bpb values, "
+                               "or `auto`") from None
     if not values:
         raise InputError(spec, "--against got no values")
+    if not all(0.0 < v < 64.0 for v in values):  # NaN fails both comparisons
+        raise InputError(spec, "--against values must be val_bpb numbers between 0 and 64")
     return Baseline(label=f"values {', '.join(map(str, values))}", val_bpb=values)
 
 
 def _from_folder(path: Path) -> Baseline:
-    """Per-seed scores from the logs; from submission.json's seed results when logs are missing."""
-    record = load_record(path)
+    baseline = from_record(load_record(path), path.name)
+    if baseline is None:
+        raise InputError(path, "baseline folder has no per-seed val_bpb in its logs or submission.json")
+    return baseline
+
+
+def from_record(record: Record, label: str) -> Baseline | None:
+    """Per-seed scores from the logs' claimed runs; from submission.json's seed results when logs are missing."""
     rows = [r for r in seed_rows(record) if r.val_bpb is not None]
     if rows:
         losses = tuple(r.val_loss for r in rows)
-        return Baseline(path.name, tuple(r.val_bpb for r in rows),
-                        losses if all(v is not None for v in losses) else None)
+        return Baseline(label, tuple(r.val_bpb for r in rows),  # type: ignore[misc]
+                        losses if all(v is not None for v in losses) else None)  # type: ignore[arg-type]
     claims = [c for c in (record.submission.seed_claims.values() if record.submission else []) if c.val_bpb is not None]
     if not claims:
-        raise InputError(path, "baseline folder has no per-seed val_bpb in its logs or submission.json")
-    losses = tuple(c.val_loss for c in claims)
-    return Baseline(f"{path.name} (submission.json)", tuple(c.val_bpb for c in claims),
-                    losses if all(v is not None for v in losses) else None)
+        return None
+    claim_losses = tuple(c.val_loss for c in claims)
+    return Baseline(f"{label} (submission.json)", tuple(c.val_bpb for c in claims),  # type: ignore[misc]
+                    claim_losses if all(v is not None for v in claim_losses) else None)  # type: ignore[arg-type]

@@ -1,31 +1,37 @@
 """pgolf-check: audit record folders and print a report; the exit code is the verdict.
 
-0 pass, 1 fail, 2 could not check (bad input), 3 needs human review.
+0 pass, 1 fail, 2 could not check (bad input), 3 needs human review (cli_review.EXIT_CODES).
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .audit import audit, audit_git
-from .baseline import parse_baseline
+from .baseline import AUTO, parse_baseline
+from .cli_review import EXIT_CODES, explain, prepare, record_folders_of, review_options
 from .context import AuditOptions
 from .errors import InputError
-from .formatters import FORMATTERS, human, render
+from .formatters import FORMATTERS
+from .progress import Progress
 from .rules import load_ruleset, ruleset_names
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.argument("targets", nargs=-1, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATTERS)), default="human", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
-@click.option("--against", help="Baseline: a record folder, or comma-separated per-seed val_bpb values.")
-@click.option("--policy", type=click.Choice(["enforced", "written"]), default="enforced", show_default=True,
-              help="Which significance policy decides R-SIGNIFICANCE.")
+@click.option("--against", help="Baseline: a record folder, comma-separated per-seed val_bpb values, or `auto`: "
+                                 "the best accepted record whose PR was opened earlier (PR mode or --pr-meta).")
+@click.option("--pr-meta", "pr_meta", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON of `gh pr view N --json number,createdAt,headRefOid,baseRefOid,mergedAt,state,title` "
+                   "(or `gh pr list --json ...`): rules are judged as in force when the PR was opened.")
+@click.option("--policy", type=click.Choice(["enforced", "written"]), default=None,
+              help="Which significance policy decides R-SIGNIFICANCE [default: enforced].")
 @click.option("--ruleset", help="Rule catalog to apply (default: from the record's track).")
 @click.option("-v", "--verbose", is_flag=True, help="Show info findings too.")
 @click.option("--list-rules", is_flag=True, help="List the rules of the ruleset and exit.")
@@ -54,35 +60,58 @@ from .rules import load_ruleset, ruleset_names
                                       "pgolf's stage contract, which runs on a CPU by itself).")
 @click.option("--keep", "dyn_keep", type=click.Path(file_okay=False, path_type=Path),
               help="--dynamic: keep the run (log, ledger, canary) in this folder.")
+@review_options
 @click.version_option(__version__, prog_name="pgolf-check")
-def main(targets, fmt, output, against, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
-         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep):
+def main(targets, fmt, output, against, pr_meta, policy, ruleset, verbose, list_rules, git_repo, git_range, dynamic,
+         dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env, no_preset, dyn_shim, dyn_keep,
+         **review):
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
+    started = time.monotonic()
+    # the audit's modules load here, not with the CLI: --help and --version stay instant
+    from .audit import audit, audit_git
     try:
+        if review["explain"]:
+            explain(review["explain"], review["color"])
+            return
         if list_rules:
             _list_rules(ruleset or "track_10min_16mb")
             return
         if bool(git_repo) != bool(git_range):
             raise InputError(None, "--git and --range go together")
+        if review["from_files"]:
+            targets = record_folders_of(list(targets))
+            if not targets:
+                click.echo("pgolf-check: no record folder among the files; nothing to check", err=True)
+                return
         if not targets and not git_repo:
             raise InputError(None, "give at least one record folder or script, or --git REPO --range BASE..HEAD")
+        checking = prepare(review, list(targets), git_repo, git_range, fmt, verbose, policy, ruleset)
+        settings = checking.settings
         dyn = _dynamic_options(dyn_data, dyn_tokenizer, dyn_runtime, dyn_image, dyn_nproc, dyn_cap, dyn_env,
                                no_preset, dyn_shim, dyn_keep) if dynamic else None
-        options = AuditOptions(policy=policy, against=parse_baseline(against) if against else None,
-                               ruleset=ruleset, dynamic=dyn)
-        if ruleset:
-            load_ruleset(ruleset)  # an unknown name is bad input, not a per-record error
+        options = _audit_options(settings.policy, against, pr_meta, bool(git_repo), settings.ruleset, dyn,
+                                 checking.selection)
+        if settings.ruleset:
+            load_ruleset(settings.ruleset)  # an unknown name is bad input, not a per-record error
         report = audit_git(git_repo, git_range, options) if git_repo else audit(list(targets), options)
     except InputError as exc:
         click.echo(f"pgolf-check: {exc}", err=True)
         sys.exit(2)
-    if report.error:
+    if report.error and fmt == "human":
         click.echo(f"pgolf-check: {report.error}", err=True)
-        if fmt == "human":
-            sys.exit(2)
-    text = human.render(report, verbose) if fmt == "human" else render(report, fmt)
-    _emit(text, output)
-    sys.exit(report.exit_code)
+        sys.exit(2)
+    checking.finish(report, output, time.monotonic() - started)
+
+
+def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn, selection=None) -> AuditOptions:
+    from . import prmeta
+    meta = prmeta.load(pr_meta) if pr_meta else None
+    auto = against is not None and against.strip().lower() == AUTO
+    if auto and not (pr_mode or meta):
+        raise InputError(None, "--against auto needs PR mode (--git/--range) or --pr-meta: the frontier is "
+                               "ordered by when PRs were opened")
+    return AuditOptions(policy=policy, against=parse_baseline(against) if against and not auto else None,
+                        against_auto=auto, ruleset=ruleset, dynamic=dyn, pr_meta=meta, selection=selection)
 
 
 def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset, shim, keep):
@@ -98,25 +127,15 @@ def _dynamic_options(data, tokenizer, runtime, image, nproc, cap, env, no_preset
     return DynamicOptions(data=data, tokenizer=tokenizer, runtime=get_runtime(runtime, **options), nproc=nproc,
                           cap_s=cap, env=knobs, preset=not no_preset, workdir=keep,
                           device_shim={"auto": None, "on": True, "off": False}[shim],
-                          progress=lambda msg: click.echo(f"pgolf-check: {msg}", err=True))
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"pgolf-check: {output}: cannot write report: {exc.strerror}", err=True)
-        sys.exit(2)
+                          progress=Progress(prefix="pgolf-check"))
 
 
 def _list_rules(name: str) -> None:
+    from .rules import load_ruleset, ruleset_names
     for rule in load_ruleset(name).rules:
         state = "" if rule.enabled else "  (disabled)"
         click.echo(f"{rule.id:<20} {rule.kind:<7} {rule.severity:<6} {rule.title}{state}\n{'':<20} source: {rule.source}")
-    click.echo(f"rulesets: {', '.join(ruleset_names())}")
+    click.echo(f"rulesets: {', '.join(ruleset_names())}; `pgolf-check --explain ID` explains a rule")
 
 
 def run() -> None:

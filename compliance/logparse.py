@@ -15,12 +15,20 @@ A file that holds several runs one after another is read as its last run.
 
 The score is the last final scoring pass of that run, its `_exact` twin preferred; never a
 DIAGNOSTIC, pre-quantization, post-EMA or in-training validation line (RULES.md §2, §5).
+(Which final line a record's claim rests on is decided per record, in compliance.scoring.)
+
+Numbers no physical run can produce (NaN, infinities, negative times, sizes or scores, and
+magnitudes beyond `PHYSICAL_LIMITS`) are never passed on as facts: the fact is left unknown
+and `LogFacts.invalid` names the line, so the audit fails it with file:line.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
+
+from . import stage_contract as contract
 
 __all__ = ["MetricLine", "LogFacts", "parse_log", "parse_log_bytes"]
 
@@ -32,7 +40,7 @@ class MetricLine:
     val_bpb: float | None
     eval_time_ms: float | None  # from the same line, or the eval_time line that belongs to it
     line: int  # 1-based
-    role: str  # "final" | "diagnostic" | "pre_quant" | "post_ema" | "in_training"
+    role: str  # "final" | "diagnostic" | "pre_quant" | "post_ema" | "in_training" | "invalid"
 
 
 @dataclass
@@ -51,9 +59,12 @@ class LogFacts:
     planned_steps: int | None = None
     gptq_reserve_ms: float | None = None  # "gptq:reserving 8.0s, effective=592000ms"
     gptq_hessian_s: float | None = None  # "GPTQ:collected 67 Hessians in 3.5s"
+    total_eval_time_ms: float | None = None  # "total_eval_time:508.8s"
     metrics: list[MetricLine] = field(default_factory=list)
+    finals: list[MetricLine] = field(default_factory=list)  # this run's final passes, `_exact` twins preferred
     score: MetricLine | None = None
     bytes_code: int | None = None
+    code_compressed: bool = False  # the log counts its code compressed ("Code size (compressed): N bytes")
     bytes_model: int | None = None
     bytes_total: int | None = None
     embedded_source: str | None = None  # the script text exactly as `print(code)` logged it
@@ -61,9 +72,47 @@ class LogFacts:
     hyperparams: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # "hyperparams.<key>" for each key too
     notes: list[tuple[int | None, str]] = field(default_factory=list)
+    invalid: list[tuple[int | None, str]] = field(default_factory=list)  # impossible numbers, by line
 
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf"
+# What no physical run can print, whatever the rules: (lowest, highest, lowest excluded).
+# Generous on purpose (a month of training, a terabyte, 64 bits per byte); the caps the
+# rules set are judged by the checks, not here.
+_MONTH_MS = 30 * 24 * 3600 * 1000.0
+PHYSICAL_LIMITS: dict[str, tuple[float, float, bool]] = {
+    "val_bpb": (0.0, 64.0, True),
+    "val_loss": (0.0, 512.0, True),
+    "eval_time_ms": (0.0, _MONTH_MS, False),
+    "train_time_ms": (0.0, _MONTH_MS, False),
+    "total_eval_time_ms": (0.0, _MONTH_MS, False),
+    "gptq_reserve_ms": (0.0, _MONTH_MS, False),
+    "gptq_hessian_s": (0.0, _MONTH_MS / 1000, False),
+    "bytes_total": (0.0, 1e12, True),
+    "bytes_model": (0.0, 1e12, False),
+    "bytes_code": (0.0, 1e12, False),
+    "last_step": (0.0, 1e10, False),
+    "planned_steps": (0.0, 1e10, False),
+    "world_size": (0.0, 1e6, True),
+    "train_shards": (0.0, 1e7, False),
+    "val_tokens": (0.0, 1e12, True),
+}
+
+
+def impossible(name: str, value: float) -> str | None:
+    """Why `value` cannot be a real run's `name`, or None when it can."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "infinite"
+    low, high, low_excluded = PHYSICAL_LIMITS.get(name, (-math.inf, math.inf, False))
+    if value < low or (low_excluded and value == low):
+        return "negative" if value < 0 else "zero"
+    if value > high:
+        return f"beyond any physical run (> {high:g})"
+    return None
+
+
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:[nN]a[nN]|[iI]nf(?:inity)?)"
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 _TIMESTAMP = re.compile(r"\d{9,11}\.\d{1,6} ")
@@ -88,11 +137,10 @@ _DISPATCH = re.compile(
     r"|(?P<evalstart>\s*(?:ttt_sliding:start|ttt:start|ttt_phased:|beginning TTT eval"
     r"|final_eval_mode:|ngram_tilt:precompute|sliding_eval \[))"
     r"|(?P<evaltime>eval_time\s*[:=])"
+    r"|(?P<totaleval>total_eval_time\s*[:=])"
     r"|(?P<banner>Setting OMP_NUM_THREADS|\*{20,}\s*$)"
-    r"|(?P<pgolf>pgolf: stage \w+ )"
+    r"|(?P<pgolf>" + re.escape(contract.STAGE_PREFIX) + r")"
 )
-# pgolf runs a contract script once per stage into one log: a later stage continues the run
-_PGOLF_STAGE = re.compile(r"pgolf: stage (\w+) seed ")
 
 _STEP = re.compile(r"(?:step:\s*)?(\d+)/(\d+)")
 _TRAIN_TIME = re.compile(r"(?<![\w])(?:train_time|t)\s*[:=]\s*(" + _NUM + r")\s*(ms|s|m)\b")
@@ -103,11 +151,12 @@ _VAL_LOSS = re.compile(r"(?<![\w])val_loss\s*([:=])\s*(" + _NUM + r")(?![\w.])")
 _VAL_BPB = re.compile(r"(?<![\w])val_bpb\s*([:=])\s*(" + _NUM + r")(?![\w.])")
 _EVAL_TIME = re.compile(r"(?<![\w.])(?:eval_)?time\s*[:=]\s*(" + _NUM + r")\s*(ms|s|m)\b")
 
-_SIZE_MODEL = re.compile(r"Serialized model(?: (?P<fmt>[^:]+?))?:\s*(?P<n>\d+) bytes")
-_SIZE_CODE = re.compile(r"Code size(?: \((?P<kind>[^)]*)\))?:\s*(?P<n>\d+) bytes")
-_SIZE_TOTAL = re.compile(r"Total submission size(?: (?P<fmt>[^:]+?))?:\s*(?P<n>\d+) bytes")
-_BUDGET = re.compile(r"budget:(\d+)/\d+")
-_ARTIFACT_CODE = re.compile(r"artifact:.*?(?<![\w])code:(\d+)")
+_SIZE_MODEL = re.compile(r"Serialized model(?: (?P<fmt>[^:]+?))?:\s*(?P<n>" + _NUM + r") bytes")
+_SIZE_CODE = re.compile(r"Code size(?: \((?P<kind>[^)]*)\))?:\s*(?P<n>" + _NUM + r") bytes")
+_SIZE_TOTAL = re.compile(r"Total submission size(?: (?P<fmt>[^:]+?))?:\s*(?P<n>" + _NUM + r") bytes")
+_BUDGET = re.compile(r"budget:(" + _NUM + r")/\d+")
+_ARTIFACT_CODE = re.compile(r"artifact:.*?(?<![\w])code:(" + _NUM + r")")
+_TOTAL_EVAL = re.compile(r"total_eval_time\s*[:=]\s*(" + _NUM + r")\s*(ms|s|m)\b")
 
 _GPTQ_RESERVE = re.compile(r"gptq:reserving\s+(" + _NUM + r")\s*(ms|s|m)\b", re.I)
 _GPTQ_HESSIAN = re.compile(
@@ -214,7 +263,7 @@ class _Run:
     first_metric: int  # index in the metrics list where this run's lines begin
     values: dict[str, object] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
-    sizes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # (priority, n, line)
+    sizes: dict[str, tuple[int, float, int]] = field(default_factory=dict)  # (priority, n, line)
     gpus: dict[int, str] = field(default_factory=dict)
     gpu_line: int | None = None
     hyperparams: dict[str, str] = field(default_factory=dict)
@@ -241,6 +290,7 @@ class _Parser:
         self.no_source_before = 0  # lines below this index were rejected as source
         self.handlers = {name: getattr(self, "_on_" + name) for name in _DISPATCH.groupindex}
         self.continuing_stage = False
+        self.invalid: list[tuple[int | None, str]] = []
 
     # ---- driver -------------------------------------------------------------------------
     def run_all(self) -> LogFacts:
@@ -408,7 +458,7 @@ class _Parser:
         self.run.lines[name] = line_no
         self.run.output_seen = True
 
-    def _size(self, name: str, priority: int, n: int, line_no: int) -> None:
+    def _size(self, name: str, priority: int, n: float, line_no: int) -> None:
         old = self.run.sizes.get(name)
         if old is None or priority >= old[0]:
             self.run.sizes[name] = (priority, n, line_no)
@@ -450,17 +500,19 @@ class _Parser:
 
     def _on_size(self, n: int, line: str) -> None:
         if m := _SIZE_MODEL.match(line):
-            self._size("bytes_model", 2 if m.group("fmt") else 1, int(m.group("n")), n)
+            self._size("bytes_model", 2 if m.group("fmt") else 1, float(m.group("n")), n)
         elif m := _SIZE_CODE.match(line):
             kind = (m.group("kind") or "").lower()
             priority = 1 if not kind else (0 if "uncompressed" in kind else 2)
-            self._size("bytes_code", priority, int(m.group("n")), n)
+            self._size("bytes_code", priority, float(m.group("n")), n)
+            if priority == 2 and "compress" in kind:
+                self.run.values["code_compressed"] = True
         elif m := _SIZE_TOTAL.match(line):
-            self._size("bytes_total", 2 if m.group("fmt") else 1, int(m.group("n")), n)
+            self._size("bytes_total", 2 if m.group("fmt") else 1, float(m.group("n")), n)
         elif m := _BUDGET.match(line):
-            self._size("bytes_total", 2, int(m.group(1)), n)
+            self._size("bytes_total", 2, float(m.group(1)), n)
         elif m := _ARTIFACT_CODE.match(line):
-            self._size("bytes_code", 1, int(m.group(1)), n)
+            self._size("bytes_code", 1, float(m.group(1)), n)
 
     def _on_gptq(self, n: int, line: str) -> None:
         if m := _GPTQ_RESERVE.match(line):
@@ -517,10 +569,11 @@ class _Parser:
             self._set("seed", int(m.group(1)), n)
 
     def _on_pgolf(self, n: int, line: str) -> None:
-        m = _PGOLF_STAGE.match(line)
-        if m:
+        # pgolf runs a contract script once per stage into one log: a later stage continues the run
+        stage = contract.stage_of(line)
+        if stage is not None:
             self.layout.add("pgolf_stages")
-            self.continuing_stage = m.group(1) in ("quantize", "eval")
+            self.continuing_stage = stage in contract.CONTINUING_STAGES
 
     def _on_banner(self, n: int, line: str) -> None:
         self.layout.add("torchrun")
@@ -538,6 +591,11 @@ class _Parser:
     def _on_evalstart(self, n: int, line: str) -> None:
         if self.run.pending_eval is None:
             self.run.pending_eval = n
+
+    def _on_totaleval(self, n: int, line: str) -> None:
+        m = _TOTAL_EVAL.match(line)
+        if m:
+            self._set("total_eval_time_ms", _to_ms(m.group(1), m.group(2)), n)
 
     def _on_evaltime(self, n: int, line: str) -> None:
         m = _EVAL_TIME.match(line)
@@ -592,7 +650,8 @@ class _Parser:
         if metric.eval_time_ms is not None or "_exact" not in metric.label or not self.metrics:
             return
         prev = self.metrics[-1]
-        if "_exact" not in prev.label and _base_label(prev.label) == _base_label(metric.label):
+        valid = prev.eval_time_ms is not None and impossible("eval_time_ms", prev.eval_time_ms) is None
+        if valid and "_exact" not in prev.label and _base_label(prev.label) == _base_label(metric.label):
             metric.eval_time_ms = prev.eval_time_ms
 
     # ---- result -------------------------------------------------------------------------
@@ -601,6 +660,7 @@ class _Parser:
         self._finish_steps()
         self._fill_from_hyperparams()
         self._finish_sizes()
+        self._drop_impossible()
         facts = LogFacts(layout=self._layout_name(), n_lines=_count_lines(self.text))
         for name, value in run.values.items():
             setattr(facts, name, value)
@@ -608,13 +668,39 @@ class _Parser:
         if run.gpu_line is not None:
             run.lines["gpu_names"] = run.gpu_line
         facts.metrics = self.metrics
+        facts.finals = self._final_passes()
         facts.score = self._pick_score()
         if facts.score is not None:
             run.lines["score"] = facts.score.line
         facts.hyperparams = run.hyperparams
         facts.lines = run.lines
         facts.notes = self.notes
+        facts.invalid = sorted(self.invalid, key=lambda item: (item[0] or 0, item[1]))
         return facts
+
+    def _drop_impossible(self) -> None:
+        """Impossible run facts become unknown; impossible scoring lines can never be the score."""
+        for name in list(self.run.values):
+            value = self.run.values[name]
+            if name not in PHYSICAL_LIMITS or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            why = impossible(name, float(value))
+            if why:
+                self.invalid.append((self.run.lines.get(name), f"{name} {value:g} is {why}"))
+                del self.run.values[name]
+        for metric in self.metrics[self.run.first_metric:]:
+            if metric.role in ("final", "diagnostic", "pre_quant", "post_ema"):
+                self._check_metric(metric)
+
+    def _check_metric(self, metric: MetricLine) -> None:
+        problems = [f"{name} {value:g} is {why}" for name in ("val_loss", "val_bpb", "eval_time_ms")
+                    if (value := getattr(metric, name)) is not None and (why := impossible(name, value))]
+        if not problems:
+            return
+        if metric.role == "final":  # a pass that is not the score may print nan without harm
+            self.invalid.append((metric.line, f"{metric.label or 'final line'}: {'; '.join(problems)}"))
+            metric.role = "invalid"
+        metric.val_loss = metric.val_bpb = metric.eval_time_ms = None
 
     def _layout_name(self) -> str:
         order = ("timestamped", "torchrun", "source", "hparams", "kv_hparams")
@@ -655,7 +741,13 @@ class _Parser:
                 run.lines["train_time_ms"] = n
 
     def _finish_sizes(self) -> None:
-        found = {name: (n, line) for name, (_, n, line) in self.run.sizes.items()}
+        found: dict[str, tuple[float, int]] = {}
+        for name, (_, n, line) in self.run.sizes.items():
+            why = impossible(name, n) or (None if n == int(n) else "not a whole number of bytes")
+            if why:
+                self.invalid.append((line, f"{name} {n:g} is {why}"))
+            else:
+                found[name] = (int(n), line)
         code, model, total = (found.get(k) for k in ("bytes_code", "bytes_model", "bytes_total"))
         if code and model and total and code[0] + model[0] != total[0]:
             self.notes.append((total[1], f"code {code[0]} + model {model[0]} bytes != total {total[0]} bytes"))
@@ -669,8 +761,21 @@ class _Parser:
             self.run.values[name] = n
             self.run.lines[name] = line
 
+    def _final_passes(self) -> list[MetricLine]:
+        """Each final pass of the run once: a rounded line followed by its `_exact` twin counts as the twin."""
+        finals = [m for m in self.metrics[self.run.first_metric:] if m.role == "final" and m.val_bpb is not None]
+        kept: list[MetricLine] = []
+        for metric in finals:
+            prev = kept[-1] if kept else None
+            if (prev is not None and "_exact" in metric.label and "_exact" not in prev.label
+                    and _base_label(prev.label) == _base_label(metric.label)):
+                kept[-1] = metric
+            else:
+                kept.append(metric)
+        return kept
+
     def _pick_score(self) -> MetricLine | None:
-        finals = [m for m in self.metrics[self.run.first_metric:] if m.role == "final"]
+        finals = [m for m in self.metrics[self.run.first_metric:] if m.role in ("final", "invalid")]
         if not finals:
             self.notes.append((None, self._no_final_reason()))
             return None
@@ -683,6 +788,9 @@ class _Parser:
             prev = finals[idx - 1]
             if "_exact" in prev.label and _base_label(prev.label) == _base_label(best.label):
                 best = prev
+        if best.role == "invalid":  # never fall back on an earlier pass: that is not the run's score
+            self.notes.append((best.line, "the last final scoring pass has impossible numbers: no score"))
+            return None
         pending = self.run.pending_eval
         if pending is not None and pending > best.line:
             msg = (f"an evaluation pass starts here and the log ends before its result; "

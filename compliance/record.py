@@ -3,7 +3,9 @@
 Files are recognised by content as well as by name, because the official
 records use train.log, train_seed42.log, logs/*.txt, ternary_log_7.txt,
 submission_binary.json and so on. Loading never raises for a bad file inside
-the folder: it records a Problem that the R-RECORD-FILES rule reports.
+the folder: it records a Problem that the R-RECORD-FILES rule reports. Which runs
+and which final line of each the submission's score rests on is settled at load
+time too (compliance.scoring), so every check reads the same answer.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import logparse, safeio, unpack
+from . import logparse, safeio, scoring, unpack
 from .errors import InputError
+from .report import Severity
 from .submission import Submission, TRACK_ALIASES, load_submission
 
 LOG_MARKERS = re.compile(rb"val_bpb|val_loss|train_time|step:\d")
@@ -26,9 +29,10 @@ SCRIPT_NAMES = ("train_gpt.py",)
 
 @dataclass
 class Problem:
-    file: str
+    file: str | None
     message: str
-    severity: str = "fail"
+    severity: Severity = "fail"
+    kind: str = "unreadable"  # R-RECORD-FILES maps kinds to severities (param `problems`)
 
 
 @dataclass
@@ -38,6 +42,8 @@ class LogRecord:
     seed: int | None
     duplicate_of: str | None = None  # set when another log carries the same seed and score
     excluded: str | None = None      # why the log is in the folder but not part of the submission
+    score: logparse.MetricLine | None = None  # the final line the claim rests on (compliance.scoring)
+    score_basis: str = ""                     # why that line, in words
 
 
 @dataclass
@@ -48,6 +54,12 @@ class Script:
     text: str                 # decoded when the file is a self-extracting wrapper
     layers: list[str]
     sha256: str               # of the decoded text, comparable with a log's embedded source
+    origin: str | None = None  # the folder file `text` came from, when the script execs a sibling file
+
+    @property
+    def source_rel(self) -> str:
+        """The file whose lines the decoded text's line numbers refer to."""
+        return self.origin or self.rel
 
 
 @dataclass
@@ -62,6 +74,9 @@ class Record:
     readme: str | None = None
     requirements: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    submission_text: str | None = None    # for the line of a key in findings
+    sources: dict[str, str] = field(default_factory=dict)  # every Python file's text (the entry decoded)
+    claim: scoring.Claim | None = None    # what submission.json's score rests on
 
     @property
     def name(self) -> str:
@@ -74,16 +89,44 @@ class Record:
         return TRACK_ALIASES.get(self.root.parent.name)
 
     @property
-    def date(self) -> str | None:
+    def folder_date(self) -> str | None:
         match = FOLDER_DATE.match(self.root.name)
-        if match:
-            return match.group(1)
+        return match.group(1) if match else None
+
+    @property
+    def date(self) -> str | None:
+        if self.folder_date:
+            return self.folder_date
         if self.submission and self.submission.date:
             return self.submission.date[:10]
         return None
 
     def scored_logs(self) -> list[LogRecord]:
         return [log for log in self.logs if log.duplicate_of is None and log.excluded is None]
+
+    @property
+    def stray(self) -> bool:
+        """Files that make no claim at all: no submission JSON, no README, no Python source."""
+        if {"submission", "readme", "script", "module"} & set(self.kinds.values()):
+            return False
+        names = [Path(entry.rel).name.lower() for entry in self.entries]
+        return not any(n == "readme.md" or n.endswith(".py") or (n.startswith("submission") and n.endswith(".json"))
+                       for n in names)
+
+    def json_line(self, path: str) -> int | None:
+        """The line of a key path like `seed_results.42.val_bpb` in the submission JSON, if found."""
+        if not self.submission_text or not path:
+            return None
+        pos, line = 0, None
+        for part in re.split(r"\.|\[\d+\]", path):
+            if not part:
+                continue
+            found = self.submission_text.find(f'"{part}"', pos)
+            if found < 0:
+                break
+            pos = found
+            line = self.submission_text.count("\n", 0, found) + 1
+        return line
 
 
 def load_record(root: str | Path) -> Record:
@@ -99,6 +142,8 @@ def load_record(root: str | Path) -> Record:
             record.problems.append(Problem(entry.rel, exc.message))
     _mark_duplicate_logs(record)
     _mark_unsubmitted_logs(record)
+    scoring.resolve(record)
+    _report_seed_conflicts(record)
     return record
 
 
@@ -109,12 +154,34 @@ def _mark_unsubmitted_logs(record: Record) -> None:
     text = json.dumps(record.submission.raw)
     words = [w for w in LOG_NAME_WORD.findall(text) if "_" in w]
     scored = record.scored_logs()
-    named = [log for log in scored
-             if Path(log.rel).stem in text or any(Path(log.rel).stem.startswith(w) for w in words)]
+    named = [log for log in scored if _named_in(Path(log.rel), text, words)]
     if 0 < len(named) < len(scored):
         for log in scored:
             if log not in named:
                 log.excluded = "not among the logs submission.json names"
+
+
+def _named_in(path: Path, text: str, words: list[str]) -> bool:
+    """The file's name, or a stem specific enough to be one (`train` or `log` alone is prose)."""
+    if re.search(rf"(?<![\w.\-]){re.escape(path.name)}(?![\w\-])", text):
+        return True
+    stem = path.stem
+    specific = len(stem) >= 8 and bool(re.search(r"[_\-\d]", stem))
+    if specific and re.search(rf"(?<![\w\-]){re.escape(stem)}(?![\w\-])", text):
+        return True
+    return specific and any(stem.startswith(w) for w in words)
+
+
+def _report_seed_conflicts(record: Record) -> None:
+    """Two runs of one seed with different scores, when the claim does not single one out."""
+    by_seed: dict[int, list[LogRecord]] = {}
+    for log in record.scored_logs():
+        if log.seed is not None:
+            by_seed.setdefault(log.seed, []).append(log)
+    for seed, logs in by_seed.items():
+        for log in logs[1:]:
+            record.problems.append(Problem(log.rel, f"seed {seed} also logged in {logs[0].rel} with another score",
+                                           "review", kind="seed_conflict"))
 
 
 def _classify(record: Record, entry: safeio.FolderEntry) -> None:
@@ -152,10 +219,13 @@ def _load_json(record: Record, entry: safeio.FolderEntry) -> None:
     submission = load_submission(data, entry.rel)  # InputError -> Problem
     if record.submission is None or Path(entry.rel).name == "submission.json":
         if record.submission is not None:
-            record.problems.append(Problem(record.submission_file, "a second submission JSON exists; submission.json wins", "warn"))
+            record.problems.append(Problem(record.submission_file, "a second submission JSON exists; "
+                                           "submission.json wins", "warn", kind="second_json"))
         record.submission, record.submission_file = submission, entry.rel
+        record.submission_text = data.decode("utf-8", "replace")
     else:
-        record.problems.append(Problem(entry.rel, f"second submission JSON beside {record.submission_file}; ignored", "warn"))
+        record.problems.append(Problem(entry.rel, f"second submission JSON beside {record.submission_file}; ignored",
+                                       "warn", kind="second_json"))
     record.kinds[entry.rel] = "submission"
 
 
@@ -170,11 +240,11 @@ def _consider_log(record: Record, entry: safeio.FolderEntry) -> None:
         record.kinds[entry.rel] = "other"  # notes, not a train log
         return
     facts = logparse.parse_log_bytes(data)
-    record.logs.append(LogRecord(entry.rel, facts, facts.seed if facts.seed is not None else _seed_from_name(entry.rel)))
+    record.logs.append(LogRecord(entry.rel, facts, facts.seed if facts.seed is not None else seed_from_name(entry.rel)))
     record.kinds[entry.rel] = "log"
 
 
-def _seed_from_name(rel: str) -> int | None:
+def seed_from_name(rel: str) -> int | None:
     match = SEED_IN_NAME.search(Path(rel).name)
     if not match:
         return None
@@ -186,29 +256,46 @@ def _consider_script(record: Record, entry: safeio.FolderEntry) -> None:
     name = Path(entry.rel).name
     current = record.script
     is_entry = name in SCRIPT_NAMES or (current is None and ("__main__" in raw or unpack.is_wrapper(raw)))
+    record.sources[entry.rel] = raw
     if not is_entry:
         record.kinds[entry.rel] = "module"
         return
     if current is not None:
         record.kinds[current.rel] = "module"
-    record.script = _decode_script(entry, raw)
+    record.script = _decode_script(entry, raw, _sibling_reader(record, entry))
+    record.sources[entry.rel] = record.script.text
     record.kinds[entry.rel] = "script"
 
 
-def _decode_script(entry: safeio.FolderEntry, raw: str) -> Script:
+def _sibling_reader(record: Record, entry: safeio.FolderEntry):
+    """Reads a file beside the script (inside the folder), for a script that execs it."""
+    folder = str(Path(entry.rel).parent)
+
+    def read(name: str) -> str | None:
+        rel = name if folder == "." else f"{folder}/{name}"
+        sibling = next((e for e in record.entries if e.rel == rel), None)
+        return None if sibling is None else _read_text(sibling)
+    return read
+
+
+def _decode_script(entry: safeio.FolderEntry, raw: str, sibling=None) -> Script:
     try:
-        decoded = unpack.decode_script(raw)
+        decoded = unpack.decode_script(raw, sibling=sibling)
         text, layers = decoded.text, decoded.layers
     except unpack.UnpackError as exc:
         raise InputError(entry.rel, f"self-extracting script could not be decoded: {exc}") from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Script(entry.rel, entry.size, raw, text, layers, digest)
+    origin = None
+    if decoded.origin is not None:
+        folder = str(Path(entry.rel).parent)
+        origin = decoded.origin if folder == "." else f"{folder}/{decoded.origin}"
+    return Script(entry.rel, entry.size, raw, text, layers, digest, origin)
 
 
 def _mark_duplicate_logs(record: Record) -> None:
     """train.log is often a copy of one seed's log; count each run once."""
     by_seed: dict[int, LogRecord] = {}
-    for log in sorted(record.logs, key=lambda lg: (_seed_from_name(lg.rel) is None, lg.rel)):
+    for log in sorted(record.logs, key=lambda lg: (seed_from_name(lg.rel) is None, lg.rel)):
         if log.seed is None:
             continue
         first = by_seed.get(log.seed)
@@ -216,8 +303,6 @@ def _mark_duplicate_logs(record: Record) -> None:
             by_seed[log.seed] = log
         elif _same_score(first, log):
             log.duplicate_of = first.rel
-        else:
-            record.problems.append(Problem(log.rel, f"seed {log.seed} also logged in {first.rel} with another score", "review"))
     record.logs.sort(key=lambda lg: lg.rel)
 
 

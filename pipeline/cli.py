@@ -1,6 +1,8 @@
 """The `pgolf` command: submit, init, profiles, and data (synth, fetch)."""
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -13,14 +15,15 @@ from pgolf.compliance.errors import InputError
 from .data.commands import data
 from .data.synth import SynthConfig, SynthError, synth
 from .profiles import ProfileError, get_profile, load_profiles
-from .progress import Progress
 from .record_writer import RecordExists, RecordMeta
+from ..compliance.progress import Progress
 from ..compliance.sandbox import get_runtime
 from ..compliance.sandbox.docker import DockerRuntimeError
 from .stages import DataPaths
 from .submit import SubmitError, SubmitRequest, submit
 
 REFERENCE = Path(__file__).with_name("reference") / "train_gpt.py"
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +58,8 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
 def _default_data(out: Path) -> DataPaths:
     """The embedded default: the synthetic dataset, built offline on first use."""
     try:
-        result = synth(SynthConfig(out=out), log=lambda m: click.echo(f"pgolf: data: {m}", err=True))
+        with Progress(prefix="pgolf data").task("synth", kind="synth") as task:
+            result = synth(SynthConfig(out=out), log=task.note)
     except SynthError as exc:
         raise click.ClickException(str(exc)) from None
     manifest = result.manifest
@@ -106,9 +110,12 @@ def _runtime(name: str, image: str | None, profile):
 @click.option("--blurb", default="", help="One paragraph for the README and submission.json.")
 @click.option("--dynamic/--no-dynamic", default=True, show_default=True,
               help="Check the record with one traced run on a canary validation set (pgolf-check --dynamic).")
+@click.option("--dynamic-cap", type=click.FloatRange(min=1.0), default=None, metavar="SECONDS",
+              help="Cap of the traced run [default: the profile's multiple of the slowest seed's measured "
+                   "time, never under its floor].")
 def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_data, tokenizer, runtime_name,
                    image, records_dir, work_dir, sets, pack_code, force, retry_failed, against, policy, author,
-                   github_id, blurb, dynamic):
+                   github_id, blurb, dynamic, dynamic_cap):
     """Train, quantize and evaluate SCRIPT for each seed under enforced caps; write and check the record."""
     try:
         profile = get_profile(profile_name)
@@ -120,13 +127,14 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
     data_paths = _data_paths(data_dir, train_data, val_data, tokenizer)
     meta = RecordMeta(name=name, author=author, github_id=github_id,
                       blurb=blurb or f"{name}, run by pgolf on profile {profile.name}.", profile=profile,
-                      commands=[" ".join(["pgolf", "submit"] + sys.argv[2:])], pack_code=pack_code)
+                      commands=[shlex.join(["pgolf", "submit", *sys.argv[2:]])], pack_code=pack_code)
     request = SubmitRequest(script=script.resolve(), seeds=seed_list, profile=profile, data=data_paths,
                             runtime=runtime, work_dir=(work_dir or Path("runs") / name).resolve(),
                             records_dir=records_dir, meta=meta, overrides=_parse_sets(sets), force=force,
-                            retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic)
+                            retry_failed=retry_failed, against=against, policy=policy, dynamic=dynamic,
+                            dynamic_cap_s=dynamic_cap)
     try:
-        code = submit(request, Progress(len(seed_list)))
+        code = submit(request, Progress())
     except (SubmitError, RecordExists, InputError, DockerRuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -141,6 +149,9 @@ def submit_command(script, seeds, profile_name, name, data_dir, train_data, val_
               show_default=True)
 def init_command(name: str, parent: Path):
     """Start a submission from the bundled reference script (it speaks the stage contract)."""
+    if not PLAIN_NAME.match(name) or name in (".", ".."):
+        raise click.BadParameter(f"{name!r}: use a plain name (letters, digits, '.', '_', '-'), not a path; "
+                                 f"--dir chooses the parent folder", param_hint="NAME")
     dest = parent / name
     if dest.exists():
         raise click.ClickException(f"{dest} exists")
@@ -162,7 +173,13 @@ def env_command(as_json, lock):
 @main.command("profiles")
 def profiles_command():
     """List run profiles and their caps."""
-    for profile in load_profiles().values():
+    try:
+        profiles = load_profiles()
+    except ProfileError as exc:
+        raise click.ClickException(str(exc)) from None
+    for profile in profiles.values():
         c = profile.caps
-        click.echo(f"{profile.name:<10} train+quantize {c['train_s']:.0f} s, eval {c['eval_s']:.0f} s, "
-                   f"{c['bytes']:,} bytes, {c['nproc']} proc  ({profile.description})")
+        scaled = f" (x up to {profile.max_cap_scale:g} by calibration)" if profile.calibration_reference_s else ""
+        click.echo(f"{profile.name:<10} train+quantize {c['train_s']:.0f} s, eval {c['eval_s']:.0f} s{scaled}, "
+                   f"{c['bytes']:,} bytes, {c['nproc']} proc  ({profile.description}; caps from ruleset "
+                   f"{profile.ruleset})")

@@ -56,16 +56,24 @@ def submission_json(meta: RecordMeta, outcomes: list[SeedOutcome], provenance: d
             "val_bpb": round(o.val_bpb, 8), "val_loss": round(o.val_loss, 8), "bytes_total": o.bytes_total,
             "train_time_ms": round(o.train_wall_s * 1000) if o.train_wall_s is not None else None,
             "eval_time_ms": round(o.eval_wall_s * 1000) if o.eval_wall_s is not None else None,
-            "metric_label": o.metric_label} for o in outcomes},
+            "steps": o.steps, "metric_label": o.metric_label} for o in outcomes},
         "hardware": ", ".join(provenance.get("gpus") or []) or provenance.get("platform"),
         "pytorch_version": provenance.get("torch"),
         "pgolf": {"profile": meta.profile.name, "caps": meta.profile.caps, "measured_by": "pgolf",
-                  "code_packed": meta.pack_code},
+                  "code_packed": meta.pack_code, "fixed_steps": meta.profile.fixed_steps,
+                  "calibration": widest_calibration(outcomes)},
     }
 
 
+def widest_calibration(outcomes: list[SeedOutcome]) -> dict | None:
+    """The calibration behind the widest caps any seed ran under (seeds resumed or retried in a
+    later invocation ran under that invocation's): what the record's check must allow."""
+    measured = [o.calibration for o in outcomes if o.calibration]
+    return max(measured, key=lambda c: c["scale"]) if measured else None
+
+
 def readme(meta: RecordMeta, outcomes: list[SeedOutcome], sub: dict, check_verdict: str | None) -> str:
-    rows = "\n".join(f"| {o.seed} | {o.val_bpb:.8f} | {o.val_loss:.8f} | {o.train_wall_s:.1f} | "
+    rows = "\n".join(f"| {o.seed} | {o.val_bpb:.8f} | {o.val_loss:.8f} | {_steps(o)} | {o.train_wall_s:.1f} | "
                      f"{o.eval_wall_s:.1f} | {o.bytes_total:,} |" for o in outcomes)
     caps = meta.profile.caps
     commands = "\n".join(meta.commands)
@@ -76,11 +84,11 @@ def readme(meta: RecordMeta, outcomes: list[SeedOutcome], sub: dict, check_verdi
 
 Written by pgolf from its own measurements (profile `{meta.profile.name}`: train + quantize
 <= {caps['train_s']:.0f} s, eval <= {caps['eval_s']:.0f} s, <= {caps['bytes']:,} bytes, {caps['nproc']} process(es)).
-
+{_steps_and_calibration(meta, outcomes, sub)}
 ## Results
 
-| seed | val_bpb | val_loss | train+quantize s | eval s | bytes |
-|---:|---:|---:|---:|---:|---:|
+| seed | val_bpb | val_loss | steps | train+quantize s | eval s | bytes |
+|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
 Mean val_bpb **{sub['val_bpb']:.8f}** (std {sub['val_bpb_std'] if sub['val_bpb_std'] is not None else '-'}),
@@ -98,6 +106,24 @@ largest artifact {sub['bytes_total']:,} bytes. pgolf-check verdict: {check_verdi
 Provenance (versions, hardware, sha256 of code, tokenizer, shards and artifacts) is in
 `provenance.json`.
 """
+
+
+def _steps(o: SeedOutcome) -> str:
+    return f"{o.steps}/{o.planned_steps}" if o.steps is not None and o.planned_steps else "-"
+
+
+def _steps_and_calibration(meta: RecordMeta, outcomes: list[SeedOutcome], sub: dict) -> str:
+    lines = []
+    if meta.profile.fixed_steps:
+        lines.append("Every seed trains the same fixed number of steps; the time caps are a safety limit.")
+    measured = sub["pgolf"]["calibration"]
+    if measured:
+        threads = f"{measured['threads']} thread{'s' if measured['threads'] != 1 else ''}"
+        lines.append(f"The stages ran with {threads} and caps multiplied by {measured['scale']:.2f}: before the "
+                     f"seeds, a probe step ({measured['probe']}) took {measured['measured_s'] * 1000:.1f} ms with "
+                     f"{threads} against {measured['reference_s'] * 1000:.1f} ms on the reference machine"
+                     f"{' (' + measured['note'] + ')' if measured.get('note') else ''}.")
+    return "".join(f"{line}\n" for line in lines)
 
 
 def write_record(records_dir: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutcome],

@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pgolf.compliance import logparse
+from pgolf.compliance.progress import Progress
 
 from . import atomic
 from .measure import code_bytes
 from .profiles import Profile
-from .progress import Progress
+from ..compliance import stage_contract as contract
 from ..compliance.sandbox import Runtime, StageResult, StageSpec
-from .stages import DataPaths, SeedPaths, contract_specs, eval_spec, legacy_spec, speaks_contract
+from .stages import DataPaths, SeedPaths, contract_spec, legacy_spec, speaks_contract
 
 OUTCOME = "outcome.json"
 
@@ -37,6 +38,9 @@ class SeedOutcome:
     val_loss: float | None = None
     val_bpb: float | None = None
     metric_label: str | None = None
+    steps: int | None = None         # training steps the log shows, and how many were planned
+    planned_steps: int | None = None
+    calibration: dict | None = None  # the measurement that widened its caps (calibration.Calibration)
     disagreements: list[str] = field(default_factory=list)
     log: str | None = None
 
@@ -56,6 +60,8 @@ class SeedJob:
     runtime: Runtime
     overrides: dict
     pack_code: bool = False
+    count: int = 1                   # seeds in the run, for "seed 2/3"
+    calibration: dict | None = None  # what scaled the profile's caps, stated in the outcome
 
 
 def load_outcome(root: Path) -> SeedOutcome | None:
@@ -74,6 +80,7 @@ def run_seed(job: SeedJob, progress: Progress) -> SeedOutcome:
         outcome = _run_contract(job, paths, progress)
     else:
         outcome = _run_legacy(job, paths, progress)
+    outcome.calibration = job.calibration
     outcome.log = str(paths.log)
     atomic.write_json(job.root / OUTCOME, asdict(outcome))
     return outcome
@@ -81,13 +88,13 @@ def run_seed(job: SeedJob, progress: Progress) -> SeedOutcome:
 
 def _stage(job: SeedJob, spec: StageSpec, progress: Progress) -> StageResult:
     with open(spec.log_path, "a", encoding="utf-8") as log:
-        log.write(f"pgolf: stage {spec.name} seed {job.seed} cap {spec.cap_s:.1f}s runtime {job.runtime.name}\n")
-    progress.say(f"seed {job.index}/{progress.n_seeds} (seed={job.seed}) {spec.name} started, cap {spec.cap_s:.0f} s")
-    result = job.runtime.run(spec, progress.ticker(job.index, job.seed, spec.name, spec.cap_s))
+        log.write(contract.stage_line(spec.name, job.seed, spec.cap_s, job.runtime.name))
+    label = f"seed {job.index}/{job.count} (seed={job.seed}) {spec.name}"
+    with progress.task(label, kind=spec.name, cap_s=spec.cap_s, log_path=spec.log_path) as task:
+        result = job.runtime.run(spec, task.tick)
+        task.finish(result.status)
     with open(spec.log_path, "a", encoding="utf-8") as log:
-        log.write(f"pgolf: stage {spec.name} {result.status} wall {result.wall_s:.2f}s\n")
-    progress.say(f"seed {job.index}/{progress.n_seeds} (seed={job.seed}) {spec.name} {result.status} "
-                 f"in {result.wall_s:.1f} s")
+        log.write(contract.end_line(spec.name, result.status, result.wall_s))
     return result
 
 
@@ -113,24 +120,23 @@ def _last_words(log: Path) -> str:
 
 def _run_contract(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
     outcome = SeedOutcome(job.seed, "ok")
-    train, quantize = contract_specs(job.script, job.seed, job.profile, job.data, paths, job.overrides)
-    started = time.monotonic()
-    for spec in (train, quantize):
-        remaining = job.profile.train_cap_s - (time.monotonic() - started)
-        result = _stage(job, replace(spec, cap_s=max(remaining, 0.5)), progress)  # one shared budget
+    clocks: dict[str, float] = {}    # stages under one cap share its clock, from the first one's start
+    walls: dict[str, float] = {}
+    for stage in contract.STAGES:
+        spec = contract_spec(stage, job.script, job.seed, job.profile, job.data, paths, job.overrides)
+        started = clocks.setdefault(stage.cap, time.monotonic())
+        result = _stage(job, replace(spec, cap_s=max(spec.cap_s - (time.monotonic() - started), 0.5)), progress)
         outcome.stages.append(asdict(result))
+        walls[stage.cap] = walls.get(stage.cap, 0.0) + result.wall_s
+        outcome.train_wall_s, outcome.eval_wall_s = walls.get("train"), walls.get("eval")
         if not result.ok:
             return _failed(outcome, result, paths.log)
-    outcome.train_wall_s = sum(s["wall_s"] for s in outcome.stages)
-    if not _measure_bytes(job, paths, outcome):
-        return outcome
-    result = _stage(job, eval_spec(job.script, job.seed, job.profile, job.data, paths, job.overrides), progress)
-    outcome.stages.append(asdict(result))
-    outcome.eval_wall_s = result.wall_s
-    if not result.ok:
-        return _failed(outcome, result, paths.log)
+        if stage.writes == contract.ARTIFACT_VAR and not _measure_bytes(job, paths, outcome):
+            return outcome
     _read_result(paths, outcome)
-    _compare_with_log(paths, outcome)
+    facts = logparse.parse_log(paths.log.read_text(encoding="utf-8", errors="replace"))
+    _compare_with_log(facts, outcome)
+    _check_steps(job, facts, outcome)
     return outcome
 
 
@@ -158,9 +164,8 @@ def _read_result(paths: SeedPaths, outcome: SeedOutcome) -> None:
         outcome.status, outcome.reason = "failed", f"eval wrote no readable result ({type(exc).__name__})"
 
 
-def _compare_with_log(paths: SeedPaths, outcome: SeedOutcome) -> None:
+def _compare_with_log(facts: logparse.LogFacts, outcome: SeedOutcome) -> None:
     """The script's own numbers are evidence to compare, never the measure."""
-    facts = logparse.parse_log(paths.log.read_text(encoding="utf-8", errors="replace"))
     if facts.bytes_total is not None and facts.bytes_total != outcome.bytes_total:
         outcome.disagreements.append(f"script logs {facts.bytes_total:,} total bytes, pgolf measured "
                                      f"{outcome.bytes_total:,}")
@@ -173,6 +178,21 @@ def _compare_with_log(paths: SeedPaths, outcome: SeedOutcome) -> None:
                                      f"the {outcome.train_wall_s:.1f} s pgolf measured")
 
 
+def _check_steps(job: SeedJob, facts: logparse.LogFacts, outcome: SeedOutcome) -> None:
+    """On a fixed-step profile the seeds compare only if each ran every planned step."""
+    outcome.steps, outcome.planned_steps = facts.last_step, facts.planned_steps
+    if not job.profile.fixed_steps or outcome.status != "ok":
+        return
+    if facts.last_step is None or facts.planned_steps is None:
+        outcome.status, outcome.reason = "failed", (f"the log shows no step:N/M line; profile {job.profile.name} "
+                                                    f"trains a fixed number of steps and cannot tell how many ran")
+    elif facts.stopped_early or facts.last_step < facts.planned_steps:
+        outcome.status, outcome.reason = "failed", (
+            f"training stopped at step {facts.last_step} of {facts.planned_steps}; profile {job.profile.name} "
+            f"trains a fixed number of steps, so this seed would not compare with the others "
+            f"(--retry-failed runs it again)")
+
+
 def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
     outcome = SeedOutcome(job.seed, "ok")
     result = _stage(job, legacy_spec(job.script, job.seed, job.profile, job.data, paths, job.overrides), progress)
@@ -180,6 +200,7 @@ def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutco
     if not result.ok:
         return _failed(outcome, result, paths.log)
     facts = logparse.parse_log(paths.log.read_text(encoding="utf-8", errors="replace"))
+    outcome.steps, outcome.planned_steps = facts.last_step, facts.planned_steps
     outcome.train_wall_s = facts.train_time_ms / 1000 if facts.train_time_ms is not None else None
     outcome.eval_wall_s = facts.score.eval_time_ms / 1000 if facts.score and facts.score.eval_time_ms else None
     outcome.bytes_code = code_bytes(job.script, job.pack_code)

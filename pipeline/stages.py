@@ -1,10 +1,11 @@
 """Turn (submission, seed, profile, data) into the stage specs the runtime runs.
 
-Contract scripts get one process per stage with PGOLF_* paths; the eval
-stage's environment names only the artifact, tokenizer and validation data
-and runs in a directory holding nothing else. Scripts that predate the
-contract (every official record) run once, as the stage `run`, under a hard
-outer limit of both caps together.
+Contract scripts get one process per stage of the contract's table
+(compliance/stage_contract.py) with the PGOLF_* paths its entry names; the
+isolated eval stage's environment names only the artifact, tokenizer and
+validation data and it runs in a directory holding nothing else. Scripts that
+predate the contract (every official record) run once, as the stage `run`,
+under a hard outer limit of both caps together.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pgolf.compliance import unpack
 
 from .profiles import Profile
 from ..compliance.sandbox import StageSpec
-from ..compliance.sandbox.launch import CONTRACT_MARKER, launcher
+from ..compliance.sandbox.launch import launcher
+from ..compliance.stage_contract import BUDGET_VAR, CONTRACT_MARKER, LEGACY_STAGE, Stage
 
 # variables a stage must not inherit from the caller: they could point it at data it may not see
 SCRUBBED_PREFIXES = ("PGOLF_",)
@@ -51,10 +53,6 @@ class SeedPaths:
     def result(self) -> Path:
         return self.root / "eval" / "result.json"
 
-    @property
-    def eval_dir(self) -> Path:
-        return self.root / "eval"
-
 
 def speaks_contract(script: Path) -> bool:
     source = script.read_text(encoding="utf-8", errors="replace")
@@ -74,48 +72,41 @@ def base_env(profile: Profile, seed: int, overrides: dict[str, str]) -> dict[str
     return env
 
 
-def contract_specs(script: Path, seed: int, profile: Profile, data: DataPaths, paths: SeedPaths,
-                   overrides: dict[str, str]) -> list[StageSpec]:
-    """train and quantize; eval is built after them because its cap and inputs depend on them."""
-    env = base_env(profile, seed, overrides)
-    train_env = {**env, "PGOLF_STAGE": "train", "PGOLF_TRAIN_DATA": str(data.train),
-                 "PGOLF_VAL_DATA": str(data.val), "PGOLF_TOKENIZER": str(data.tokenizer),
-                 "PGOLF_CHECKPOINT": str(paths.checkpoint),
-                 "PGOLF_TRAIN_BUDGET_S": str(max(1.0, profile.train_cap_s - profile.quantize_reserve_s))}
-    quant_env = {**train_env, "PGOLF_STAGE": "quantize", "PGOLF_ARTIFACT": str(paths.artifact)}
-    argv = launcher([str(script)], profile.nproc)
-    common = dict(cwd=paths.root, log_path=paths.log, grace_s=profile.grace_s)
-    return [
-        StageSpec("train", argv, train_env, cap_s=profile.train_cap_s, writable=(paths.checkpoint.parent,),
-                  read_only=(script, data.train, data.val, data.tokenizer), **common),
-        StageSpec("quantize", argv, quant_env, cap_s=profile.train_cap_s, writable=(paths.artifact.parent,),
-                  read_only=(script, data.train, data.tokenizer, paths.checkpoint), **common),
-    ]
+def contract_spec(stage: Stage, script: Path, seed: int, profile: Profile, data: DataPaths, paths: SeedPaths,
+                  overrides: dict[str, str]) -> StageSpec:
+    """The process for one stage of the contract: the variables its table entry names, and nothing else."""
+    where = {"PGOLF_TRAIN_DATA": data.train, "PGOLF_VAL_DATA": data.val, "PGOLF_TOKENIZER": data.tokenizer,
+             "PGOLF_CHECKPOINT": paths.checkpoint, "PGOLF_ARTIFACT": paths.artifact, "PGOLF_RESULT": paths.result}
+    code, cwd = script, paths.root
+    if stage.isolated:
+        cwd = paths.root / stage.name
+        code, isolated = _isolate(cwd, script, data)
+        where.update(isolated)
+    env = {**base_env(profile, seed, overrides), CONTRACT_MARKER: stage.name,
+           **{name: str(where[name]) for name in (*stage.reads, stage.writes)}}
+    if stage.cap == "train":
+        env[BUDGET_VAR] = str(max(1.0, profile.train_cap_s - profile.quantize_reserve_s))
+    output = where[stage.writes]
+    return StageSpec(stage.name, launcher([str(code)], profile.nproc), env, cwd=cwd,
+                     cap_s=profile.train_cap_s if stage.cap == "train" else profile.eval_cap_s,
+                     log_path=paths.log, grace_s=profile.grace_s, network=not stage.isolated,
+                     read_only=(code, *(where[name] for name in stage.reads)),
+                     writable=(cwd,) if stage.isolated else (output.parent,))
 
 
-def eval_spec(script: Path, seed: int, profile: Profile, data: DataPaths, paths: SeedPaths,
-              overrides: dict[str, str]) -> StageSpec:
-    """The eval stage sees a copy of the code, the artifact, the tokenizer and the validation shards.
-
-    They are gathered in a directory of their own (validation shards linked one by one), so a
-    script that looks around its inputs finds no training data there.
-    """
-    sandbox = paths.eval_dir
-    val_dir = sandbox / "val"
+def _isolate(folder: Path, script: Path, data: DataPaths) -> tuple[Path, dict[str, Path]]:
+    """A folder holding a copy of the code and tokenizer and links to the validation shards, one by
+    one, so a script that looks around its inputs finds no training data there."""
+    val_dir = folder / "val"
     val_dir.mkdir(parents=True, exist_ok=True)
     for shard in sorted(data.val.glob("fineweb_val_*.bin")):
         link = val_dir / shard.name
         if not link.exists():
             link.symlink_to(shard.resolve())
-    code, tokenizer = sandbox / script.name, sandbox / data.tokenizer.name
+    code, tokenizer = folder / script.name, folder / data.tokenizer.name
     shutil.copy2(script, code)
     shutil.copy2(data.tokenizer, tokenizer)
-    env = {**base_env(profile, seed, overrides), "PGOLF_STAGE": "eval", "PGOLF_ARTIFACT": str(paths.artifact),
-           "PGOLF_TOKENIZER": str(tokenizer), "PGOLF_VAL_DATA": str(val_dir),
-           "PGOLF_RESULT": str(paths.result)}
-    return StageSpec("eval", launcher([str(code)], profile.nproc), env, cwd=sandbox, cap_s=profile.eval_cap_s,
-                     log_path=paths.log, grace_s=profile.grace_s, network=False,
-                     read_only=(code, paths.artifact, tokenizer, val_dir), writable=(sandbox,))
+    return code, {"PGOLF_TOKENIZER": tokenizer, "PGOLF_VAL_DATA": val_dir}
 
 
 def legacy_spec(script: Path, seed: int, profile: Profile, data: DataPaths, paths: SeedPaths,
@@ -125,6 +116,6 @@ def legacy_spec(script: Path, seed: int, profile: Profile, data: DataPaths, path
     env.update({"DATA_PATH": str(data.train), "TOKENIZER_PATH": str(data.tokenizer)})
     work = paths.root / "run"
     work.mkdir(parents=True, exist_ok=True)
-    return StageSpec("run", launcher([str(script)], profile.nproc), env, cwd=work,
+    return StageSpec(LEGACY_STAGE, launcher([str(script)], profile.nproc), env, cwd=work,
                      cap_s=profile.train_cap_s + profile.eval_cap_s, log_path=paths.log, grace_s=profile.grace_s,
                      read_only=(script, data.train, data.val, data.tokenizer), writable=(work,))

@@ -6,23 +6,25 @@ import json
 import shutil
 import signal
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from pgolf.compliance.audit import audit
 from pgolf.compliance.baseline import parse_baseline
 from pgolf.compliance.context import AuditOptions
-from pgolf.compliance.formatters import human
+from pgolf.compliance.formatters import RenderOptions, render
+from pgolf.compliance.progress import Progress
+from pgolf.compliance.terminal import wants_color
 
-from . import atomic, provenance
+from . import atomic, calibration, provenance
 from .profiles import Profile
-from .progress import Progress
 from .record_writer import RecordMeta, set_verdict, write_record
 from ..compliance.dynamic.harness import DynamicOptions
 from ..compliance.sandbox import DockerRuntime, LocalRuntime, Runtime
 from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
-from .stages import DataPaths
+from .stages import DataPaths, base_env
 
 
 class SubmitError(Exception):
@@ -45,6 +47,7 @@ class SubmitRequest:
     against: str | None = None
     policy: str = "enforced"
     dynamic: bool = True             # one traced run on a canary, merged into the record's check
+    dynamic_cap_s: float | None = None   # its cap; None: from the seeds' measured times (the profile's rule)
 
 
 def fingerprint(req: SubmitRequest) -> str:
@@ -66,7 +69,27 @@ def prepare_work_dir(req: SubmitRequest) -> None:
     atomic.write_json(marker, {"fingerprint": mark, "script": str(req.script), "profile": req.profile.name})
 
 
+def pending_seeds(req: SubmitRequest) -> list[int]:
+    """The seeds this invocation runs: those without an outcome, and failed ones with --retry-failed."""
+    prior = {seed: load_outcome(req.work_dir / f"seed_{seed}") for seed in req.seeds}
+    return [seed for seed, o in prior.items() if o is None or (not o.ok and req.retry_failed)]
+
+
+def calibrate(req: SubmitRequest, progress: Progress) -> tuple[Profile, calibration.Calibration | None]:
+    """The profile with a fresh calibration's thread count and caps, where the profile is calibrated."""
+    reference = req.profile.calibration_reference_s
+    if reference is None:
+        return req.profile, None
+    measured = calibration.calibrate(reference, req.profile.max_cap_scale, base_env(req.profile, 0, req.overrides),
+                                     fixed_threads="OMP_NUM_THREADS" in req.overrides)
+    progress.say(measured.describe())
+    return req.profile.scaled(measured.scale).with_threads(measured.threads), measured
+
+
 def run_seeds(req: SubmitRequest, progress: Progress) -> list[SeedOutcome]:
+    profile, measured = calibrate(req, progress) if pending_seeds(req) else (req.profile, None)
+    if measured is not None:
+        calibration.save(req.work_dir, measured)
     outcomes = []
     for index, seed in enumerate(req.seeds, 1):
         root = req.work_dir / f"seed_{seed}"
@@ -76,8 +99,9 @@ def run_seeds(req: SubmitRequest, progress: Progress) -> list[SeedOutcome]:
             progress.say(f"seed {index}/{len(req.seeds)} (seed={seed}) already finished ({prior.status}); kept{hint}")
             outcomes.append(prior)
             continue
-        job = SeedJob(req.script, seed, index, req.profile, req.data, root, req.runtime, req.overrides,
-                      req.meta.pack_code)
+        job = SeedJob(req.script, seed, index, profile, req.data, root, req.runtime, req.overrides,
+                      req.meta.pack_code, count=len(req.seeds),
+                      calibration=asdict(measured) if measured else None)
         outcomes.append(run_seed(job, progress))
     return outcomes
 
@@ -115,8 +139,10 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
     for line in summary_lines(outcomes):
         progress.say(line)
     if any(not o.ok for o in outcomes):
-        progress.say(f"{sum(not o.ok for o in outcomes)} seed(s) failed: no record written "
-                     f"(logs in {req.work_dir})")
+        failed = [o for o in outcomes if not o.ok]
+        progress.say(f"{len(failed)} seed(s) failed: no record written (logs in {req.work_dir})")
+        progress.say(f"next: read {failed[0].log or req.work_dir}, fix the script, then run the same command "
+                     f"again: finished seeds are kept and failed ones rerun with --retry-failed (exit status 1)")
         return 1
     shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
     artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
@@ -128,22 +154,60 @@ def submit(req: SubmitRequest, progress: Progress) -> int:
                           req.force)
     progress.say(f"record written: {folder}")
     options = AuditOptions(policy=req.policy, against=parse_baseline(req.against) if req.against else None,
-                           dynamic=dynamic_options(req, progress) if req.dynamic else None)
+                           dynamic=dynamic_options(req, progress, outcomes) if req.dynamic else None)
+    started = time.monotonic()
     report = audit([str(folder)], options)
+    report.elapsed_s = time.monotonic() - started
     set_verdict(folder, req.meta, outcomes, report.verdict)
-    sys.stdout.write(human.render(report))
+    sys.stdout.write(render(report, "human", RenderOptions(color=wants_color(sys.stdout))))
+    sys.stdout.flush()
+    progress.say(closing_words(report.verdict, folder, report.exit_code))
     return report.exit_code
 
 
-def dynamic_options(req: SubmitRequest, progress: Progress) -> DynamicOptions:
-    """The dynamic check on the CPU, with the run's own data: the profile's knobs when it is a CPU
-    profile, the tiny preset otherwise; a CPU container when the seeds ran in one."""
+NEXT_STEP = {
+    "pass": "the record is ready: open a pull request that adds only the folder {folder}",
+    "review": "the record is written, but the REVIEW findings above need a human: read each with "
+              "`pgolf-check --explain RULE`, then fix and rerun with --force, or explain them in the "
+              "record's README for the reviewers",
+    "fail": "the record breaks a rule (the FAIL findings above) and cannot be submitted as it is: "
+            "`pgolf-check --explain RULE` says what the rule wants; fix the script and rerun with --force",
+    "error": "pgolf could not check the record (the error above); fix what it names and run "
+             "`pgolf-check {folder}` again",
+}
+
+
+def closing_words(verdict: str, folder: Path, exit_code: int) -> str:
+    """The last thing `make submit` prints: the verdict, and what to do next, in words."""
+    return f"verdict {verdict.upper()}: {NEXT_STEP[verdict].format(folder=folder)} (exit status {exit_code})"
+
+
+def dynamic_options(req: SubmitRequest, progress: Progress, outcomes: list[SeedOutcome]) -> DynamicOptions:
+    """The dynamic check on the CPU, with the run's own data: the profile's knobs (and its short
+    schedule for the traced run) when it is a CPU profile, the tiny preset otherwise; a CPU
+    container when the seeds ran in one. Its log, ledger and canary are kept in
+    runs/<name>/dynamic/, whatever the outcome."""
     runtime = req.runtime if isinstance(req.runtime, DockerRuntime) and not req.runtime.gpus else LocalRuntime()
     cpu_profile = bool(req.profile.env)
+    profile, _ = calibrate(req, progress)  # the thread count that runs fastest now
+    keep = req.work_dir / "dynamic"
+    if keep.exists():
+        shutil.rmtree(keep)  # the run lays out a fresh folder: links, canary and ledger of its own
+    progress.say(f"dynamic: the traced run's log and ledger go to {keep}")
     return DynamicOptions(data=req.data.train, tokenizer=req.data.tokenizer, runtime=runtime,
-                          env={**req.profile.env, **req.overrides} if cpu_profile else dict(req.overrides),
-                          preset=not cpu_profile, cap_s=req.profile.train_cap_s + req.profile.eval_cap_s,
-                          progress=progress.say)
+                          env={**profile.env, **profile.dynamic_env, **req.overrides} if cpu_profile
+                          else dict(req.overrides),
+                          preset=not cpu_profile, cap_s=dynamic_cap_s(req, outcomes), workdir=keep,
+                          threads=int(profile.env.get("OMP_NUM_THREADS", 2)), progress=progress)
+
+
+def dynamic_cap_s(req: SubmitRequest, outcomes: list[SeedOutcome]) -> float:
+    """--dynamic-cap, else a multiple of the slowest seed's measured train + quantize + eval time
+    (the traced run repeats them in one process), never under the profile's floor."""
+    if req.dynamic_cap_s is not None:
+        return req.dynamic_cap_s
+    slowest = max(((o.train_wall_s or 0.0) + (o.eval_wall_s or 0.0) for o in outcomes), default=0.0)
+    return req.profile.dynamic_cap_s(slowest)
 
 
 def _interrupt(signum, frame):

@@ -158,7 +158,7 @@ def test_one_slow_step_past_the_cap_is_tolerated_but_not_a_second(tmp_path):
     assert code == 0 and any(f["severity"] == "info" for f in findings(report, "R-TRAIN-TIME"))
     (folder / "train_seed42.log").write_text(log_text(42, 1.2001, 2.03, train_ms=602_000))
     code, report = audit_json(folder)
-    assert code == 1 and "602.0 s" in findings(report, "R-TRAIN-TIME")[0]["message"]
+    assert code == 1 and "602.000 s" in findings(report, "R-TRAIN-TIME")[0]["message"]
 
 
 def _zip_bomb(path: Path) -> None:

@@ -177,7 +177,7 @@ def test_cli_runs_dynamic_and_prints_json(official_data):
     report = json.loads(proc.stdout)
     rules = {f["rule"] for f in report["records"][0]["findings"] if f["severity"] == "fail"}
     assert "R-DYN-SINGLE-PASS" in rules
-    assert "dynamic: ok" in proc.stderr and "Traceback" not in proc.stderr
+    assert "dynamic: keep_better.py ok in " in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_in_the_container_without_network_the_call_site_is_still_named(official_data):

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
@@ -154,3 +155,60 @@ def test_worse_run_fails_enforced():
     result = significance(list(new.values()), list(base.values()))
     assert result.enforced.t < 0 and result.enforced.p > 0.9
     assert not result.passed
+
+
+def test_catalog_alphas_and_margin_decide_r_significance(tmp_path, monkeypatch):
+    """R-SIGNIFICANCE reads enforced_alpha, written_alpha and margin_nats from its catalog."""
+    import shutil
+
+    from pgolf.compliance.audit import audit
+    from pgolf.compliance.baseline import parse_baseline
+    from pgolf.compliance.context import AuditOptions
+    from pgolf.compliance.rules import registry
+
+    new, base = _folder(PR1769), _folder(PR1736)
+    for path in registry.CATALOG_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "strict.yaml").write_text(
+        "ruleset: strict\nextends: track_10min_16mb\noverrides:\n"
+        "  R-SIGNIFICANCE:\n    params: {enforced_alpha: 0.05, written_alpha: 0.2, margin_nats: 0.0}\n")
+    monkeypatch.setattr(registry, "CATALOG_DIR", tmp_path)
+    registry.load_ruleset.cache_clear()
+    try:
+        def sig(ruleset: str | None) -> tuple[dict, list]:
+            record = audit([str(new)], AuditOptions(against=parse_baseline(str(base)), ruleset=ruleset)).records[0]
+            return record.significance, [f for f in record.findings if f.rule == "R-SIGNIFICANCE"]
+        default, default_findings = sig(None)
+        strict, strict_findings = sig("strict")
+    finally:
+        registry.load_ruleset.cache_clear()
+    assert round(default["enforced"]["p"], 3) == round(strict["enforced"]["p"], 3) == 0.063
+    assert default["enforced_alpha"] == 0.25 and default["enforced_pass"] and default_findings[0].severity == "info"
+    assert strict["enforced_alpha"] == 0.05 and not strict["enforced_pass"]
+    assert strict_findings[0].severity == "fail" and "p < 0.05" in strict_findings[0].message
+    # no margin: the per-byte written test is a plain one-sided test of improvement, far likelier to pass
+    assert strict["margin_nats"] == 0.0 and strict["written_per_byte"]["p"] < default["written_per_byte"]["p"]
+
+
+def test_alphas_and_margin_are_checked():
+    for kwargs in ({"enforced_alpha": 0.0}, {"written_alpha": 1.5}, {"margin_nats": -0.1},
+                   {"margin_nats": float("nan")}):
+        with pytest.raises(ValueError):
+            significance([1.0, 1.1], [1.2, 1.3], **kwargs)
+
+
+def test_pr1855_vs_pr1868_published_p():
+    """PR #1902: PR #1855's six runs (its three seeds and a third-party reproduction of three more,
+    quoted as mean 1.060755, std 0.000933) against PR #1868's compliance rerun: p = 0.188."""
+    from pgolf.compliance.logparse import parse_log_bytes
+    from pgolf.compliance.stats import welch_from_summary
+    folder = _folder("2026-04-29_SmearGateBOSFix_3Seed_1.06141")
+    rerun = [parse_log_bytes(p.read_bytes()).score.val_bpb for p in sorted(folder.glob("*_rerun_gptq8s.log"))]
+    assert len(rerun) == 3
+    base = (sum(rerun) / 3, float(np.std(rerun, ddof=1)), 3)
+    result = welch_from_summary((1.060755, 0.000933, 6), base)
+    assert round(result.p, 3) == 0.188 and result.passes(ENFORCED_ALPHA)
+    same = welch_one_sided([1.0, 1.1, 1.2], [1.3, 1.35, 1.5])
+    again = welch_from_summary((1.1, 0.1, 3), (sum([1.3, 1.35, 1.5]) / 3, float(np.std([1.3, 1.35, 1.5], ddof=1)), 3))
+    assert again.p == pytest.approx(same.p, rel=1e-12)
+    assert math.isnan(welch_from_summary((1.0, -1.0, 3), base).p)

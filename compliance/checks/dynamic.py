@@ -1,21 +1,24 @@
 """Dynamic legality rules: kind `dynamic` checks over one traced run (compliance.dynamic).
 
 Each receives a DynamicContext. Findings carry their evidence: positions and the call sites
-of the events that decide, nats and p-values, byte totals.
+of the events that decide, nats and p-values, byte totals. numpy and the dynamic modules are
+imported by the checks that use them: discovering the checks (every audit) must not pay for them.
 """
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
-
-from ..dynamic.context import LIMITS, DynamicContext
-from ..dynamic.evidence import byte_recount
-from ..dynamic.ledger import Order, position_ranges
 from ..report import Finding
 from ..rules import Rule, check
+from ..textsafe import printable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..dynamic.context import DynamicContext
+    from ..dynamic.ledger import Order
 
 
 def _order(ctx: DynamicContext, rule: Rule) -> Order | None:
@@ -26,11 +29,12 @@ def _ready(ctx: DynamicContext) -> bool:
     return ctx.run is not None and ctx.reported is not None
 
 
-@check("dynamic.run")
+@check("dynamic.run", kind="dynamic")
 def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         yield rule.finding(f"no dynamic run: {ctx.error}", file=ctx.file)
         return
+    from ..dynamic.context import LIMITS
     run, ledger = ctx.run, ctx.run.ledger
     base = {"canary_sha256": run.canary.sha256, "canary_seed": run.canary.seed, "targets": run.scored_tokens,
             "k": run.canary.k, "wall_s": round(run.wall_s, 1), "status": run.status, "limits": LIMITS,
@@ -115,18 +119,15 @@ def _tail_block(lines: list[str]) -> str:
     return "".join(f"\n    | {printable(line)[:300]}" for line in lines) or " (the run printed nothing)"
 
 
-def printable(text: str) -> str:
-    """Untrusted text for a terminal or a PR comment: control characters (escape sequences included)
-    become visible \\x.. escapes; everything else is kept."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
-                   for ch in str(text))
-
-
-@check("dynamic.score_first")
+@check("dynamic.score_first", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or len(order.c3_positions) == 0:
         return
+    import numpy as np
+
+    from ..dynamic.ledger import position_ranges
     ledger, late = ctx.run.ledger, order.c3_positions
     updates = np.isfinite(ledger.update_t) & np.isin(ledger.pos, late)
     update_site = _most_common(ledger, updates)
@@ -147,7 +148,8 @@ def _most_common(ledger, which: np.ndarray) -> str:
     return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
 
 
-@check("dynamic.single_pass")
+@check("dynamic.single_pass", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     """A fail needs the ledger to show what the report is: the per-position best of several traced
     scores. A report no traced pass explains is review: a rescoring, or a probability mixed in outside
@@ -176,7 +178,9 @@ def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         f"evidence says whether it is normalized)", file=ctx.file, severity="review", evidence=evidence)
 
 
-@check("dynamic.canary")
+@check("dynamic.canary", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "alpha": 1e-6,
+               "margin_nats_per_token": 1e-4, "lowp_margin_nats_per_token": 0.1})
 def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -201,7 +205,7 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                            file=ctx.file, severity="info", evidence=evidence)
 
 
-@check("dynamic.network")
+@check("dynamic.network", kind="dynamic")
 def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         return
@@ -222,7 +226,8 @@ def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                 yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
 
 
-@check("dynamic.train_in_eval")
+@check("dynamic.train_in_eval", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -246,10 +251,12 @@ def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                            file=ctx.file, severity="info")
 
 
-@check("dynamic.tokenizer_bpb")
+@check("dynamic.tokenizer_bpb", kind="dynamic",
+       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "ratio_tolerance": 2e-3})
 def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
         return
+    from ..dynamic.evidence import byte_recount
     positions = ctx.counted_positions(_order(ctx, rule))
     recount = byte_recount(ctx.run.canary.tokens, positions, ctx.run.tokenizer,
                            ctx.reported.val_loss, ctx.reported.val_bpb)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
+from ..progress import Progress
 from ..sandbox import LocalRuntime, StageSpec
 from ..sandbox.base import StageResult
 from ..sandbox.launch import CONTRACT_MARKER, launcher
@@ -63,7 +64,7 @@ class DynamicOptions:
     env: dict[str, str] = field(default_factory=dict)   # extra knobs, e.g. a technique switched on
     workdir: Path | None = None        # keep the run here; a temporary folder otherwise
     python: str = sys.executable
-    progress: Callable[[str], None] | None = None
+    progress: Progress | None = None   # compliance.progress: where the run shows how far it is
     budget: bool = True                # shrink the canary when the run cannot finish within the cap
 
 
@@ -116,7 +117,7 @@ def _run_within_budget(script, work, train_dir, tokenizer, ids, plan: RunPlan, o
     while True:
         canary = canary_mod.generate(ids, tokens)
         budget = Budget(work / "ledger", options.cap_s, tokens, spent,
-                        may_shrink=options.budget and tokens > MIN_TOKENS, say=options.progress,
+                        may_shrink=options.budget and tokens > MIN_TOKENS, say=_say(options),
                         passes_hint=max((loop.count for loop in plan.knobs.literal_update_loops), default=0))
         run, stop = _run(script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget,
                          options.cap_s - spent)
@@ -149,13 +150,14 @@ def _run(script, work, train_dir, tokenizer, plan: RunPlan, canary, options, dev
                      read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
                      writable=(run_dir, ledger_dir), network=False)
     runtime = options.runtime or LocalRuntime()
-    say = _say(options)
-    say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
-        f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {cap_s:.0f}s")
+    progress = options.progress or Progress.silent()
+    progress.say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
+                 f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {cap_s:.0f}s")
     for capped in caps.capped:
-        say(f"dynamic: eval preset {capped.text()}")
-    result, stop = _run_watched(runtime, spec, budget, _ticker(say, cap_s))
-    say(f"dynamic: {'stopped by the budget' if stop else result.status} in {result.wall_s:.1f}s")
+        progress.say(f"dynamic: eval preset {capped.text()}")
+    with progress.task(f"dynamic: {script.name}", kind="dynamic", cap_s=cap_s, log_path=spec.log_path) as task:
+        result, stop = _run_watched(runtime, spec, budget, task.tick)
+        task.finish("stopped by the budget" if stop else result.status)
     log_bytes = spec.log_path.read_bytes() if spec.log_path.exists() else b""
     run = DynamicRun(script=script.name, status=result.status, returncode=result.returncode,
                      wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
@@ -190,7 +192,7 @@ def log_tail(data: bytes, lines: int = 20) -> list[str]:
 
 
 def _say(options: DynamicOptions) -> Callable[[str], None]:
-    return options.progress or (lambda _msg: None)
+    return (options.progress or Progress.silent()).say
 
 
 def _set_aside(work: Path, attempt: int) -> None:
@@ -322,16 +324,6 @@ def python312() -> str | None:
         if probe.returncode == 0:
             return candidate
     return None
-
-
-def _ticker(say: Callable[[str], None], cap_s: float):
-    last = [0.0]
-
-    def tick(elapsed: float) -> None:
-        if elapsed - last[0] >= 15:
-            last[0] = elapsed
-            say(f"dynamic: {elapsed:.0f}s / {cap_s:.0f}s")
-    return tick
 
 
 def resolve_data(options: DynamicOptions, vocab: int) -> tuple[Path, Path]:

@@ -1,18 +1,26 @@
-"""Report formatters, kept apart from the checks: each turns a Report into text."""
+"""Report formatters, kept apart from the checks: each is `render(report, options) -> str`."""
 from __future__ import annotations
 
 from typing import Callable
 
 from ..report import Report
-from . import human, json_report, markdown, sarif
+from . import github, human, json_report, junit, markdown, sarif
+from .common import RenderOptions
 
-FORMATTERS: dict[str, Callable[[Report], str]] = {
+Formatter = Callable[[Report, RenderOptions], str]
+
+FORMATTERS: dict[str, Formatter] = {
     "human": human.render,
     "json": json_report.render,
     "markdown": markdown.render,
     "sarif": sarif.render,
+    "github": github.render,
+    "junit": junit.render,
 }
 
 
-def render(report: Report, fmt: str) -> str:
-    return FORMATTERS[fmt](report)
+def render(report: Report, fmt: str, options: RenderOptions | None = None) -> str:
+    return FORMATTERS[fmt](report, options or RenderOptions())
+
+
+__all__ = ["FORMATTERS", "Formatter", "RenderOptions", "render"]

@@ -1,13 +1,16 @@
 """How a submission's processes are started, for the pipeline's stages and the dynamic checks alike.
 
-One interpreter, or torchrun (--standalone) for several processes. CONTRACT_MARKER is what a
-script that speaks pgolf's stage contract (README, pipeline/stages.py) reads: PGOLF_STAGE.
+One interpreter, or torchrun (--standalone) for several processes. CONTRACT_MARKER, what a
+script that speaks pgolf's stage contract reads, is defined with that contract
+(compliance/stage_contract.py) and kept importable from here.
 """
 from __future__ import annotations
 
 import sys
 
-CONTRACT_MARKER = "PGOLF_STAGE"
+from ..stage_contract import CONTRACT_MARKER
+
+__all__ = ["CONTRACT_MARKER", "launcher"]
 
 
 def launcher(entry: list[str], nproc: int, python: str = sys.executable) -> list[str]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import activity, limits, logsignals, native, sources
 from .config import ConfigResolver
 from .events import Event
 from .parse import StaticParseError, parse_source
 from .runconfig import config_from_record
-from .trace import Tracer
+from .trace import Gate, Tracer
 
 if TYPE_CHECKING:
     from ..record import Record
@@ -36,6 +37,12 @@ class ScriptContext:
     _parse_error: str | None = field(default=None, repr=False)
     _events: list[Event] | None = field(default=None, repr=False)
     _resolver: ConfigResolver | None = field(default=None, repr=False)
+    limits: list[str] = field(default_factory=list)          # analysis limits hit (R-ANALYSIS-LIMIT)
+    gates: dict[int, Gate] = field(default_factory=dict)
+    gate_states: dict[int, activity.GateState] = field(default_factory=dict)
+    tracer: Tracer | None = field(default=None, repr=False)
+    _reported: list[Event] | None = field(default=None, repr=False)
+    native_leaks: list = field(default_factory=list)
 
     @property
     def module(self) -> ast.Module | None:
@@ -45,6 +52,13 @@ class ScriptContext:
                 self._module = parse_source(self.source)
             except StaticParseError as exc:
                 self._parse_error = str(exc)
+                if exc.limit:
+                    self.limits.append(str(exc))
+                return None
+            cuts = limits.cut_deep_subtrees(self._module)
+            if cuts:
+                self.limits.append(f"{cuts} expression(s) nested deeper than {limits.MAX_TREE_DEPTH} levels "
+                                   "were not analysed")
         return self._module
 
     @property
@@ -60,21 +74,50 @@ class ScriptContext:
 
     @property
     def events(self) -> list[Event]:
-        """The ordered trace; empty when the source cannot be parsed."""
+        """The ordered trace, each event's activity judged; empty when the source cannot be parsed."""
         if self._events is None:
             module, resolver = self.module, self.resolver
-            self._events = [] if module is None or resolver is None else _trace(module, resolver)
+            self._events = [] if module is None or resolver is None else self._trace(module, resolver)
         return self._events
+
+    def _trace(self, module: ast.Module, resolver: ConfigResolver) -> list[Event]:
+        code = sources.collect(self.record, module, self.path)
+        self.limits.extend(f"helper not analysed: {problem}" for problem in code.problems)
+        natives: dict[str, list] = {}
+        for rel, text in code.native.items():
+            for leak in native.find_leaks(text, rel):
+                natives.setdefault(leak.function, []).append(leak)
+        self.native_leaks = [leak for leaks in natives.values() for leak in leaks]
+        tracer = Tracer(module, resolver, helpers=code.helpers, natives=natives, path=self.path)
+        try:
+            events = limits.run_deep(tracer.run)
+        except (RecursionError, MemoryError) as exc:
+            self.limits.append(f"the trace stopped: {type(exc).__name__}")
+            events = sorted(tracer.events, key=lambda e: e.seq)
+        self.limits.extend(tracer.limits)
+        self.gates = tracer.gates
+        self.tracer = tracer
+        self.gate_states = activity.resolve(events, tracer.gates, logsignals.from_record(self.record))
+        return events
+
+    @property
+    def reported(self) -> list[Event]:
+        """The scores behind the metric the logs report (all scores when that cannot be told)."""
+        if self._reported is None:
+            from .verdicts import reported_scores
+            self._reported = reported_scores(self)
+        return self._reported
+
+    def chain(self, event: Event) -> str:
+        return self.tracer.chain(event) if self.tracer else f"line {event.line}"
+
+    def why(self, event: Event) -> str:
+        """Why an event counts as on, off or unknown (the gates and log lines behind it)."""
+        _ = self.events
+        return activity.why(event, self.gate_states)
 
     def of_kind(self, *kinds: str) -> list[Event]:
         return [e for e in self.events if e.kind in kinds]
-
-
-def _trace(module: ast.Module, resolver: ConfigResolver) -> list[Event]:
-    try:
-        return Tracer(module, resolver).run()
-    except RecursionError:
-        return []
 
 
 def _import_aliases(module: ast.Module) -> dict[str, str]:
@@ -98,7 +141,8 @@ def build_script_context(record: "Record") -> ScriptContext | None:
     script = getattr(record, "script", None)
     if script is None:
         return None
-    return ScriptContext(path=script.rel, source=script.text, config=config_from_record(record), record=record)
+    return ScriptContext(path=script.source_rel, source=script.text, config=config_from_record(record),
+                         record=record)
 
 
 def bench_static(path: str | Path) -> dict[str, Any]:

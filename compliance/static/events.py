@@ -8,6 +8,8 @@ Labels name where data came from, never what it is called:
   fresh         a tensor created with requires_grad outside the model (a delta, a bias)
   copy          a deep copy of an object (throw-away state)
   optim         an optimizer object
+  modparams     what a module's .parameters() gives (an optimizer over it steps a model or an adapter)
+  new<L>        an instance of a script class made inside a function, at line L (an adapter, a model)
   url           a network address literal
 """
 from __future__ import annotations
@@ -28,6 +30,9 @@ SAVE = "save"              # serialization into the artifact
 RESTORE = "restore"        # load_state_dict: state thrown away
 BEST_OF = "best_of"        # min/max over two scores
 TOKENIZER = "tokenizer"    # tokenizer training
+NATIVE_GATE = "native_gate"  # a C kernel's output gated by the token it scores reaches Python here
+LOG = "log"                # a print/log call: its literal text tells which path ran (logsignals.py)
+NEW = "new"                # an instance of a script class made inside a function (detail: its label)
 
 
 @dataclass
@@ -40,9 +45,16 @@ class Event:
     frames: tuple[int, ...]            # call instances enclosing it, outermost first
     active: bool                       # False when a branch is switched off by the configuration
     no_grad: bool = False
+    gates: tuple[int, ...] = ()        # unresolved branches enclosing it (Tracer.gates), outermost first
+    activity: str = "unknown"          # on | off | unknown, once gates are judged (activity.py)
+    file: str | None = None            # the file the line is in (a helper module, or the entry script)
     loopvar_guards: frozenset = frozenset()   # loops whose variable decides a branch around it
     optim: "Event | None" = None       # the optimizer an update feeds
     detail: dict = field(default_factory=dict)
+
+    @property
+    def on(self) -> bool:
+        return self.activity == "on"
 
     def shares_loop(self, other: "Event") -> bool:
         return bool(set(self.loops) & set(other.loops))

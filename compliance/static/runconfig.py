@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 _ASSIGN = re.compile(r"(?<![\w$])([A-Z][A-Z0-9_]{1,63})=(\"[^\"\n]*\"|'[^'\n]*'|[^\s;&|]+)")
+_ENV_LINE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}=(\"[^\"]*\"|'[^']*'|\S+)(\s+[A-Z][A-Z0-9_]{1,63}=\S+)*$")
 _RUNNER = re.compile(r"\b(torchrun|python3?|accelerate|deepspeed|bash|sh)\b")
 
 
@@ -19,9 +20,18 @@ def config_from_readme(text: str | None) -> dict[str, str]:
 
 
 def _command_lines(text: str) -> list[str]:
-    """Run commands, continuation lines (`\\`) joined."""
+    """Run commands, continuation lines (`\\`) joined, and bare `KEY=VALUE` lines of a code block
+    (a README's "environment" listing)."""
     joined = re.sub(r"\\\n\s*", " ", text)
-    return [line for line in joined.splitlines() if _RUNNER.search(line) or line.strip().startswith("export ")]
+    lines, fenced = [], False
+    for line in joined.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            fenced = not fenced
+            continue
+        if _RUNNER.search(line) or stripped.startswith("export ") or (fenced and _ENV_LINE.match(stripped)):
+            lines.append(line)
+    return lines
 
 
 def config_from_record(record) -> dict[str, str]:

@@ -19,10 +19,10 @@ import ast
 import base64
 import lzma
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 from .model import Decoded, UnpackError, _MAX_LIMIT, _MIB, _Plan, _STUB_DICT, _STUB_HEAD, _STUB_TAIL, _bytes_to_text
-from .resolve import _TOP_EXEC_RE, _plan_from_module
+from .resolve import _TOP_EXEC_RE, _plan_from_module, sibling_exec
 from .fallback import _plan_from_text
 from .codecs import _run_plan
 
@@ -41,17 +41,32 @@ def is_wrapper(source: str | bytes) -> bool:
 
 
 def decode_script(source: str | bytes, max_bytes: int = 64 * _MIB,
-                  max_depth: int = 4) -> Decoded:
-    """Peel up to `max_depth` nested wrappers; a non-wrapper comes back as is."""
+                  max_depth: int = 4, sibling: Callable[[str], str | None] | None = None) -> Decoded:
+    """Peel up to `max_depth` nested wrappers; a non-wrapper comes back as is.
+
+    `sibling(name)` reads a file next to the script, for a script that only execs another
+    file of its folder; without it such a script comes back as is.
+    """
     if not _positive_int(max_bytes) or not _positive_int(max_depth):
         raise UnpackError("max_bytes and max_depth must be positive integers")
     max_bytes = min(max_bytes, _MAX_LIMIT)
     text = _source_text(source)
     layers: list[str] = []
+    origin: str | None = None
     for depth in range(max_depth + 1):
+        name = _sibling_of(text) if sibling is not None else None
+        if name is not None:
+            if depth == max_depth:
+                raise UnpackError(f"wrappers nested deeper than {max_depth} levels")
+            content = sibling(name)  # type: ignore[misc]
+            if content is None:
+                raise UnpackError(f"the script execs {name}, which is not in its folder")
+            text, origin = content, name
+            layers.append(f"file:{name}")
+            continue
         plan = _find_plan(text)
         if plan is None:
-            return Decoded(text=text, layers=layers, wrapped=bool(layers))
+            return Decoded(text=text, layers=layers, wrapped=bool(layers), origin=origin)
         if depth == max_depth:
             raise UnpackError(f"wrappers nested deeper than {max_depth} levels")
         text, new_layers = _run_plan(plan, max_bytes)
@@ -73,6 +88,17 @@ def build_wrapper(source: str) -> str:
         options["dict_size"] = _STUB_DICT
     packed = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=[options])
     return _STUB_HEAD + base64.b85encode(packed).decode("ascii") + _STUB_TAIL
+
+
+def _sibling_of(text: str) -> str | None:
+    if "exec" not in text or "open" not in text or len(text) > 4096:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sibling_exec(ast.parse(text))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _positive_int(value: object) -> bool:

@@ -24,6 +24,8 @@ def _run_plan(plan: _Plan, max_bytes: int) -> tuple[str, list[str]]:
 
 def _apply(op: _Op, data: str | bytes, limit: int) -> tuple[str | bytes, str | None]:
     options = dict(op.options)
+    if op.kind == "replace":
+        return _replace(data, options.get("old"), options.get("new")), None
     if not op.is_layer:
         return _convert(op.kind, data, options.get("encoding", "utf-8")), None
     kind = op.kind
@@ -38,6 +40,13 @@ def _apply(op: _Op, data: str | bytes, limit: int) -> tuple[str | bytes, str | N
     if len(out) > limit:
         raise _too_big(limit)
     return out, _LAYER_NAMES.get(kind, kind)
+
+
+def _replace(data: str | bytes, old: Any, new: Any) -> str | bytes:
+    """`blob.replace(b"\\n", b"")`: wrappers that wrap their payload over lines strip it back."""
+    if type(old) is not type(data) or type(new) is not type(data):
+        raise UnpackError("payload .replace() mixes text and bytes")
+    return data.replace(old, new)  # type: ignore[arg-type]
 
 
 def _convert(kind: str, data: str | bytes, encoding: Any) -> str | bytes:

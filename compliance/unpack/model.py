@@ -33,6 +33,7 @@ class Decoded:
     text: str               # the innermost source
     layers: list[str]       # transforms, outermost first; [] when not wrapped
     wrapped: bool
+    origin: str | None = None   # the sibling file the source was read from (`exec(open(...).read())`)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class _Op:
 
     @property
     def is_layer(self) -> bool:
-        return self.kind not in ("encode", "decode")
+        return self.kind not in ("encode", "decode", "replace")
 
 
 @dataclass(frozen=True)

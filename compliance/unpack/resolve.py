@@ -133,6 +133,8 @@ class _Resolver:
                 return "convert"
             if func.attr == "join":
                 return "join"
+            if func.attr == "replace":
+                return "replace"
         name = self.qualname(func)
         if name is None:
             return None
@@ -176,6 +178,8 @@ class _Resolver:
             return self._join_plan(call, hops)
         if kind == "convert":
             return self._convert_plan(call, hops)
+        if kind == "replace":
+            return self._replace_plan(call, hops)
         if kind == "passthrough":
             return self._passthrough_plan(call, hops)
         if kind is None:
@@ -197,6 +201,16 @@ class _Resolver:
         assert isinstance(func, ast.Attribute)
         encoding = self.const(call.args[0]) if call.args else "utf-8"
         return self.plan(func.value, hops + 1).then(_Op(func.attr, (("encoding", encoding),)))
+
+    def _replace_plan(self, call: ast.Call, hops: int) -> _Plan:
+        func = call.func
+        assert isinstance(func, ast.Attribute)
+        if len(call.args) != 2 or call.keywords:
+            raise _Unresolved
+        old, new = self.const(call.args[0]), self.const(call.args[1])
+        if not isinstance(old, (str, bytes)) or type(old) is not type(new):
+            raise _Unresolved
+        return self.plan(func.value, hops + 1).then(_Op("replace", (("new", new), ("old", old))))
 
     def _passthrough_plan(self, call: ast.Call, hops: int) -> _Plan:
         name = self.qualname(call.func)
@@ -327,10 +341,54 @@ def _is_inert(stmt: ast.stmt, resolver: _Resolver) -> bool:
     if isinstance(stmt, ast.Expr):
         return isinstance(stmt.value, ast.Constant)
     if isinstance(stmt, ast.Assign):
+        if all(_is_linecache_entry(t, resolver) for t in stmt.targets):
+            return True  # `linecache.cache[F] = (...)`: registers the source for tracebacks, nothing more
         return _is_inert_expr(stmt.value, resolver)
     if isinstance(stmt, ast.AnnAssign):
         return stmt.value is None or _is_inert_expr(stmt.value, resolver)
     return False
+
+
+def _is_linecache_entry(target: ast.expr, resolver: _Resolver) -> bool:
+    return (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute)
+            and target.value.attr == "cache" and resolver.qualname(target.value.value) == "linecache")
+
+
+def sibling_exec(tree: ast.Module) -> str | None:
+    """`exec(open(__file__.replace("train_gpt.py", "x.py")).read())` and the like: the sibling file's name.
+
+    Only a top level made of imports and that one exec counts; the name must be a plain file
+    name next to the script (no directories), so the folder's own reader can open it.
+    """
+    stmts = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass))
+             and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(stmts) != 1:
+        return None
+    arg = _exec_arg(stmts[0])
+    if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "compile" and arg.args:
+        arg = arg.args[0]
+    if not (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "read"
+            and isinstance(arg.func.value, ast.Call) and arg.func.value.args):
+        return None
+    opener = arg.func.value
+    if not (isinstance(opener.func, ast.Name) and opener.func.id == "open"):
+        return None
+    name = _sibling_name(opener.args[0])
+    return name if name and "/" not in name and "\\" not in name and name not in (".", "..") else None
+
+
+def _sibling_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.rsplit("/", 1)[-1] if node.value.startswith("./") else node.value
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr == "replace" and len(node.args) == 2 and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "__file__":
+            return node.args[1].value if isinstance(node.args[1].value, str) else None
+        if node.func.attr == "join" and node.args:
+            return _sibling_name(node.args[-1])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        return _sibling_name(node.right)
+    return None
 
 
 def _is_inert_expr(node: ast.expr, resolver: _Resolver) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import click
+
+from pgolf.compliance.progress import Progress
 
 from .fetch import DEFAULT_ENDPOINT, DEFAULT_TRAIN_SHARDS, ENDPOINT_ENV, LOCK_NAME, VARIANTS, FetchConfig, FetchError, fetch
 from .synth import SynthConfig, SynthError, synth
@@ -48,7 +48,8 @@ def synth_command(out: Path, vocab_size: int, val_docs: int | None, val_fraction
                          val_fraction=0.1 if val_fraction is None else val_fraction,
                          train_shards=train_shards, seed=seed, max_chars=max_chars, tokenizer=tokenizer)
     try:
-        result = synth(config, log=lambda msg: click.echo(f"  {msg}"))
+        with Progress(prefix="pgolf data").task("synth", kind="synth") as task:
+            result = synth(config, log=task.note)
     except SynthError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -95,14 +96,12 @@ def fetch_command(variant: str, out: Path, train_shards: int, endpoint: str | No
     config = FetchConfig(variant=variant, out=out, train_shards=train_shards, endpoint=endpoint, repo=repo,
                          revision=revision, hashes=hashes, lock=lock, strict=strict,
                          skip_manifest=skip_manifest, retries=retries, timeout_s=timeout_s)
-    meter = _ProgressLine()
+    progress = Progress(prefix="pgolf data")
     try:
-        report = fetch(config, progress=meter.update, log=meter.log)
+        report = fetch(config, progress=progress.transfer, log=progress.say)
     except FetchError as exc:
-        meter.clear()
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        meter.clear()
         raise click.ClickException(f"cannot write under {out}: {exc.strerror or exc}") from None
     counts = {a: sum(f.action == a for f in report.files) for a in ("downloaded", "resumed", "present")}
     total = sum(f.size for f in report.files)
@@ -112,29 +111,3 @@ def fetch_command(variant: str, out: Path, train_shards: int, endpoint: str | No
         f"{report.repo}@{report.revision}; hashes in {report.lock}"
     )
 
-
-class _ProgressLine:
-    """A single self-overwriting progress line on a terminal; nothing when piped."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stdout.isatty()
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, label: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if not self.tty or (now - self.last < 0.2 and done != total):
-            return
-        self.last = now
-        share = f" {100 * done / total:5.1f}%" if total else ""
-        click.echo(f"\r  {label}: {done / 1e6:8.1f} MB{share}\x1b[K", nl=False)
-        self.shown = True
-
-    def log(self, message: str) -> None:
-        self.clear()
-        click.echo(f"  {message}")
-
-    def clear(self) -> None:
-        if self.shown:
-            click.echo("\r\x1b[K", nl=False)
-            self.shown = False
