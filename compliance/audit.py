@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, gitrange, prmeta, safeio, unpack
+from .confirm import confirm
 from .context import AuditOptions, FrontierPool, RecordContext, judging_date, seed_rows
 from .errors import InputError
 from .record import Record, load_record
@@ -63,10 +64,11 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
     if record.stray:  # no claim, no code: nothing for the legality rules either
         report.verdict = verdict_of(report.findings)
         return report
-    report.findings.extend(script_findings(ruleset, record, context.judged.date))
+    static = script_findings(ruleset, record, context.judged.date)
     if record.script is not None:
-        report.findings.extend(dynamic_findings(ruleset, record.root / record.script.rel, record.script.text,
-                                                options, context.judged.date))
+        static = _with_traced_run(ruleset, record.root / record.script.rel, record.script.text, options,
+                                  context.judged.date, static)
+    report.findings.extend(static)
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
     return report
@@ -87,19 +89,28 @@ def script_findings(ruleset: RuleSet, record: Record, date: str | None = None) -
     return _run_all(rules, context) if context else []
 
 
+def _with_traced_run(ruleset: RuleSet, script: Path, source: str, options: AuditOptions, date: str | None,
+                     static: list[Finding]) -> list[Finding]:
+    """The static findings confronted with the traced run (a static fail the ledger contradicts
+    becomes review showing both sides, confirm.py), followed by the run's own findings."""
+    found, outcomes = dynamic_findings(ruleset, script, source, options, date)
+    return confirm(static, {rule.id: rule for rule in ruleset.rules}, outcomes) + found
+
+
 def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: AuditOptions,
-                     date: str | None = None) -> list[Finding]:
-    """One traced run on a canary (only with --dynamic: it executes the submission, sandboxed)."""
+                     date: str | None = None) -> tuple[list[Finding], dict[str, str] | None]:
+    """One traced run on a canary (only with --dynamic: it executes the submission, sandboxed):
+    its findings and its per-family outcomes (DynamicContext.family_outcomes)."""
     rules = ruleset.in_force("dynamic", date)
     if not rules or options.dynamic is None:
-        return []
+        return [], None
     from .dynamic.context import DynamicContext
     from .dynamic.harness import run_dynamic
     try:
         context = DynamicContext(run_dynamic(script, source, options.dynamic), file=script.name)
     except InputError as exc:
         context = DynamicContext(None, error=str(exc), file=script.name)
-    return _run_all(rules, context)
+    return _run_all(rules, context), context.family_outcomes()
 
 
 def _run_all(rules: list[Rule], context) -> list[Finding]:
@@ -171,8 +182,8 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
         report.verdict, report.error = "error", f"{path}: {exc}" if not isinstance(exc, InputError) else str(exc)
         return report
     context = script_context_from_source(path.name, source, {})
-    report.findings = _run_all(ruleset.of_kind("script"), context)
-    report.findings += dynamic_findings(ruleset, path, source, options)
+    report.findings = _with_traced_run(ruleset, path, source, options, None,
+                                       _run_all(ruleset.of_kind("script"), context))
     report.verdict = verdict_of(report.findings)
     return report
 

@@ -29,6 +29,7 @@ from ..static.parse import StaticParseError, parse_source
 _LINK = re.compile(r"\b(?:ln|cp|mv|rsync)\b[^\n;&|]*?(\S*fineweb_val_\S*)\s+(\S*fineweb_train_\S*)")
 _PY_LINK = re.compile(r"\b(?:symlink|link|copy|copyfile|copy2|move|rename)\s*\(\s*[^,()]*fineweb_val[^,()]*,"
                       r"[^()]*fineweb_train")
+_LINK_CALL = re.compile(r"\b(?:symlink|link|copy|copyfile|copy2|move|rename|symlink_to|hardlink_to)\($")
 _MAX_BYTES = 4 * 1024 * 1024
 _DOUBLED = "datasets/datasets/"
 
@@ -114,11 +115,40 @@ def _setup_texts(record) -> Iterator[tuple[str, str]]:
 
 def _linked_shards(rule: Rule, texts: dict[str, str]) -> Iterator[Finding]:
     for rel, text in texts.items():
-        for pattern in (_LINK, _PY_LINK):
-            for m in pattern.finditer(text):
-                line = text.count("\n", 0, m.start()) + 1
-                yield rule.finding("a training shard is the validation shard: the data setup gives "
-                                   f"`{_short(m.group(0))}` (training on validation data)", file=rel, line=line)
+        found = [(text.count("\n", 0, m.start()) + 1, m.group(0)) for pattern in (_LINK, _PY_LINK)
+                 for m in pattern.finditer(text)]
+        if rel.endswith(".py"):
+            found += _computed_links(text)
+        for line, code in found:
+            yield rule.finding("a training shard is the validation shard: the data setup gives "
+                               f"`{_short(code)}` (training on validation data)", file=rel, line=line)
+
+
+def _computed_links(text: str) -> list[tuple[int, str]]:
+    """`dst = src.replace("fineweb_val_", "fineweb_train_")` then `os.symlink(src, dst)`: a training
+    shard's name made from a validation shard's, and the validation file linked or copied there."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    renamed = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _val_to_train(node.value)
+               for target in node.targets if isinstance(target, ast.Name)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _LINK_CALL.search(ast.unparse(node.func) + "(") and len(node.args) >= 2:
+            dest = node.args[1]
+            if _val_to_train(dest) or any(isinstance(n, ast.Name) and n.id in renamed for n in ast.walk(dest)):
+                out.append((node.lineno, ast.unparse(node)))
+    return out
+
+
+def _val_to_train(node: ast.expr) -> bool:
+    """`x.replace("..val..", "..train..")` or `re.sub("val", "train", x)`."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    return node.func.attr in ("replace", "sub") and len(strings) >= 2 and "val" in strings[0] \
+        and "train" in strings[1]
 
 
 def _short(text: str) -> str:

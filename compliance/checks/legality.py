@@ -61,9 +61,15 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
         if j.kind in ("score_first", "before_pass") and j.scored_before is not None and j.rescored is not None:
             yield finding(rule, ctx, update, f"C4: validation re-scored (line {j.rescored.line}) after "
                           f"adapting on tokens already scored (line {j.scored_before.line})", score=j.rescored)
+    online_loops = ctx.tracer.online_loops if ctx.tracer is not None else set()
     for write in worst_first(table_writes(events)):
         j = judge_update(write, events, ctx.reported)
-        if j.kind == "before_pass" and j.scored_before is not None and write.seq > j.scored_before.seq \
+        if j.kind in ("before_pass", "adapt_first") and online_loops & set(write.loops):
+            yield finding(rule, ctx, write, "C4: a table takes in validation tokens before they are scored "
+                          f"(line {j.score.line}), in a loop that records each position's hint before "
+                          "that position's own update (an online, prefix-causal cache): whether the score reads "
+                          "only those records needs a person", score=j.score, severity="review")
+        elif j.kind == "before_pass" and j.scored_before is not None and write.seq > j.scored_before.seq \
                 and j.scored_before.shares_loop(write):
             yield finding(rule, ctx, write, "C4: a cache filled while scoring (line "
                           f"{j.scored_before.line}) holds every validation token before a second pass "

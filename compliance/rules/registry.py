@@ -43,6 +43,9 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 # which condition of RULES.md §4 (C1-C4), or which data rule, a legality rule enforces;
 # `make accuracy` and `--select` group rules by it; "analysis" marks what the analysis could not see
 FAMILIES = ("C1", "C2", "C3", "C4", "data", "analysis")
+# what a traced run can say about a family (DynamicContext.family_outcomes): a rule's `ledger:`
+# names those of them whose outcome can confirm or contradict its static finding
+LEDGER_FAMILIES = ("C1", "C2", "C3", "C4", "data")
 
 
 class RecordCheck(Protocol):
@@ -157,6 +160,7 @@ class Rule:
     params: Mapping[str, Any] = field(default_factory=dict)
     periods: tuple[Period, ...] = ()
     family: tuple[str, ...] = ()
+    ledger: tuple[str, ...] = ()   # traced-run outcomes that confirm or contradict a static fail
     judged_on: str | None = None   # set by at(): the date this copy of the rule applies to
     note: str | None = None        # the practice note of the period in force on that date
     practised: frozenset[str] = frozenset()  # what that period changed: "severity" and param names
@@ -262,7 +266,7 @@ def _resolve(name: str, seen: tuple[str, ...]) -> dict[str, Rule]:
 
 
 ENTRY_KEYS = {"id", "title", "severity", "source", "check", "kind", "since", "until", "enabled", "params", "periods",
-              "family"}
+              "family", "ledger"}
 OVERRIDE_KEYS = {"severity", "since", "until", "enabled", "params", "periods", "title", "source"}
 PERIOD_KEYS = {"since", "until", "severity", "params", "note"}
 
@@ -286,17 +290,18 @@ def _rule_from(entry: Any, catalog: str) -> Rule:
                 kind=spec.kind, since=_date(entry.get("since"), where), until=_date(entry.get("until"), where),
                 enabled=bool(entry.get("enabled", True)),
                 params=_merge(spec.params, _params(entry.get("params"), spec, where)),
-                periods=_periods(entry.get("periods"), spec, where), family=_family(entry.get("family"), where))
+                periods=_periods(entry.get("periods"), spec, where), family=_family(entry.get("family"), where),
+                ledger=_family(entry.get("ledger"), where, LEDGER_FAMILIES))
     return rule
 
 
-def _family(value: Any, where: str) -> tuple[str, ...]:
+def _family(value: Any, where: str, known: tuple[str, ...] = FAMILIES) -> tuple[str, ...]:
     if value is None:
         return ()
     families = tuple(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-    unknown = set(families) - set(FAMILIES)
+    unknown = set(families) - set(known)
     if unknown:
-        raise InputError(None, f"{where}: unknown family {sorted(unknown)} (known: {', '.join(FAMILIES)})")
+        raise InputError(None, f"{where}: unknown family {sorted(unknown)} (known: {', '.join(known)})")
     return families
 
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from . import dispatch
+from . import dispatch, online
 from . import events as ev
 from .config import NOT_NONE, UNKNOWN, ConfigResolver, truthy
 
@@ -73,6 +73,8 @@ class Frame:
     loop_depth: int = 0                              # loops of this call around the statement
     returns_elts: list | None = None                 # per element, when every return is a tuple of one length
     returns_mixed: bool = False                      # some return is not such a tuple
+    objects: dict = field(default_factory=dict)      # local -> the script class it was made from
+    outer_loops: int = 0                             # loops of the callers around this call
 
 
 @dataclass
@@ -119,6 +121,8 @@ class Tracer:
         self.self_attrs: dict[tuple[str, str], frozenset] = {}
         self.entered: set[int] = set()
         self.stack: list[Frame] = []
+        self.log_sum_exp: set[int] = set()    # max() calls that are half of a log-sum-exp, not a choice
+        self.online_loops: set[int] = set()   # loops that record each position's hint before its update
         self.loss_forward = False
         self.budget = _BUDGET
         self.next_id = 0
@@ -291,9 +295,28 @@ class Tracer:
         for target in node.targets:
             if isinstance(target, ast.Name):
                 self._manual_update(node, target.id, node.value, ctx)
+                self._note_object(target.id, node.value)
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
             dispatch.note_assign(self, target, node.value, ctx)
+
+    def _note_object(self, name: str, value: ast.expr) -> None:
+        """`cache = NgramCache(v)`: calls of `cache.update` are the class's own method, not dict.update."""
+        made = value.func.id if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) else None
+        if made in self.classes:
+            self.frame.objects[name] = made
+        else:
+            self.frame.objects.pop(name, None)
+
+    def _own_method(self, func: ast.expr) -> ast.FunctionDef | None:
+        """The script's method a call names when its receiver is a known instance of a script class."""
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            return None
+        for frame in (self.frame, self.stack[0]):
+            cls = frame.objects.get(func.value.id)
+            if cls is not None:
+                return next((fn for owner, fn in self.methods.get(func.attr, []) if owner == cls), None)
+        return None
 
     def _total(self, value: ast.expr) -> bool:
         """`x.sum()`, `np.sum(x)`, `x.mean()`: a whole array reduced to one number."""
@@ -440,9 +463,10 @@ class Tracer:
     def s_Return(self, node: ast.Return, ctx: Ctx) -> None:
         if node.value is None:
             return
-        # a loop's mark means nothing outside the call that runs the loop
-        own = {f"lv{loop}" for loop in ctx.loops}
+        # a loop's mark means nothing outside the call that runs the loop; the callers' loops
+        # still enclose the value returned to them
         frame = self.frame
+        own = {f"lv{loop}" for loop in ctx.loops[frame.outer_loops:]}
         value = node.value
         if isinstance(value, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in value.elts):
             # `return tok, prob, valid`: each element keeps its own labels for `a, b, c = f()`
@@ -455,7 +479,14 @@ class Tracer:
             else:
                 frame.returns_elts, frame.returns_mixed = None, True
             return
-        frame.returns |= self.expr(value, ctx) - own
+        labels = self.expr(value, ctx) - own
+        totals = [n.func.value.id for n in ast.walk(value) if isinstance(n, ast.Call) and self._total(n)
+                  and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)]
+        if frame.loop_depth == 0 and frame.outer_loops == 0 and totals:
+            # `return (nll_buffer.sum() / n).item()` from a pass called once: the whole pass's score
+            sid = self._maybe_score(node, frozenset().union(*(self.lookup(name) for name in totals)), ctx)
+            labels |= sid | ({"sum"} if sid else E)
+        frame.returns |= labels
         if not (isinstance(value, ast.Constant) and value.value is None):
             frame.returns_elts, frame.returns_mixed = None, True
 
@@ -566,6 +597,11 @@ class Tracer:
         labels = self.expr(node.iter, ctx)
         runs = self._loop_runs(node.iter)
         loop = self._new_id()
+        key = ("online", id(node))
+        if key not in self.memo:
+            self.memo[key] = online.records_before_update(node)   # type: ignore[assignment]
+        if self.memo[key]:
+            self.online_loops.add(loop)
         names = frozenset(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
         inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
                         active=ctx.active and runs is not False)
@@ -785,6 +821,8 @@ class Tracer:
         return lower | (rest - {"shift"})
 
     def e_BinOp(self, node: ast.BinOp, ctx: Ctx) -> frozenset:
+        if isinstance(node.op, ast.Add):
+            self.log_sum_exp |= _log_sum_exp_max(node)
         left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
         out = left | right
         if isinstance(node.op, ast.Div) and "loss" in left and "sum" not in left and {"pbytes", "target"} <= right:
@@ -952,7 +990,8 @@ class Tracer:
             if isinstance(node.func, ast.Attribute):
                 self.bind_inplace(node.func.value, args, ctx, node)
             return receiver | args
-        if last in _FILLERS and isinstance(node.func, ast.Attribute) and not self._names_module(node.func.value):
+        if last in _FILLERS and isinstance(node.func, ast.Attribute) and not self._names_module(node.func.value) \
+                and self._own_method(node.func) is None:
             # a list or dict filled in place carries what was put in it
             if "loss" in args and last in ("append", "extend"):
                 args |= self._maybe_score(node, args, ctx)
@@ -975,7 +1014,7 @@ class Tracer:
         if self._is_network(dotted, last, args):
             self.emit(ev.NETWORK, node, args, ctx, call=dotted or last)
             return args
-        if last in ("min", "max") and not node.keywords and len(node.args) >= 2:
+        if last in ("min", "max") and not node.keywords and len(node.args) >= 2 and id(node) not in self.log_sum_exp:
             scored = [a for a in arg_labels if {"val", "loss"} <= a]
             if len(scored) >= 2:
                 self.emit(ev.BEST_OF, node, args, ctx)
@@ -1080,6 +1119,9 @@ class Tracer:
             helper = self._helper_named(func.value.id)
             if helper is not None:
                 return self.helper_funcs.get(helper, {}).get(func.attr)
+        own = self._own_method(func)
+        if own is not None:
+            return own
         if isinstance(func, ast.Attribute) and func.attr not in _NO_INLINE_METHODS:
             if isinstance(func.value, ast.Name) and func.value.id in self.res.aliases:
                 return None
@@ -1113,7 +1155,7 @@ class Tracer:
     def _backward_names(self, fn: ast.AST) -> frozenset:
         key = id(fn)
         if key not in self._grad_names:
-            self._grad_names[key] = _backward_receivers(fn)
+            self._grad_names[key] = _backward_receivers(fn, frozenset(self.res.aliases))
         return self._grad_names[key]
 
     def call_function(self, fn, arg_labels, kw_labels, ctx: Ctx, receiver, fnrefs=None, consts=None) -> frozenset:
@@ -1131,7 +1173,7 @@ class Tracer:
         frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
                       parent=parent if parent is not None and any(f is parent for f in self.stack) else None,
                       hooks=self.frame.hooks or self._collects_statistics(fn), target_names=self._targets_of(fn),
-                      grad_names=self._backward_names(fn))
+                      grad_names=self._backward_names(fn), outer_loops=len(ctx.loops))
         self.frame_names[frame.fid] = (fn.name, self._call_line)
         self._fn_nodes[id(fn)] = fn
         self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
@@ -1514,7 +1556,18 @@ def _kw_true(node: ast.Call, name: str) -> bool:
                for k in node.keywords)
 
 
-def _backward_receivers(fn: ast.AST) -> frozenset:
+def _log_sum_exp_max(node: ast.BinOp) -> set[int]:
+    """`max(a, b) + log1p(exp(-|a - b|))` is log(e^a + e^b), a mixture of both, not the better of two."""
+    for part, other in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(part, ast.Call) and Tracer._last(part.func) == "max" and any(
+                isinstance(n, ast.Call) and Tracer._last(n.func) in ("log1p", "log") and any(
+                    isinstance(m, ast.Call) and Tracer._last(m.func) == "exp" for m in ast.walk(n))
+                for n in ast.walk(other)):
+            return {id(part)}
+    return set()
+
+
+def _backward_receivers(fn: ast.AST, modules: frozenset = frozenset({"torch", "F"})) -> frozenset:
     """Names a function backpropagates (`loss.backward()`, `loss.mean().backward()`,
     `scaler.scale(loss).backward()`, `autograd.grad(loss, ...)`): the loss variables, not every name
     in an expression that is backpropagated without being stored."""
@@ -1529,24 +1582,24 @@ def _backward_receivers(fn: ast.AST) -> frozenset:
             root = node.args[0]
         else:
             continue
-        names.update(_loss_names(root))
+        names.update(_loss_names(root, modules))
     return frozenset(names)
 
 
-def _loss_names(node: ast.expr) -> set[str]:
+def _loss_names(node: ast.expr, modules: frozenset) -> set[str]:
+    """`modules`: the names a script imports modules as (`F`, or whatever a renamer made of it):
+    `F.cross_entropy(...).backward()` backpropagates no variable."""
     if isinstance(node, ast.Name):
         return {node.id}
-    if isinstance(node, ast.Attribute):
-        return _loss_names(node.value)
-    if isinstance(node, ast.Subscript):
-        return _loss_names(node.value)
+    if isinstance(node, (ast.Attribute, ast.Subscript)):
+        return _loss_names(node.value, modules)
     if isinstance(node, ast.BinOp):
-        return _loss_names(node.left) | _loss_names(node.right)
+        return _loss_names(node.left, modules) | _loss_names(node.right, modules)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         if node.func.attr == "scale" and node.args:       # AMP: scaler.scale(loss)
-            return _loss_names(node.args[0])
+            return _loss_names(node.args[0], modules)
         root = node.func.value                             # loss.mean(), loss.float().sum()
-        return _loss_names(root) if not isinstance(root, ast.Name) or root.id not in ("torch", "F") else set()
+        return _loss_names(root, modules) if not isinstance(root, ast.Name) or root.id not in modules else set()
     return set()
 
 
