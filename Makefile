@@ -16,7 +16,7 @@ IMAGE_CPU ?= pgolf:cpu
 FA3_WHEEL ?=
 FA3_SHA256 ?=
 
-.PHONY: install sandbox-tools test submit check bench accuracy clean image image-cpu image-lint
+.PHONY: install sandbox-tools test submit check bench accuracy accuracy-dynamic clean image image-cpu image-lint
 
 # One line per phase, with its time: the torch wheel alone is about a minute of pip work.
 # pip -qq prints errors only: what it prints as warnings here is setuptools' notice that every
@@ -73,6 +73,11 @@ bench: install
 # Legality verdicts against the labeled corpus in ../shared/corpus-dev (a benchmark; writes accuracy.json).
 accuracy: install
 	$(PY) tests/bench/accuracy.py $(ARGS)
+
+# The dynamic check over the corpus cases a CPU run can show (hours on two cores): one line per
+# case, build/accuracy-dynamic.json. ARGS="--only illegal-d13" runs some.
+accuracy-dynamic: install
+	$(PY) tests/bench/accuracy_dynamic.py $(ARGS)
 
 # The CPU variant, from nothing: base by debootstrap, torch from the local wheelhouse (docker/README.md).
 image-cpu:

@@ -8,6 +8,7 @@ a tokenizer with byte-fallback pieces (pgolf's synthetic one): sp1024 has none.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -43,6 +44,8 @@ EXPECTED = {
     "two_pass_rescore": (set(), CAUSAL),
     "keep_better": ({"R-DYN-SINGLE-PASS"}, set()),
     "ngram_target_keyed": ({"R-DYN-SINGLE-PASS"}, set()),
+    "target_gated_expert": ({"R-DYN-CANARY", "R-DYN-SINGLE-PASS"}, set()),
+    "byte_mixture": ({"R-DYN-CANARY", "R-DYN-SINGLE-PASS"}, set()),
     "net_in_eval": ({"R-DYN-NETWORK"}, set()),
     "train_read_in_eval": ({"R-DYN-TRAIN-IN-EVAL"}, set()),
     "scylla_bytes": ({"R-DYN-TOKENIZER-BPB"}, set()),
@@ -69,8 +72,16 @@ def byte_fallback_data(tmp_path_factory) -> Path:
     return _synth(tmp_path_factory.mktemp("synth"), None)
 
 
+# One thread: two OpenMP threads on two cores that other jobs also use wait on each other at every
+# parallel region (measured on a loaded CI machine: pre_eval_ttt.py 152 s on one thread, unfinished
+# after 853 s on two). No budget: these tests judge the full canary, and the budget's shrink depends on
+# the machine's speed by design (tests/test_dynamic_budget.py tests it). The cap only catches a hang.
+THREADS, HANG_CAP_S = 1, 1800
+
+
 def check(script: Path, data: Path, **options):
-    dyn = DynamicOptions(data=data, preset=False, threads=2, cap_s=300, **options)
+    options = {"threads": THREADS, "cap_s": HANG_CAP_S, "budget": False, **options}
+    dyn = DynamicOptions(data=data, preset=False, **options)
     report = audit([str(script)], AuditOptions(ruleset="dynamic", dynamic=dyn))
     assert report.error is None, report.error
     return report.records[0]
@@ -95,7 +106,9 @@ def test_pattern(name, official_data, byte_fallback_data):
 
 
 def _finding(record, rule):
-    return next(f for f in record.findings if f.rule == rule and f.severity == "fail")
+    found = [f for f in record.findings if f.rule == rule and f.severity == "fail"]
+    assert found, [f"{f.rule} {f.severity}: {f.message[:300]} {f.evidence}" for f in record.findings]
+    return found[0]
 
 
 def test_strong_leak_evidence_is_in_nats_with_a_p_value(official_data):
@@ -106,6 +119,16 @@ def test_strong_leak_evidence_is_in_nats_with_a_p_value(official_data):
     c3 = _finding(record, "R-DYN-SCORE-FIRST").evidence
     assert c3["positions_affected"] == c3["positions_scored"]
     assert "pre_eval_ttt.py:" in c3["update_site"]  # through _common.py's helpers, named too
+
+
+@pytest.mark.parametrize("name", ["target_gated_expert", "byte_mixture"])
+def test_mass_inflating_mixtures_show_canary_evidence_above_the_threshold(name, official_data):
+    """C2: nothing adapts, yet the reported loss is below ln K by about ln S per target (Jensen)."""
+    record = check(PATTERNS / f"{name}.py", official_data)
+    evidence = _finding(record, "R-DYN-CANARY").evidence
+    assert evidence["evidence_nats"] > evidence["threshold_nats"] >= math.log(1 / evidence["alpha"])
+    assert evidence["scores_from"] == "reported val_loss" and evidence["tokens"] >= 16000
+    assert "R-DYN-SCORE-FIRST" not in failing(record)
 
 
 def test_network_and_training_reads_name_their_call_site(official_data):
@@ -177,7 +200,7 @@ def test_two_ranks_under_torchrun_merge_into_one_ledger_and_legal_ttt_passes(tmp
     env = {**get_profile("cpu-smoke").env, "ITERATIONS": "30", "TTT_ENABLED": "1", "TTT_CHUNK_TOKENS": "4096"}
     env.pop("OMP_NUM_THREADS")
     dyn = DynamicOptions(data=data.train, tokenizer=data.tokenizer, preset=False, nproc=2, env=env,
-                         cap_s=300, workdir=tmp_path / "keep")
+                         cap_s=HANG_CAP_S, budget=False, workdir=tmp_path / "keep")
     report = audit([str(REPO / "pipeline" / "reference" / "train_gpt.py")], AuditOptions(ruleset="dynamic", dynamic=dyn))
     record = report.records[0]
     assert record.verdict == "pass", [f.message for f in record.findings]

@@ -89,6 +89,47 @@ def test_ville_bound_flags_a_pre_eval_fit_and_spares_a_score_first_learner():
     assert leaked.p_value < 1e-6 and leaked.evidence_nats > math.log(1e6)
 
 
+def _mass_inflating_losses(c, s: float) -> np.ndarray:
+    """A scorer that adapts nothing but whose "distribution" holds S > 1 over the content ids: it
+    gives every content target S/K (and the BOS its true probability)."""
+    nll = c.target_nll()[1:]
+    content = c.tokens[1:].astype(np.int64) != canary_mod.BOS_ID
+    return np.where(content, nll - math.log(s), nll)
+
+
+@pytest.mark.parametrize("s", [1.05, 1.5])
+def test_a_mass_inflating_mixture_shows_evidence_of_about_n_ln_s(s):
+    """C2 (Jensen, ../shared/notes/cpu-harness.md): on a uniform canary the expected loss of a
+    mixture whose mass is S is as low as ln K - ln S, so the canary sees about N ln S nats even when
+    nothing adapts: above ln(1/alpha) at S = 1.05 already."""
+    c = make_canary()
+    positions = np.arange(1, len(c.tokens))
+    ev = canary_evidence(c.target_nll(), positions, float(_mass_inflating_losses(c, s).sum()), 1e-4)
+    content = int((c.tokens[1:] != canary_mod.BOS_ID).sum())
+    assert ev.evidence_nats == pytest.approx(content * math.log(s) - ev.margin_nats, rel=1e-9)
+    assert ev.evidence_nats > ev.threshold_nats == pytest.approx(math.log(1e6))
+    assert ev.p_value < 1e-6 and ev.repeats == 1
+
+
+def test_targets_counted_again_raise_the_threshold_by_their_repeats():
+    """Sliding windows that count the stream's last 512 targets 8 times: a legal scorer lucky on those
+    targets would cross ln(1/alpha) counted 8 times over; E > R (ln(1/alpha) + ln m) does not."""
+    c = make_canary()
+    nll = c.target_nll()
+    once = np.arange(1, len(c.tokens))
+    tail = once[-512:]
+    counted = np.concatenate([once, np.repeat(tail, 7)])
+    luck = np.zeros(len(c.tokens))
+    luck[tail] = 0.01                                    # 5.1 nats of luck, one prediction sequence
+    scored = float((nll[counted] - luck[counted]).sum())
+    ev = canary_evidence(nll, counted, scored, 0.0, None, alpha=1e-6, lines=2)
+    assert ev.repeats == 8 and ev.tokens == len(counted)
+    assert ev.evidence_nats == pytest.approx(8 * 5.12, rel=1e-6)
+    assert ev.evidence_nats > math.log(1e6)                  # the naive test: a false proof
+    assert ev.threshold_nats == pytest.approx(8 * (math.log(1e6) + math.log(2)))
+    assert ev.p_value > 1e-6 and ev.p_value == pytest.approx(min(1.0, 2 * math.exp(-ev.evidence_nats / 8)))
+
+
 # ------------------------------------------------------------------ locator
 
 
@@ -179,7 +220,31 @@ def test_score_and_train_from_one_forward_is_legal():
     assert order.matched.mode == "forwards" and len(order.c3_positions) == 0
 
 
-def test_rescoring_without_a_line_between_passes_is_c4():
+def test_a_later_global_step_over_scored_documents_is_not_the_counted_score():
+    """Phased TTT: each chunk scored and trained from one forward; then a global step over the scored
+    documents joined together sees the same tokens with longer contexts. The report is the first."""
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk, losses=np.full(100, 7.0), backward_at=10 * i + 1)
+    book.loss(100, np.arange(1, 401), offsets=np.arange(400) + 1000, losses=np.full(400, 6.5), backward_at=101)
+    book.line(200, "final val_loss:7.0")
+    order = judge_order(book.build(), 7.0, Tolerance(lowp_abs=0.1))
+    assert order.matched.rule == "first" and len(order.c3_positions) == 0
+
+
+def test_scores_taken_from_the_last_epochs_training_forward_are_c3():
+    """LoRA TTT that accumulates its score in the last of its epochs, from forwards that also train."""
+    book = Book()
+    for epoch, loss in enumerate((7.2, 7.0, 6.8)):
+        book.loss(10 * epoch, np.arange(1, 401), losses=np.full(400, loss), backward_at=10 * epoch + 1)
+    book.line(100, "final val_loss:6.8")
+    order = judge_order(book.build(), 6.8)
+    assert order.matched.rule == "last" and len(order.c3_positions) == 400
+
+
+def test_rescoring_without_a_line_between_passes_is_c3():
+    """A second pass after adapting on everything, no line between: each position's last score is
+    the reported one, made after its update (C3); the first scores would have given 7.0."""
     book = Book()
     for i, chunk in enumerate(CHUNKS):
         book.loss(10 * i, chunk)
@@ -188,8 +253,18 @@ def test_rescoring_without_a_line_between_passes_is_c4():
         book.loss(100 + i, chunk, losses=np.full(100, 6.0))  # second pass, after adapting on everything
     book.line(200, "final val_loss:6.0")
     order = judge_order(book.build(), 6.0)
-    assert order.matched is None
+    assert order.matched.rule == "last" and len(order.c3_positions) == 400
     assert order.legal_mean == pytest.approx(7.0) and order.legal_missing == 0
+
+
+def test_keeping_the_better_of_two_scores_is_reproduced_and_a_hand_mixed_report_is_not():
+    book = Book()
+    book.loss(1, np.arange(1, 401), losses=np.full(400, 7.2))
+    book.loss(2, np.arange(1, 401), losses=np.where(np.arange(400) % 2 == 0, 7.0, 7.4))
+    book.line(9, "final val_loss:7.1")
+    order = judge_order(book.build(), 7.1)
+    assert order.matched is None and order.best_of is not None and order.best_of.mean == pytest.approx(7.1)
+    assert judge_order(book.build(), 6.9).best_of is None       # a mixture the ledger cannot reproduce
 
 
 def test_rescoring_reported_after_its_own_line_is_c3():
@@ -372,3 +447,75 @@ def test_an_update_thrown_away_before_anything_reads_it_is_no_update(tmp_path, m
     order = judge_order(read_ledger(tmp_path / "ledger"), reported)
     assert order.matched is not None
     assert (len(order.c3_positions) == 4096) is flagged and (len(order.c3_positions) == 0) is not flagged
+
+
+# ------------------------------------------------------------------ per-family outcomes for the audit
+
+
+def _context(book: Book, reported: float, status: str = "ok"):
+    from pgolf.compliance.dynamic.context import DynamicContext
+    from pgolf.compliance.dynamic.harness import DynamicRun
+    from pgolf.compliance.logparse import parse_log_bytes
+    facts = parse_log_bytes(f"final_int8_zlib_roundtrip_exact val_loss:{reported:.8f} val_bpb:3.0\n".encode())
+    run = DynamicRun(script="s.py", status=status, returncode=0 if status == "ok" else 1, wall_s=1.0,
+                     log_path=Path("run.log"), canary=make_canary(400), tokenizer=Path("t.model"), facts=facts,
+                     ledger=book.build(), env={}, knobs_ignored=[])
+    return DynamicContext(run, file="s.py")
+
+
+def _score_first_book(rescore: bool = False) -> Book:
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk)
+        if i < 3:
+            book.loss(10 * i + 5, chunk, backward_at=10 * i + 6)
+    if rescore:
+        book.line(60, "diagnostic val_loss:7.00000000")
+        for i, chunk in enumerate(CHUNKS):
+            book.loss(70 + i, chunk)
+    book.line(100, "final_int8_zlib_roundtrip_exact val_loss:7.00000000")
+    return book
+
+
+def test_family_outcomes_confirm_a_clean_score_first_run():
+    outcomes = _context(_score_first_book(), 7.0).family_outcomes()
+    assert outcomes == {"C1": "clean", "C2": "clean", "C3": "clean", "C4": "unknown", "data": "clean"}
+    assert _context(_score_first_book(rescore=True), 7.0).family_outcomes()["C4"] == "clean"
+
+
+def test_family_outcomes_flag_what_the_ledger_and_the_canary_show():
+    book = Book()
+    book.loss(1, np.arange(1, 401), backward_at=2)                  # pre-eval adaptation
+    book.loss(5, np.arange(1, 401), losses=np.full(400, 7.5))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:7.50000000")
+    assert _context(book, 7.5).family_outcomes()["C3"] == "flagged"
+    book = Book()                                                   # scores mixed outside the softmax
+    book.loss(1, np.arange(1, 401), losses=np.full(400, 7.0))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.00000000")
+    outcomes = _context(book, 6.0).family_outcomes()
+    assert outcomes["C1"] == outcomes["C2"] == "flagged"            # the canary: 370 nats below its bound
+    assert outcomes["C4"] == "unknown"                              # the ledger cannot say what 6.0 is
+    assert outcomes["C3"] == "unknown"                              # nothing was trained: C3 not seen
+    book = Book()                                                   # two scores each, the better kept
+    book.loss(1, np.arange(1, 401), losses=np.full(400, 7.2))
+    book.loss(2, np.arange(1, 401), losses=np.where(np.arange(400) % 2 == 0, 7.0, 7.4))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:7.10000000")
+    assert _context(book, 7.1).family_outcomes()["C4"] == "flagged"
+
+
+def test_family_outcomes_are_unknown_when_the_run_did_not_finish():
+    outcomes = _context(_score_first_book(), 7.0, status="timeout").family_outcomes()
+    assert set(outcomes.values()) == {"unknown"} and set(outcomes) == {"C1", "C2", "C3", "C4", "data"}
+
+
+def test_an_unexplained_report_over_overlapping_windows_is_tested_with_its_repeats():
+    """No traced pass reproduces the report, and windows scored every target up to 4 times: the script
+    may have counted each score, so the canary's threshold is 4 (ln(1/alpha) + ln m), not ln(1/alpha)."""
+    book = Book()
+    for k, start in enumerate(range(1, 400 - 64 + 2, 16)):
+        book.loss(k, np.arange(start, start + 64), offsets=np.arange(64), losses=np.full(64, 7.0))
+    book.line(1000, "final_int8_zlib_roundtrip_exact val_loss:6.50000000")
+    ctx = _context(book, 6.5)
+    ev = ctx.canary({"alpha": 1e-6})
+    assert ctx.order({}).matched is None and ev.repeats == 4
+    assert ev.threshold_nats == pytest.approx(4 * math.log(1e6))

@@ -91,8 +91,8 @@ def test_a_process_without_torch_does_not_import_it():
     assert done.stderr == ""  # silent until torch is imported
 
 
-def test_install_works_without_the_shared_import_hook():
-    # Without its sitecustomize (and the shared hook), the shim falls back to its own finder.
+def test_install_works_without_sitecustomize():
+    # The device shim arms its patches through pgolf_shim_hooks itself; sitecustomize is one caller.
     probe = ("import sys; sys.modules.pop('sitecustomize', None); import pgolf_shim_device; "
              "pgolf_shim_device.install(); import torch; "
              "print(torch.cuda.is_available(), torch.zeros(1, device='cuda').device)")
@@ -101,6 +101,59 @@ def test_install_works_without_the_shared_import_hook():
     done = _run([sys.executable, "-c", probe], env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "True cpu" and len(_shim_lines(done.stderr)) == 1
+
+
+def test_one_post_import_hook_serves_sitecustomize_the_device_shim_and_the_tracer(tmp_path: Path):
+    probe = ("import sys, sitecustomize, pgolf_shim_hooks; import torch; "
+             "finders = [f for f in sys.meta_path if type(f).__name__ == '_PostImport']; "
+             "print(len(finders), sitecustomize.when_imported is pgolf_shim_hooks.when_imported, "
+             "'pgolf_shim_tracer' in sys.modules, torch.cuda.is_available())")
+    done = _run([sys.executable, "-c", probe], _child_env(PGOLF_LEDGER_DIR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "True", "True", "True"]
+    assert len(_shim_lines(done.stderr)) == 1  # the device patch ran once, before the tracer's
+
+
+def test_without_triton_installed_a_stand_in_imports_and_known_kernels_run(triton_stub: Path):
+    """The CPU build of torch brings no Triton; record scripts import it at module level (#16)."""
+    probe = textwrap.dedent('''
+        import json, torch, triton, triton.language as tl
+        from triton.tools.tensor_descriptor import TensorDescriptor
+        @triton.autotune(configs=[triton.Config({"BLOCK": 8}, num_warps=4)], key=["n"])
+        @triton.jit
+        def _softcapped_ce_fwd_kernel(logits_ptr, losses_ptr, lse_ptr, targets_ptr, s0, s1, n_rows, n_cols,
+                                      softcap, block_size: tl.constexpr):
+            pid = tl.program_id(0)
+        logits, losses, lse = torch.randn(3, 7), torch.empty(3), torch.empty(3)
+        _softcapped_ce_fwd_kernel[(triton.cdiv(3, 1),)](logits, losses, lse, torch.tensor([1, 2, 3]), 7, 1, 3, 7,
+                                                        30.0, block_size=8)
+        import torch._dynamo  # imports inductor, which takes its GPU paths when it believes in a Triton
+        from torch.utils._triton import has_triton_package
+        print(json.dumps([triton.__version__, type(_softcapped_ce_fwd_kernel).__name__, repr(tl.bfloat16),
+                          bool(torch.isfinite(losses).all()), has_triton_package()]))
+    ''')
+    importable = subprocess.run([sys.executable, "-c", "import triton"], capture_output=True).returncode == 0
+    if importable:
+        pytest.skip("a real Triton is installed here: it wins over the stand-in")
+    done = _run([sys.executable, "-c", probe], _child_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    version, kind, dtype, finite, torch_sees_triton = json.loads(done.stdout.strip().splitlines()[-1])
+    assert version.endswith("pgolf-cpu-stand-in") and kind == "ShimKernel" and finite
+    assert torch_sees_triton is False  # the stand-in is the script's, not torch's
+    assert dtype == "triton.language.bfloat16"
+    done = _run([sys.executable, "-c", "import triton; print(triton.autotune(configs=[], key=[])(1))"],
+                _child_env([SHIM, triton_stub]))
+    assert done.stdout.strip() == "('real autotune', 1)"  # an installed Triton (the stub) comes first
+
+
+def test_the_shim_modules_each_do_one_job():
+    """#15: the device shim is an installer; hooks, nvidia-smi, torch, torch.cuda and Triton live apart."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in SHIM.glob("pgolf_shim_*.py")}
+    assert {"pgolf_shim_hooks.py", "pgolf_shim_smi.py", "pgolf_shim_torch.py", "pgolf_shim_cuda.py",
+            "pgolf_shim_triton.py", "pgolf_shim_gpu.py"} <= set(sizes)
+    assert max(sizes.values()) < 400, sizes
+    assert "_FAKE_SMI" not in (SHIM / "pgolf_shim_device.py").read_text()
+    assert "MetaPathFinder" not in (SHIM / "pgolf_shim_device.py").read_text()
 
 
 # ---------------------------------------------------------------- behaviours the fixture does not reach
@@ -184,6 +237,12 @@ def linear_leaky_relu_square_kernel(a_desc, b_desc, c_desc, aux_desc, M, N, K, B
     pass
 
 @triton.jit
+def _fused_leaky_relu_sq_kernel(a_desc, b_desc, c_desc, aux_desc, M, N, K, BLOCK_SIZE_M: tl.constexpr,
+                                BLOCK_SIZE_N: tl.constexpr, BLOCK_SIZE_K: tl.constexpr, GROUP_SIZE_M: tl.constexpr,
+                                NUM_SMS: tl.constexpr):
+    pass
+
+@triton.jit
 def my_own_kernel(x_ptr, n):
     pass
 
@@ -244,6 +303,15 @@ expected_dpre = (grad_out.float() @ w2t.float().T) * torch.where(c.float() > 0, 
 out["linear"] = [torch.allclose(c.float(), pre, rtol=2e-2, atol=2e-2),
                  torch.allclose(aux.float(), post, rtol=3e-2, atol=3e-2),
                  torch.allclose(dpre.float(), expected_dpre, rtol=3e-2, atol=3e-2)]
+fa, fb = torch.randn(8, 4, generator=gen).bfloat16(), torch.randn(16, 4, generator=gen).bfloat16()
+act_grad, post = torch.empty(8, 16, dtype=torch.bfloat16), torch.empty(8, 16, dtype=torch.bfloat16)
+leaf = fa.float() @ fb.float().T
+leaf = leaf.bfloat16().float().requires_grad_(True)
+F.leaky_relu(leaf, 0.5).square().sum().backward()
+_fused_leaky_relu_sq_kernel[(1,)](*[TensorDescriptor.from_tensor(t, [8, 8]) for t in (fa, fb, act_grad, post)],
+                                  8, 16, 4, BLOCK_SIZE_M=8, BLOCK_SIZE_N=16, BLOCK_SIZE_K=8, GROUP_SIZE_M=1, NUM_SMS=1)
+out["fused_sq"] = [torch.allclose(act_grad.float(), leaf.grad, rtol=1e-2, atol=1e-2),
+                   torch.allclose(post.float(), F.leaky_relu(leaf.detach(), 0.5).square(), rtol=1e-2, atol=1e-2)]
 try:
     my_own_kernel[(1,)](torch.zeros(1), 1)
     out["unknown"] = "launched"
@@ -277,6 +345,7 @@ def test_shim_behaviours_beyond_the_fixture(triton_stub: Path):
     assert out["told"] == ["loss", True, True, True, 2]  # the tracer was told of both, once each
     assert out["autotune_passthrough"] == "ShimKernel"
     assert out["linear"] == [True, True, True]
+    assert out["fused_sq"] == [True, True]
     assert out["unknown"] == "pgolf-shim: unknown Triton kernel my_own_kernel: cannot check on CPU"
     assert "Triton kernel _softcapped_ce_fwd_kernel (source sha256 " in done.stderr
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..report import Finding
 from ..rules import Rule, check
+from ..textsafe import printable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,11 +37,13 @@ def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         return
     from ..dynamic.context import LIMITS
     run, ledger = ctx.run, ctx.run.ledger
-    base = {"canary_sha256": run.canary.sha256, "canary_seed": run.canary.seed, "targets": len(run.canary.tokens) - 1,
-            "k": run.canary.k, "wall_s": round(run.wall_s, 1), "status": run.status, "limits": LIMITS}
+    base = {"canary_sha256": run.canary.sha256, "canary_seed": run.canary.seed, "targets": run.scored_tokens,
+            "k": run.canary.k, "wall_s": round(run.wall_s, 1), "status": run.status, "limits": LIMITS,
+            "attempts": run.attempts, "budget": run.budget, "eval_preset": run.eval_preset.as_dict(),
+            "log_tail": [printable(line) for line in run.log_tail]}
     if run.status != "ok":
-        yield rule.finding(f"the traced run did not finish ({_how(run)}); last output: {_tail(run.log_path)}",
-                           file=ctx.file, evidence=base)
+        yield rule.finding(f"the traced run did not finish ({_how(run)}){_kept(run)}; its last {len(run.log_tail)} "
+                           f"lines:{_tail_block(run.log_tail)}", file=ctx.file, evidence=base)
     if ledger.processes == 0:
         yield rule.finding("the tracer never started in the script's processes (nothing under its ledger)",
                            file=ctx.file, evidence=base)
@@ -51,19 +54,54 @@ def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         yield rule.finding("no cross_entropy/nll_loss call saw canary targets: the scoring runs through ops "
                            "the tracer cannot see; only the canary evidence applies", file=ctx.file, evidence=base)
     for error in ledger.trace_errors:
-        yield rule.finding(f"the tracer failed on a loss call ({error}); some events may be missing",
+        yield rule.finding(f"the tracer failed on a loss call ({printable(error)}); some events may be missing",
                            file=ctx.file, evidence=base)
     spawned = ctx.run.ledger.of_kind("subprocess")
     if spawned:
-        shown = "; ".join(f"{e['argv'][:80]} at {e['site']}" for e in spawned[:3])
+        shown = "; ".join(f"{printable(e['argv'][:80])} at {e['site']}" for e in spawned[:3])
         yield rule.finding(f"{len(spawned)} subprocess(es) started: {shown}", file=ctx.file, severity="info",
                            evidence={"subprocesses": [{"argv": e["argv"], "site": e["site"]} for e in spawned[:20]]})
+    yield from _preset_findings(ctx, rule)
+    yield rule.finding(f"traced run: {run.status} in {run.wall_s:.1f}s, {ledger.processes} process(es), "
+                       f"{len(ledger.pos)} traced targets of a {run.scored_tokens}-token canary{_budget_text(run)}; "
+                       f"{LIMITS}", file=ctx.file, severity="info", evidence=base)
+
+
+def _preset_findings(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    """What the run was set to: the run's own configuration, the caps on evaluation work, what no knob bounds."""
+    run = ctx.run
+    if run.run_config:
+        shown = ", ".join(f"{k}={printable(v)[:40]}" for k, v in list(run.run_config.items())[:16])
+        more = f" and {len(run.run_config) - 16} more" if len(run.run_config) > 16 else ""
+        yield rule.finding(f"the submitted run's configuration (README, logs): {shown}{more}", file=ctx.file,
+                           severity="info", evidence={"run_config": run.run_config})
+    preset = run.eval_preset
+    if preset.capped:
+        yield rule.finding("evaluation work capped (knobs found by data flow): "
+                           + ", ".join(c.text() for c in preset.capped), file=ctx.file, severity="info",
+                           evidence=preset.as_dict())
+    if preset.unsettable:
+        yield rule.finding("evaluation work no knob bounds: " + "; ".join(preset.unsettable)
+                           + f"; bounded by the canary's size ({run.scored_tokens} targets) and the budget",
+                           file=ctx.file, severity="info", evidence=preset.as_dict())
     if run.knobs_ignored:
         shown = ", ".join(run.knobs_ignored[:12]) + (" ..." if len(run.knobs_ignored) > 12 else "")
         yield rule.finding(f"preset knobs not found in the script's source: {shown}", file=ctx.file,
                            severity="info")
-    yield rule.finding(f"traced run: {run.status} in {run.wall_s:.1f}s, {ledger.processes} process(es), "
-                       f"{len(ledger.pos)} traced targets; {LIMITS}", file=ctx.file, severity="info", evidence=base)
+
+
+def _budget_text(run) -> str:
+    shrunk = [a for a in run.attempts if a.get("status") == "shrunk"]
+    budget = run.budget or {}
+    parts = []
+    if budget.get("train_step_s") is not None:
+        parts.append(f"first training step {budget['train_step_s']:.1f}s")
+    if budget.get("first_eval_window_s") is not None:
+        parts.append(f"first eval window {budget['first_eval_window_s']:.1f}s "
+                     f"({budget['first_eval_window_targets']} targets) at {budget['eval_start_s']:.0f}s")
+    for attempt in shrunk:
+        parts.append(f"a {attempt['tokens']}-token canary was stopped after {attempt['wall_s']:.0f}s ({attempt['why']})")
+    return ("; " + "; ".join(parts)) if parts else ""
 
 
 def _how(run) -> str:
@@ -72,12 +110,14 @@ def _how(run) -> str:
     return f"exit {run.returncode}"
 
 
-def _tail(path, lines: int = 2) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(line.strip()[:160] for line in text[-lines:]) or "(empty)"
+def _kept(run) -> str:
+    if run.workdir is not None:
+        return f"; log and ledger kept in {run.workdir}"
+    return "; rerun with --keep DIR to keep its log and ledger"
+
+
+def _tail_block(lines: list[str]) -> str:
+    return "".join(f"\n    | {printable(line)[:300]}" for line in lines) or " (the run printed nothing)"
 
 
 @check("dynamic.score_first", kind="dynamic",
@@ -112,20 +152,31 @@ def _most_common(ledger, which: np.ndarray) -> str:
 @check("dynamic.single_pass", kind="dynamic",
        params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
 def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
+    """A fail needs the ledger to show what the report is: the per-position best of several traced
+    scores. A report no traced pass explains is review: a rescoring, or a probability mixed in outside
+    the softmax, which is legal when normalized (a token-only tilt by hand) and the canary's to judge
+    when not (R-DYN-CANARY)."""
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or order.matched is not None:
+        return
+    evidence = {"reported_val_loss": order.reported, "closest_pass_mean": order.judged.mean,
+                "legal_mean": order.legal_mean, "positions": int(order.judged.n),
+                "positions_without_prior_score": order.legal_missing, "tolerance": order.tolerance,
+                "report_line": order.report_line}
+    if order.best_of is not None:
+        yield rule.finding(
+            f"the reported val_loss {order.reported:.6f} is the per-position best of several traced scores "
+            f"(mean {order.best_of.mean:.6f} over {order.best_of.n} positions; a single pass gives "
+            f"{order.judged.mean:.6f}): the better of two scores was kept", file=ctx.file,
+            evidence={**evidence, "best_of_mean": order.best_of.mean})
         return
     legal = "none" if order.legal_mean is None else f"{order.legal_mean:.6f}"
     direction = "below" if order.reported < order.judged.mean else "above"
     yield rule.finding(
         f"the reported val_loss {order.reported:.6f} is {direction} every traced pass of normalized scores "
         f"(closest {order.judged.mean:.6f} over {order.judged.n} positions; scores made before each position's "
-        f"first update give {legal}): a rescoring, a better-of-two, or a probability mixed in outside the "
-        f"softmax", file=ctx.file,
-        evidence={"reported_val_loss": order.reported, "closest_pass_mean": order.judged.mean,
-                  "legal_mean": order.legal_mean, "positions": int(order.judged.n),
-                  "positions_without_prior_score": order.legal_missing, "tolerance": order.tolerance,
-                  "report_line": order.report_line})
+        f"first update give {legal}): a rescoring, or a probability mixed in outside the softmax (the canary "
+        f"evidence says whether it is normalized)", file=ctx.file, severity="review", evidence=evidence)
 
 
 @check("dynamic.canary", kind="dynamic",
@@ -135,23 +186,23 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
     order = _order(ctx, rule)
-    positions, scored_nats, decimals = ctx.scored_once(order)
     lowp = order is not None and order.judged is not None and order.judged.lowp
-    margin = rule.params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
-    from ..dynamic.evidence import canary_evidence
-    ev = canary_evidence(ctx.run.canary.target_nll(), positions, scored_nats, margin, decimals)
     alpha = rule.params.get("alpha", 1e-6)
+    ev = ctx.canary(rule.params)
     evidence = {**ev.as_dict(), "alpha": alpha, "low_precision_loss": lowp,
-                "scores_from": "reported val_loss" if decimals is not None else "traced pass", "bound_per_token": ev.bound_nats / max(1, ev.tokens),
-                "reported_val_loss": ctx.reported.val_loss}
+                "scores_from": "traced pass" if order is not None and order.matched is not None else "reported val_loss",
+                "bound_per_token": ev.bound_nats / max(1, ev.tokens), "reported_val_loss": ctx.reported.val_loss,
+                "canary_targets": ctx.run.scored_tokens}
+    over = f"{ev.tokens} scores" + (f" (a target counted up to {ev.repeats} times)" if ev.repeats > 1 else "")
     if ev.p_value < alpha:
         yield rule.finding(
             f"val_loss {ctx.reported.val_loss:.6f} on the canary: the scores are {ev.evidence_nats:.1f} nats (after a "
-            f"{ev.margin_nats:.1f}-nat numeric margin) better over {ev.tokens} tokens than any causal scorer "
-            f"can be: leak proven at p = {ev.p_text()}", file=ctx.file, evidence=evidence)
+            f"{ev.margin_nats:.1f}-nat numeric margin) better over {over} than any causal scorer of a normalized "
+            f"distribution can be (threshold {ev.threshold_nats:.1f} nats at alpha {alpha:g}): leak or unnormalized "
+            f"mixture proven at p = {ev.p_text()}", file=ctx.file, evidence=evidence)
     else:
-        yield rule.finding(f"canary evidence {ev.evidence_nats:+.1f} nats over {ev.tokens} tokens "
-                           f"(p = {ev.p_text()}): no leak proven by the score alone",
+        yield rule.finding(f"canary evidence {ev.evidence_nats:+.1f} nats over {over} (threshold "
+                           f"{ev.threshold_nats:.1f}, p = {ev.p_text()}): no leak proven by the score alone",
                            file=ctx.file, severity="info", evidence=evidence)
 
 

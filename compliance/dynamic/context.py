@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evidence import printed_decimals
+from .evidence import CanaryEvidence, canary_evidence, printed_decimals
 from .harness import DynamicRun
 from .ledger import Order, Tolerance, judge_order
 
@@ -44,21 +44,39 @@ class DynamicContext:
         count = self.run.facts.val_tokens
         return np.arange(1, 1 + min(n, count if count else n))
 
-    def scored_once(self, order: Order | None) -> tuple[np.ndarray, float, int | None]:
-        """Targets each once, the nats they were scored with, and the printed decimals those rest on.
-        Where a traced pass reproduces the report, its own losses (a sliding window that counts the
-        stream's last targets 31 more times must not count their luck 31 more times); else N x val_loss."""
+    def scored(self, order: Order | None) -> tuple[np.ndarray, float, int | None]:
+        """Targets as the reported score may count them, the nats they were scored with, and the printed
+        decimals those rest on. Where a traced pass reproduces the report: its counted scores, each
+        target once (a sliding window that counts the stream's last targets again must not count their
+        luck again). Else every score the script could have counted (the judged window's scores, repeats
+        included, so the threshold grows with R), at N_eff x val_loss; untraced, the log's count, with
+        as many repeats as that count allows."""
         if order is not None and order.matched is not None:
             entries = order.matched.entries
             return self.run.ledger.pos[entries], float(self.run.ledger.loss[entries].sum()), None
-        positions = self.scored_positions(order)
+        positions = self._countable(order)
         return positions, len(positions) * self.reported.val_loss, printed_decimals(
             order.report_line if order else None)
 
+    def _countable(self, order: Order | None) -> np.ndarray:
+        ledger = self.run.ledger
+        if order is not None and order.judged is not None:
+            judged = order.judged
+            inside = (ledger.t > judged.start_t) & (ledger.t < judged.end_t)
+            if judged.mode == "scores":
+                inside &= ~np.isfinite(ledger.update_t)
+            return ledger.pos[inside] if inside.any() else ledger.pos[judged.weighted]
+        n = self.run.scored_tokens
+        count = self.run.facts.val_tokens or n
+        once = np.arange(1, 1 + min(n, count))
+        return once if count <= n else np.concatenate([once, np.full(count - n, n)])  # worst case: one target
+
     def counted_positions(self, order: Order | None) -> np.ndarray:
-        """Targets as the script's own sums count them (repeats included), for the byte recount."""
-        if order is not None and order.matched is not None:
-            return self.run.ledger.pos[order.matched.weighted]
+        """Targets as the script's own sums count them (repeats included): the pass that reproduces
+        the report, else the pass judged, else what the log's count implies."""
+        chosen = order.matched or order.judged if order is not None else None
+        if chosen is not None:
+            return self.run.ledger.pos[chosen.weighted]
         return self.scored_positions(order)
 
     def eval_window(self, order: Order | None) -> tuple[float, float] | None:
@@ -73,3 +91,84 @@ class DynamicContext:
         steps = [e["t"] for e in ledger.of_kind("step") if e["t"] < first and not e.get("canary")]
         start = writes[-1] if writes else steps[-1] if steps else first
         return float(start), order.judged.end_t
+
+    # ---------------------------------------------------------------- judgements shared with audit
+
+    def canary(self, params: dict) -> CanaryEvidence | None:
+        """The canary evidence of the reported score (R-DYN-CANARY's judgement), None without one."""
+        if self.run is None or self.reported is None:
+            return None
+        order = self.order(params)
+        positions, scored_nats, decimals = self.scored(order)
+        lowp = order is not None and order.judged is not None and order.judged.lowp
+        margin = params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
+        return canary_evidence(self.run.canary.target_nll(), positions, scored_nats, margin, decimals,
+                               params.get("alpha", 1e-6))
+
+    def family_outcomes(self, params: dict | None = None) -> dict[str, str]:
+        """Per rule family, what the traced run says, so a static verdict can be confirmed or contradicted:
+        {"C1": ..., "C2": ..., "C3": ..., "C4": ..., "data": ...}, each "clean", "flagged" or "unknown".
+
+        flagged  the run shows a violation of that family: C3, a counted score made after an update
+                 that reached it (R-DYN-SCORE-FIRST); C4, the reported val_loss is the per-position
+                 best of several traced scores (R-DYN-SINGLE-PASS's fail); C1 and C2, canary evidence
+                 above the threshold with no C3 update to explain it (a target-gated expert or an
+                 unnormalized mixture: the canary cannot tell the two apart, so both are flagged);
+                 data, a training shard opened during the scored evaluation (R-DYN-TRAIN-IN-EVAL).
+        clean    the run finished, a traced pass reproduced the reported score, the family's path
+                 ran, and nothing of that family was found: C3, some update on canary positions
+                 happened (test-time training ran) and none reached a counted score; C4, some
+                 canary position was scored more than once (a rescoring path ran) and the reported
+                 value is still one pass; C1/C2, the reported value is the mean of the traced
+                 cross-entropies (normalized over the vocabulary) and the canary evidence is below
+                 its threshold; data, the scored evaluation was located and no training shard was
+                 opened in it.
+        unknown  anything else: no run, a run that failed, timed out or printed no score, a score
+                 the tracer did not see (a report no traced pass explains is unknown for C4: a
+                 normalized tilt computed by hand looks the same), or a family whose path did not run
+                 in this configuration.
+        Only "flagged" and "clean" are evidence; the defaults of `params` are the catalog's."""
+        families = ("C1", "C2", "C3", "C4", "data")
+        if self.run is None or self.run.status != "ok" or self.reported is None or not self.run.ledger.traced:
+            return {family: "unknown" for family in families}
+        params = {**_catalog_params(), **(params or {})}
+        order = self.order(params)
+        ev = self.canary(params)
+        proven = ev is not None and ev.p_value < params.get("alpha", 1e-6)
+        c3 = order is not None and len(order.c3_positions) > 0
+        matched = order is not None and order.matched is not None
+        out = {"C3": "flagged" if c3 else "clean" if matched and self._updated_canary() and not proven else "unknown",
+               "C4": "flagged" if order is not None and order.best_of is not None
+               else "clean" if matched and self._rescored() else "unknown"}
+        mixed = "flagged" if proven and not c3 else "clean" if matched and not proven else "unknown"
+        out["C1"] = out["C2"] = mixed
+        out["data"] = self._data_outcome(order)
+        return out
+
+    def _updated_canary(self) -> bool:
+        return bool(np.isfinite(self.run.ledger.update_t).any())
+
+    def _rescored(self) -> bool:
+        ledger = self.run.ledger
+        scores = ledger.pos[~np.isfinite(ledger.update_t)]
+        return len(scores) > len(np.unique(scores))
+
+    def _data_outcome(self, order: Order | None) -> str:
+        window = self.eval_window(order)
+        if window is None:
+            return "unknown"
+        start, end = window
+        for event in self.run.ledger.of_kind("open"):
+            if "fineweb_train_" in event["path"].rsplit("/", 1)[-1] and start <= event["t"] <= end:
+                return "flagged"
+        return "clean"
+
+
+def _catalog_params() -> dict:
+    """R-DYN-CANARY's params from the dynamic catalog (tolerances, alpha, margins)."""
+    from ..rules import load_ruleset
+    try:
+        rule = next(r for r in load_ruleset("dynamic").rules if r.id == "R-DYN-CANARY")
+    except (StopIteration, Exception):  # noqa: BLE001 - the documented defaults stand in
+        return {}
+    return dict(rule.params)

@@ -7,6 +7,18 @@ scored targets of (generator NLL - reported loss) exceeds ln(1/alpha) with proba
 most alpha. The margin covers what arithmetic, not prediction, can move: fp32 sums of bf16
 logits (measured, per token) and the rounding of the printed val_loss.
 
+Targets scored more than once: when the reported loss averages N_eff scores in which a target
+appears up to R times (sliding windows that count the stream's last targets again, passes), the
+sum can reach R times what one prediction sequence could, and with m reported lines tested the
+union bound adds ln m: the test that keeps its level is E > R (ln(1/alpha) + ln m), and the
+p-value is min(1, m exp(-E/R)). A traced pass whose counted scores reproduce the report gives
+each target once (R = 1).
+
+A scorer whose "probabilities" over the vocabulary sum to S > 1 (an unnormalized byte-level mix,
+an expert gated by the realized target) can, by Jensen, reach an expected loss of ln K - ln S on
+a uniform canary without adapting anything: about N ln S nats of evidence, which is how the
+canary sees C2 breaks the ledger's order cannot.
+
 Byte recount: val_bpb = sum of losses / (ln 2 x bytes), so val_loss / (ln 2 x val_bpb) is the
 script's bytes per scored token; RULES.md §6 gives the true ones from the tokenizer.
 """
@@ -21,16 +33,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CanaryEvidence:
-    tokens: int               # N: scored targets the bound is summed over
+    tokens: int               # N_eff: scores the bound is summed over (repeats included)
     bound_nats: float         # the generator's NLL of those targets
-    reported_nats: float      # N x reported val_loss
+    reported_nats: float      # their scores: N_eff x reported val_loss, or the traced losses
     margin_nats: float
     evidence_nats: float      # bound - reported - margin: what prediction alone cannot explain
     p_value: float
+    repeats: int = 1          # R: the most times one target is counted
+    lines: int = 1            # m: reported lines tested
+    threshold_nats: float = 0.0   # R (ln(1/alpha) + ln m): the evidence that proves a leak at alpha
 
     @property
     def log10_p(self) -> float:
-        return min(0.0, -self.evidence_nats / math.log(10))
+        return min(0.0, (math.log(self.lines) - self.evidence_nats / self.repeats) / math.log(10))
 
     def p_text(self) -> str:
         """exp(-E) underflows past ~745 nats; say the exponent instead."""
@@ -40,6 +55,11 @@ class CanaryEvidence:
         data = {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
         data["p_value"], data["log10_p"] = self.p_value, round(self.log10_p, 3)
         return data
+
+
+def threshold(alpha: float, repeats: int = 1, lines: int = 1) -> float:
+    """The evidence (nats) above which a leak is proven at level alpha: R (ln(1/alpha) + ln m)."""
+    return max(1, repeats) * (math.log(1 / alpha) + math.log(max(1, lines)))
 
 
 def printed_decimals(text: str | None) -> int:
@@ -52,15 +72,20 @@ def printed_decimals(text: str | None) -> int:
 
 
 def canary_evidence(target_nll: np.ndarray, positions: np.ndarray, scored_nats: float,
-                    margin_per_token: float, decimals: int | None = 8) -> CanaryEvidence:
-    """`positions` each scored once, `scored_nats` the sum of their losses (N x the reported val_loss,
-    or the traced losses of the pass that reproduces it); `decimals` of a printed value, if used."""
+                    margin_per_token: float, decimals: int | None = 8, alpha: float = 1e-6,
+                    lines: int = 1) -> CanaryEvidence:
+    """`positions` as the scores count them (a target may repeat), `scored_nats` the sum of their losses
+    (N_eff x the reported val_loss, or the traced losses of the pass that reproduces it); `decimals`
+    of a printed value, if used; `lines` the number of reported lines tested."""
     n = len(positions)
+    repeats = int(np.bincount(positions).max()) if n else 1
     bound = float(target_nll[positions].sum())
     margin = n * (margin_per_token + (0.5 * 10.0 ** -decimals if decimals is not None else 0.0))
     evidence = bound - scored_nats - margin
-    p = 1.0 if evidence <= 0 else math.exp(-evidence)
-    return CanaryEvidence(n, bound, scored_nats, margin, evidence, p)
+    lines = max(1, lines)
+    p = 1.0 if evidence <= 0 else min(1.0, lines * math.exp(-evidence / repeats))
+    return CanaryEvidence(n, bound, scored_nats, margin, evidence, p, repeats, lines,
+                          threshold(alpha, repeats, lines))
 
 
 def byte_table(tokenizer: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

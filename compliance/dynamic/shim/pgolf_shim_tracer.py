@@ -384,5 +384,5 @@ def install() -> None:
         locator = Locator(np.load(canary)) if canary else None
         _LEDGER = _Ledger(writer, locator)
         _install_torch(_LEDGER, writer)
-    import sitecustomize
-    sitecustomize.when_imported("torch", torch_ready)
+    from pgolf_shim_hooks import when_imported
+    when_imported("torch", torch_ready)
