@@ -1,4 +1,5 @@
 """Run a ruleset's record checks over one record folder, or every record under a path."""
+
 from __future__ import annotations
 
 import math
@@ -74,8 +75,9 @@ def audit_record(path: Path, options: AuditOptions) -> RecordReport:
         return report
     static = script_findings(ruleset, record, context.judged.date)
     if record.script is not None:
-        static = _with_traced_run(ruleset, record.root / record.script.rel, record.script.text, options,
-                                  context.judged.date, static)
+        static = _with_traced_run(
+            ruleset, record.root / record.script.rel, record.script.text, options, context.judged.date, static
+        )
     report.findings.extend(static)
     report.significance = context.significance
     report.verdict = verdict_of(report.findings)
@@ -93,20 +95,23 @@ def script_findings(ruleset: RuleSet, record: Record, date: str | None = None) -
     if not rules or record.script is None:
         return []
     from .static import build_script_context  # parsing costs time: only when a rule needs it
+
     context = build_script_context(record)
     return _run_all(rules, context) if context else []
 
 
-def _with_traced_run(ruleset: RuleSet, script: Path, source: str, options: AuditOptions, date: str | None,
-                     static: list[Finding]) -> list[Finding]:
+def _with_traced_run(
+    ruleset: RuleSet, script: Path, source: str, options: AuditOptions, date: str | None, static: list[Finding]
+) -> list[Finding]:
     """The static findings confronted with the traced run (a static fail the ledger contradicts
     becomes review showing both sides, confirm.py), followed by the run's own findings."""
     found, outcomes = dynamic_findings(ruleset, script, source, options, date)
     return confirm(static, {rule.id: rule for rule in ruleset.rules}, outcomes) + found
 
 
-def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: AuditOptions,
-                     date: str | None = None) -> tuple[list[Finding], dict[str, str] | None]:
+def dynamic_findings(
+    ruleset: RuleSet, script: Path, source: str, options: AuditOptions, date: str | None = None
+) -> tuple[list[Finding], dict[str, str] | None]:
     """One traced run on a canary (only with --dynamic: it executes the submission, sandboxed):
     its findings and its per-family outcomes (DynamicContext.family_outcomes)."""
     rules = ruleset.in_force("dynamic", date)
@@ -114,6 +119,7 @@ def dynamic_findings(ruleset: RuleSet, script: Path, source: str, options: Audit
         return [], None
     from .dynamic.context import DynamicContext
     from .dynamic.harness import run_dynamic
+
     try:
         context = DynamicContext(run_dynamic(script, source, options.dynamic), file=script.name)
     except InputError as exc:
@@ -180,8 +186,9 @@ def _guarded(run: Callable[[Path, AuditOptions], RecordReport], path: Path, opti
     try:
         return run(path, options)
     except Exception as exc:  # noqa: BLE001 - the tree's report must still be written
-        message = (str(exc) if isinstance(exc, InputError)
-                   else f"{path}: could not be checked ({type(exc).__name__}: {exc})")
+        message = (
+            str(exc) if isinstance(exc, InputError) else f"{path}: could not be checked ({type(exc).__name__}: {exc})"
+        )
         return RecordReport(path=str(path), verdict="error", error=" ".join(message.split())[:500])
 
 
@@ -191,6 +198,7 @@ def _is_script(path: Path) -> bool:
 
 def audit_script(path: Path, options: AuditOptions) -> RecordReport:
     from .static import script_context_from_source
+
     report = RecordReport(path=str(path), ruleset=options.ruleset or DEFAULT_RULESET)
     try:
         ruleset = _selected(load_ruleset(report.ruleset), options)
@@ -200,8 +208,9 @@ def audit_script(path: Path, options: AuditOptions) -> RecordReport:
         report.verdict, report.error = "error", f"{path}: {exc}" if not isinstance(exc, InputError) else str(exc)
         return report
     context = script_context_from_source(path.name, source, {})
-    report.findings = _with_traced_run(ruleset, path, source, options, None,
-                                       _run_all(ruleset.of_kind("script"), context))
+    report.findings = _with_traced_run(
+        ruleset, path, source, options, None, _run_all(ruleset.of_kind("script"), context)
+    )
     report.verdict = verdict_of(report.findings)
     return report
 
@@ -236,8 +245,9 @@ def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
     return report
 
 
-def _frontier_pools(repo: Path, rng: str, layout: gitrange.Layout, options: AuditOptions,
-                    dest: Path) -> dict[str, FrontierPool]:
+def _frontier_pools(
+    repo: Path, rng: str, layout: gitrange.Layout, options: AuditOptions, dest: Path
+) -> dict[str, FrontierPool]:
     """The base branch's records of each audited track, with the time each one's PR was opened."""
     base = gitrange.base_of(rng)
     pools = {}
@@ -265,21 +275,31 @@ def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> 
     severity = rule.params["pr_layout"]
     found = []
     if folder in layout.modified and not layout.added:
-        found.append(rule.finding("the range changes this existing record folder; audited as it is after the change",
-                                  severity="info"))
+        found.append(
+            rule.finding(
+                "the range changes this existing record folder; audited as it is after the change", severity="info"
+            )
+        )
     if len(layout.added) > 1:
-        found.append(rule.finding(f"the PR adds {len(layout.added)} record folders ({', '.join(layout.added)}); "
-                                  f"one per PR, and each is judged (PR #1406)", severity=severity["several_folders"]))
+        found.append(
+            rule.finding(
+                f"the PR adds {len(layout.added)} record folders ({', '.join(layout.added)}); "
+                f"one per PR, and each is judged (PR #1406)",
+                severity=severity["several_folders"],
+            )
+        )
     others = [f for f in layout.modified + layout.deleted if f != folder]
     if others:
         changed = ", ".join(f"{f} ({'deleted' if f in layout.deleted else 'changed'})" for f in others[:3])
-        found.append(rule.finding(f"the PR also changes other record folders: {changed}",
-                                  severity=severity["other_records"]))
+        found.append(
+            rule.finding(f"the PR also changes other record folders: {changed}", severity=severity["other_records"])
+        )
     if layout.outside:
         more = len(layout.outside) - 5
         shown = ", ".join(layout.outside[:5]) + (f" and {more} more" if more > 0 else "")
-        found.append(rule.finding(f"the PR changes files outside its record folder: {shown}",
-                                  severity=severity["outside_files"]))
+        found.append(
+            rule.finding(f"the PR changes files outside its record folder: {shown}", severity=severity["outside_files"])
+        )
     return found
 
 

@@ -1,4 +1,5 @@
 """The record a submission claims to beat: a record folder, or per-seed values typed in."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,11 +46,17 @@ def from_record(record: Record, label: str) -> Baseline | None:
     rows = [r for r in seed_rows(record) if r.val_bpb is not None]
     if rows:
         losses = tuple(r.val_loss for r in rows)
-        return Baseline(label, tuple(r.val_bpb for r in rows),  # type: ignore[misc]
-                        losses if all(v is not None for v in losses) else None)  # type: ignore[arg-type]
+        return Baseline(
+            label,
+            tuple(r.val_bpb for r in rows),  # type: ignore[misc]
+            losses if all(v is not None for v in losses) else None,
+        )  # type: ignore[arg-type]
     claims = [c for c in (record.submission.seed_claims.values() if record.submission else []) if c.val_bpb is not None]
     if not claims:
         return None
     claim_losses = tuple(c.val_loss for c in claims)
-    return Baseline(f"{label} (submission.json)", tuple(c.val_bpb for c in claims),  # type: ignore[misc]
-                    claim_losses if all(v is not None for v in claim_losses) else None)  # type: ignore[arg-type]
+    return Baseline(
+        f"{label} (submission.json)",
+        tuple(c.val_bpb for c in claims),  # type: ignore[misc]
+        claim_losses if all(v is not None for v in claim_losses) else None,
+    )  # type: ignore[arg-type]

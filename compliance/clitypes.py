@@ -1,11 +1,12 @@
 """Command-line value types shared by pgolf-check and pgolf (the pipeline's CLI imports them)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:   # generic in recent click (8.5 here); the older 8.x pgolf accepts cannot subscript it
+if TYPE_CHECKING:  # generic in recent click (8.5 here); the older 8.x pgolf accepts cannot subscript it
     _ParamType = click.ParamType[tuple[str, str]]
 else:
     _ParamType = click.ParamType

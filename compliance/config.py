@@ -14,6 +14,7 @@ file is read from the range's BASE commit, so a pull request cannot loosen the
 rules it is judged by; otherwise from the closest pyproject.toml with a
 [tool.pgolf] table above the first target, up to the repository root.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -44,12 +45,18 @@ class Settings:
     policy: str = "enforced"
     ruleset: str | None = None
     docs_url: str | None = None
-    source: str | None = None          # the file the [tool.pgolf] values came from
+    source: str | None = None  # the file the [tool.pgolf] values came from
     from_file: frozenset[str] = field(default_factory=frozenset)  # keys the file set
 
     def to_dict(self) -> dict[str, Any]:
-        return {"select": list(self.select), "ignore": list(self.ignore), "fail_on": self.fail_on,
-                "policy": self.policy, "ruleset": self.ruleset, "config": self.source}
+        return {
+            "select": list(self.select),
+            "ignore": list(self.ignore),
+            "fail_on": self.fail_on,
+            "policy": self.policy,
+            "ruleset": self.ruleset,
+            "config": self.source,
+        }
 
 
 def parse(text: str, origin: str) -> Settings:
@@ -111,8 +118,7 @@ def from_folder(start: Path) -> Settings:
 def from_git(repo: Path, rev: str) -> Settings:
     """[tool.pgolf] of pyproject.toml as committed at `rev` (the base of a PR)."""
     try:
-        out = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:pyproject.toml"], capture_output=True,
-                             timeout=60)
+        out = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:pyproject.toml"], capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InputError(repo, f"git could not run: {exc}") from None
     if out.returncode != 0:  # no pyproject.toml at that commit (or a bad rev, which PR mode reports)
@@ -120,10 +126,23 @@ def from_git(repo: Path, rev: str) -> Settings:
     return parse(out.stdout.decode("utf-8", "replace"), f"{rev}:pyproject.toml")
 
 
-def merge(base: Settings, *, select: tuple[str, ...] = (), ignore: tuple[str, ...] = (),
-          fail_on: str | None = None, policy: str | None = None, ruleset: str | None = None,
-          docs_url: str | None = None) -> Settings:
+def merge(
+    base: Settings,
+    *,
+    select: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = (),
+    fail_on: str | None = None,
+    policy: str | None = None,
+    ruleset: str | None = None,
+    docs_url: str | None = None,
+) -> Settings:
     """The command line over the file: given values replace, except --ignore, which adds."""
-    return replace(base, select=select or base.select, ignore=base.ignore + tuple(ignore),
-                   fail_on=fail_on or base.fail_on, policy=policy or base.policy,
-                   ruleset=ruleset or base.ruleset, docs_url=docs_url or base.docs_url)
+    return replace(
+        base,
+        select=select or base.select,
+        ignore=base.ignore + tuple(ignore),
+        fail_on=fail_on or base.fail_on,
+        policy=policy or base.policy,
+        ruleset=ruleset or base.ruleset,
+        docs_url=docs_url or base.docs_url,
+    )

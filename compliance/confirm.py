@@ -8,6 +8,7 @@ and the other denies is a question for a person, so the fail becomes review and 
 sides. A "flagged" family confirms the fail; "unknown" (no run, a failed run, a path that did
 not run) changes nothing. Dynamic findings are never softened here: a dynamic fail stands.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -26,8 +27,9 @@ CLEAN_MEANS = {
 }
 
 
-def confirm(findings: Iterable[Finding], rules: Mapping[str, Rule],
-            outcomes: Mapping[str, str] | None) -> list[Finding]:
+def confirm(
+    findings: Iterable[Finding], rules: Mapping[str, Rule], outcomes: Mapping[str, str] | None
+) -> list[Finding]:
     """The static findings, each fail checked against the run's per-family `outcomes`."""
     if not outcomes:
         return list(findings)
@@ -41,11 +43,16 @@ def _confronted(finding: Finding, rule: Rule | None, outcomes: Mapping[str, str]
     evidence = {**(finding.evidence or {}), "traced_run": said}
     if any(state == "flagged" for state in said.values()):
         flagged = ", ".join(f for f, state in said.items() if state == "flagged")
-        return replace(finding, evidence=evidence, message=f"{finding.message} [confirmed by the traced run: {flagged} "
-                                                              f"flagged]")
+        return replace(
+            finding, evidence=evidence, message=f"{finding.message} [confirmed by the traced run: {flagged} flagged]"
+        )
     if all(state == "clean" for state in said.values()):
         why = "; ".join(f"{family}: {CLEAN_MEANS[family]}" for family in said)
-        return replace(finding, severity="review", evidence=evidence,
-                       message=f"{finding.message} [the traced run contradicts this ({why}): the static reading "
-                               f"and the ledger disagree, a person decides]")
+        return replace(
+            finding,
+            severity="review",
+            evidence=evidence,
+            message=f"{finding.message} [the traced run contradicts this ({why}): the static reading "
+            f"and the ledger disagree, a person decides]",
+        )
     return replace(finding, evidence=evidence)

@@ -1,5 +1,6 @@
 """What a record check sees: the loaded record, its per-seed rows, the date it is judged by
 and the audit options."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Baseline:
     """Per-seed results of the record a submission claims to beat."""
+
     label: str
     val_bpb: tuple[float, ...]
     val_loss: tuple[float, ...] | None = None
@@ -30,6 +32,7 @@ class FrontierPool:
     `root` holds record folders of one track (PR mode: the base commit's, exported);
     `opened` maps a folder name to (date or time its PR was opened, how that is known).
     """
+
     root: Path
     opened: dict[str, tuple[str, str]] = field(default_factory=dict)
     label: str = "the base branch"
@@ -37,21 +40,22 @@ class FrontierPool:
 
 @dataclass(frozen=True)
 class AuditOptions:
-    policy: str = "enforced"          # which significance policy decides: enforced | written
+    policy: str = "enforced"  # which significance policy decides: enforced | written
     against: Baseline | None = None
-    against_auto: bool = False        # compare with the chronological frontier (--against auto)
-    ruleset: str | None = None        # None: chosen from the record's track
+    against_auto: bool = False  # compare with the chronological frontier (--against auto)
+    ruleset: str | None = None  # None: chosen from the record's track
     dynamic: DynamicOptions | None = None  # run the script traced on a canary (--dynamic)
-    selection: Selection | None = None     # --select/--ignore: deselected rules do not run
-    pr_meta: PrMeta | None = None   # --pr-meta: gh pr view/list JSON
-    pr: PullRequest | None = None   # the PR under audit (PR mode), when the metadata names it
+    selection: Selection | None = None  # --select/--ignore: deselected rules do not run
+    pr_meta: PrMeta | None = None  # --pr-meta: gh pr view/list JSON
+    pr: PullRequest | None = None  # the PR under audit (PR mode), when the metadata names it
     frontier: FrontierPool | None = None  # PR mode: the base branch's records of the track
 
 
 @dataclass(frozen=True)
 class JudgingDate:
     """The date rules are applied as of, and where it came from (RULES.md §5)."""
-    date: str | None        # YYYY-MM-DD; None: unknown, every rule applies as written
+
+    date: str | None  # YYYY-MM-DD; None: unknown, every rule applies as written
     source: str
     opened_at: str | None = None  # the PR's full createdAt, when known (orders same-day PRs)
 
@@ -71,6 +75,7 @@ def judging_date(record: Record, pr: PullRequest | None) -> JudgingDate:
 
 def _is_date(text: str) -> bool:
     import datetime as dt
+
     try:
         dt.date.fromisoformat(text)
     except ValueError:
@@ -116,15 +121,20 @@ def seed_rows(record: Record) -> list[SeedRow]:
     rows: list[SeedRow] = []
     for log in [] if record.stray else record.scored_logs():
         facts, score = log.facts, log.score
-        rows.append(SeedRow(
-            seed=log.seed, log=log.rel,
-            metric_label=score.label if score else None,
-            val_loss=score.val_loss if score else None,
-            val_bpb=score.val_bpb if score else None,
-            train_time_ms=facts.train_time_ms,
-            eval_time_ms=eval_ms(log),
-            bytes_total=seed_bytes(record, log)[0], bytes_code=facts.bytes_code, bytes_model=facts.bytes_model,
-        ))
+        rows.append(
+            SeedRow(
+                seed=log.seed,
+                log=log.rel,
+                metric_label=score.label if score else None,
+                val_loss=score.val_loss if score else None,
+                val_bpb=score.val_bpb if score else None,
+                train_time_ms=facts.train_time_ms,
+                eval_time_ms=eval_ms(log),
+                bytes_total=seed_bytes(record, log)[0],
+                bytes_code=facts.bytes_code,
+                bytes_model=facts.bytes_model,
+            )
+        )
     return rows
 
 

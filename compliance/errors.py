@@ -4,6 +4,7 @@ Every public entry point turns bad input into an InputError whose text is a
 single line naming the file, so the CLI can print it and exit 2 instead of
 showing a traceback.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ val_bpb among the accepted records of its track (PR mode: those on the base bran
 whose PR was opened before its own. Opening times come from `--pr-meta` (gh pr list);
 without them a folder's date stands in, and then only strictly earlier dates count.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -20,7 +21,7 @@ from .record import load_record
 @dataclass(frozen=True)
 class Row:
     name: str
-    opened: str           # YYYY-MM-DD, or an ISO time when the PR's createdAt is known
+    opened: str  # YYYY-MM-DD, or an ISO time when the PR's createdAt is known
     opened_source: str
     baseline: Baseline
     mean: float
@@ -36,8 +37,11 @@ def rows(pool: FrontierPool, exclude: str | None = None) -> list[Row]:
     once, and again when a folder in it is added, removed or touched.
     """
     folders = sorted(p for p in pool.root.iterdir() if p.is_dir() and not p.is_symlink())
-    key = (str(pool.root.resolve()), tuple(sorted(pool.opened.items())),
-           tuple((p.name, p.stat().st_mtime_ns) for p in folders))
+    key = (
+        str(pool.root.resolve()),
+        tuple(sorted(pool.opened.items())),
+        tuple((p.name, p.stat().st_mtime_ns) for p in folders),
+    )
     if key not in _LOADED:
         _LOADED[key] = _load(pool)
     return [row for row in _LOADED[key] if row.name != exclude]

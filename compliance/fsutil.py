@@ -5,6 +5,7 @@ target, and the rename itself is flushed: a reader, or a machine that loses powe
 old file or the new one, never half of one. The temp file is opened like any new file, so the
 result has the mode an ordinary open gives under the umask (records are read by others).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -14,6 +14,7 @@ Nothing here trusts the PR: its files reach the comment only through the Markdow
 formatter's escaping, and a token without write access (a fork's PR) only costs the
 comment, with a warning, never the check.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ from .report import Report, report_from_dict
 from .textsafe import gh_data
 
 MARKER = "<!-- pgolf-check: sticky comment -->"
-COMMENT_BUDGET = 60_000          # GitHub refuses comments over 65,536 characters
+COMMENT_BUDGET = 60_000  # GitHub refuses comments over 65,536 characters
 CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 
 
@@ -53,21 +54,28 @@ class Inputs:
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Inputs:
-        return cls(repo=Path(env.get("PGOLF_REPO") or "."), base=_required(env, "INPUT_BASE"),
-                   head=_required(env, "INPUT_HEAD"), fail_on=env.get("INPUT_FAIL_ON") or "review",
-                   args=shlex.split(env.get("INPUT_ARGS") or ""),
-                   comment=(env.get("INPUT_COMMENT") or "true").lower() == "true",
-                   out_dir=Path(env.get("RUNNER_TEMP") or ".") / "pgolf-check",
-                   docs_url=env.get("PGOLF_DOCS_URL") or None, token=env.get("GITHUB_TOKEN") or None,
-                   api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
-                   repository=env.get("GITHUB_REPOSITORY"), pr_number=_pr_number(env))
+        return cls(
+            repo=Path(env.get("PGOLF_REPO") or "."),
+            base=_required(env, "INPUT_BASE"),
+            head=_required(env, "INPUT_HEAD"),
+            fail_on=env.get("INPUT_FAIL_ON") or "review",
+            args=shlex.split(env.get("INPUT_ARGS") or ""),
+            comment=(env.get("INPUT_COMMENT") or "true").lower() == "true",
+            out_dir=Path(env.get("RUNNER_TEMP") or ".") / "pgolf-check",
+            docs_url=env.get("PGOLF_DOCS_URL") or None,
+            token=env.get("GITHUB_TOKEN") or None,
+            api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
+            repository=env.get("GITHUB_REPOSITORY"),
+            pr_number=_pr_number(env),
+        )
 
 
 def _required(env: dict[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise SystemExit(f"pgolf-check action: {name} is empty (run it on pull_request events, or set "
-                         f"the base and head inputs)")
+        raise SystemExit(
+            f"pgolf-check action: {name} is empty (run it on pull_request events, or set the base and head inputs)"
+        )
     return value
 
 
@@ -86,26 +94,43 @@ def run_check(inputs: Inputs) -> tuple[int, Report, str]:
     """pgolf-check in PR mode: its exit status (by --fail-on), its report, and what it said on stderr."""
     inputs.out_dir.mkdir(parents=True, exist_ok=True)
     report_path = inputs.out_dir / "report.json"
-    argv = CHECK + ["--git", str(inputs.repo), "--range", f"{inputs.base}..{inputs.head}", "--format", "json",
-                    "-o", str(report_path), "--fail-on", inputs.fail_on, *inputs.args]
+    argv = CHECK + [
+        "--git",
+        str(inputs.repo),
+        "--range",
+        f"{inputs.base}..{inputs.head}",
+        "--format",
+        "json",
+        "-o",
+        str(report_path),
+        "--fail-on",
+        inputs.fail_on,
+        *inputs.args,
+    ]
     if inputs.docs_url:
         argv += ["--docs-url", inputs.docs_url]
     proc = subprocess.run(argv, capture_output=True, text=True)
     try:
         report = report_from_dict(json.loads(report_path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):  # the check could not even start
-        report = Report(target=f"{inputs.repo} {inputs.base}..{inputs.head}", verdict="error",
-                        error=(proc.stderr.strip().splitlines() or ["pgolf-check wrote no report"])[-1])
+        report = Report(
+            target=f"{inputs.repo} {inputs.base}..{inputs.head}",
+            verdict="error",
+            error=(proc.stderr.strip().splitlines() or ["pgolf-check wrote no report"])[-1],
+        )
     return proc.returncode, report, proc.stderr
 
 
 def comment_body(report: Report, inputs: Inputs) -> str:
     """The sticky comment: a marker to find it again, the report, and the commits it judged."""
-    options = RenderOptions(docs_url=inputs.docs_url, root=inputs.repo, fail_on=inputs.fail_on,
-                            max_chars=COMMENT_BUDGET)
-    footer = (f"\n<sub>Checked base `{_sha(report, 'base', inputs.base)}` → head "
-              f"`{_sha(report, 'head', inputs.head)}` with `--fail-on {inputs.fail_on}`; this comment is "
-              f"updated on every push.</sub>\n")
+    options = RenderOptions(
+        docs_url=inputs.docs_url, root=inputs.repo, fail_on=inputs.fail_on, max_chars=COMMENT_BUDGET
+    )
+    footer = (
+        f"\n<sub>Checked base `{_sha(report, 'base', inputs.base)}` → head "
+        f"`{_sha(report, 'head', inputs.head)}` with `--fail-on {inputs.fail_on}`; this comment is "
+        f"updated on every push.</sub>\n"
+    )
     return f"{MARKER}\n{render(report, 'markdown', options)}{footer}"
 
 
@@ -132,10 +157,18 @@ class GitHubAPI:
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28", "Content-Type": "application/json",
-            "User-Agent": "pgolf-check-action"})
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "Content-Type": "application/json",
+                "User-Agent": "pgolf-check-action",
+            },
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
@@ -150,8 +183,11 @@ class GitHubAPI:
 
     def upsert(self, number: int, body: str) -> str:
         """Edit pgolf's earlier comment on the PR, or post the first one; 'updated' or 'created'."""
-        ours = [c for c in self.comments(number)
-                if MARKER in (c.get("body") or "") and (c.get("user") or {}).get("type") == "Bot"]
+        ours = [
+            c
+            for c in self.comments(number)
+            if MARKER in (c.get("body") or "") and (c.get("user") or {}).get("type") == "Bot"
+        ]
         if ours:
             try:
                 self._call("PATCH", f"/issues/comments/{ours[-1]['id']}", {"body": body})
@@ -171,8 +207,10 @@ def post_comment(inputs: Inputs, body: str) -> str:
     try:
         return GitHubAPI(inputs.api_url, inputs.token, inputs.repository).upsert(inputs.pr_number, body)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"::warning title=pgolf-check::could not post the PR comment ({gh_data(exc)}); "
-              f"the report is in the job summary")
+        print(
+            f"::warning title=pgolf-check::could not post the PR comment ({gh_data(exc)}); "
+            f"the report is in the job summary"
+        )
         return "failed"
 
 
@@ -200,8 +238,7 @@ def main(env: dict[str, str] | None = None) -> int:
             summary.write(body.replace(MARKER + "\n", "", 1))
     posted = post_comment(inputs, body)
     set_outputs({"verdict": report.verdict, "exit-code": str(code), "comment-status": posted, **files}, env)
-    print(f"pgolf-check: {report.verdict.upper()}, exit status {code} (--fail-on {inputs.fail_on}); "
-          f"comment {posted}")
+    print(f"pgolf-check: {report.verdict.upper()}, exit status {code} (--fail-on {inputs.fail_on}); comment {posted}")
     # the action uploads the SARIF in a later step, so it takes the status from the output instead
     return 0 if env.get("PGOLF_DEFER_STATUS") == "true" else code
 

@@ -6,6 +6,7 @@ PR does beside its record folder (a second folder, files outside records/, anoth
 record's folder changed or deleted) is reported against R-RECORD-FILES. The base side
 of the range also gives the accepted records the chronological frontier is drawn from.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,10 +57,11 @@ def changed_files(repo: Path, rng: str) -> list[tuple[str, str]]:
 @dataclass
 class Layout:
     """Which record folders a range touches, and how."""
-    added: list[str] = field(default_factory=list)      # folders new in the range
-    modified: list[str] = field(default_factory=list)   # folders that existed and still exist
-    deleted: list[str] = field(default_factory=list)    # folders the range removes entirely
-    outside: list[str] = field(default_factory=list)    # files changed outside records/<track>/<folder>/
+
+    added: list[str] = field(default_factory=list)  # folders new in the range
+    modified: list[str] = field(default_factory=list)  # folders that existed and still exist
+    deleted: list[str] = field(default_factory=list)  # folders the range removes entirely
+    outside: list[str] = field(default_factory=list)  # files changed outside records/<track>/<folder>/
 
     @property
     def audited(self) -> list[str]:

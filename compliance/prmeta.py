@@ -5,6 +5,7 @@ one object; `gh pr list --json ...` an array of them. Rules are judged as in for
 the PR was opened (RULES.md §5), and the chronological frontier orders records by the
 same date. The file is untrusted input: anything malformed is a one-line InputError.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,9 +25,9 @@ _PR_IN_SUBJECT = re.compile(r"(?:Merge pull request|Merge PR|pull request) #(\d+
 @dataclass(frozen=True)
 class PullRequest:
     number: int
-    created_at: str                 # ISO 8601 in UTC, e.g. 2026-04-09T17:02:11+00:00
-    head: str | None = None         # headRefOid
-    base: str | None = None         # baseRefOid
+    created_at: str  # ISO 8601 in UTC, e.g. 2026-04-09T17:02:11+00:00
+    head: str | None = None  # headRefOid
+    base: str | None = None  # baseRefOid
     merged_at: str | None = None
     state: str | None = None
     title: str | None = None
@@ -85,10 +86,15 @@ def _pull_request(item: Any, path: Path, index: int) -> PullRequest:
     if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 10**9:
         raise InputError(path, f"{where}: `number` must be a positive integer (gh --json number,createdAt,...)")
     created = _timestamp(item.get("createdAt"), path, f"PR #{number} createdAt", required=True)
-    return PullRequest(number=number, created_at=created or "",
-                       head=_sha(item.get("headRefOid"), path, number), base=_sha(item.get("baseRefOid"), path, number),
-                       merged_at=_timestamp(item.get("mergedAt"), path, f"PR #{number} mergedAt", required=False),
-                       state=_text(item.get("state")), title=_text(item.get("title")))
+    return PullRequest(
+        number=number,
+        created_at=created or "",
+        head=_sha(item.get("headRefOid"), path, number),
+        base=_sha(item.get("baseRefOid"), path, number),
+        merged_at=_timestamp(item.get("mergedAt"), path, f"PR #{number} mergedAt", required=False),
+        state=_text(item.get("state")),
+        title=_text(item.get("title")),
+    )
 
 
 def _timestamp(value: Any, path: Path, what: str, required: bool) -> str | None:

@@ -12,6 +12,7 @@ took in this session; without any, the time left to the cap is shown as a bound.
 The pipeline and the checker both use this module; it lives in compliance/ because
 the pipeline imports compliance and never the reverse.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,7 +28,7 @@ from rich.text import Text
 from . import terminal
 from .textsafe import clip, printable
 
-FIRST_PLAIN_S = 30.0      # piped: the first periodic line, then each interval doubles
+FIRST_PLAIN_S = 30.0  # piped: the first periodic line, then each interval doubles
 TAIL_BYTES = 4096
 _STEP = re.compile(r"\bstep[:= ]\s*(\d+)\s*/\s*(\d+)")
 
@@ -63,8 +64,16 @@ def last_log_line(path: Path | None) -> str | None:
 class Task:
     """One long task. Runtimes call `tick(elapsed)` about once a second; transfers call `advance`."""
 
-    def __init__(self, progress: Progress, label: str, kind: str | None, cap_s: float | None,
-                 log_path: Path | None, total: float | None, unit: str):
+    def __init__(
+        self,
+        progress: Progress,
+        label: str,
+        kind: str | None,
+        cap_s: float | None,
+        log_path: Path | None,
+        total: float | None,
+        unit: str,
+    ):
         self.progress, self.label, self.kind = progress, label, kind
         self.cap_s, self.log_path, self.total, self.unit = cap_s, log_path, total, unit
         self.started = time.monotonic()
@@ -135,8 +144,9 @@ class Task:
         self.progress._start(self)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.elapsed = max(self.elapsed, time.monotonic() - self.started)
         if exc_type is not None and self.outcome is None:
             self.outcome = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
@@ -146,8 +156,9 @@ class Task:
 class Progress:
     """Where long tasks report: `say` for permanent lines, `task(...)` for a live one."""
 
-    def __init__(self, stream: TextIO | None = None, *, prefix: str = "pgolf", live: bool | None = None,
-                 color_mode: str = "auto"):
+    def __init__(
+        self, stream: TextIO | None = None, *, prefix: str = "pgolf", live: bool | None = None, color_mode: str = "auto"
+    ):
         self.stream = stream if stream is not None else sys.stderr
         self.prefix = prefix
         self.live = terminal.is_tty(self.stream) if live is None else live
@@ -160,14 +171,23 @@ class Progress:
     @classmethod
     def silent(cls) -> Progress:
         import io
+
         return cls(io.StringIO(), live=False)
 
     def say(self, text: str) -> None:
         line = Text(f"{self.prefix}: {printable(text)}" if self.prefix else printable(text))
         self.console.print(line)
 
-    def task(self, label: str, *, kind: str | None = None, cap_s: float | None = None, log_path: Path | None = None,
-             total: float | None = None, unit: str = "") -> Task:
+    def task(
+        self,
+        label: str,
+        *,
+        kind: str | None = None,
+        cap_s: float | None = None,
+        log_path: Path | None = None,
+        total: float | None = None,
+        unit: str = "",
+    ) -> Task:
         return Task(self, label, kind, cap_s, log_path, total, unit)
 
     def transfer(self, label: str, done: int, total: int | None) -> None:
@@ -186,12 +206,21 @@ class Progress:
     # --- drawing
     def _start(self, task: Task) -> None:
         if self.live:
-            self._live = Live(Text(printable(task.status())), console=self.console, auto_refresh=False,
-                              transient=True, redirect_stdout=False, redirect_stderr=False)
+            self._live = Live(
+                Text(printable(task.status())),
+                console=self.console,
+                auto_refresh=False,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.start()
         else:
-            self.say(f"{task.label} started" + (f", cap {_duration(task.cap_s)}" if task.cap_s else "")
-                     + (f", log {task.log_path}" if task.log_path else ""))
+            self.say(
+                f"{task.label} started"
+                + (f", cap {_duration(task.cap_s)}" if task.cap_s else "")
+                + (f", log {task.log_path}" if task.log_path else "")
+            )
 
     def _update(self, task: Task) -> None:
         now = time.monotonic()

@@ -7,6 +7,7 @@ the folder: it records a Problem that the R-RECORD-FILES rule reports. Which run
 and which final line of each the submission's score rests on is settled at load
 time too (compliance.scoring), so every check reads the same answer.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,18 +43,18 @@ class LogRecord:
     facts: logparse.LogFacts
     seed: int | None
     duplicate_of: str | None = None  # set when another log carries the same seed and score
-    excluded: str | None = None      # why the log is in the folder but not part of the submission
+    excluded: str | None = None  # why the log is in the folder but not part of the submission
     score: logparse.MetricLine | None = None  # the final line the claim rests on (compliance.scoring)
-    score_basis: str = ""                     # why that line, in words
+    score_basis: str = ""  # why that line, in words
 
 
 @dataclass
 class Script:
     rel: str
     raw_bytes: int
-    text: str                 # decoded when the file is a self-extracting wrapper
+    text: str  # decoded when the file is a self-extracting wrapper
     layers: list[str]
-    sha256: str               # of the decoded text, comparable with a log's embedded source
+    sha256: str  # of the decoded text, comparable with a log's embedded source
     origin: str | None = None  # the folder file `text` came from, when the script execs a sibling file
 
     @property
@@ -74,9 +75,9 @@ class Record:
     readme: str | None = None
     requirements: str | None = None
     problems: list[Problem] = field(default_factory=list)
-    submission_text: str | None = None    # for the line of a key in findings
+    submission_text: str | None = None  # for the line of a key in findings
     sources: dict[str, str] = field(default_factory=dict)  # every Python file's text (the entry decoded)
-    claim: scoring.Claim | None = None    # what submission.json's score rests on
+    claim: scoring.Claim | None = None  # what submission.json's score rests on
 
     @property
     def name(self) -> str:
@@ -110,8 +111,9 @@ class Record:
         if {"submission", "readme", "script", "module"} & set(self.kinds.values()):
             return False
         names = [Path(entry.rel).name.lower() for entry in self.entries]
-        return not any(n == "readme.md" or n.endswith(".py") or (n.startswith("submission") and n.endswith(".json"))
-                       for n in names)
+        return not any(
+            n == "readme.md" or n.endswith(".py") or (n.startswith("submission") and n.endswith(".json")) for n in names
+        )
 
     def json_line(self, path: str) -> int | None:
         """The line of a key path like `seed_results.42.val_bpb` in the submission JSON, if found."""
@@ -180,8 +182,14 @@ def _report_seed_conflicts(record: Record) -> None:
             by_seed.setdefault(log.seed, []).append(log)
     for seed, logs in by_seed.items():
         for log in logs[1:]:
-            record.problems.append(Problem(log.rel, f"seed {seed} also logged in {logs[0].rel} with another score",
-                                           "review", kind="seed_conflict"))
+            record.problems.append(
+                Problem(
+                    log.rel,
+                    f"seed {seed} also logged in {logs[0].rel} with another score",
+                    "review",
+                    kind="seed_conflict",
+                )
+            )
 
 
 def _classify(record: Record, entry: safeio.FolderEntry) -> None:
@@ -219,13 +227,25 @@ def _load_json(record: Record, entry: safeio.FolderEntry) -> None:
     submission = load_submission(data, entry.rel)  # InputError -> Problem
     if record.submission is None or Path(entry.rel).name == "submission.json":
         if record.submission is not None:
-            record.problems.append(Problem(record.submission_file, "a second submission JSON exists; "
-                                           "submission.json wins", "warn", kind="second_json"))
+            record.problems.append(
+                Problem(
+                    record.submission_file,
+                    "a second submission JSON exists; submission.json wins",
+                    "warn",
+                    kind="second_json",
+                )
+            )
         record.submission, record.submission_file = submission, entry.rel
         record.submission_text = data.decode("utf-8", "replace")
     else:
-        record.problems.append(Problem(entry.rel, f"second submission JSON beside {record.submission_file}; ignored",
-                                       "warn", kind="second_json"))
+        record.problems.append(
+            Problem(
+                entry.rel,
+                f"second submission JSON beside {record.submission_file}; ignored",
+                "warn",
+                kind="second_json",
+            )
+        )
     record.kinds[entry.rel] = "submission"
 
 
@@ -236,7 +256,7 @@ def _consider_log(record: Record, entry: safeio.FolderEntry) -> None:
             record.problems.append(Problem(entry.rel, "binary content in a log file"))
         record.kinds[entry.rel] = "other"
         return
-    if not entry.rel.endswith(".log") and not LOG_MARKERS.search(data[:4 * 1024 * 1024]):
+    if not entry.rel.endswith(".log") and not LOG_MARKERS.search(data[: 4 * 1024 * 1024]):
         record.kinds[entry.rel] = "other"  # notes, not a train log
         return
     facts = logparse.parse_log_bytes(data)
@@ -275,11 +295,11 @@ def _sibling_reader(record: Record, entry: safeio.FolderEntry) -> Callable[[str]
         rel = name if folder == "." else f"{folder}/{name}"
         sibling = next((e for e in record.entries if e.rel == rel), None)
         return None if sibling is None else _read_text(sibling)
+
     return read
 
 
-def _decode_script(entry: safeio.FolderEntry, raw: str,
-                   sibling: Callable[[str], str | None] | None = None) -> Script:
+def _decode_script(entry: safeio.FolderEntry, raw: str, sibling: Callable[[str], str | None] | None = None) -> Script:
     try:
         decoded = unpack.decode_script(raw, sibling=sibling)
         text, layers = decoded.text, decoded.layers

@@ -5,6 +5,7 @@ compliance/report-schema.md describes it for other tools and
 compliance/report-schema.json is its JSON Schema. Unknown values are None
 (null in JSON), never guessed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -69,8 +70,8 @@ class Report:
     pgolf_version: str | None = None
     error: str | None = None
     schema: str = SCHEMA
-    elapsed_s: float | None = None          # wall time of the whole audit
-    git: dict[str, Any] | None = None       # PR mode: range, base and head commits
+    elapsed_s: float | None = None  # wall time of the whole audit
+    git: dict[str, Any] | None = None  # PR mode: range, base and head commits
     settings: dict[str, Any] | None = None  # rule selection and exit policy in force
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,9 +85,16 @@ class Report:
 
 def report_from_dict(data: dict[str, Any]) -> Report:
     """A Report again from its JSON form (what `--format json` wrote), for rendering it otherwise."""
+
     def record(r: dict[str, Any]) -> RecordReport:
-        return RecordReport(**{**_known(RecordReport, r), "seeds": [SeedRow(**_known(SeedRow, s)) for s in r["seeds"]],
-                               "findings": [Finding(**_known(Finding, f)) for f in r["findings"]]})
+        return RecordReport(
+            **{
+                **_known(RecordReport, r),
+                "seeds": [SeedRow(**_known(SeedRow, s)) for s in r["seeds"]],
+                "findings": [Finding(**_known(Finding, f)) for f in r["findings"]],
+            }
+        )
+
     return Report(**{**_known(Report, data), "records": [record(r) for r in data["records"]]})
 
 
@@ -128,6 +136,7 @@ def totals(report: Report) -> dict[str, Any]:
 @dataclass
 class FindingGroup:
     """Findings of one rule that say the same thing about several files or seeds."""
+
     findings: list[Finding]
 
     @property

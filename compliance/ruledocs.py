@@ -5,6 +5,7 @@ Each page starts with a small YAML front matter (id, kind, conditions), then a
 "What it checks" is the rule's one-paragraph description (SARIF
 `fullDescription`); the whole page is its help (`--explain`, SARIF `help`).
 """
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,7 @@ class RuleDoc:
     kind: str
     conditions: tuple[str, ...]
     title: str
-    body: str          # the page without its front matter
+    body: str  # the page without its front matter
     path: Path
 
     @property
@@ -50,12 +51,18 @@ def _parse(path: Path) -> RuleDoc:
     if not front:
         raise DocError(f"{path.name}: no front matter")
     meta = yaml.safe_load(front.group(1)) or {}
-    body = text[front.end():].lstrip("\n")
+    body = text[front.end() :].lstrip("\n")
     heading = re.match(r"# (\S+): (.+)\n", body)
     if not heading or heading.group(1) != meta.get("id") or path.stem != meta.get("id"):
         raise DocError(f"{path.name}: the file name, `id:` and the `# ID: title` heading must agree")
-    return RuleDoc(id=meta["id"], kind=str(meta.get("kind", "")), conditions=tuple(meta.get("conditions") or ()),
-                   title=heading.group(2).strip(), body=body, path=path)
+    return RuleDoc(
+        id=meta["id"],
+        kind=str(meta.get("kind", "")),
+        conditions=tuple(meta.get("conditions") or ()),
+        title=heading.group(2).strip(),
+        body=body,
+        path=path,
+    )
 
 
 @lru_cache(maxsize=1)

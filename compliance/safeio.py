@@ -3,6 +3,7 @@
 The folder may come from an untrusted PR: symlinks may point outside it,
 files may be huge or binary. Nothing here writes to the folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from .errors import InputError
 
 MAX_TEXT_BYTES = 256 * 1024 * 1024  # far above any real log (~1 MB), below memory trouble
 MAX_FILES = 10_000
-MAX_INT_DIGITS = 40                 # longer integers are read as floats (inf past 1e308), never as a crash
+MAX_INT_DIGITS = 40  # longer integers are read as floats (inf past 1e308), never as a crash
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,9 @@ def _entry(root: Path, path: Path) -> FolderEntry:
         try:
             target = path.resolve(strict=True)
         except (OSError, RuntimeError):  # a loop, or nothing at the end of it
-            return FolderEntry(rel, path, 0, f"symlink that leads nowhere (a loop or a missing target: "
-                                             f"-> {_link_target(path)})")
+            return FolderEntry(
+                rel, path, 0, f"symlink that leads nowhere (a loop or a missing target: -> {_link_target(path)})"
+            )
         if _escapes(root, path):
             return FolderEntry(rel, path, 0, f"symlink points outside the folder (-> {_link_target(path)})")
         if not target.is_file():

@@ -9,6 +9,7 @@ logs names that pass. Everything chosen here is said in words (`LogRecord.score_
 `Claim.how`) so a report can show it. Differences no larger than the JSON's own rounding
 are equality.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -26,18 +27,19 @@ LAST_PASS = "the last final scoring pass"
 @dataclass
 class Claim:
     """What submission.json's score rests on, as far as the logs show it."""
-    how: str                                   # one line for the report
-    logs: list[str] = field(default_factory=list)   # the runs the headline rests on
-    supported: bool | None = None              # the headline matches them (None: no headline)
-    single: str | None = None                  # set when the JSON reports one run of several
-    renamed: dict[int, str] = field(default_factory=dict)   # claimed seed -> log found by name or score
+
+    how: str  # one line for the report
+    logs: list[str] = field(default_factory=list)  # the runs the headline rests on
+    supported: bool | None = None  # the headline matches them (None: no headline)
+    single: str | None = None  # set when the JSON reports one run of several
+    renamed: dict[int, str] = field(default_factory=dict)  # claimed seed -> log found by name or score
 
 
 def rounding_tolerance(value: float) -> float:
     """Half a unit in the last decimal printed: 1.1194 may stand for 1.11935..1.11945."""
     text = repr(float(value))
     decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 8
-    return 0.5 * 10.0 ** -decimals + 1e-12
+    return 0.5 * 10.0**-decimals + 1e-12
 
 
 def same_value(claimed: float, measured: float) -> bool:
@@ -82,8 +84,9 @@ def _per_seed(record: Record, claimed: dict[int, float]) -> Claim:
         line = _pick_line(log, value)
         if line is not None:
             log.score = line
-            log.score_basis = (LAST_PASS if line is log.facts.score
-                               else f"the pass submission.json reports for seed {seed}")
+            log.score_basis = (
+                LAST_PASS if line is log.facts.score else f"the pass submission.json reports for seed {seed}"
+            )
     claim.logs = [log.rel for log in chosen.values()]
     by_seed = {log.seed: seed for seed, log in chosen.items()}
     complete = len(chosen) == len(claimed)
@@ -91,21 +94,24 @@ def _per_seed(record: Record, claimed: dict[int, float]) -> Claim:
         if log in chosen.values():
             continue
         if log.seed in by_seed:
-            log.excluded = (f"another run of seed {log.seed}; submission.json's value for it is in "
-                            f"{chosen[by_seed[log.seed]].rel}")
+            log.excluded = (
+                f"another run of seed {log.seed}; submission.json's value for it is in {chosen[by_seed[log.seed]].rel}"
+            )
         elif complete:  # every claimed seed has its run: the rest is not part of the score
             log.excluded = "not among the runs submission.json reports per seed"
     missing = sorted(set(claimed) - set(chosen))
-    claim.how = (f"per-seed values of {len(claimed)} seed(s) in submission.json, "
-                 f"{len(chosen)} matched to a log" + (f"; no log for seed(s) {missing}" if missing else ""))
+    claim.how = f"per-seed values of {len(claimed)} seed(s) in submission.json, {len(chosen)} matched to a log" + (
+        f"; no log for seed(s) {missing}" if missing else ""
+    )
     if record.submission is not None and record.submission.val_bpb is not None:
         scores = [claimed[s] for s in chosen]
         claim.supported = bool(scores) and same_value(record.submission.val_bpb, statistics.fmean(scores))
     return claim
 
 
-def _find_run(logs: list[LogRecord], seed: int, value: float, chosen: dict[int, LogRecord],
-              claim: Claim) -> LogRecord | None:
+def _find_run(
+    logs: list[LogRecord], seed: int, value: float, chosen: dict[int, LogRecord], claim: Claim
+) -> LogRecord | None:
     free = [log for log in logs if log not in chosen.values()]
     by_seed = [log for log in free if log.seed == seed]
     if len(by_seed) > 1:
@@ -123,8 +129,11 @@ def _find_run(logs: list[LogRecord], seed: int, value: float, chosen: dict[int, 
 
 def _closest(logs: list[LogRecord], value: float) -> LogRecord | None:
     """Of several runs of one seed, the one whose final pass is nearest the claimed value."""
-    carrying = [(abs(line.val_bpb - value), log) for log in logs
-                if (line := _pick_line(log, value)) is not None and line.val_bpb is not None]
+    carrying = [
+        (abs(line.val_bpb - value), log)
+        for log in logs
+        if (line := _pick_line(log, value)) is not None and line.val_bpb is not None
+    ]
     if not carrying:
         return None
     carrying.sort(key=lambda item: item[0])
@@ -135,6 +144,7 @@ def _closest(logs: list[LogRecord], value: float) -> LogRecord | None:
 
 def _seed_in_name(rel: str) -> int | None:
     from .record import seed_from_name
+
     return seed_from_name(rel)
 
 
@@ -147,19 +157,26 @@ def _headline(record: Record, headline: float) -> Claim:
     if not logs:
         return Claim(how="submission.json's score; no log has a final scoring pass", supported=False)
     label, mean = _label_with_mean(logs, headline)
-    single = [(abs(line.val_bpb - headline), log, line) for log in logs
-              if (line := _pick_line(log, headline)) is not None and line.val_bpb is not None]
+    single = [
+        (abs(line.val_bpb - headline), log, line)
+        for log in logs
+        if (line := _pick_line(log, headline)) is not None and line.val_bpb is not None
+    ]
     best_single = min(single, key=lambda item: item[0]) if single else None
     if label is None and best_single is None:
-        return Claim(how=f"no log's final pass, and no mean of one, carries submission.json's {headline}",
-                     logs=[log.rel for log in logs], supported=False)
+        return Claim(
+            how=f"no log's final pass, and no mean of one, carries submission.json's {headline}",
+            logs=[log.rel for log in logs],
+            supported=False,
+        )
     if label is not None and (best_single is None or abs(mean - headline) <= best_single[0]):
         for log in logs:
             line = next(m for m in reversed(log.facts.finals) if m.label == label)
             if line is not log.facts.score:
                 log.score, log.score_basis = line, f"the pass ({label}) whose mean submission.json reports"
-        return Claim(how=f"the mean of {len(logs)} log(s)' {label} pass", logs=[log.rel for log in logs],
-                     supported=True)
+        return Claim(
+            how=f"the mean of {len(logs)} log(s)' {label} pass", logs=[log.rel for log in logs], supported=True
+        )
     assert best_single is not None
     _, log, line = best_single
     log.score, log.score_basis = line, LAST_PASS if line is log.facts.score else "the pass submission.json reports"
@@ -184,4 +201,3 @@ def _label_with_mean(logs: list[LogRecord], headline: float) -> tuple[str | None
             if same_value(headline, mean):
                 found = (label, mean)
     return found
-

@@ -14,6 +14,7 @@ A rule takes part when some selector of `select` matches it (every rule when
 and findings that other steps report under their ids are dropped, so the verdict
 is that of the selected rules alone.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -96,8 +97,7 @@ class Selection:
         """The ruleset with deselected rules switched off, so they never run."""
         if self.everything:
             return ruleset
-        return RuleSet(ruleset.name, tuple(r if self.wants(r.id) else replace(r, enabled=False)
-                                           for r in ruleset.rules))
+        return RuleSet(ruleset.name, tuple(r if self.wants(r.id) else replace(r, enabled=False) for r in ruleset.rules))
 
     def filter(self, report: Report) -> None:
         """Drop findings of deselected rules and judge each record again on what is left."""
@@ -109,4 +109,3 @@ class Selection:
                 record.verdict = verdict_of(record.findings)
         if report.error is None:
             report.verdict = combine([r.verdict for r in report.records])
-

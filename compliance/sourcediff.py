@@ -1,4 +1,5 @@
 """How far apart two versions of a script are, in lines: stale logs against the submitted code."""
+
 from __future__ import annotations
 
 import difflib

@@ -5,24 +5,25 @@ each stage a process of its own given only the variables its entry names. pgolf 
 a stage line into the seed's log before each stage and an end line after it; the log parser
 reads the stage lines to know that a later stage's output continues the same run.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
 CONTRACT_MARKER = "PGOLF_STAGE"
-BUDGET_VAR = "PGOLF_TRAIN_BUDGET_S"   # seconds a stage under the train cap may plan its work around
-ARTIFACT_VAR = "PGOLF_ARTIFACT"        # the compressed model: what is counted against the byte cap
-LEGACY_STAGE = "run"                   # a script without the contract: one process for everything
+BUDGET_VAR = "PGOLF_TRAIN_BUDGET_S"  # seconds a stage under the train cap may plan its work around
+ARTIFACT_VAR = "PGOLF_ARTIFACT"  # the compressed model: what is counted against the byte cap
+LEGACY_STAGE = "run"  # a script without the contract: one process for everything
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    cap: str                  # "train" or "eval": the profile cap it runs under; stages sharing one share its clock
-    reads: tuple[str, ...]    # variables naming the inputs it may read (and a container mounts read-only)
-    writes: str               # the variable naming what it must write
-    isolated: bool = False    # runs in a folder of its own holding only its inputs, without network
+    cap: str  # "train" or "eval": the profile cap it runs under; stages sharing one share its clock
+    reads: tuple[str, ...]  # variables naming the inputs it may read (and a container mounts read-only)
+    writes: str  # the variable naming what it must write
+    isolated: bool = False  # runs in a folder of its own holding only its inputs, without network
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -31,12 +32,11 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("train", "train", reads=("PGOLF_TRAIN_DATA", "PGOLF_VAL_DATA", "PGOLF_TOKENIZER"),
-          writes="PGOLF_CHECKPOINT"),
-    Stage("quantize", "train", reads=("PGOLF_TRAIN_DATA", "PGOLF_TOKENIZER", "PGOLF_CHECKPOINT"),
-          writes=ARTIFACT_VAR),
-    Stage("eval", "eval", reads=(ARTIFACT_VAR, "PGOLF_TOKENIZER", "PGOLF_VAL_DATA"),
-          writes="PGOLF_RESULT", isolated=True),
+    Stage("train", "train", reads=("PGOLF_TRAIN_DATA", "PGOLF_VAL_DATA", "PGOLF_TOKENIZER"), writes="PGOLF_CHECKPOINT"),
+    Stage("quantize", "train", reads=("PGOLF_TRAIN_DATA", "PGOLF_TOKENIZER", "PGOLF_CHECKPOINT"), writes=ARTIFACT_VAR),
+    Stage(
+        "eval", "eval", reads=(ARTIFACT_VAR, "PGOLF_TOKENIZER", "PGOLF_VAL_DATA"), writes="PGOLF_RESULT", isolated=True
+    ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # a later stage's output continues the run the first stage started (its configuration dump repeats)

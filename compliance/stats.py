@@ -21,6 +21,7 @@ the constants below are only the defaults of a direct call.
 scipy is imported inside the one function that needs it: loading the checks (every
 pgolf-check start) must not pay for it.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ class WelchResult:
     n_new: int
     n_base: int
     margin: float = 0.0
-    note: str = ""          # why p is nan, when it is
+    note: str = ""  # why p is nan, when it is
 
     @property
     def improvement(self) -> float:
@@ -66,29 +67,32 @@ class Significance:
     enforced: WelchResult
     enforced_pass: bool
     enforced_alpha: float
-    written_per_token: WelchResult | None   # val_loss, nats per token
-    written_per_byte: WelchResult           # val_bpb * ln 2, nats per byte
-    written_pass: bool | None               # None: ambiguous or undecidable
+    written_per_token: WelchResult | None  # val_loss, nats per token
+    written_per_byte: WelchResult  # val_bpb * ln 2, nats per byte
+    written_pass: bool | None  # None: ambiguous or undecidable
     written_alpha: float
     margin_nats: float
-    decided_by: str                         # "enforced" | "written"
+    decided_by: str  # "enforced" | "written"
     passed: bool
     notes: list[str] = field(default_factory=list)
 
 
-def welch_one_sided(new: Sequence[float], base: Sequence[float],
-                    margin: float = 0.0) -> WelchResult:
+def welch_one_sided(new: Sequence[float], base: Sequence[float], margin: float = 0.0) -> WelchResult:
     """Welch's t-test of H1: mean(base) - mean(new) > margin (lower is better)."""
     return _welch(new, base, margin, scale=1.0)
 
 
-def significance(new_bpb: Sequence[float], base_bpb: Sequence[float],
-                 new_loss: Sequence[float] | None = None,
-                 base_loss: Sequence[float] | None = None,
-                 policy: str = "enforced", *,
-                 enforced_alpha: float = ENFORCED_ALPHA,
-                 written_alpha: float = WRITTEN_ALPHA,
-                 margin_nats: float = MARGIN_NATS) -> Significance:
+def significance(
+    new_bpb: Sequence[float],
+    base_bpb: Sequence[float],
+    new_loss: Sequence[float] | None = None,
+    base_loss: Sequence[float] | None = None,
+    policy: str = "enforced",
+    *,
+    enforced_alpha: float = ENFORCED_ALPHA,
+    written_alpha: float = WRITTEN_ALPHA,
+    margin_nats: float = MARGIN_NATS,
+) -> Significance:
     """Both policies' verdicts; `policy` picks the one that sets `passed`.
 
     Raises ValueError for a policy name other than "enforced" or "written", or an alpha
@@ -110,28 +114,35 @@ def significance(new_bpb: Sequence[float], base_bpb: Sequence[float],
     notes = _result_notes(enforced, "enforced") + notes
     enforced_pass = enforced.passes(enforced_alpha)
     return Significance(
-        enforced=enforced, enforced_pass=enforced_pass, enforced_alpha=enforced_alpha,
-        written_per_token=per_token, written_per_byte=per_byte,
-        written_pass=written_pass, written_alpha=written_alpha, margin_nats=margin_nats,
+        enforced=enforced,
+        enforced_pass=enforced_pass,
+        enforced_alpha=enforced_alpha,
+        written_per_token=per_token,
+        written_per_byte=per_byte,
+        written_pass=written_pass,
+        written_alpha=written_alpha,
+        margin_nats=margin_nats,
         decided_by=policy,
         passed=enforced_pass if policy == "enforced" else written_pass is True,
         notes=notes,
     )
 
 
-def _written_verdict(per_token: WelchResult | None, per_byte: WelchResult,
-                     alpha: float) -> tuple[bool | None, list[str]]:
+def _written_verdict(
+    per_token: WelchResult | None, per_byte: WelchResult, alpha: float
+) -> tuple[bool | None, list[str]]:
     notes = _result_notes(per_byte, "written per byte")
     byte_ok = per_byte.passes(alpha)
     if per_token is None:
-        notes.append("written: per-token reading needs per-seed val_loss on both sides; "
-                     f"verdict undecided (per-byte reading {_word(byte_ok)})")
+        notes.append(
+            "written: per-token reading needs per-seed val_loss on both sides; "
+            f"verdict undecided (per-byte reading {_word(byte_ok)})"
+        )
         return None, notes
     notes += _result_notes(per_token, "written per token")
     token_ok = per_token.passes(alpha)
     if token_ok != byte_ok:
-        notes.append(f"written: ambiguous, per-token reading {_word(token_ok)} but "
-                     f"per-byte reading {_word(byte_ok)}")
+        notes.append(f"written: ambiguous, per-token reading {_word(token_ok)} but per-byte reading {_word(byte_ok)}")
         return None, notes
     return token_ok, notes
 
@@ -155,14 +166,14 @@ def _welch(new: Any, base: Any, margin: float, scale: float) -> WelchResult:
         partial.note = "non-numeric or non-finite value among the inputs"
         return partial
     if len(xs) < 2 or len(ys) < 2:
-        partial.note = (f"need at least 2 values per side (new {len(xs)}, base {len(ys)}); "
-                        "a single seed cannot pass")
+        partial.note = f"need at least 2 values per side (new {len(xs)}, base {len(ys)}); a single seed cannot pass"
         return partial
     return _welch_moments(mean_new, variance(xs), len(xs), mean_base, variance(ys), len(ys), margin)
 
 
-def welch_from_summary(new: tuple[float, float, int], base: tuple[float, float, int],
-                       margin: float = 0.0) -> WelchResult:
+def welch_from_summary(
+    new: tuple[float, float, int], base: tuple[float, float, int], margin: float = 0.0
+) -> WelchResult:
     """The same test from (mean, sample std, n) of each side, as published rulings quote them
     (PR #1902: PR #1855's six runs, mean 1.060755, std 0.000933, against PR #1868's rerun)."""
     (m_new, sd_new, n_new), (m_base, sd_base, n_base) = new, base
@@ -171,11 +182,12 @@ def welch_from_summary(new: tuple[float, float, int], base: tuple[float, float, 
         result = WelchResult(_NAN, _NAN, _NAN, m_new, m_base, n_new, n_base, margin)
         result.note = "need finite means, non-negative stds and at least 2 values per side"
         return result
-    return _welch_moments(m_new, sd_new ** 2, n_new, m_base, sd_base ** 2, n_base, margin)
+    return _welch_moments(m_new, sd_new**2, n_new, m_base, sd_base**2, n_base, margin)
 
 
-def _welch_moments(mean_new: float, var_new: float, n_new: int, mean_base: float, var_base: float,
-                   n_base: int, margin: float) -> WelchResult:
+def _welch_moments(
+    mean_new: float, var_new: float, n_new: int, mean_base: float, var_base: float, n_base: int, margin: float
+) -> WelchResult:
     se_new, se_base = var_new / n_new, var_base / n_base
     se2 = se_new + se_base
     if se2 <= 0.0:
@@ -183,8 +195,9 @@ def _welch_moments(mean_new: float, var_new: float, n_new: int, mean_base: float
         result.note = "zero variance on both sides: the t statistic is undefined"
         return result
     t = (mean_base - mean_new - margin) / math.sqrt(se2)
-    df = se2 ** 2 / (se_new ** 2 / (n_new - 1) + se_base ** 2 / (n_base - 1))
+    df = se2**2 / (se_new**2 / (n_new - 1) + se_base**2 / (n_base - 1))
     from scipy import stats as sps  # lazily: see the module docstring
+
     p = float(sps.t.sf(t, df))
     return WelchResult(t, df, p, mean_new, mean_base, n_new, n_base, margin)
 

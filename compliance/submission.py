@@ -9,6 +9,7 @@ three ways. This module maps all of them onto one shape and remembers what it ha
 guess. A number no run can produce (NaN, infinite, negative, beyond any physical run) is
 never used: it is listed in `Submission.invalid` for the audit to fail.
 """
+
 from __future__ import annotations
 
 import math
@@ -233,7 +234,7 @@ def _aligned_lists(raw: dict[str, Any], sub: Submission, claims: dict[int, SeedC
         values = raw.get(name)
         if not isinstance(values, list) or len(values) != len(seeds):
             continue
-        for index, (seed_value, score) in enumerate(zip(seeds, values)):
+        for index, (seed_value, score) in enumerate(zip(seeds, values, strict=False)):
             seed = _as_seed(seed_value)
             if seed is None:
                 continue

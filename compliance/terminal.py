@@ -4,6 +4,7 @@ Colour only on a terminal, never with NO_COLOR set (https://no-color.org), alway
 with FORCE_COLOR or `--color always`. Piped output is plain text: no colour, no
 cursor movement, nothing a log file would keep as escape bytes.
 """
+
 from __future__ import annotations
 
 import io
@@ -34,9 +35,17 @@ def wants_color(stream: TextIO, mode: str = "auto") -> bool:
 def console(stream: TextIO, color: bool, *, live: bool = False) -> Console:
     """A Console that never parses markup or emoji in what it prints, and never guesses
     about the terminal: colour and live drawing are what the caller decided."""
-    return Console(file=stream, force_terminal=color or live, no_color=not color,
-                   color_system="standard" if color else None, markup=False, emoji=False, highlight=False,
-                   soft_wrap=True, force_interactive=live)
+    return Console(
+        file=stream,
+        force_terminal=color or live,
+        no_color=not color,
+        color_system="standard" if color else None,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=True,
+        force_interactive=live,
+    )
 
 
 def render_lines(lines: list[Text], color: bool) -> str:

@@ -6,6 +6,7 @@ bidirectional overrides that reorder what a reader sees, or Markdown and HTML
 that would break out of a PR comment. Every formatter passes such text through
 one of these functions; none of them can be undone by the text itself.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,30 @@ import unicodedata
 # C0 and C1 controls, DEL, and the invisible characters that change how the rest
 # of a line reads: bidi embeddings/overrides/isolates, line/paragraph separators,
 # zero-width and BOM characters.
-_INVISIBLE = {0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
-              0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0x2066, 0x2067, 0x2068, 0x2069, 0xFEFF}
+_INVISIBLE = {
+    0x200B,
+    0x200C,
+    0x200D,
+    0x200E,
+    0x200F,
+    0x2028,
+    0x2029,
+    0x202A,
+    0x202B,
+    0x202C,
+    0x202D,
+    0x202E,
+    0x2060,
+    0x2061,
+    0x2062,
+    0x2063,
+    0x2064,
+    0x2066,
+    0x2067,
+    0x2068,
+    0x2069,
+    0xFEFF,
+}
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(f"\\u{c:04x}" for c in sorted(_INVISIBLE)) + "]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -7,6 +7,7 @@ to resolve a name or open a socket connection is reported on the process's stder
 it fails, so the runtime can raise R-NETWORK even when the script swallows the error.
 The container has no network either way: this is the evidence, not the barrier.
 """
+
 import os
 import sys
 

@@ -12,6 +12,7 @@ measurement, so its check applies the same caps.
 
 Run as `python -m pgolf.pipeline.calibration` it is the probe itself: it prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,33 +24,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PROBE = "mlp-block-fwd-bwd: 1024x128 @ 128x512 and back, float32"
-PROBE_SECONDS = 0.25   # timed steps after one warm-up step, at least MIN_STEPS of them
+PROBE_SECONDS = 0.25  # timed steps after one warm-up step, at least MIN_STEPS of them
 MIN_STEPS = 5
-FEWER_THREADS_GAIN = 0.85   # one thread is chosen only when it runs the step this much faster
+FEWER_THREADS_GAIN = 0.85  # one thread is chosen only when it runs the step this much faster
 FILE = "calibration.json"
 
 
 @dataclass(frozen=True)
 class Calibration:
     probe: str
-    threads: int             # what the stages run with (OMP_NUM_THREADS)
-    reference_s: float       # one probe step on the profile's reference machine, idle, its thread count
-    measured_s: float        # the median step here, now, with `threads`
-    steps: int               # how many steps the median is of
-    scale: float             # what the wall-clock caps are multiplied by
+    threads: int  # what the stages run with (OMP_NUM_THREADS)
+    reference_s: float  # one probe step on the profile's reference machine, idle, its thread count
+    measured_s: float  # the median step here, now, with `threads`
+    steps: int  # how many steps the median is of
+    scale: float  # what the wall-clock caps are multiplied by
     max_scale: float
-    by_threads: dict[str, float] = field(default_factory=dict)   # median step per thread count tried
+    by_threads: dict[str, float] = field(default_factory=dict)  # median step per thread count tried
     note: str = ""
 
     def describe(self) -> str:
         tried = ", ".join(f"{n} thread{'s' if n != '1' else ''} {t * 1000:.1f} ms" for n, t in self.by_threads.items())
-        return (f"calibration: probe step {tried or 'not measured'}; reference {self.reference_s * 1000:.1f} ms: "
-                f"runs with {self.threads} thread{'s' if self.threads != 1 else ''}, caps x{self.scale:.2f}"
-                + (f" ({self.note})" if self.note else ""))
+        return (
+            f"calibration: probe step {tried or 'not measured'}; reference {self.reference_s * 1000:.1f} ms: "
+            f"runs with {self.threads} thread{'s' if self.threads != 1 else ''}, caps x{self.scale:.2f}"
+            + (f" ({self.note})" if self.note else "")
+        )
 
 
-def calibrate(reference_s: float, max_scale: float, env: dict[str, str], fixed_threads: bool = False,
-              timeout_s: float = 120.0) -> Calibration:
+def calibrate(
+    reference_s: float, max_scale: float, env: dict[str, str], fixed_threads: bool = False, timeout_s: float = 120.0
+) -> Calibration:
     """Time the probe in child processes with the stages' environment; fixed_threads: only with the
     thread count env names (a caller's own OMP_NUM_THREADS is not second-guessed)."""
     threads = _threads(env.get("OMP_NUM_THREADS"))
@@ -58,8 +62,16 @@ def calibrate(reference_s: float, max_scale: float, env: dict[str, str], fixed_t
         runs = {n: _probe_child(env, n, timeout_s) for n in counts}
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError) as exc:
         # without a measurement the caps stay as the ruleset has them; the record says why
-        return Calibration(PROBE, threads, reference_s, reference_s, 0, 1.0, max_scale,
-                           note=f"probe failed ({type(exc).__name__}); caps unscaled")
+        return Calibration(
+            PROBE,
+            threads,
+            reference_s,
+            reference_s,
+            0,
+            1.0,
+            max_scale,
+            note=f"probe failed ({type(exc).__name__}); caps unscaled",
+        )
     return from_probes(reference_s, max_scale, threads, runs)
 
 
@@ -71,8 +83,17 @@ def from_probes(reference_s: float, max_scale: float, threads: int, runs: dict[i
     measured = runs[chosen]["median_s"]
     scale = min(max(1.0, measured / reference_s), max_scale)
     note = f"capped at x{max_scale:g}" if measured / reference_s > max_scale else ""
-    return Calibration(PROBE, chosen, reference_s, measured, runs[chosen]["steps"], round(scale, 3), max_scale,
-                       {str(n): r["median_s"] for n, r in runs.items()}, note)
+    return Calibration(
+        PROBE,
+        chosen,
+        reference_s,
+        measured,
+        runs[chosen]["steps"],
+        round(scale, 3),
+        max_scale,
+        {str(n): r["median_s"] for n, r in runs.items()},
+        note,
+    )
 
 
 def _threads(value: str | None) -> int:
@@ -86,19 +107,27 @@ def _threads(value: str | None) -> int:
 
 def _probe_child(env: dict[str, str], threads: int, timeout_s: float) -> dict:
     counts = {name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    done = subprocess.run([sys.executable, "-m", __name__], env={**env, **counts}, capture_output=True, text=True,
-                          timeout=timeout_s, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", __name__],
+        env={**env, **counts},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {"median_s": float(result["median_s"]), "steps": int(result["steps"])}
 
 
 def save(folder: Path, calibration: Calibration) -> None:
     from pgolf.compliance import fsutil
+
     fsutil.atomic_write_json(folder / FILE, asdict(calibration))
 
 
 def probe() -> dict:
     import numpy as np
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1024, 128), dtype=np.float32)
     w1 = rng.standard_normal((128, 512), dtype=np.float32) * 0.05

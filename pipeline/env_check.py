@@ -9,6 +9,7 @@ The JSON form is what the pipeline copies into each record's provenance.
 Exit codes: 0 matches the lock, 1 differs, 2 no readable lock (not inside the image).
 Also runnable as `python -m pgolf.pipeline.env_check [--json] [--lock PATH]`.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,13 @@ def _driver() -> str | None:
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     versions = sorted({line.strip() for line in out.splitlines() if line.strip()})
@@ -102,9 +108,13 @@ def _versions(names: list[str]) -> dict[str, str | None]:
 
 def probe(package_names: list[str] = ()) -> dict:
     """What this interpreter has, asked of the libraries themselves."""
-    observed = {"python": ".".join(platform.python_version_tuple()[:2]),
-                "python_full": platform.python_version(), **_torch_facts(),
-                "flash_attn_3": _fa3(), "driver": _driver()}
+    observed = {
+        "python": ".".join(platform.python_version_tuple()[:2]),
+        "python_full": platform.python_version(),
+        **_torch_facts(),
+        "flash_attn_3": _fa3(),
+        "driver": _driver(),
+    }
     observed["packages"] = _versions(list(package_names))
     return observed
 
@@ -159,9 +169,11 @@ def check(lock_path: Path = LOCK_PATH, build_path: Path = BUILD_PATH) -> EnvRepo
 def render_text(report: EnvReport) -> str:
     o = report.observed
     gpus = ", ".join(o["gpus"]) or "none"
-    lines = [f"python {o['python_full']}  torch {o['torch']}  cuda {o['cuda']}  cudnn {o['cudnn']}  "
-             f"fa3 {'yes' if o['flash_attn_3'] else 'no'}",
-             f"gpus {o['gpu_count']}: {gpus}  driver {o['driver']}"]
+    lines = [
+        f"python {o['python_full']}  torch {o['torch']}  cuda {o['cuda']}  cudnn {o['cudnn']}  "
+        f"fa3 {'yes' if o['flash_attn_3'] else 'no'}",
+        f"gpus {o['gpu_count']}: {gpus}  driver {o['driver']}",
+    ]
     if report.error:
         lines.append(f"pgolf env: cannot check: {report.error}")
     elif report.ok:
@@ -180,6 +192,7 @@ def run_env(lock_path: Path | None, as_json: bool, echo: Callable[[str], None] =
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+
     parser = argparse.ArgumentParser(prog="pgolf env", description="Compare this environment with the image lock.")
     parser.add_argument("--json", action="store_true", help="machine-readable report")
     parser.add_argument("--lock", type=Path, default=None, help=f"lock file [default: {LOCK_PATH}]")

@@ -1,4 +1,5 @@
 """What pgolf measures itself instead of reading it from the script."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,5 +19,3 @@ def packed_code(script: Path) -> str:
     if unpack.is_wrapper(source):
         return source
     return unpack.build_wrapper(source)
-
-

@@ -1,4 +1,5 @@
 """Where a record came from: versions, hardware, and hashes of everything that went in or out."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -35,10 +36,12 @@ def torch_info() -> dict:
         except importlib.metadata.PackageNotFoundError:
             version = None
         return {"torch": version, "cuda": None, "cudnn": None, "gpus": []}
-    code = ("import json,torch;c=torch.cuda.is_available();"
-            "print(json.dumps({'torch':torch.__version__,'cuda':torch.version.cuda,"
-            "'cudnn':torch.backends.cudnn.version() if c else None,"
-            "'gpus':[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if c else []}))")
+    code = (
+        "import json,torch;c=torch.cuda.is_available();"
+        "print(json.dumps({'torch':torch.__version__,'cuda':torch.version.cuda,"
+        "'cudnn':torch.backends.cudnn.version() if c else None,"
+        "'gpus':[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if c else []}))"
+    )
     out = _run([sys.executable, "-c", code])
     if out is None:
         return {"torch": None, "cuda": None, "cudnn": None, "gpus": []}
@@ -54,11 +57,14 @@ def collect(script: Path, tokenizer: Path, shards: list[Path], artifacts: dict[s
         "platform": platform.platform(),
         "runtime": runtime,
         "image_digest": os.environ.get("PGOLF_IMAGE_DIGEST"),
-        "torch": info["torch"], "cuda": info["cuda"], "cudnn": info["cudnn"],
+        "torch": info["torch"],
+        "cuda": info["cuda"],
+        "cudnn": info["cudnn"],
         "flash_attn_3": importlib.util.find_spec("flash_attn_interface") is not None,
         "gpus": info["gpus"],
         "nvidia_smi": _run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"])
-        if shutil.which("nvidia-smi") else None,
+        if shutil.which("nvidia-smi")
+        else None,
         "sha256": {
             "code": sha256_file(script),
             "tokenizer": sha256_file(tokenizer),

@@ -4,6 +4,7 @@ The folder is assembled beside its destination and renamed into place, so a
 reader never sees half a record, and an existing record is only replaced
 with --force.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,24 +47,40 @@ def submission_json(meta: RecordMeta, outcomes: list[SeedOutcome], provenance: d
     bpbs = [o.val_bpb for o in outcomes]
     losses = [o.val_loss for o in outcomes]
     return {
-        "author": meta.author, "github_id": meta.github_id, "name": meta.name, "blurb": meta.blurb,
-        "date": meta.day or date.today().isoformat(), "track": meta.profile.track,
+        "author": meta.author,
+        "github_id": meta.github_id,
+        "name": meta.name,
+        "blurb": meta.blurb,
+        "date": meta.day or date.today().isoformat(),
+        "track": meta.profile.track,
         "val_bpb": round(statistics.fmean(bpbs), 8),
         "val_loss": round(statistics.fmean(losses), 8),
         "val_bpb_std": round(statistics.stdev(bpbs), 8) if len(bpbs) > 1 else None,
         "bytes_total": max(o.bytes_total for o in outcomes),
         "bytes_code": max(o.bytes_code for o in outcomes),
         "seeds": [o.seed for o in outcomes],
-        "seed_results": {str(o.seed): {
-            "val_bpb": round(o.val_bpb, 8), "val_loss": round(o.val_loss, 8), "bytes_total": o.bytes_total,
-            "train_time_ms": round(o.train_wall_s * 1000) if o.train_wall_s is not None else None,
-            "eval_time_ms": round(o.eval_wall_s * 1000) if o.eval_wall_s is not None else None,
-            "steps": o.steps, "metric_label": o.metric_label} for o in outcomes},
+        "seed_results": {
+            str(o.seed): {
+                "val_bpb": round(o.val_bpb, 8),
+                "val_loss": round(o.val_loss, 8),
+                "bytes_total": o.bytes_total,
+                "train_time_ms": round(o.train_wall_s * 1000) if o.train_wall_s is not None else None,
+                "eval_time_ms": round(o.eval_wall_s * 1000) if o.eval_wall_s is not None else None,
+                "steps": o.steps,
+                "metric_label": o.metric_label,
+            }
+            for o in outcomes
+        },
         "hardware": ", ".join(provenance.get("gpus") or []) or provenance.get("platform"),
         "pytorch_version": provenance.get("torch"),
-        "pgolf": {"profile": meta.profile.name, "caps": meta.profile.caps, "measured_by": "pgolf",
-                  "code_packed": meta.pack_code, "fixed_steps": meta.profile.fixed_steps,
-                  "calibration": widest_calibration(outcomes)},
+        "pgolf": {
+            "profile": meta.profile.name,
+            "caps": meta.profile.caps,
+            "measured_by": "pgolf",
+            "code_packed": meta.pack_code,
+            "fixed_steps": meta.profile.fixed_steps,
+            "calibration": widest_calibration(outcomes),
+        },
     }
 
 
@@ -75,8 +92,11 @@ def widest_calibration(outcomes: list[SeedOutcome]) -> dict | None:
 
 
 def readme(meta: RecordMeta, outcomes: list[SeedOutcome], sub: dict, check_verdict: str | None) -> str:
-    rows = "\n".join(f"| {o.seed} | {o.val_bpb:.8f} | {o.val_loss:.8f} | {_steps(o)} | {o.train_wall_s:.1f} | "
-                     f"{o.eval_wall_s:.1f} | {o.bytes_total:,} |" for o in outcomes)
+    rows = "\n".join(
+        f"| {o.seed} | {o.val_bpb:.8f} | {o.val_loss:.8f} | {_steps(o)} | {o.train_wall_s:.1f} | "
+        f"{o.eval_wall_s:.1f} | {o.bytes_total:,} |"
+        for o in outcomes
+    )
     caps = meta.profile.caps
     commands = "\n".join(meta.commands)
     notes = "\n".join(f"- seed {o.seed}: {d}" for o in outcomes for d in o.disagreements) or "- none"
@@ -85,7 +105,7 @@ def readme(meta: RecordMeta, outcomes: list[SeedOutcome], sub: dict, check_verdi
 {meta.blurb}
 
 Written by pgolf from its own measurements (profile `{meta.profile.name}`: train + quantize
-<= {caps['train_s']:.0f} s, eval <= {caps['eval_s']:.0f} s, <= {caps['bytes']:,} bytes, {caps['nproc']} process(es)).
+<= {caps["train_s"]:.0f} s, eval <= {caps["eval_s"]:.0f} s, <= {caps["bytes"]:,} bytes, {caps["nproc"]} process(es)).
 {_steps_and_calibration(meta, outcomes, sub)}
 ## Results
 
@@ -93,8 +113,8 @@ Written by pgolf from its own measurements (profile `{meta.profile.name}`: train
 |---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
-Mean val_bpb **{sub['val_bpb']:.8f}** (std {sub['val_bpb_std'] if sub['val_bpb_std'] is not None else '-'}),
-largest artifact {sub['bytes_total']:,} bytes. pgolf-check verdict: {check_verdict or 'not run'}.
+Mean val_bpb **{sub["val_bpb"]:.8f}** (std {sub["val_bpb_std"] if sub["val_bpb_std"] is not None else "-"}),
+largest artifact {sub["bytes_total"]:,} bytes. pgolf-check verdict: {check_verdict or "not run"}.
 
 ## How to reproduce
 
@@ -121,15 +141,24 @@ def _steps_and_calibration(meta: RecordMeta, outcomes: list[SeedOutcome], sub: d
     measured = sub["pgolf"]["calibration"]
     if measured:
         threads = f"{measured['threads']} thread{'s' if measured['threads'] != 1 else ''}"
-        lines.append(f"The stages ran with {threads} and caps multiplied by {measured['scale']:.2f}: before the "
-                     f"seeds, a probe step ({measured['probe']}) took {measured['measured_s'] * 1000:.1f} ms with "
-                     f"{threads} against {measured['reference_s'] * 1000:.1f} ms on the reference machine"
-                     f"{' (' + measured['note'] + ')' if measured.get('note') else ''}.")
+        lines.append(
+            f"The stages ran with {threads} and caps multiplied by {measured['scale']:.2f}: before the "
+            f"seeds, a probe step ({measured['probe']}) took {measured['measured_s'] * 1000:.1f} ms with "
+            f"{threads} against {measured['reference_s'] * 1000:.1f} ms on the reference machine"
+            f"{' (' + measured['note'] + ')' if measured.get('note') else ''}."
+        )
     return "".join(f"{line}\n" for line in lines)
 
 
-def write_record(records_dir: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutcome],
-                 provenance: dict, requirements: str, force: bool) -> Path:
+def write_record(
+    records_dir: Path,
+    meta: RecordMeta,
+    script: Path,
+    outcomes: list[SeedOutcome],
+    provenance: dict,
+    requirements: str,
+    force: bool,
+) -> Path:
     dest = records_dir / meta.profile.track / meta.folder_name
     if dest.exists() and not force:
         raise RecordExists(f"{dest} exists; pass --force to replace it")
@@ -156,8 +185,9 @@ def _readable(folder: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
-def _fill(folder: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutcome], provenance: dict,
-          requirements: str) -> None:
+def _fill(
+    folder: Path, meta: RecordMeta, script: Path, outcomes: list[SeedOutcome], provenance: dict, requirements: str
+) -> None:
     code = packed_code(script) if meta.pack_code else script.read_text(encoding="utf-8")
     (folder / "train_gpt.py").write_text(code, encoding="utf-8")
     for o in outcomes:

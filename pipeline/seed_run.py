@@ -3,6 +3,7 @@
 The outcome file is written last and atomically: its presence is what makes
 a seed finished, so a run killed half-way leaves the seed to be redone.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ OUTCOME = "outcome.json"
 @dataclass
 class SeedOutcome:
     seed: int
-    status: str                      # ok | failed
+    status: str  # ok | failed
     reason: str | None = None
     stages: list[dict] = field(default_factory=list)
     train_wall_s: float | None = None
@@ -37,7 +38,7 @@ class SeedOutcome:
     val_loss: float | None = None
     val_bpb: float | None = None
     metric_label: str | None = None
-    steps: int | None = None         # training steps the log shows, and how many were planned
+    steps: int | None = None  # training steps the log shows, and how many were planned
     planned_steps: int | None = None
     calibration: dict | None = None  # the measurement that widened its caps (calibration.Calibration)
     disagreements: list[str] = field(default_factory=list)
@@ -59,7 +60,7 @@ class SeedJob:
     runtime: Runtime
     overrides: dict
     pack_code: bool = False
-    count: int = 1                   # seeds in the run, for "seed 2/3"
+    count: int = 1  # seeds in the run, for "seed 2/3"
     calibration: dict | None = None  # what scaled the profile's caps, stated in the outcome
 
 
@@ -102,8 +103,9 @@ def _failed(outcome: SeedOutcome, result: StageResult, log: Path) -> SeedOutcome
     if result.status == "timeout":
         outcome.reason = f"{result.name} killed at {result.wall_s:.1f} s: over its cap"
     else:
-        outcome.reason = (f"{result.name} exited with code {result.returncode} after {result.wall_s:.1f} s"
-                          f"{_last_words(log)}")
+        outcome.reason = (
+            f"{result.name} exited with code {result.returncode} after {result.wall_s:.1f} s{_last_words(log)}"
+        )
     return outcome
 
 
@@ -119,7 +121,7 @@ def _last_words(log: Path) -> str:
 
 def _run_contract(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
     outcome = SeedOutcome(job.seed, "ok")
-    clocks: dict[str, float] = {}    # stages under one cap share its clock, from the first one's start
+    clocks: dict[str, float] = {}  # stages under one cap share its clock, from the first one's start
     walls: dict[str, float] = {}
     for stage in contract.STAGES:
         spec = contract_spec(stage, job.script, job.seed, job.profile, job.data, paths, job.overrides)
@@ -148,8 +150,10 @@ def _measure_bytes(job: SeedJob, paths: SeedPaths, outcome: SeedOutcome) -> bool
     outcome.bytes_total = outcome.bytes_code + outcome.bytes_artifact
     if outcome.bytes_total > job.profile.max_bytes:
         outcome.status = "failed"
-        outcome.reason = (f"artifact {outcome.bytes_total:,} bytes (code {outcome.bytes_code:,} + model "
-                          f"{outcome.bytes_artifact:,}) is over the {job.profile.max_bytes:,}-byte cap")
+        outcome.reason = (
+            f"artifact {outcome.bytes_total:,} bytes (code {outcome.bytes_code:,} + model "
+            f"{outcome.bytes_artifact:,}) is over the {job.profile.max_bytes:,}-byte cap"
+        )
         return False
     return True
 
@@ -166,8 +170,9 @@ def _read_result(paths: SeedPaths, outcome: SeedOutcome) -> None:
 def _compare_with_log(facts: logparse.LogFacts, outcome: SeedOutcome) -> None:
     """The script's own numbers are evidence to compare, never the measure."""
     if facts.bytes_total is not None and facts.bytes_total != outcome.bytes_total:
-        outcome.disagreements.append(f"script logs {facts.bytes_total:,} total bytes, pgolf measured "
-                                     f"{outcome.bytes_total:,}")
+        outcome.disagreements.append(
+            f"script logs {facts.bytes_total:,} total bytes, pgolf measured {outcome.bytes_total:,}"
+        )
     score = facts.score
     if (
         score
@@ -175,15 +180,18 @@ def _compare_with_log(facts: logparse.LogFacts, outcome: SeedOutcome) -> None:
         and outcome.val_bpb is not None
         and abs(score.val_bpb - outcome.val_bpb) > 1e-6
     ):
-        outcome.disagreements.append(f"log's {score.label} val_bpb {score.val_bpb} differs from the eval "
-                                     f"result {outcome.val_bpb}")
+        outcome.disagreements.append(
+            f"log's {score.label} val_bpb {score.val_bpb} differs from the eval result {outcome.val_bpb}"
+        )
     if (
         facts.train_time_ms is not None
         and outcome.train_wall_s is not None
         and facts.train_time_ms / 1000 > outcome.train_wall_s
     ):
-        outcome.disagreements.append(f"script claims {facts.train_time_ms / 1000:.1f} s of training, more than "
-                                     f"the {outcome.train_wall_s:.1f} s pgolf measured")
+        outcome.disagreements.append(
+            f"script claims {facts.train_time_ms / 1000:.1f} s of training, more than "
+            f"the {outcome.train_wall_s:.1f} s pgolf measured"
+        )
 
 
 def _check_steps(job: SeedJob, facts: logparse.LogFacts, outcome: SeedOutcome) -> None:
@@ -192,13 +200,22 @@ def _check_steps(job: SeedJob, facts: logparse.LogFacts, outcome: SeedOutcome) -
     if not job.profile.fixed_steps or outcome.status != "ok":
         return
     if facts.last_step is None or facts.planned_steps is None:
-        outcome.status, outcome.reason = "failed", (f"the log shows no step:N/M line; profile {job.profile.name} "
-                                                    f"trains a fixed number of steps and cannot tell how many ran")
+        outcome.status, outcome.reason = (
+            "failed",
+            (
+                f"the log shows no step:N/M line; profile {job.profile.name} "
+                f"trains a fixed number of steps and cannot tell how many ran"
+            ),
+        )
     elif facts.stopped_early or facts.last_step < facts.planned_steps:
-        outcome.status, outcome.reason = "failed", (
-            f"training stopped at step {facts.last_step} of {facts.planned_steps}; profile {job.profile.name} "
-            f"trains a fixed number of steps, so this seed would not compare with the others "
-            f"(--retry-failed runs it again)")
+        outcome.status, outcome.reason = (
+            "failed",
+            (
+                f"training stopped at step {facts.last_step} of {facts.planned_steps}; profile {job.profile.name} "
+                f"trains a fixed number of steps, so this seed would not compare with the others "
+                f"(--retry-failed runs it again)"
+            ),
+        )
 
 
 def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutcome:
@@ -215,8 +232,10 @@ def _run_legacy(job: SeedJob, paths: SeedPaths, progress: Progress) -> SeedOutco
     outcome.bytes_artifact = facts.bytes_model
     outcome.bytes_total = facts.bytes_model + outcome.bytes_code if facts.bytes_model is not None else facts.bytes_total
     if facts.bytes_total is not None and facts.bytes_total != outcome.bytes_total:
-        outcome.disagreements.append(f"script logs {facts.bytes_total:,} total bytes; its model bytes plus the "
-                                     f"code pgolf measured make {outcome.bytes_total:,}")
+        outcome.disagreements.append(
+            f"script logs {facts.bytes_total:,} total bytes; its model bytes plus the "
+            f"code pgolf measured make {outcome.bytes_total:,}"
+        )
     if facts.score is None:
         outcome.status, outcome.reason = "failed", "the script's log has no final score line"
         return outcome

@@ -1,4 +1,5 @@
 """make submit / pgolf submit: every seed through the stages, then the record, then the check."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,14 +21,13 @@ from pgolf.compliance.formatters import RenderOptions, render
 from pgolf.compliance.progress import Progress
 from pgolf.compliance.terminal import wants_color
 
+from ..compliance.dynamic.harness import DynamicOptions
+from ..compliance.sandbox import Runtime, SandboxUnavailable, dynamic_runtime
 from . import calibration, provenance
 from .profiles import Profile
 from .record_writer import RecordMeta, set_verdict, write_record
-from ..compliance.dynamic.harness import DynamicOptions
-from ..compliance.sandbox import Runtime, SandboxUnavailable, dynamic_runtime
 from .seed_run import SeedJob, SeedOutcome, load_outcome, run_seed
 from .stages import DataPaths, base_env
-
 
 LOCK_FILE = ".pgolf-submit.lock"
 
@@ -51,15 +51,20 @@ class SubmitRequest:
     retry_failed: bool = False
     against: str | None = None
     policy: str = "enforced"
-    dynamic: bool = True             # one traced run on a canary, merged into the record's check
-    dynamic_cap_s: float | None = None   # its cap; None: from the seeds' measured times (the profile's rule)
-    trusted: bool = False            # the bundled reference: may run unsandboxed
+    dynamic: bool = True  # one traced run on a canary, merged into the record's check
+    dynamic_cap_s: float | None = None  # its cap; None: from the seeds' measured times (the profile's rule)
+    trusted: bool = False  # the bundled reference: may run unsandboxed
 
 
 def fingerprint(req: SubmitRequest) -> str:
     """Seeds may only be resumed into a run of the same code, profile, knobs and data."""
-    parts = [req.script.read_bytes(), req.profile.name.encode(), json.dumps(sorted(req.overrides.items())).encode(),
-             str(req.data).encode(), str(req.meta.pack_code).encode()]
+    parts = [
+        req.script.read_bytes(),
+        req.profile.name.encode(),
+        json.dumps(sorted(req.overrides.items())).encode(),
+        str(req.data).encode(),
+        str(req.meta.pack_code).encode(),
+    ]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 
@@ -68,8 +73,9 @@ def prepare_work_dir(req: SubmitRequest) -> None:
     mark = fingerprint(req)
     if marker.is_file() and json.loads(marker.read_text())["fingerprint"] != mark:
         if not req.force:
-            raise SubmitError(f"{req.work_dir} holds seeds of another code or configuration; "
-                              f"pass --force to start over")
+            raise SubmitError(
+                f"{req.work_dir} holds seeds of another code or configuration; pass --force to start over"
+            )
         for seed_dir in req.work_dir.glob("seed_*"):
             shutil.rmtree(seed_dir)
     fsutil.atomic_write_json(marker, {"fingerprint": mark, "script": str(req.script), "profile": req.profile.name})
@@ -86,8 +92,12 @@ def calibrate(req: SubmitRequest, progress: Progress) -> tuple[Profile, calibrat
     reference = req.profile.calibration_reference_s
     if reference is None:
         return req.profile, None
-    measured = calibration.calibrate(reference, req.profile.max_cap_scale, base_env(req.profile, 0, req.overrides),
-                                     fixed_threads="OMP_NUM_THREADS" in req.overrides)
+    measured = calibration.calibrate(
+        reference,
+        req.profile.max_cap_scale,
+        base_env(req.profile, 0, req.overrides),
+        fixed_threads="OMP_NUM_THREADS" in req.overrides,
+    )
     progress.say(measured.describe())
     return req.profile.scaled(measured.scale).with_threads(measured.threads), measured
 
@@ -105,9 +115,19 @@ def run_seeds(req: SubmitRequest, progress: Progress) -> list[SeedOutcome]:
             progress.say(f"seed {index}/{len(req.seeds)} (seed={seed}) already finished ({prior.status}); kept{hint}")
             outcomes.append(prior)
             continue
-        job = SeedJob(req.script, seed, index, profile, req.data, root, req.runtime, req.overrides,
-                      req.meta.pack_code, count=len(req.seeds),
-                      calibration=asdict(measured) if measured else None)
+        job = SeedJob(
+            req.script,
+            seed,
+            index,
+            profile,
+            req.data,
+            root,
+            req.runtime,
+            req.overrides,
+            req.meta.pack_code,
+            count=len(req.seeds),
+            calibration=asdict(measured) if measured else None,
+        )
         outcomes.append(run_seed(job, progress))
     return outcomes
 
@@ -116,8 +136,10 @@ def summary_lines(outcomes: list[SeedOutcome]) -> list[str]:
     lines = []
     for o in outcomes:
         if o.ok:
-            lines.append(f"seed {o.seed}: val_bpb {o.val_bpb:.8f}  train+quantize {o.train_wall_s:.1f} s  "
-                         f"eval {o.eval_wall_s:.1f} s  {o.bytes_total:,} bytes")
+            lines.append(
+                f"seed {o.seed}: val_bpb {o.val_bpb:.8f}  train+quantize {o.train_wall_s:.1f} s  "
+                f"eval {o.eval_wall_s:.1f} s  {o.bytes_total:,} bytes"
+            )
         else:
             lines.append(f"seed {o.seed}: FAILED: {o.reason}")
         lines.extend(f"seed {o.seed}: note: {d}" for d in o.disagreements)
@@ -165,8 +187,10 @@ def run_lock(work_dir: Path):
     try:
         lock.acquire()
     except Timeout:
-        raise SubmitError(f"{work_dir}: another pgolf submit is running in this folder; wait for it to "
-                          f"finish or pass another --work-dir") from None
+        raise SubmitError(
+            f"{work_dir}: another pgolf submit is running in this folder; wait for it to "
+            f"finish or pass another --work-dir"
+        ) from None
     return lock
 
 
@@ -188,8 +212,10 @@ def _submit_locked(req: SubmitRequest, progress: Progress) -> int:
     if any(not o.ok for o in outcomes):
         failed = [o for o in outcomes if not o.ok]
         progress.say(f"{len(failed)} seed(s) failed: no record written (logs in {req.work_dir})")
-        progress.say(f"next: read {failed[0].log or req.work_dir}, fix the script, then run the same command "
-                     f"again: finished seeds are kept and failed ones rerun with --retry-failed (exit status 1)")
+        progress.say(
+            f"next: read {failed[0].log or req.work_dir}, fix the script, then run the same command "
+            f"again: finished seeds are kept and failed ones rerun with --retry-failed (exit status 1)"
+        )
         return 1
     shards = sorted(req.data.train.glob("fineweb_*.bin")) + sorted(req.data.val.glob("fineweb_val_*.bin"))
     artifacts = {f"seed_{o.seed}": req.work_dir / f"seed_{o.seed}" / "artifact" / "model.bin" for o in outcomes}
@@ -198,11 +224,15 @@ def _submit_locked(req: SubmitRequest, progress: Progress) -> int:
     if environment is not None:
         prov["environment"] = environment
         prov["image_digest"] = (prov["runtime"].get("repo_digests") or [prov["runtime"].get("image_id")])[0]
-    folder = write_record(req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script),
-                          req.force)
+    folder = write_record(
+        req.records_dir, req.meta, req.script, outcomes, prov, requirements_for(req.script), req.force
+    )
     progress.say(f"record written: {folder}")
-    options = AuditOptions(policy=req.policy, against=parse_baseline(req.against) if req.against else None,
-                           dynamic=dynamic_options(req, progress, outcomes) if req.dynamic else None)
+    options = AuditOptions(
+        policy=req.policy,
+        against=parse_baseline(req.against) if req.against else None,
+        dynamic=dynamic_options(req, progress, outcomes) if req.dynamic else None,
+    )
     started = time.monotonic()
     report = audit([str(folder)], options)
     report.elapsed_s = time.monotonic() - started
@@ -216,12 +246,12 @@ def _submit_locked(req: SubmitRequest, progress: Progress) -> int:
 NEXT_STEP = {
     "pass": "the record is ready: open a pull request that adds only the folder {folder}",
     "review": "the record is written, but the REVIEW findings above need a human: read each with "
-              "`pgolf-check --explain RULE`, then fix and rerun with --force, or explain them in the "
-              "record's README for the reviewers",
+    "`pgolf-check --explain RULE`, then fix and rerun with --force, or explain them in the "
+    "record's README for the reviewers",
     "fail": "the record breaks a rule (the FAIL findings above) and cannot be submitted as it is: "
-            "`pgolf-check --explain RULE` says what the rule wants; fix the script and rerun with --force",
+    "`pgolf-check --explain RULE` says what the rule wants; fix the script and rerun with --force",
     "error": "pgolf could not check the record (the error above); fix what it names and run "
-             "`pgolf-check {folder}` again",
+    "`pgolf-check {folder}` again",
 }
 
 
@@ -245,11 +275,17 @@ def dynamic_options(req: SubmitRequest, progress: Progress, outcomes: list[SeedO
     if keep.exists():
         shutil.rmtree(keep)  # the run lays out a fresh folder: links, canary and ledger of its own
     progress.say(f"dynamic: the traced run's log and ledger go to {keep}")
-    return DynamicOptions(data=req.data.train, tokenizer=req.data.tokenizer, runtime=runtime,
-                          env={**profile.env, **profile.dynamic_env, **req.overrides} if cpu_profile
-                          else dict(req.overrides),
-                          preset=not cpu_profile, cap_s=dynamic_cap_s(req, outcomes), workdir=keep,
-                          threads=int(profile.env.get("OMP_NUM_THREADS", 2)), progress=progress)
+    return DynamicOptions(
+        data=req.data.train,
+        tokenizer=req.data.tokenizer,
+        runtime=runtime,
+        env={**profile.env, **profile.dynamic_env, **req.overrides} if cpu_profile else dict(req.overrides),
+        preset=not cpu_profile,
+        cap_s=dynamic_cap_s(req, outcomes),
+        workdir=keep,
+        threads=int(profile.env.get("OMP_NUM_THREADS", 2)),
+        progress=progress,
+    )
 
 
 def dynamic_cap_s(req: SubmitRequest, outcomes: list[SeedOutcome]) -> float:

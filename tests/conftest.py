@@ -1,4 +1,5 @@
 """Shared fixtures: the real record data in ../shared, skipped with a reason where absent."""
+
 from __future__ import annotations
 
 import subprocess
@@ -35,7 +36,7 @@ def record_dir(name: str) -> Path:
 # What a test needs or costs (registered in pyproject.toml), so that a run can leave it out:
 # `make test-fast` is `-m "not slow and not docker and not torch"`. A test whose module is not
 # listed here carries its marks as decorators.
-_BY_FIXTURE = {"records_root": "shared", "official_data": "shared"}   # fixtures that read ../shared
+_BY_FIXTURE = {"records_root": "shared", "official_data": "shared"}  # fixtures that read ../shared
 _BY_MODULE: dict[str, tuple[str, ...]] = {
     "test_docker.py": ("docker", "slow"),
     "test_dynamic.py": ("torch", "slow"),
@@ -53,8 +54,10 @@ _BY_TEST: dict[str, tuple[str, ...]] = {
     "test_bad_input.py::test_decompression_bomb_script": ("slow",),
     "test_bad_input.py::test_one_slow_step_past_the_cap_is_tolerated_but_not_a_second": ("slow",),
     "test_dynamic_units.py::test_catalog_margins_cover_the_measured_arithmetic": ("torch", "slow"),
-    "test_dynamic_units.py::test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_backward":
-        ("torch", "slow"),
+    "test_dynamic_units.py::test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_backward": (
+        "torch",
+        "slow",
+    ),
     "test_dynamic_units.py::test_an_update_thrown_away_before_anything_reads_it_is_no_update": ("torch", "slow"),
     "test_dynamic_units.py::test_byte_recount_catches_byte_fallback_counted_as_three_bytes": ("shared",),
     "test_dynamic_units.py::test_content_ids_of_the_official_tokenizer_are_the_1020_non_control_ids": ("shared",),
@@ -64,7 +67,7 @@ _BY_TEST: dict[str, tuple[str, ...]] = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)   # before -m deselects: it must see these marks
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: it must see these marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.path.name
@@ -85,8 +88,9 @@ _TOOL_CACHES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 def _new_paths_listing() -> set[str] | None:
     """Untracked and ignored paths (a wholly new folder as one entry); None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--ignored", "-z"], cwd=REPO, capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "-z"], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:

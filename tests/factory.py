@@ -1,4 +1,5 @@
 """Builds small, valid record folders in the official layout for tests to break."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,9 @@ if __name__ == "__main__":
 """
 
 
-def log_text(seed: int, bpb: float, loss: float, total: int = 15_863_489, train_ms: int = 598_000,
-             code: int | None = None) -> str:
+def log_text(
+    seed: int, bpb: float, loss: float, total: int = 15_863_489, train_ms: int = 598_000, code: int | None = None
+) -> str:
     code_bytes = len(SCRIPT.encode()) if code is None else code
     model = total - code_bytes
     return "\n".join(
@@ -67,10 +69,21 @@ def make_record(root: Path, seeds=(42, 314, 999), bpbs=(1.2001, 1.2003, 1.2005),
     for seed, bpb in zip(seeds, bpbs, strict=True):
         (folder / f"train_seed{seed}.log").write_text(log_text(seed, bpb, bpb * 1.69))
     mean = sum(bpbs) / len(bpbs)
-    (folder / "submission.json").write_text(json.dumps({
-        "author": "t", "github_id": "t", "name": "test", "date": "2026-05-01", "track": "10min_16mb",
-        "val_bpb": round(mean, 8), "seeds": list(seeds), "bytes_total": 15_863_489,
-        "seed_results": {str(s): {"val_bpb": b} for s, b in zip(seeds, bpbs, strict=True)}}))
+    (folder / "submission.json").write_text(
+        json.dumps(
+            {
+                "author": "t",
+                "github_id": "t",
+                "name": "test",
+                "date": "2026-05-01",
+                "track": "10min_16mb",
+                "val_bpb": round(mean, 8),
+                "seeds": list(seeds),
+                "bytes_total": 15_863_489,
+                "seed_results": {str(s): {"val_bpb": b} for s, b in zip(seeds, bpbs, strict=True)},
+            }
+        )
+    )
     return folder
 
 

@@ -1,5 +1,6 @@
 """The GitHub Action's script against a fixture repository with three PRs, and a local stand-in
 for GitHub's REST API: the sticky comment, the SARIF file and the exit status by --fail-on."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,12 @@ TRACK = Path("records") / "track_10min_16mb"
 
 
 def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip()
 
 
@@ -58,8 +63,9 @@ class FakeGitHub:
     """Issue comments of one PR, as GitHub's REST API serves them, on 127.0.0.1."""
 
     def __init__(self):
-        self.comments: list[dict] = [{"id": 1, "body": "LGTM <!-- pgolf-check: sticky comment -->",
-                                      "user": {"type": "User"}}]   # a person's comment quoting the marker
+        self.comments: list[dict] = [
+            {"id": 1, "body": "LGTM <!-- pgolf-check: sticky comment -->", "user": {"type": "User"}}
+        ]  # a person's comment quoting the marker
         self.requests: list[tuple[str, str]] = []
         fake = self
 
@@ -113,19 +119,29 @@ def github():
     fake.close()
 
 
-def action_env(repo: Path, pr: tuple[str, str], tmp_path: Path, github: FakeGitHub | None, fail_on: str = "review",
-               args: str = "") -> dict[str, str]:
+def action_env(
+    repo: Path, pr: tuple[str, str], tmp_path: Path, github: FakeGitHub | None, fail_on: str = "review", args: str = ""
+) -> dict[str, str]:
     base, head = pr
     tmp_path.mkdir(parents=True, exist_ok=True)
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 7, "base": {"sha": base}, "head": {"sha": head}}}))
     (tmp_path / "out").touch()
     (tmp_path / "summary.md").touch()
-    env = {"INPUT_BASE": base, "INPUT_HEAD": head, "INPUT_FAIL_ON": fail_on, "INPUT_ARGS": args,
-           "INPUT_COMMENT": "true", "PGOLF_REPO": str(repo), "RUNNER_TEMP": str(tmp_path),
-           "GITHUB_EVENT_PATH": str(event), "GITHUB_OUTPUT": str(tmp_path / "out"),
-           "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_REPOSITORY": "openai/parameter-golf",
-           "PGOLF_DOCS_URL": "https://github.com/example/pgolf/blob/v1/compliance/rules/docs"}
+    env = {
+        "INPUT_BASE": base,
+        "INPUT_HEAD": head,
+        "INPUT_FAIL_ON": fail_on,
+        "INPUT_ARGS": args,
+        "INPUT_COMMENT": "true",
+        "PGOLF_REPO": str(repo),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_REPOSITORY": "openai/parameter-golf",
+        "PGOLF_DOCS_URL": "https://github.com/example/pgolf/blob/v1/compliance/rules/docs",
+    }
     if github is not None:
         env.update(GITHUB_TOKEN="test-token", GITHUB_API_URL=github.url)
     return env
@@ -141,11 +157,14 @@ def sarif_schema() -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, verdict, rules", [
-    ("legal", "pass", set()),
-    ("illegal", "fail", {"R-NO-PREQUANT-TTT"}),
-    ("two-folders", "pass", set()),   # accepted in practice: a warning that quotes the rule (issue #11)
-])
+@pytest.mark.parametrize(
+    "name, verdict, rules",
+    [
+        ("legal", "pass", set()),
+        ("illegal", "fail", {"R-NO-PREQUANT-TTT"}),
+        ("two-folders", "pass", set()),  # accepted in practice: a warning that quotes the rule (issue #11)
+    ],
+)
 def test_the_action_script_on_three_prs(fixture_repo, github, tmp_path, name, verdict, rules, capsys):
     jsonschema = pytest.importorskip("jsonschema")
     repo, prs = fixture_repo
@@ -213,7 +232,7 @@ def test_a_review_verdict_fails_only_with_fail_on_review(fixture_repo, tmp_path)
     rerun = (folder / "train_seed42.log").read_text().replace("val_bpb:1.2001", "val_bpb:1.1990")
     (folder / "train_seed42_rerun.log").write_text(rerun)  # one seed, two scores: a human decides
     claims = json.loads((folder / "submission.json").read_text())
-    claims.pop("seed_results", None)   # so that no per-seed claim picks one of the two runs
+    claims.pop("seed_results", None)  # so that no per-seed claim picks one of the two runs
     (folder / "submission.json").write_text(json.dumps(claims))
     git(fork, "add", "-A")
     git(fork, "commit", "-qm", "a rerun of seed 42")
@@ -288,7 +307,12 @@ def test_pre_commit_hooks_run_on_the_files_pre_commit_passes(fixture_repo, tmp_p
         staged = [f for f in files if re.search(hook["files"], f)]
         entry = hook["entry"].split()
         assert entry[0] == "pgolf-check"
-        proc = subprocess.run([sys.executable, "-c", "from pgolf.compliance.cli import run; run()", *entry[1:],
-                               *staged], cwd=work, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            [sys.executable, "-c", "from pgolf.compliance.cli import run; run()", *entry[1:], *staged],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert proc.returncode == expected, proc.stdout + proc.stderr
         assert "R-NO-PREQUANT-TTT" in proc.stdout

@@ -1,4 +1,5 @@
 """pgolf-check over the real official record data in ../shared."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from pgolf.compliance.context import AuditOptions, seed_rows
 
 from .conftest import SHARED, record_dir, shared_record_dirs
 
-pytestmark = pytest.mark.shared   # every test here reads the official records in ../shared
+pytestmark = pytest.mark.shared  # every test here reads the official records in ../shared
 
 CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 
@@ -21,8 +22,7 @@ CHECK = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()"]
 # TTT pass, PR #2058's roundtrip before its sliding pass.)
 DISAGREE = {
     "2026-03-18_LongContextSeq2048": "the JSON reports the seed-1337 run (train.log) alone, not the 3-seed mean",
-    "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon":
-        "the JSON reports seed 42 alone; its blurb's 3-seed mean 1.1570 agrees",
+    "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon": "the JSON reports seed 42 alone; its blurb's 3-seed mean 1.1570 agrees",
     "2026-03-19_SwiGLU_WarmdownFix_QuarterBatch_1x5090": "no train log in the folder",
     "2026-03-21_DepthRecurrence_MixedPrecisionQuant": "no train log in the folder",
     "2026-03-23_DGAttention_DavidGao": "the log ends after serialization, before any final evaluation",
@@ -100,8 +100,9 @@ def test_other_formats_render_real_records(records_root, fmt):
 def test_significance_is_shown_in_the_pr_comment(records_root):
     base = record_dir("2026-04-19_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT")
     new = record_dir("2026-04-22_SP8192_CaseOps_GatedAttn_QuantGate_Loop45_PhasedTTT_MLPClip12")
-    proc = subprocess.run(CHECK + [str(new), "--against", str(base), "--format", "markdown"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        CHECK + [str(new), "--against", str(base), "--format", "markdown"], capture_output=True, text=True, timeout=120
+    )
     assert "enforced Welch p = 0.063 (pass at p < 0.25)" in proc.stdout and "written" in proc.stdout
 
 
@@ -111,9 +112,11 @@ def test_significance_is_shown_in_the_pr_comment(records_root):
 OWN_EVIDENCE = {
     "2026-03-23_DGAttention_DavidGao": {("R-SIZE", "train.log:93 Total submission size 16,638,468 bytes")},
     "2026-04-27_SmearGateBOSFix_PR1787Base_LQERAsym_PhasedTTT": {
-        ("R-SEEDS", "one seed (42); its other two seeds are reruns in PR #1868")},
+        ("R-SEEDS", "one seed (42); its other two seeds are reruns in PR #1868")
+    },
     "legal-d25-hymba-ssm-scorefirst-pr1245": {
-        ("R-JSON-CONSISTENCY", "per-seed val_bpb of seeds 42 and 1337 are lower than their logs' final lines")},
+        ("R-JSON-CONSISTENCY", "per-seed val_bpb of seeds 42 and 1337 are lower than their logs' final lines")
+    },
     "legal-d26-ar-selfgen-gptq-pr1234": {("R-RECORD-FILES", "no train log"), ("R-SEEDS", "no scored seed")},
 }
 NOT_IN_THE_COPY = {"README.md is missing", "train_gpt.py is missing"}
@@ -125,6 +128,7 @@ def _record_rule_fails(folder) -> set[str]:
     from pgolf.compliance.context import RecordContext, judging_date
     from pgolf.compliance.record import load_record
     from pgolf.compliance.rules import load_ruleset
+
     record = load_record(folder)
     context = RecordContext(record, seed_rows(record), AuditOptions(), judged=judging_date(record, None))
     ruleset = load_ruleset(ruleset_for(record, AuditOptions()))
@@ -139,6 +143,7 @@ def _record_rule_fails(folder) -> set[str]:
 
 def _legal_corpus_folders() -> list:
     import yaml
+
     labels = SHARED / "corpus-dev" / "LABELS.yaml"
     if not labels.is_file():
         return []
@@ -151,6 +156,5 @@ def test_accepted_records_draw_no_record_rule_fail_but_their_own(records_root):
     folders = [(p.name, p) for p in shared_record_dirs()] + _legal_corpus_folders()
     assert len(folders) >= 34
     found = {name: fails for name, path in folders if (fails := _record_rule_fails(path))}
-    expected = {name: {rule for rule, _ in why} for name, why in OWN_EVIDENCE.items()
-                if name in dict(folders)}
+    expected = {name: {rule for rule, _ in why} for name, why in OWN_EVIDENCE.items() if name in dict(folders)}
     assert found == expected

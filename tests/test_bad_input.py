@@ -1,4 +1,5 @@
 """Bad input gets exit 2 or a finding, one line, no traceback, and the folder stays as it was."""
+
 from __future__ import annotations
 
 import base64
@@ -83,7 +84,8 @@ def test_decompression_bomb_script(tmp_path):
     bomb = lzma.compress(b"\0" * (200 * 1024 * 1024), preset=1)
     payload = base64.b85encode(bomb).decode()
     (folder / "train_gpt.py").write_text(
-        f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{payload}")))\n')
+        f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{payload}")))\n'
+    )
     code, report = audit_json(folder)
     assert code == 1
     assert any("could not be decoded" in f["message"] for f in findings(report, "R-RECORD-FILES"))
@@ -102,11 +104,14 @@ def test_fifty_megabyte_log(tmp_path):
     assert row["val_bpb"] == pytest.approx(1.2001)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["/nonexistent/record"], "no such file or directory"),
-    (["--against", "abc"], "--against takes"),
-    (["--ruleset", "nope"], "unknown ruleset"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["/nonexistent/record"], "no such file or directory"),
+        (["--against", "abc"], "--against takes"),
+        (["--ruleset", "nope"], "unknown ruleset"),
+    ],
+)
 def test_unreadable_targets_exit_2(tmp_path, args, fragment):
     if args[0].startswith("--"):
         args = [str(make_record(tmp_path))] + args
@@ -144,7 +149,8 @@ def test_over_cap_only_with_readable_code_asks_for_review(tmp_path):
     model = 16_000_000 - len(big.encode()) + 1000  # 1,000 bytes over with the code as it is
     for seed, bpb in ((42, 1.2001), (314, 1.2003), (999, 1.2005)):
         (folder / f"train_seed{seed}.log").write_text(
-            log_text(seed, bpb, bpb * 1.69, total=model + len(big.encode()), code=len(big.encode())))
+            log_text(seed, bpb, bpb * 1.69, total=model + len(big.encode()), code=len(big.encode()))
+        )
     code, report = audit_json(folder)
     size = findings(report, "R-SIZE")
     assert code == 3 and size and all(f["severity"] == "review" for f in size)
@@ -163,6 +169,7 @@ def test_one_slow_step_past_the_cap_is_tolerated_but_not_a_second(tmp_path):
 
 def _zip_bomb(path: Path) -> None:
     import zipfile
+
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("zeros.bin", "w", force_zip64=True) as member:
             block = b"\0" * (1 << 20)
@@ -192,6 +199,7 @@ def test_zip_bomb_as_the_target_is_refused(tmp_path):
 # CLI (one broken folder must not take the others down), and each case then asserts on its own
 # record: not a pass, an error is one line naming the file, and the folder is unchanged.
 
+
 def _json(text: str | bytes):
     data = text.encode() if isinstance(text, str) else text
     return lambda f: (f / "submission.json").write_bytes(data)
@@ -199,10 +207,12 @@ def _json(text: str | bytes):
 
 def _field(key: str, raw: str):
     """submission.json with one value replaced by raw JSON text (which json.dumps could not write)."""
+
     def mutate(f: Path) -> None:
         sub = json.loads((f / "submission.json").read_text())
         sub[key] = "@@"
         (f / "submission.json").write_text(json.dumps(sub).replace('"@@"', raw))
+
     return mutate
 
 
@@ -212,15 +222,18 @@ def _logs(content: str | bytes):
     def mutate(f: Path) -> None:
         for log in f.glob("train_seed*.log"):
             log.write_bytes(data)
+
     return mutate
 
 
 def _score_line(line: str):
     """Every log's final score line replaced by `line`."""
+
     def mutate(f: Path) -> None:
         for log in f.glob("train_seed*.log"):
             kept = [ln for ln in log.read_text().splitlines() if not ln.startswith("final_int8_zlib_roundtrip")]
             log.write_text("\n".join(kept + [line]) + "\n")
+
     return mutate
 
 
@@ -230,6 +243,7 @@ def _link(name: str, target: str):
         if path.exists() or path.is_symlink():
             path.unlink()
         path.symlink_to(target)
+
     return mutate
 
 
@@ -248,6 +262,7 @@ def _logs_as(kind: str):
             elif kind == "sparse":
                 with open(log, "wb") as fh:
                     fh.truncate(300 * 1024 * 1024)
+
     return mutate
 
 
@@ -352,8 +367,9 @@ def tree(tmp_path_factory):
         mutate(folder)
         snapshots[name] = snapshot(folder) if name != "folder_too_many_files" else None
     out = root.parent / f"{root.name}-report.json"
-    proc = subprocess.run(CHECK + [str(root), "--format", "json", "-o", str(out)], capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        CHECK + [str(root), "--format", "json", "-o", str(out)], capture_output=True, text=True, timeout=900
+    )
     report = json.loads(out.read_text())
     return root, proc, report, snapshots
 
@@ -418,8 +434,11 @@ def _script_target_bad_wrapper(tmp: Path) -> list[str]:
 
 
 TARGET_CASES = {
-    "target_fifo": (_fifo, 2), "target_symlink_loop": (_loop_target, 2), "report_path_missing": (_report_nowhere, 2),
-    "against_deep_json": (_against_deep_json, None), "against_huge_number": (_against_huge_number, None),
+    "target_fifo": (_fifo, 2),
+    "target_symlink_loop": (_loop_target, 2),
+    "report_path_missing": (_report_nowhere, 2),
+    "against_deep_json": (_against_deep_json, None),
+    "against_huge_number": (_against_huge_number, None),
     "script_target_binary": (_script_target_binary, None),
     "script_target_bad_wrapper": (_script_target_bad_wrapper, None),
 }
@@ -446,6 +465,7 @@ def _as_nobody() -> list[str]:
     if os.getuid() != 0:
         return []
     import shutil
+
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv: cannot make a folder unreadable")
@@ -456,6 +476,7 @@ def _as_nobody() -> list[str]:
 def test_an_unreadable_part_of_the_folder_fails_the_audit(what):
     import shutil
     import tempfile
+
     prefix = _as_nobody()
     root = Path(tempfile.mkdtemp(prefix="pgolf-unreadable-"))
     try:
@@ -470,8 +491,13 @@ def test_an_unreadable_part_of_the_folder_fails_the_audit(what):
         for path in [root, *root.rglob("*")]:
             if path.is_dir() and path.name != "logs":
                 path.chmod(0o755)
-        proc = subprocess.run(prefix + CHECK + [str(folder), "--format", "json"], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "HOME": str(root)})
+        proc = subprocess.run(
+            prefix + CHECK + [str(folder), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(root)},
+        )
         assert "Traceback" not in proc.stderr and proc.returncode in (1, 2, 3), proc.stderr
         record = json.loads(proc.stdout)["records"][0]
         assert record["verdict"] != "pass"
@@ -517,28 +543,75 @@ from hypothesis import strategies as st  # noqa: E402
 from pgolf.compliance.audit import audit  # noqa: E402
 from pgolf.compliance.context import AuditOptions  # noqa: E402
 
-JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10 ** 80, max_value=10 ** 80),
-                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                      st.sampled_from(["1.2003", "nan", "inf", "-1", "9" * 400, "10min_16mb", "", "\x1b[8m"]))
-JSON_VALUE = st.recursive(JSON_LEAF, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                            st.dictionaries(st.text(max_size=6), kids, max_size=4)),
-                          max_leaves=16)
-FIELDS = ["val_bpb", "val_loss", "val_bpb_std", "seeds", "seed", "seed_results", "seed_scores", "bytes_total",
-          "artifact_size_bytes", "bytes_code", "bytes_model_int8", "track", "date", "name", "author", "pytorch_version"]
+JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**80), max_value=10**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["1.2003", "nan", "inf", "-1", "9" * 400, "10min_16mb", "", "\x1b[8m"]),
+)
+JSON_VALUE = st.recursive(
+    JSON_LEAF,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=6), kids, max_size=4)),
+    max_leaves=16,
+)
+FIELDS = [
+    "val_bpb",
+    "val_loss",
+    "val_bpb_std",
+    "seeds",
+    "seed",
+    "seed_results",
+    "seed_scores",
+    "bytes_total",
+    "artifact_size_bytes",
+    "bytes_code",
+    "bytes_model_int8",
+    "track",
+    "date",
+    "name",
+    "author",
+    "pytorch_version",
+]
 SUBMISSIONS = st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), JSON_VALUE, max_size=10)
 
-LOG_KEYS = ["val_bpb", "val_loss", "train_time", "step", "eval_time", "seed", "train_loss", "world_size",
-            "Total submission size int8+zlib", "Serialized model int8+zlib", "Code size",
-            "final_int8_zlib_roundtrip_exact val_loss", "final_int8_zlib_roundtrip val_loss",
-            "stopping_early: wallclock_cap train_time", "train_shards", "val_tokens", "total_eval_time"]
-LOG_NUMBERS = st.one_of(st.integers(-10 ** 30, 10 ** 30).map(str),
-                        st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                        st.text(alphabet="0123456789.e+-", max_size=24), st.just("9" * 400), st.just("1e999"))
+LOG_KEYS = [
+    "val_bpb",
+    "val_loss",
+    "train_time",
+    "step",
+    "eval_time",
+    "seed",
+    "train_loss",
+    "world_size",
+    "Total submission size int8+zlib",
+    "Serialized model int8+zlib",
+    "Code size",
+    "final_int8_zlib_roundtrip_exact val_loss",
+    "final_int8_zlib_roundtrip val_loss",
+    "stopping_early: wallclock_cap train_time",
+    "train_shards",
+    "val_tokens",
+    "total_eval_time",
+]
+LOG_NUMBERS = st.one_of(
+    st.integers(-(10**30), 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(alphabet="0123456789.e+-", max_size=24),
+    st.just("9" * 400),
+    st.just("1e999"),
+)
 LOG_LINE = st.one_of(
-    st.builds(lambda key, sep, value, tail: f"{key}{sep}{value}{tail}", st.sampled_from(LOG_KEYS),
-              st.sampled_from([":", ": ", " ", "="]), LOG_NUMBERS,
-              st.sampled_from(["", "ms", " bytes", "ms step_avg:1.00ms", "/20000", " val_bpb:1.2", " val_bpb:nan"])),
-    st.text(max_size=60))
+    st.builds(
+        lambda key, sep, value, tail: f"{key}{sep}{value}{tail}",
+        st.sampled_from(LOG_KEYS),
+        st.sampled_from([":", ": ", " ", "="]),
+        LOG_NUMBERS,
+        st.sampled_from(["", "ms", " bytes", "ms step_avg:1.00ms", "/20000", " val_bpb:1.2", " val_bpb:nan"]),
+    ),
+    st.text(max_size=60),
+)
 EXPECTED_VERDICTS = {"pass", "fail", "review", "error"}
 
 
@@ -558,6 +631,7 @@ def _audit_in_process(folder: Path):
 @given(sub=SUBMISSIONS)
 def test_generated_submission_json_never_crashes(sub):
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_record(Path(tmp))
         (folder / "submission.json").write_text(json.dumps(sub, allow_nan=True))
@@ -568,6 +642,7 @@ def test_generated_submission_json_never_crashes(sub):
 @given(lines=st.lists(LOG_LINE, max_size=20), where=st.sampled_from(["append", "prepend", "replace"]))
 def test_generated_log_lines_never_crash(lines, where):
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_record(Path(tmp))
         for log in folder.glob("train_seed*.log"):

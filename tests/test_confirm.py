@@ -1,4 +1,5 @@
 """A static legality fail confronted with a traced run's per-family outcomes (compliance/confirm.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ RULES = {rule.id: rule for rule in load_ruleset("track_10min_16mb").rules}
 
 
 def _fail(rule_id: str, **kw) -> Finding:
-    return RULES[rule_id].finding("pre-quant TTT trains on validation tokens before scoring", file="train_gpt.py",
-                                  line=10, **kw)
+    return RULES[rule_id].finding(
+        "pre-quant TTT trains on validation tokens before scoring", file="train_gpt.py", line=10, **kw
+    )
 
 
 def test_a_fail_the_ledger_contradicts_becomes_review_with_both_sides():
@@ -45,14 +47,13 @@ def test_only_active_script_fails_of_rules_with_a_ledger_are_confronted():
     clean = {family: "clean" for family in ("C1", "C2", "C3", "C4", "data")}
     inactive = _fail("R-NO-PREQUANT-TTT", active=False)
     review = _fail("R-NO-PREQUANT-TTT", severity="review")
-    no_ledger = _fail("R-GPTQ-CALIB")              # the run's "data" outcome says nothing about calibration
-    record_rule = _fail("R-TRAIN-VAL-OVERLAP")     # kind record: no traced run speaks to it
+    no_ledger = _fail("R-GPTQ-CALIB")  # the run's "data" outcome says nothing about calibration
+    record_rule = _fail("R-TRAIN-VAL-OVERLAP")  # kind record: no traced run speaks to it
     kept = [inactive, review, no_ledger, record_rule]
     assert confirm(kept, RULES, clean) == kept
 
 
 def test_a_catalog_entry_naming_an_unknown_ledger_family_is_refused():
-    entry = {"id": "R-X", "title": "x", "severity": "fail", "source": "s", "check": "script.no_slot",
-             "ledger": ["C9"]}
+    entry = {"id": "R-X", "title": "x", "severity": "fail", "source": "s", "check": "script.no_slot", "ledger": ["C9"]}
     with pytest.raises(InputError, match="unknown family"):
         _rule_from(entry, "test")

@@ -74,8 +74,12 @@ def test_shard_round_trip_keeps_header_and_tokens(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "tokens, message",
-    [(np.array([1, 65536]), "0..65535"), (np.array([-1, 2]), "0..65535"),
-     (np.zeros((2, 2), dtype=np.int32), "1-D"), (np.array([1.5, 2.0]), "integers")],
+    [
+        (np.array([1, 65536]), "0..65535"),
+        (np.array([-1, 2]), "0..65535"),
+        (np.zeros((2, 2), dtype=np.int32), "1-D"),
+        (np.array([1.5, 2.0]), "integers"),
+    ],
 )
 def test_write_shard_rejects_unstorable_tokens(tmp_path: Path, tokens: np.ndarray, message: str) -> None:
     with pytest.raises(ShardError, match=message):
@@ -100,8 +104,13 @@ def _corrupt(path: Path, case: str) -> None:
 
 @pytest.mark.parametrize(
     "case, message",
-    [("magic", "bad magic 20240521"), ("version", "unsupported version 2"), ("count", "header token count 11"),
-     ("truncated-body", "size 1042 bytes"), ("truncated-header", "truncated header")],
+    [
+        ("magic", "bad magic 20240521"),
+        ("version", "unsupported version 2"),
+        ("count", "header token count 11"),
+        ("truncated-body", "size 1042 bytes"),
+        ("truncated-header", "truncated header"),
+    ],
 )
 def test_read_shard_rejects_corrupt_files_naming_them(tmp_path: Path, case: str, message: str) -> None:
     path = tmp_path / "fineweb_val_000000.bin"
@@ -115,8 +124,14 @@ def test_read_shard_rejects_corrupt_files_naming_them(tmp_path: Path, case: str,
 
 
 def test_shard_paths_sorts_and_ignores_non_shards(tmp_path: Path) -> None:
-    for name in ["fineweb_train_000010.bin", "fineweb_train_000002.bin", "fineweb_val_000000.bin",
-                 "fineweb_val_bytes_000000.bin", ".fineweb_train_000003.bin.1.ab.tmp", "fineweb_train_3.bin"]:
+    for name in [
+        "fineweb_train_000010.bin",
+        "fineweb_train_000002.bin",
+        "fineweb_val_000000.bin",
+        "fineweb_val_bytes_000000.bin",
+        ".fineweb_train_000003.bin.1.ab.tmp",
+        "fineweb_train_3.bin",
+    ]:
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in shard_paths(tmp_path)] == ["fineweb_train_000002.bin", "fineweb_train_000010.bin"]
     assert [p.name for p in shard_paths(tmp_path, kind="val")] == ["fineweb_val_000000.bin"]
@@ -219,7 +234,8 @@ def test_synth_is_idempotent_and_deterministic(built: tuple[SynthConfig, dict], 
     other = synth(replace(config, out=tmp_path / "other"))
     assert not other.skipped
     assert {r: e["sha256"] for r, e in other.manifest["files"].items()} == {
-        r: e["sha256"] for r, e in manifest["files"].items()}
+        r: e["sha256"] for r, e in manifest["files"].items()
+    }
     # A damaged file is noticed and rebuilt; fewer shards leave no stale shard behind.
     _corrupt(tmp_path / "other" / "datasets" / "synth_sp1024" / "fineweb_val_000000.bin", "magic")
     assert not synth(replace(config, out=tmp_path / "other")).skipped
@@ -233,8 +249,13 @@ def test_synth_with_official_tokenizer(tmp_path: Path) -> None:
     model = _official_tokenizer()
     result = synth(SynthConfig(out=tmp_path, tokenizer=model, val_docs=5, train_shards=1, max_chars=60_000))
     manifest = result.manifest
-    assert manifest["tokenizer"] == {"model": "tokenizers/fineweb_1024_bpe.model", "vocab_size": 1024,
-                                     "trained": False, "source": str(model), "byte_fallback": False}
+    assert manifest["tokenizer"] == {
+        "model": "tokenizers/fineweb_1024_bpe.model",
+        "vocab_size": 1024,
+        "trained": False,
+        "source": str(model),
+        "byte_fallback": False,
+    }
     assert _sha(tmp_path / "tokenizers" / "fineweb_1024_bpe.model") == _sha(model)
     val = read_shard(tmp_path / "datasets" / "synth_sp1024" / "fineweb_val_000000.bin")
     assert int(val.max()) < 1024 and np.count_nonzero(val == 1) == 5 and val[0] == 1
@@ -306,7 +327,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if rel in self.server.cut_once:
             self.server.cut_once.discard(rel)
-            self.wfile.write(body[start:start + (len(body) - start) // 2])
+            self.wfile.write(body[start : start + (len(body) - start) // 2])
             return
         self.wfile.write(body[start:])
 
@@ -334,10 +355,16 @@ def hub(tmp_path: Path):
     shutil.copyfile(model, repo / MODEL)
     (repo / MODEL).with_suffix(".vocab").write_text("<pad>\t0\n<s>\t0\n", encoding="utf-8")
     manifest = {
-        "datasets": [{"name": "fineweb10B_sp1024", "tokenizer_name": "sp_bpe_1024",
-                      "stats": {"files_train": 4, "files_val": 1}}],  # one more than served: the 404 case
-        "tokenizers": [{"name": "sp_bpe_1024", "model_path": "tokenizers/fineweb_1024_bpe.model",
-                        "vocab_path": "tokenizers/fineweb_1024_bpe.vocab"}],
+        "datasets": [
+            {"name": "fineweb10B_sp1024", "tokenizer_name": "sp_bpe_1024", "stats": {"files_train": 4, "files_val": 1}}
+        ],  # one more than served: the 404 case
+        "tokenizers": [
+            {
+                "name": "sp_bpe_1024",
+                "model_path": "tokenizers/fineweb_1024_bpe.model",
+                "vocab_path": "tokenizers/fineweb_1024_bpe.vocab",
+            }
+        ],
     }
     (repo / "datasets" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     server = _Hub(root)
@@ -360,7 +387,13 @@ def test_fetch_downloads_verifies_and_skips_present(hub: _Hub, tmp_path: Path) -
     out = tmp_path / "data"
     report = fetch(_config(hub, out))
     assert [f.remote for f in report.files] == [
-        "datasets/manifest.json", VAL, TRAIN.format(0), TRAIN.format(1), MODEL, MODEL.replace(".model", ".vocab")]
+        "datasets/manifest.json",
+        VAL,
+        TRAIN.format(0),
+        TRAIN.format(1),
+        MODEL,
+        MODEL.replace(".model", ".vocab"),
+    ]
     assert {f.action for f in report.files} == {"downloaded"} and all(f.trusted for f in report.files)
     assert (report.repo, report.revision) == (PUBLIC_REPO, PUBLIC_REVISION)
     assert hub.requests[0] == (f"{REMOTE_PREFIX}/datasets/manifest.json", None)
@@ -452,7 +485,8 @@ def test_fetch_from_file_url_and_env_endpoint(hub: _Hub, tmp_path: Path, monkeyp
     assert report.endpoint.startswith("file://") and len(report.files) == 5
     assert _sha(tmp_path / "data" / "tokenizers" / "fineweb_1024_bpe.model") == _sha(OFFICIAL_1024)
     assert file_url("https://huggingface.co", PUBLIC_REPO, "main", VAL) == (
-        f"https://huggingface.co/datasets/{PUBLIC_REPO}/resolve/main/{VAL}")
+        f"https://huggingface.co/datasets/{PUBLIC_REPO}/resolve/main/{VAL}"
+    )
 
 
 @pytest.mark.shared

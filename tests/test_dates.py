@@ -1,4 +1,5 @@
 """Rules as in force on the submission's date: which date, where it comes from, what it changes."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,15 @@ def one_seed(tmp_path: Path, name: str) -> Path:
 
 
 def pr_json(path: Path, **fields) -> Path:
-    entry = {"number": 42, "createdAt": "2026-03-19T10:00:00Z", "headRefOid": "ab" * 20, "baseRefOid": "cd" * 20,
-             "mergedAt": None, "state": "OPEN", "title": "Record"}
+    entry = {
+        "number": 42,
+        "createdAt": "2026-03-19T10:00:00Z",
+        "headRefOid": "ab" * 20,
+        "baseRefOid": "cd" * 20,
+        "mergedAt": None,
+        "state": "OPEN",
+        "title": "Record",
+    }
     entry.update(fields)
     path.write_text(json.dumps(entry))
     return path
@@ -73,17 +81,23 @@ def test_the_pr_creation_date_wins_over_the_folder(tmp_path):
 def test_pr_meta_through_the_cli(tmp_path):
     folder = one_seed(tmp_path, "2026-04-19_Late")
     meta = pr_json(tmp_path / "pr.json")
-    proc = subprocess.run(CHECK + [str(folder), "--pr-meta", str(meta), "--format", "json"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        CHECK + [str(folder), "--pr-meta", str(meta), "--format", "json"], capture_output=True, text=True, timeout=120
+    )
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["records"][0]["summary"]["judged_on"] == "2026-03-19"
 
 
 def test_gh_pr_list_output_is_matched_by_head(tmp_path):
     path = tmp_path / "list.json"
-    path.write_text(json.dumps([
-        {"number": 7, "createdAt": "2026-03-18T01:00:00Z", "headRefOid": "aa" * 20},
-        {"number": 9, "createdAt": "2026-04-02T09:30:00-07:00", "headRefOid": "bb" * 20, "state": "MERGED"}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"number": 7, "createdAt": "2026-03-18T01:00:00Z", "headRefOid": "aa" * 20},
+                {"number": 9, "createdAt": "2026-04-02T09:30:00-07:00", "headRefOid": "bb" * 20, "state": "MERGED"},
+            ]
+        )
+    )
     meta = prmeta.load(path)
     assert meta.for_head("bb" * 20).number == 9 and meta.for_head("bbbbbbb").number == 9
     assert meta.for_head("cc" * 20) is None and meta.for_head(None) is None  # a list names no default
@@ -92,16 +106,19 @@ def test_gh_pr_list_output_is_matched_by_head(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("content, fragment", [
-    ("{not json", "invalid JSON"),
-    ("[]", "holds no pull request"),
-    ('[1, 2]', "expected an object"),
-    ('{"createdAt": "2026-03-19T10:00:00Z"}', "`number` must be a positive integer"),
-    ('{"number": 3}', "createdAt is missing"),
-    ('{"number": 3, "createdAt": "yesterday"}', "not an ISO 8601 time"),
-    ('{"number": 3, "createdAt": "2026-03-19T10:00:00Z", "headRefOid": "; rm -rf"}', "hex commit id"),
-    ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("{not json", "invalid JSON"),
+        ("[]", "holds no pull request"),
+        ("[1, 2]", "expected an object"),
+        ('{"createdAt": "2026-03-19T10:00:00Z"}', "`number` must be a positive integer"),
+        ('{"number": 3}', "createdAt is missing"),
+        ('{"number": 3, "createdAt": "yesterday"}', "not an ISO 8601 time"),
+        ('{"number": 3, "createdAt": "2026-03-19T10:00:00Z", "headRefOid": "; rm -rf"}', "hex commit id"),
+        ("[" * 100000 + "]" * 100000, "JSON nested too deeply"),
+    ],
+)
 def test_bad_pr_meta_is_one_line_of_bad_input(tmp_path, content, fragment):
     path = tmp_path / "pr.json"
     path.write_text(content)
@@ -113,14 +130,19 @@ def test_bad_pr_meta_is_one_line_of_bad_input(tmp_path, content, fragment):
 
 
 def test_missing_pr_meta_file_is_bad_input(tmp_path):
-    proc = subprocess.run(CHECK + [str(make_record(tmp_path)), "--pr-meta", str(tmp_path / "nope.json")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        CHECK + [str(make_record(tmp_path)), "--pr-meta", str(tmp_path / "nope.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "nope.json" in proc.stderr
 
 
 def test_against_auto_needs_pr_mode_or_pr_meta(tmp_path):
-    proc = subprocess.run(CHECK + [str(make_record(tmp_path)), "--against", "auto"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        CHECK + [str(make_record(tmp_path)), "--against", "auto"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "--against auto needs PR mode" in proc.stderr
 
 

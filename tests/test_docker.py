@@ -3,6 +3,7 @@
 The container tests need a docker engine and the CPU image (docker/build-cpu.sh, or set
 PGOLF_TEST_IMAGE); they skip with the reason when either is missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,6 +26,7 @@ CPU_LOCK = REPO / "docker" / "lock" / "env-cpu.json"
 def _engine():
     try:
         import docker
+
         client = docker.from_env()
         client.ping()
     except Exception as exc:
@@ -64,6 +66,7 @@ def _spec(tmp_path: Path, name: str, code: str, **kw) -> StageSpec:
 
 # --- without an engine ---------------------------------------------------------------------
 
+
 def test_host_interpreter_and_host_environment_stay_outside(tmp_path):
     spec = _spec(tmp_path, "eval", "pass", network=False, env={"VIRTUAL_ENV": "/x", "PGOLF_ARTIFACT": "/a/m.bin"})
     assert _argv(spec.argv)[0] == "python"
@@ -86,8 +89,17 @@ def test_links_in_an_input_directory_mount_their_targets_not_the_dataset(tmp_pat
 
 def test_env_compare_one_line_per_difference():
     lock = json.loads(CPU_LOCK.read_text())
-    observed = {"python": "3.11", "torch": "2.13.0+cpu", "cuda": None, "cudnn": None, "flash_attn_3": False,
-                "gpu_count": 0, "gpus": [], "capabilities": [], "packages": dict(lock["packages"])}
+    observed = {
+        "python": "3.11",
+        "torch": "2.13.0+cpu",
+        "cuda": None,
+        "cudnn": None,
+        "flash_attn_3": False,
+        "gpu_count": 0,
+        "gpus": [],
+        "capabilities": [],
+        "packages": dict(lock["packages"]),
+    }
     assert env_check.compare(observed, lock) == []
     observed.update(torch="2.9.1+cu128", packages={**lock["packages"], "numpy": "1.26.4"})
     diffs = env_check.compare(observed, lock)
@@ -96,9 +108,17 @@ def test_env_compare_one_line_per_difference():
 
 def test_env_cuda_lock_wants_hopper():
     lock = json.loads((REPO / "docker" / "lock" / "env-cuda.json").read_text())
-    observed = {"python": "3.12", "torch": "2.9.1+cu128", "cuda": "12.8", "cudnn": 91002, "flash_attn_3": True,
-                "gpu_count": 1, "gpus": ["NVIDIA A100-SXM4-80GB"], "capabilities": [[8, 0]],
-                "packages": dict(lock["packages"])}
+    observed = {
+        "python": "3.12",
+        "torch": "2.9.1+cu128",
+        "cuda": "12.8",
+        "cudnn": 91002,
+        "flash_attn_3": True,
+        "gpu_count": 1,
+        "gpus": ["NVIDIA A100-SXM4-80GB"],
+        "capabilities": [[8, 0]],
+        "packages": dict(lock["packages"]),
+    }
     assert env_check.compare(observed, lock) == ["gpu NVIDIA A100-SXM4-80GB: compute capability sm80 is below sm90"]
 
 
@@ -133,17 +153,25 @@ def test_eval_stage_has_no_network_and_no_training_data(client, tmp_path, tokeni
     val = sandbox / "val"
     val.mkdir(parents=True)
     (val / "fineweb_val_000000.bin").symlink_to(dataset / "fineweb_val_000000.bin")
-    spec = StageSpec("eval", [sys.executable, "-c", NET_PROBE, str(train), str(val / "fineweb_val_000000.bin"),
-                              str(tokenizer)], {"PYTHONUNBUFFERED": "1"}, cwd=sandbox, cap_s=60,
-                     log_path=tmp_path / "seed" / "stages.log", network=False, read_only=(val, tokenizer),
-                     writable=(sandbox,))
+    spec = StageSpec(
+        "eval",
+        [sys.executable, "-c", NET_PROBE, str(train), str(val / "fineweb_val_000000.bin"), str(tokenizer)],
+        {"PYTHONUNBUFFERED": "1"},
+        cwd=sandbox,
+        cap_s=60,
+        log_path=tmp_path / "seed" / "stages.log",
+        network=False,
+        read_only=(val, tokenizer),
+        writable=(sandbox,),
+    )
     result = DockerRuntime(image=IMAGE, shm_size="64m").run(spec)
     log = spec.log_path.read_text()
     assert result.status == "ok", log
     assert "connect failed:" in log and "connected\n" not in log
     assert "train visible: False" in log and "val readable: True" in log and "tokenizer readable: True" in log
-    assert any(n.startswith("R-NETWORK") and "socket.connect ('93.184.215.14', 80)" in n for n in result.notes), \
+    assert any(n.startswith("R-NETWORK") and "socket.connect ('93.184.215.14', 80)" in n for n in result.notes), (
         result.notes
+    )
 
 
 def test_a_stage_with_network_gets_no_network_note(client, tmp_path):
@@ -153,10 +181,12 @@ def test_a_stage_with_network_gets_no_network_note(client, tmp_path):
 
 def test_a_stage_over_its_cap_is_killed_from_outside(client, tmp_path):
     # it ignores SIGTERM, so only the SIGKILL after the grace period ends it
-    code = ("import signal, time\n"
-            "signal.signal(signal.SIGTERM, lambda *a: print('term received', flush=True))\n"
-            "print('started', flush=True)\n"
-            "while True: time.sleep(0.1)\n")
+    code = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: print('term received', flush=True))\n"
+        "print('started', flush=True)\n"
+        "while True: time.sleep(0.1)\n"
+    )
     spec = _spec(tmp_path, "train", code, cap_s=3.0, grace_s=2.0)
     result = DockerRuntime(image=IMAGE, shm_size="64m").run(spec)
     log = spec.log_path.read_text()
@@ -167,8 +197,9 @@ def test_a_stage_over_its_cap_is_killed_from_outside(client, tmp_path):
 
 
 def test_cpu_image_env_matches_its_lock(client):
-    out = client.containers.run(IMAGE, ["python", "-m", "pgolf.pipeline.env_check", "--json"], remove=True,
-                                network_mode="none")
+    out = client.containers.run(
+        IMAGE, ["python", "-m", "pgolf.pipeline.env_check", "--json"], remove=True, network_mode="none"
+    )
     report = json.loads(out)
     assert report["ok"] is True, report["differences"]
     assert report["observed"]["torch"] == "2.13.0+cpu" == report["expected"]["torch"]
@@ -183,9 +214,13 @@ def test_cpu_image_env_fails_loudly_on_a_different_lock(client, tmp_path):
     lock["packages"]["numpy"] = "1.26.4"
     (tmp_path / "lock.json").write_text(json.dumps(lock))
     os.chmod(tmp_path, 0o755)
-    container = client.containers.run(IMAGE, ["python", "-m", "pgolf.pipeline.env_check", "--lock", "/lock/lock.json"],
-                                      detach=True, network_mode="none",
-                                      volumes={str(tmp_path): {"bind": "/lock", "mode": "ro"}})
+    container = client.containers.run(
+        IMAGE,
+        ["python", "-m", "pgolf.pipeline.env_check", "--lock", "/lock/lock.json"],
+        detach=True,
+        network_mode="none",
+        volumes={str(tmp_path): {"bind": "/lock", "mode": "ro"}},
+    )
     try:
         status = container.wait(timeout=120)["StatusCode"]
         out = container.logs().decode()
@@ -194,7 +229,8 @@ def test_cpu_image_env_fails_loudly_on_a_different_lock(client, tmp_path):
     assert status == 1, out
     assert [line for line in out.splitlines() if "DIFFERS" in line] == [
         "pgolf env: DIFFERS: torch: expected '2.9.1+cu128', found '2.13.0+cpu'",
-        "pgolf env: DIFFERS: package numpy: expected 1.26.4, found 2.4.6"]
+        "pgolf env: DIFFERS: package numpy: expected 1.26.4, found 2.4.6",
+    ]
 
 
 def test_describe_names_the_image(client):

@@ -1,4 +1,5 @@
 """The README and the docstrings say what the code has: every rule, and only files that exist."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,7 @@ def _listed(ruleset: str) -> set[str]:
 @pytest.fixture(scope="module")
 def all_rules() -> set[str]:
     rules = set().union(*(_listed(name) for name in ruleset_names()))
-    assert len(rules) > 30   # the catalogs were read, not an empty listing
+    assert len(rules) > 30  # the catalogs were read, not an empty listing
     return rules
 
 
@@ -37,8 +38,11 @@ def test_the_readme_names_every_rule_pgolf_check_lists(all_rules: set[str]) -> N
 def test_every_rule_id_the_readme_names_exists(all_rules: set[str]) -> None:
     """Ids that are no rule must be the prefixes --select takes (`R-DYN` for every R-DYN-* rule)."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    unknown = {name for name in RULE_ID.findall(readme)
-               if name not in all_rules and not any(rule.startswith(name + "-") for rule in all_rules)}
+    unknown = {
+        name
+        for name in RULE_ID.findall(readme)
+        if name not in all_rules and not any(rule.startswith(name + "-") for rule in all_rules)
+    }
     assert sorted(unknown) == []
 
 

@@ -5,6 +5,7 @@ Each fixture runs once, as a real child process with real torch on CPU, on real 
 text (the official sp1024 tokenizer) and a fresh canary. The byte-recount fixture runs on
 a tokenizer with byte-fallback pieces (pgolf's synthetic one): sp1024 has none.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,10 +54,18 @@ EXPECTED = {
 
 
 def _synth(out: Path, tokenizer: Path | None) -> Path:
-    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "data", "synth", "--out", str(out),
-            "--max-chars", "1500000"]
-    subprocess.run(argv + (["--tokenizer", str(tokenizer)] if tokenizer else []), check=True,
-                   stdout=subprocess.DEVNULL)
+    argv = [
+        sys.executable,
+        "-c",
+        "from pgolf.pipeline.cli import main; main()",
+        "data",
+        "synth",
+        "--out",
+        str(out),
+        "--max-chars",
+        "1500000",
+    ]
+    subprocess.run(argv + (["--tokenizer", str(tokenizer)] if tokenizer else []), check=True, stdout=subprocess.DEVNULL)
     return out
 
 
@@ -169,9 +178,20 @@ def test_missing_training_data_is_one_line_bad_input(tmp_path):
 
 
 def test_cli_runs_dynamic_and_prints_json(official_data):
-    argv = [sys.executable, "-c", "from pgolf.compliance.cli import run; run()", "--dynamic", "--no-preset",
-            "--data", str(official_data), "--ruleset", "dynamic", "--format", "json",
-            str(PATTERNS / "keep_better.py")]
+    argv = [
+        sys.executable,
+        "-c",
+        "from pgolf.compliance.cli import run; run()",
+        "--dynamic",
+        "--no-preset",
+        "--data",
+        str(official_data),
+        "--ruleset",
+        "dynamic",
+        "--format",
+        "json",
+        str(PATTERNS / "keep_better.py"),
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
@@ -184,6 +204,7 @@ def test_in_the_container_without_network_the_call_site_is_still_named(official_
     from pgolf.compliance.sandbox import DockerRuntime
 
     from .test_docker import IMAGE, _engine
+
     _engine()
     record = check(PATTERNS / "net_in_eval.py", official_data, runtime=DockerRuntime(image=IMAGE))
     net = _finding(record, "R-DYN-NETWORK")
@@ -196,15 +217,27 @@ def test_two_ranks_under_torchrun_merge_into_one_ledger_and_legal_ttt_passes(tmp
     the canary steps after its chunks are scored never reach a score of their own positions."""
     from pgolf.pipeline.cli import _default_data
     from pgolf.pipeline.profiles import get_profile
-    data = _default_data(tmp_path / "synth")   # never into the checkout
+
+    data = _default_data(tmp_path / "synth")  # never into the checkout
     env = {**get_profile("cpu-smoke").env, "ITERATIONS": "30", "TTT_ENABLED": "1", "TTT_CHUNK_TOKENS": "4096"}
     env.pop("OMP_NUM_THREADS")
-    dyn = DynamicOptions(data=data.train, tokenizer=data.tokenizer, preset=False, nproc=2, env=env,
-                         cap_s=HANG_CAP_S, budget=False, workdir=tmp_path / "keep")
-    report = audit([str(REPO / "pipeline" / "reference" / "train_gpt.py")], AuditOptions(ruleset="dynamic", dynamic=dyn))
+    dyn = DynamicOptions(
+        data=data.train,
+        tokenizer=data.tokenizer,
+        preset=False,
+        nproc=2,
+        env=env,
+        cap_s=HANG_CAP_S,
+        budget=False,
+        workdir=tmp_path / "keep",
+    )
+    report = audit(
+        [str(REPO / "pipeline" / "reference" / "train_gpt.py")], AuditOptions(ruleset="dynamic", dynamic=dyn)
+    )
     record = report.records[0]
     assert record.verdict == "pass", [f.message for f in record.findings]
     from pgolf.compliance.dynamic.ledger import read_ledger
+
     ledger = read_ledger(tmp_path / "keep" / "ledger")
     assert ledger.processes == 3  # the launcher and two workers
     assert any(e["kind"] == "step" and e.get("canary") for e in ledger.events)

@@ -4,6 +4,7 @@ The budget reads the ledger while the run goes: a ledger written here in the tra
 drives its predictions; a real slow script run through the harness shows the shrink end to end;
 failing and hanging scripts show the log's last lines in the finding and keep log and ledger.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,8 @@ def test_the_budget_projects_the_pass_under_way_and_sizes_a_smaller_canary(tmp_p
     budget = Budget(tmp_path, cap_s=80, tokens=16384)
     proc = FakeProcess(tmp_path, budget.spawn_ns)
     proc.step(1.0)
-    proc.step(3.0)                                   # a 2 s training step
-    for i in range(4):                               # windows of 1024 targets every 6.25 s: a 100 s pass
+    proc.step(3.0)  # a 2 s training step
+    for i in range(4):  # windows of 1024 targets every 6.25 s: a 100 s pass
         proc.loss(5.0 + 6.25 * i, range(1 + 1024 * i, 1 + 1024 * (i + 1)))
     budget.read()
     assert budget.projected_end_s() == pytest.approx(23.75 + 12288 / (3072 / 18.75))
@@ -75,7 +76,7 @@ def test_a_pass_that_fits_is_left_alone_and_a_new_pass_is_seen(tmp_path):
     proc = FakeProcess(tmp_path, budget.spawn_ns)
     for i in range(8):
         proc.loss(10.0 + i, range(1 + 1024 * i, 1 + 1024 * (i + 1)))
-    proc.loss(20.0, range(1, 1025))                  # back to the start: a second pass
+    proc.loss(20.0, range(1, 1025))  # back to the start: a second pass
     proc.loss(21.0, range(1025, 2049))
     budget.tick(22.0)
     assert budget.summary()["passes_seen"] == 2 and budget.projected_end_s() == pytest.approx(27.0)
@@ -91,7 +92,7 @@ def test_passes_that_repeat_count_the_literal_epochs_still_to_come(tmp_path):
             proc.loss(10.0 + 8 * epoch + i, range(1 + 1024 * i, 1 + 1024 * (i + 1)))
     budget.read()
     assert budget.summary()["passes_seen"] == 2
-    assert budget.projected_end_s() == pytest.approx(25.0 + 14 * 8)   # 13 epochs and the scoring pass
+    assert budget.projected_end_s() == pytest.approx(25.0 + 14 * 8)  # 13 epochs and the scoring pass
 
 
 def test_no_canary_smaller_than_two_sequences_is_tried(tmp_path):
@@ -105,14 +106,29 @@ def test_no_canary_smaller_than_two_sequences_is_tried(tmp_path):
 
 # ---------------------------------------------------------------- real runs through the harness
 
+
 @pytest.fixture(scope="module")
 def official_data(tmp_path_factory) -> Path:
     if not SP1024.is_file():
         pytest.skip(f"{SP1024} not found (../shared beside the checkout)")
     out = tmp_path_factory.mktemp("sp1024")
-    subprocess.run([sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "data", "synth", "--out",
-                    str(out), "--max-chars", "1500000", "--tokenizer", str(SP1024)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pgolf.pipeline.cli import main; main()",
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--max-chars",
+            "1500000",
+            "--tokenizer",
+            str(SP1024),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return out
 
 
@@ -128,8 +144,13 @@ def test_a_run_too_slow_for_the_cap_finishes_on_a_smaller_canary(official_data, 
     what the machine's load moves is the start-up S before it. A 210 s cap is passed by the full canary
     whatever S is, and leaves a 4096-token canary room after the stopped attempt while S stays under
     about 50 s (two start-ups, the 5% of a pass seen first, and 1.5x the smaller evaluation)."""
-    record = _check(PATTERNS / "legal_slow_eval.py", official_data, cap_s=210, workdir=tmp_path / "keep",
-                    env={"TRAIN_STEPS": "2", "EVAL_SECONDS_PER_WINDOW": "3.5"})
+    record = _check(
+        PATTERNS / "legal_slow_eval.py",
+        official_data,
+        cap_s=210,
+        workdir=tmp_path / "keep",
+        env={"TRAIN_STEPS": "2", "EVAL_SECONDS_PER_WINDOW": "3.5"},
+    )
     shown = [f"{f.rule} {f.severity}: {f.message[:300]}" for f in record.findings]
     assert record.verdict == "pass", shown
     run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and f.message.startswith("traced run"))
@@ -138,19 +159,19 @@ def test_a_run_too_slow_for_the_cap_finishes_on_a_smaller_canary(official_data, 
     assert attempts[-1]["tokens"] < attempts[0]["tokens"] == 16384
     assert run.evidence["targets"] == attempts[-1]["tokens"] and run.evidence["wall_s"] <= 210 + 15
     assert "was stopped after" in run.message and run.evidence["budget"]["first_eval_window_s"] > 2
-    assert (tmp_path / "keep" / "attempt-1" / "run.log").is_file()   # the stopped attempt's log stays
+    assert (tmp_path / "keep" / "attempt-1" / "run.log").is_file()  # the stopped attempt's log stays
     assert (tmp_path / "keep" / "attempt-1" / "ledger").is_dir()
     canary = next(f for f in record.findings if f.rule == "R-DYN-CANARY")
     assert canary.evidence["canary_targets"] == attempts[-1]["tokens"]
 
 
-FAILING = '''
+FAILING = """
 import sys
 for i in range(30):
     print(f"line {i}")
 print("colour \\x1b[31mred\\x1b[0m")
 sys.exit(7)
-'''
+"""
 
 
 def test_a_failed_run_shows_its_last_20_lines_escaped_and_keeps_its_log(official_data, tmp_path):

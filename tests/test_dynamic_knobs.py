@@ -1,6 +1,7 @@
 """Knobs by data flow (compliance/dynamic/knobs.py), the eval preset's caps (eval_preset.py) and the
 run's own configuration (plan.py): on scripts written in the shape of the records, then on the
 real corpus in ../shared (skipped where absent)."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ from pgolf.compliance.dynamic.plan import plan_run, readme_assignments
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus-dev"
 
-RECORD_SHAPED = textwrap.dedent('''
+RECORD_SHAPED = textwrap.dedent("""
     import os
     from dataclasses import dataclass, field
     import torch
@@ -73,7 +74,7 @@ RECORD_SHAPED = textwrap.dedent('''
         for epoch in range(30):
             model(val).sum().backward()
             opt.step()
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -84,19 +85,20 @@ def kmap():
 def test_knobs_are_followed_through_helpers_aliases_fields_getattr_and_parameters(kmap):
     assert {"TTT_EPOCHS", "EVAL_STRIDE", "SLOT_STEPS", "NGRAM_BUCKETS"} <= set(kmap.knobs)
     assert kmap.knobs["TTT_EPOCHS"].default == 20 and kmap.knobs["EVAL_STRIDE"].default == "64"
-    assert set(kmap.knobs["TTT_EPOCHS"].roles) == {"update_loop"}     # helper, field, keyword parameter
-    assert set(kmap.knobs["SLOT_STEPS"].roles) == {"update_loop"}     # dataclass field read by getattr
-    assert "update_chunk" in kmap.knobs["TTT_CHUNK_TOKENS"].roles     # a divisor of an update loop's count
+    assert set(kmap.knobs["TTT_EPOCHS"].roles) == {"update_loop"}  # helper, field, keyword parameter
+    assert set(kmap.knobs["SLOT_STEPS"].roles) == {"update_loop"}  # dataclass field read by getattr
+    assert "update_chunk" in kmap.knobs["TTT_CHUNK_TOKENS"].roles  # a divisor of an update loop's count
     assert "update_loop" not in kmap.knobs["TTT_CHUNK_TOKENS"].roles
-    assert "chunk" in kmap.knobs["EVAL_STRIDE"].roles                # the step of the windows' range
+    assert "chunk" in kmap.knobs["EVAL_STRIDE"].roles  # the step of the windows' range
     assert "table" in kmap.knobs["NGRAM_BUCKETS"].roles and "table_bits" in kmap.knobs["NGRAM_OPEN_TABLE_BITS"].roles
     assert "loop" in kmap.knobs["NGRAM_ORDER"].roles
     assert not kmap.knobs["SLOT_LR"].roles
 
 
 def test_an_update_loop_bounded_by_a_literal_is_reported_as_unsettable(kmap):
-    assert [(loop.count, RECORD_SHAPED.splitlines()[loop.line - 1].strip()) for loop in kmap.literal_update_loops] \
-        == [(30, "for epoch in range(30):")]
+    assert [(loop.count, RECORD_SHAPED.splitlines()[loop.line - 1].strip()) for loop in kmap.literal_update_loops] == [
+        (30, "for epoch in range(30):")
+    ]
     preset = eval_preset(kmap, {}, set(), 16384)
     assert any("literal 30" in text for text in preset.unsettable)
 
@@ -105,12 +107,12 @@ def test_eval_preset_caps_what_multiplies_evaluation_work_and_nothing_else(kmap)
     preset = eval_preset(kmap, {"SLOT_STEPS": "24"}, set(), 16384)
     capped = {c.knob: (c.before, c.after, c.role) for c in preset.capped}
     assert capped["TTT_EPOCHS"] == ("20", "2", "update_loop")
-    assert capped["SLOT_STEPS"] == ("24", "2", "update_loop")        # the run's value, not the default
+    assert capped["SLOT_STEPS"] == ("24", "2", "update_loop")  # the run's value, not the default
     assert capped["NGRAM_ORDER"][1] == "4" and capped["NGRAM_BUCKETS"][1] == "65536"
     assert capped["NGRAM_OPEN_TABLE_BITS"][1] == "16"
-    assert capped["EVAL_STRIDE"][:2] == ("64", "256")                # fewer windows, each target still in 8
-    assert capped["TTT_CHUNK_TOKENS"][:2] == ("32768", "4096")       # several chunks of the canary
-    assert "TRAIN_SEQ_LEN" not in capped and "AR_GEN_SEQ_LEN" not in capped   # sequence lengths stay real
+    assert capped["EVAL_STRIDE"][:2] == ("64", "256")  # fewer windows, each target still in 8
+    assert capped["TTT_CHUNK_TOKENS"][:2] == ("32768", "4096")  # several chunks of the canary
+    assert "TRAIN_SEQ_LEN" not in capped and "AR_GEN_SEQ_LEN" not in capped  # sequence lengths stay real
     assert "SLOT_LR" not in capped
     assert preset.env == {k: v[1] for k, v in capped.items()}
 
@@ -133,36 +135,41 @@ def test_a_source_that_does_not_parse_says_so():
 
 
 def test_readme_code_blocks_are_a_run_configuration():
-    text = "run it:\n```bash\nMODEL_PRESET=lean\nexport NGRAM_TWO_PASS_ENABLED=1\nXY=\"a b\" \\\n```\nFOO=1\n"
+    text = 'run it:\n```bash\nMODEL_PRESET=lean\nexport NGRAM_TWO_PASS_ENABLED=1\nXY="a b" \\\n```\nFOO=1\n'
     assert readme_assignments(text) == {"MODEL_PRESET": "lean", "NGRAM_TWO_PASS_ENABLED": "1", "XY": "a b"}
 
 
 def test_the_run_configuration_maps_dumps_to_knobs_and_drops_paths_and_the_launchers(tmp_path):
     folder = tmp_path / "rec"
     folder.mkdir()
-    (folder / "train_gpt.py").write_text(textwrap.dedent('''
+    (folder / "train_gpt.py").write_text(
+        textwrap.dedent("""
         import os
         class Hyperparameters:
             slot_enabled = bool(int(os.environ.get("SLOT_ENABLED", "0")))
             slot_steps = int(os.environ.get("SLOT_STEPS", 8))
             tokenizer_path = os.environ.get("TOKENIZER_PATH", "./tok.model")
             world = int(os.environ.get("WORLD_SIZE", 1))
-    '''))
-    (folder / "README.md").write_text("```\nTOKENIZER_PATH=./tokenizers/x.model\nWORLD_SIZE=8\nSLOT_STEPS=16\n"
-                                      "LD_PRELOAD=/evil.so\n```\n")
-    (folder / "train_seed1.log").write_text("slot_enabled: True\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 "
-                                            "val_bpb:1.0\n")
+    """)
+    )
+    (folder / "README.md").write_text(
+        "```\nTOKENIZER_PATH=./tokenizers/x.model\nWORLD_SIZE=8\nSLOT_STEPS=16\nLD_PRELOAD=/evil.so\n```\n"
+    )
+    (folder / "train_seed1.log").write_text(
+        "slot_enabled: True\nfinal_int8_zlib_roundtrip_exact val_loss:2.0 val_bpb:1.0\n"
+    )
     source = (folder / "train_gpt.py").read_text()
     plan = plan_run(folder / "train_gpt.py", source, {"SLOT_STEPS": "3"}, preset=True)
     assert plan.run_config.get("SLOT_STEPS") == "16"
     assert "TOKENIZER_PATH" not in plan.run_config and "WORLD_SIZE" not in plan.run_config
     assert "LD_PRELOAD" not in plan.run_config
     env, caps = plan.environment(16384)
-    assert env["SLOT_STEPS"] == "3"                      # --set wins, and is not capped
+    assert env["SLOT_STEPS"] == "3"  # --set wins, and is not capped
     assert not caps.capped
 
 
 # ---------------------------------------------------------------- the real corpus
+
 
 def _corpus_entries():
     if not (CORPUS / "LABELS.yaml").is_file():
@@ -172,6 +179,7 @@ def _corpus_entries():
 
 def _plan(entry_id: str):
     from pgolf.compliance.record import load_record
+
     entry = next((e for e in _corpus_entries() if e["id"] == entry_id), None)
     if entry is None:
         pytest.skip(f"{entry_id} not in {CORPUS}")
@@ -180,14 +188,17 @@ def _plan(entry_id: str):
     return plan, {c.knob: c.after for c in plan.environment(16384)[1].capped}
 
 
-@pytest.mark.parametrize("entry_id, knob, after", [
-    ("illegal-d06-ttt20ep-pre-eval-pr398", "TTT_EPOCHS", "2"),
-    ("illegal-d13-slot48-pr1321", "SLOT_STEPS", "2"),
-    ("illegal-d03-parallel-prequant-21ep-pr1735", "PREQUANT_TTT_EPOCHS", "2"),
-    ("illegal-d20-ngram-11gram-hedge-pr909", "NGRAM_BUCKETS", "65536"),
-    ("illegal-d18-waterloo-selfexclusion-pr881", "NGRAM_MAX_ORDER", "4"),
-    ("legal-d22-caseops-taper-phased-pr1729", "PHASED_TTT_PREFIX_DOCS", "16"),   # half the canary's documents
-])
+@pytest.mark.parametrize(
+    "entry_id, knob, after",
+    [
+        ("illegal-d06-ttt20ep-pre-eval-pr398", "TTT_EPOCHS", "2"),
+        ("illegal-d13-slot48-pr1321", "SLOT_STEPS", "2"),
+        ("illegal-d03-parallel-prequant-21ep-pr1735", "PREQUANT_TTT_EPOCHS", "2"),
+        ("illegal-d20-ngram-11gram-hedge-pr909", "NGRAM_BUCKETS", "65536"),
+        ("illegal-d18-waterloo-selfexclusion-pr881", "NGRAM_MAX_ORDER", "4"),
+        ("legal-d22-caseops-taper-phased-pr1729", "PHASED_TTT_PREFIX_DOCS", "16"),  # half the canary's documents
+    ],
+)
 def test_real_records_get_their_evaluation_work_capped(entry_id, knob, after):
     _, capped = _plan(entry_id)
     assert capped.get(knob) == after, capped
@@ -195,18 +206,19 @@ def test_real_records_get_their_evaluation_work_capped(entry_id, knob, after):
 
 def test_distributed_records_run_on_two_ranks_and_their_batches_fit_them():
     from pgolf.compliance.dynamic.harness import ranks
+
     plan, _ = _plan("legal-d22-caseops-taper-phased-pr1729")
     env = plan.environment(16384)[0]
     assert plan.distributed and ranks(0, plan.distributed) == (2 if (os.cpu_count() or 1) >= 2 else 1)
     assert ranks(3, plan.distributed) == 3 and ranks(0, False) == 1
     assert env["TRAIN_BATCH_TOKENS"] == env["VAL_BATCH_TOKENS"] == str(8 * 2048)  # one sequence per micro-batch
-    assert plan.sidecar                                                          # it reads fineweb_val_bytes_*
+    assert plan.sidecar  # it reads fineweb_val_bytes_*
 
 
 def test_a_runs_own_configuration_switches_its_technique_on():
-    plan, _ = _plan("illegal-d16-full-rescore-ngram-pr888")            # README: a "key environment" block
+    plan, _ = _plan("illegal-d16-full-rescore-ngram-pr888")  # README: a "key environment" block
     assert plan.run_config.get("NGRAM_TWO_PASS_ENABLED") == "1" and plan.run_config.get("NGRAM_FULL_RESCORE") == "1"
-    plan, _ = _plan("illegal-d15-shared-delta-slot-pr1291")            # the log's dump: slot_enabled: True
+    plan, _ = _plan("illegal-d15-shared-delta-slot-pr1291")  # the log's dump: slot_enabled: True
     assert plan.run_config.get("SLOT_ENABLED") == "1"
 
 

@@ -1,5 +1,6 @@
 """The parts of the dynamic check that need no child process: canary, locator, ledger judgement,
 evidence, byte recount, numeric margin."""
+
 from __future__ import annotations
 
 import math
@@ -120,12 +121,12 @@ def test_targets_counted_again_raise_the_threshold_by_their_repeats():
     tail = once[-512:]
     counted = np.concatenate([once, np.repeat(tail, 7)])
     luck = np.zeros(len(c.tokens))
-    luck[tail] = 0.01                                    # 5.1 nats of luck, one prediction sequence
+    luck[tail] = 0.01  # 5.1 nats of luck, one prediction sequence
     scored = float((nll[counted] - luck[counted]).sum())
     ev = canary_evidence(nll, counted, scored, 0.0, None, alpha=1e-6, lines=2)
     assert ev.repeats == 8 and ev.tokens == len(counted)
     assert ev.evidence_nats == pytest.approx(8 * 5.12, rel=1e-6)
-    assert ev.evidence_nats > math.log(1e6)                  # the naive test: a false proof
+    assert ev.evidence_nats > math.log(1e6)  # the naive test: a false proof
     assert ev.threshold_nats == pytest.approx(8 * (math.log(1e6) + math.log(2)))
     assert ev.p_value > 1e-6 and ev.p_value == pytest.approx(min(1.0, 2 * math.exp(-ev.evidence_nats / 8)))
 
@@ -138,7 +139,7 @@ def test_locator_finds_windows_rows_and_flattened_sliding_batches():
     loc = Locator(c.tokens)
     t = c.tokens.astype(np.int64)
     starts = np.array([1, 65, 129, 5000])
-    rows = np.stack([t[s:s + 256] for s in starts])
+    rows = np.stack([t[s : s + 256] for s in starts])
     pos = loc.locate(rows)
     assert (pos == starts[:, None] + np.arange(256)).all()
     flat = loc.locate(rows.reshape(1, -1))  # windows overlap: each row is its own run
@@ -180,11 +181,19 @@ class Book:
     def build(self) -> Ledger:
         n = [len(r[1]) for r in self.rows]
         cat = lambda i: np.concatenate([np.asarray(r[i], dtype=float) for r in self.rows])  # noqa: E731
-        return Ledger(t=np.repeat([r[0] for r in self.rows], n).astype(np.int64),
-                      pos=cat(1).astype(np.int64), off=cat(2).astype(np.int64), loss=cat(3),
-                      update_t=np.repeat([r[4] for r in self.rows], n).astype(float),
-                      site=["s.py:1 in f"], site_of=np.zeros(sum(n), dtype=np.int64),
-                      lowp=np.zeros(sum(n), dtype=bool), lines=self.lines, processes=1, torch_seen=True)
+        return Ledger(
+            t=np.repeat([r[0] for r in self.rows], n).astype(np.int64),
+            pos=cat(1).astype(np.int64),
+            off=cat(2).astype(np.int64),
+            loss=cat(3),
+            update_t=np.repeat([r[4] for r in self.rows], n).astype(float),
+            site=["s.py:1 in f"],
+            site_of=np.zeros(sum(n), dtype=np.int64),
+            lowp=np.zeros(sum(n), dtype=bool),
+            lines=self.lines,
+            processes=1,
+            torch_seen=True,
+        )
 
 
 CHUNKS = [np.arange(1 + 100 * i, 101 + 100 * i) for i in range(4)]
@@ -193,7 +202,7 @@ CHUNKS = [np.arange(1 + 100 * i, 101 + 100 * i) for i in range(4)]
 def test_score_first_ttt_passes():
     book = Book()
     for i, chunk in enumerate(CHUNKS):
-        book.loss(10 * i, chunk)                              # scored under no_grad
+        book.loss(10 * i, chunk)  # scored under no_grad
         if i < 3:
             book.loss(10 * i + 5, chunk, backward_at=10 * i + 6)  # then trained on
     book.line(100, "final val_loss:7.00000000")
@@ -264,7 +273,7 @@ def test_keeping_the_better_of_two_scores_is_reproduced_and_a_hand_mixed_report_
     book.line(9, "final val_loss:7.1")
     order = judge_order(book.build(), 7.1)
     assert order.matched is None and order.best_of is not None and order.best_of.mean == pytest.approx(7.1)
-    assert judge_order(book.build(), 6.9).best_of is None       # a mixture the ledger cannot reproduce
+    assert judge_order(book.build(), 6.9).best_of is None  # a mixture the ledger cannot reproduce
 
 
 def test_rescoring_reported_after_its_own_line_is_c3():
@@ -318,6 +327,7 @@ def test_bf16_scores_get_the_wider_tolerance():
 @needs_tokenizer
 def test_true_bytes_of_real_text_equal_its_utf8_length():
     import sentencepiece as spm
+
     sp = spm.SentencePieceProcessor(model_file=str(SP8192))
     text = "Parameter golf: café, naïve — 16,000,000 bytes… and 日本語 text."
     tokens = np.array([1] + sp.encode(text), dtype=np.int64)
@@ -328,6 +338,7 @@ def test_true_bytes_of_real_text_equal_its_utf8_length():
 @needs_tokenizer
 def test_byte_recount_catches_byte_fallback_counted_as_three_bytes():
     import sentencepiece as spm
+
     sp = spm.SentencePieceProcessor(model_file=str(SP8192))
     c = canary_mod.generate(canary_mod.content_ids(SP8192), 4096, entropy=b"\x02" * 32)
     positions = np.arange(1, len(c.tokens))
@@ -344,9 +355,13 @@ def test_byte_recount_catches_byte_fallback_counted_as_three_bytes():
 
 def test_catalog_margins_cover_the_measured_arithmetic():
     from pgolf.compliance.dynamic.margin import measure
+
     rules = {r["id"]: r for r in yaml.safe_load((CATALOG_DIR / "dynamic.yaml").read_text())["rules"]}
     params = rules["R-DYN-CANARY"]["params"]
-    worst = {name: max(measure(tokens=8192, trials=2, scale=s)[name] for s in (0.1, 3.0)) for name in ("fp32_loss", "bf16_loss")}
+    worst = {
+        name: max(measure(tokens=8192, trials=2, scale=s)[name] for s in (0.1, 3.0))
+        for name in ("fp32_loss", "bf16_loss")
+    }
     assert params["margin_nats_per_token"] > worst["fp32_loss"]
     assert params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
     assert params["lowp_abs_tolerance"] > worst["bf16_loss"]
@@ -359,6 +374,7 @@ def test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_back
     import subprocess
 
     from pgolf.compliance.dynamic.ledger import read_ledger
+
     c = make_canary(4096)
     np.save(tmp_path / "canary.npy", c.tokens)
     child = (
@@ -370,9 +386,14 @@ def test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_back
         "losses = torch.full((1024,), 6.9)\n"
         "tracer.kernel_loss(logits, targets, losses)\n"
         "tracer.kernel_backward(targets)\n"
-        "tracer.kernel_loss(logits, t[1025:2049], losses)\n")
-    env = {**os.environ, "PYTHONPATH": str(SHIM_DIR), "PGOLF_LEDGER_DIR": str(tmp_path / "ledger"),
-           "PGOLF_CANARY": str(tmp_path / "canary.npy")}
+        "tracer.kernel_loss(logits, t[1025:2049], losses)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SHIM_DIR),
+        "PGOLF_LEDGER_DIR": str(tmp_path / "ledger"),
+        "PGOLF_CANARY": str(tmp_path / "canary.npy"),
+    }
     subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=env, check=True)
     ledger = read_ledger(tmp_path / "ledger")
     assert sorted(ledger.pos.tolist()) == list(range(1, 2049))
@@ -383,6 +404,7 @@ def test_a_fused_kernel_loss_reported_by_the_device_shim_is_traced_with_its_back
 
 def test_the_device_shim_is_left_out_for_scripts_of_the_stage_contract():
     from pgolf.compliance.dynamic.harness import DynamicOptions, _wants_device_shim
+
     reference = (Path(__file__).resolve().parents[1] / "pipeline" / "reference" / "train_gpt.py").read_text()
     record_style = "import torch\nif not torch.cuda.is_available():\n    raise RuntimeError('CUDA is required')\n"
     assert not _wants_device_shim(DynamicOptions(), reference)
@@ -396,7 +418,7 @@ def test_windows_at_the_end_of_the_stream_count_its_last_targets_again():
     book = Book()
     seq, stride, n = 64, 16, 256
     rng = np.random.default_rng(0)
-    truth = {p: float(v) for p, v in zip(range(1, n + 1), rng.uniform(5, 9, n))}
+    truth = {p: float(v) for p, v in zip(range(1, n + 1), rng.uniform(5, 9, n), strict=False)}
     counted = []
     for k, start in enumerate(range(1, n + 1, stride)):
         window = np.arange(start, min(start + seq, n + 1))
@@ -438,11 +460,18 @@ def test_an_update_thrown_away_before_anything_reads_it_is_no_update(tmp_path, m
     import subprocess
 
     from pgolf.compliance.dynamic.ledger import read_ledger
+
     np.save(tmp_path / "canary.npy", make_canary(4096).tokens)
-    env = {**os.environ, "PYTHONPATH": str(SHIM_DIR), "PGOLF_LEDGER_DIR": str(tmp_path / "ledger"),
-           "PGOLF_CANARY": str(tmp_path / "canary.npy"), "MODE": mode}
-    out = subprocess.run([sys.executable, "-c", ADAPTER_CHILD], cwd=tmp_path, env=env, check=True,
-                         capture_output=True, text=True).stdout
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SHIM_DIR),
+        "PGOLF_LEDGER_DIR": str(tmp_path / "ledger"),
+        "PGOLF_CANARY": str(tmp_path / "canary.npy"),
+        "MODE": mode,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", ADAPTER_CHILD], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    ).stdout
     reported = float(out.split("val_loss:")[1])
     order = judge_order(read_ledger(tmp_path / "ledger"), reported)
     assert order.matched is not None
@@ -456,10 +485,21 @@ def _context(book: Book, reported: float, status: str = "ok"):
     from pgolf.compliance.dynamic.context import DynamicContext
     from pgolf.compliance.dynamic.harness import DynamicRun
     from pgolf.compliance.logparse import parse_log_bytes
+
     facts = parse_log_bytes(f"final_int8_zlib_roundtrip_exact val_loss:{reported:.8f} val_bpb:3.0\n".encode())
-    run = DynamicRun(script="s.py", status=status, returncode=0 if status == "ok" else 1, wall_s=1.0,
-                     log_path=Path("run.log"), canary=make_canary(400), tokenizer=Path("t.model"), facts=facts,
-                     ledger=book.build(), env={}, knobs_ignored=[])
+    run = DynamicRun(
+        script="s.py",
+        status=status,
+        returncode=0 if status == "ok" else 1,
+        wall_s=1.0,
+        log_path=Path("run.log"),
+        canary=make_canary(400),
+        tokenizer=Path("t.model"),
+        facts=facts,
+        ledger=book.build(),
+        env={},
+        knobs_ignored=[],
+    )
     return DynamicContext(run, file="s.py")
 
 
@@ -485,18 +525,18 @@ def test_family_outcomes_confirm_a_clean_score_first_run():
 
 def test_family_outcomes_flag_what_the_ledger_and_the_canary_show():
     book = Book()
-    book.loss(1, np.arange(1, 401), backward_at=2)                  # pre-eval adaptation
+    book.loss(1, np.arange(1, 401), backward_at=2)  # pre-eval adaptation
     book.loss(5, np.arange(1, 401), losses=np.full(400, 7.5))
     book.line(9, "final_int8_zlib_roundtrip_exact val_loss:7.50000000")
     assert _context(book, 7.5).family_outcomes()["C3"] == "flagged"
-    book = Book()                                                   # scores mixed outside the softmax
+    book = Book()  # scores mixed outside the softmax
     book.loss(1, np.arange(1, 401), losses=np.full(400, 7.0))
     book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.00000000")
     outcomes = _context(book, 6.0).family_outcomes()
-    assert outcomes["C1"] == outcomes["C2"] == "flagged"            # the canary: 370 nats below its bound
-    assert outcomes["C4"] == "unknown"                              # the ledger cannot say what 6.0 is
-    assert outcomes["C3"] == "unknown"                              # nothing was trained: C3 not seen
-    book = Book()                                                   # two scores each, the better kept
+    assert outcomes["C1"] == outcomes["C2"] == "flagged"  # the canary: 370 nats below its bound
+    assert outcomes["C4"] == "unknown"  # the ledger cannot say what 6.0 is
+    assert outcomes["C3"] == "unknown"  # nothing was trained: C3 not seen
+    book = Book()  # two scores each, the better kept
     book.loss(1, np.arange(1, 401), losses=np.full(400, 7.2))
     book.loss(2, np.arange(1, 401), losses=np.where(np.arange(400) % 2 == 0, 7.0, 7.4))
     book.line(9, "final_int8_zlib_roundtrip_exact val_loss:7.10000000")

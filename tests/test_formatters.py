@@ -1,5 +1,6 @@
 """Formatters: one interface, grouped findings, the summary line, and untrusted text that
 cannot forge a verdict or break out of the PR comment."""
+
 from __future__ import annotations
 
 import json
@@ -27,20 +28,38 @@ TICKS = "a`b``c` |d| <img src=x onerror=alert(1)>\n### PASS @maintainers #1.log"
 
 
 def check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(CHECK + list(args), capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        CHECK + list(args), capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})}
+    )
 
 
 def _report(file_name: str = "train_seed42.log", n_records: int = 1) -> Report:
     records = []
     for i in range(n_records):
-        findings = [Finding("R-FULL-VAL", "warn", "63,000,000 validation tokens, more than the sp1024 split's",
-                            file=f"train_seed{s}.log", line=3, title="The whole split", source="RULES.md §3")
-                    for s in (1, 2, 3)]
-        findings += [Finding("R-RECORD-FILES", "fail", f"{file_name}: binary file", file=file_name,
-                             title="Files", source="RULES.md §5"),
-                     Finding("R-RECORD-FILES", "fail", "the PR adds 2 record folders", title="Files"),
-                     Finding("R-BOS-LEAK", "info", "switched off", file="train_gpt.py", line=9, active=False)]
+        findings = [
+            Finding(
+                "R-FULL-VAL",
+                "warn",
+                "63,000,000 validation tokens, more than the sp1024 split's",
+                file=f"train_seed{s}.log",
+                line=3,
+                title="The whole split",
+                source="RULES.md §3",
+            )
+            for s in (1, 2, 3)
+        ]
+        findings += [
+            Finding(
+                "R-RECORD-FILES",
+                "fail",
+                f"{file_name}: binary file",
+                file=file_name,
+                title="Files",
+                source="RULES.md §5",
+            ),
+            Finding("R-RECORD-FILES", "fail", "the PR adds 2 record folders", title="Files"),
+            Finding("R-BOS-LEAK", "info", "switched off", file="train_gpt.py", line=9, active=False),
+        ]
         records.append(
             RecordReport(
                 path=f"records/track_10min_16mb/2026-05-0{i + 1}_T",
@@ -51,11 +70,18 @@ def _report(file_name: str = "train_seed42.log", n_records: int = 1) -> Report:
                 findings=findings,
             )
         )
-    return Report(target="t", verdict="fail", records=records, pgolf_version="0.1.0", elapsed_s=1.25,
-                  git={"range": "a..b", "base": "a" * 40, "head": "b" * 40})
+    return Report(
+        target="t",
+        verdict="fail",
+        records=records,
+        pgolf_version="0.1.0",
+        elapsed_s=1.25,
+        git={"range": "a..b", "base": "a" * 40, "head": "b" * 40},
+    )
 
 
 # --- one interface
+
 
 def test_every_formatter_takes_report_and_options():
     report = _report()
@@ -72,6 +98,7 @@ def test_json_round_trips_into_the_same_renderings():
 
 # --- grouping, the summary line, findings shared by every folder
 
+
 def test_human_groups_repeats_and_ends_with_the_summary_line():
     text = render(_report(n_records=2), "human")
     lines = text.rstrip("\n").splitlines()
@@ -85,8 +112,9 @@ def test_human_groups_repeats_and_ends_with_the_summary_line():
 
 def test_markdown_has_the_log_column_commits_details_and_one_pr_section():
     report = _report(n_records=2)
-    report.records[0].findings += [Finding("R-SEEDS", "review", f"key_{chr(97 + i)} differs", file=f"l{i}.log")
-                                   for i in range(12)]
+    report.records[0].findings += [
+        Finding("R-SEEDS", "review", f"key_{chr(97 + i)} differs", file=f"l{i}.log") for i in range(12)
+    ]
     text = render(report, "markdown", RenderOptions(docs_url="https://docs.example/rules"))
     assert "| seed | val_bpb | val_loss | train s | eval s | bytes | metric | log |" in text
     assert "<code>train&#95;seed42.log</code> |" in text
@@ -107,6 +135,7 @@ def test_markdown_fits_a_comment_budget_by_leaving_out_whole_records():
 
 # --- untrusted text
 
+
 def test_a_forged_file_name_cannot_print_a_fake_verdict_on_a_terminal():
     report = _report(FORGED)
     for color in (False, True):
@@ -126,8 +155,8 @@ def test_no_control_character_reaches_any_machine_format(fmt):
     if fmt == "json":
         data = json.loads(text)
         finding = data["records"][0]["findings"][3]
-        assert finding["file"] == FORGED                     # the path stays exact, JSON-escaped
-        assert "\x1b" not in finding["message"] and "\\x1b" in finding["message"]   # prose is one safe line
+        assert finding["file"] == FORGED  # the path stays exact, JSON-escaped
+        assert "\x1b" not in finding["message"] and "\\x1b" in finding["message"]  # prose is one safe line
     if fmt == "github":
         assert all(line.startswith(("::", "pgolf-check:")) for line in text.splitlines())
 
@@ -135,13 +164,14 @@ def test_no_control_character_reaches_any_machine_format(fmt):
 def _markdown():
     """CommonMark with GFM tables and strikethrough: what a PR comment is rendered with."""
     from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
 def test_a_backtick_in_a_file_name_cannot_inject_markup_into_the_pr_comment():
     text = render(_report(TICKS), "markdown")
     html = _markdown().render(text)
-    assert re.findall(r"<h(\d)>", html) == ["3", "4"]         # the title and the one record: nothing injected
+    assert re.findall(r"<h(\d)>", html) == ["3", "4"]  # the title and the one record: nothing injected
     assert "<img" not in html and "onerror" not in html.replace("onerror=alert", "")
     assert "<code>a`b``c` |d| &lt;img src=x onerror=alert(1)&gt;\\n### PASS @maintainers #1.log</code>" in html
     assert (
@@ -163,6 +193,7 @@ def test_md_helpers_escape_every_inline_construct():
 
 
 # --- SARIF and the JSON report against their schemas
+
 
 def test_sarif_validates_against_the_oasis_schema_and_points_at_files():
     jsonschema = pytest.importorskip("jsonschema")
@@ -254,10 +285,12 @@ def test_github_annotations_one_per_group_and_escaped():
 
 # --- colour: only on a terminal, never with NO_COLOR, never when piped
 
+
 def _on_a_tty(args: list[str], env: dict) -> str:
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(CHECK + args, stdout=follower, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "TERM": "xterm", **env})
+    proc = subprocess.Popen(
+        CHECK + args, stdout=follower, stderr=subprocess.DEVNULL, env={**os.environ, "TERM": "xterm", **env}
+    )
     os.close(follower)
     chunks = []
     while True:

@@ -1,5 +1,6 @@
 """The reviewer's options of pgolf-check: selection, [tool.pgolf], exit policy, --explain, the
 rule pages, --help, and the papercuts (a missing path among many, an empty range)."""
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ def oversized(tmp_path) -> Path:
 
 # --- rule selection and config change the verdict as documented
 
+
 @pytest.mark.slow
 def test_select_and_ignore_change_the_verdict(oversized):
     assert check(str(oversized), "--format", "json").returncode == 1
@@ -84,13 +86,16 @@ def test_tool_pgolf_in_pyproject_changes_the_verdict(oversized, tmp_path):
     assert check(str(oversized)).returncode == 1
 
 
-@pytest.mark.parametrize("table, fragment", [
-    ('[tool.pgolf]\nselect = "R-SIZE"\n', "select must be a list of strings"),
-    ('[tool.pgolf]\nfail_on_everything = true\n', "has no key 'fail_on_everything'"),
-    ('[tool.pgolf]\nfail-on = "warn"\n', "fail-on must be fail or review"),
-    ('[tool.pgolf]\nignore = ["R-NOPE"]\n', "--ignore R-NOPE: no rule"),
-    ('[tool.pgolf\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "table, fragment",
+    [
+        ('[tool.pgolf]\nselect = "R-SIZE"\n', "select must be a list of strings"),
+        ("[tool.pgolf]\nfail_on_everything = true\n", "has no key 'fail_on_everything'"),
+        ('[tool.pgolf]\nfail-on = "warn"\n', "fail-on must be fail or review"),
+        ('[tool.pgolf]\nignore = ["R-NOPE"]\n', "--ignore R-NOPE: no rule"),
+        ("[tool.pgolf\n", "not valid TOML"),
+    ],
+)
 def test_a_bad_tool_pgolf_table_is_one_line_naming_the_file(oversized, tmp_path, table, fragment):
     (tmp_path / "pyproject.toml").write_text(table)
     proc = check(str(oversized))
@@ -103,7 +108,7 @@ def test_a_bad_tool_pgolf_table_is_one_line_naming_the_file(oversized, tmp_path,
 def test_fail_on_and_exit_zero(tmp_path):
     folder = make_record(tmp_path)
     claims = json.loads((folder / "submission.json").read_text())
-    claims.pop("seed_results")   # no per-seed claim picks one of the two runs of seed 42
+    claims.pop("seed_results")  # no per-seed claim picks one of the two runs of seed 42
     (folder / "submission.json").write_text(json.dumps(claims))
     (folder / "train_seed42_rerun.log").write_text(log_text(42, 1.1990, 2.02))  # one seed, two scores: review
     review = check(str(folder), "--format", "json", "--select", "R-RECORD-FILES")
@@ -117,6 +122,7 @@ def test_fail_on_and_exit_zero(tmp_path):
 
 
 # --- rule documentation lives in the project
+
 
 def test_every_rule_of_every_ruleset_has_a_page_with_every_section():
     ids = {rule.id: rule for name in ruleset_names() for rule in load_ruleset(name).rules}
@@ -138,6 +144,7 @@ def test_the_rule_pages_and_the_schema_are_package_resources():
     """Read through importlib.resources as installed; tests/test_packaging.py builds a real wheel
     and fails on any file of the package it leaves out."""
     from importlib.resources import files
+
     assert files("pgolf.compliance.rules").joinpath("docs", "R-SIZE.md").is_file()
     assert files("pgolf.compliance").joinpath("report-schema.json").is_file()
 
@@ -153,12 +160,13 @@ def test_explain_prints_a_page_and_a_typo_is_one_line():
 
 def test_help_lists_the_exit_codes():
     text = check("--help").stdout
-    block = text[text.index("Exit status:"):]
+    block = text[text.index("Exit status:") :]
     for code in ("0  pass", "1  fail", "2  could not check", "3  review"):
         assert code in block
 
 
 # --- papercuts
+
 
 @pytest.mark.slow
 def test_a_missing_path_among_many_is_reported_and_the_rest_checked(tmp_path):
@@ -175,8 +183,12 @@ def test_a_missing_path_among_many_is_reported_and_the_rest_checked(tmp_path):
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @pytest.mark.slow
@@ -219,6 +231,7 @@ def test_from_files_audits_the_record_folders_that_hold_them(tmp_path):
 
 def test_pgolf_init_takes_plain_names_only(tmp_path):
     from pgolf.pipeline.cli import main
+
     runner = CliRunner()
     for bad in ("../../x", "a/b", "..", ".hidden", "a b", ""):
         result = runner.invoke(main, ["init", bad, "--dir", str(tmp_path / "subs")])
@@ -230,6 +243,7 @@ def test_pgolf_init_takes_plain_names_only(tmp_path):
 
 def test_the_recorded_command_keeps_its_quotes(tmp_path, monkeypatch):
     from pgolf.pipeline import cli as pipeline_cli
+
     seen = {}
 
     def fake_submit(request, progress):
@@ -266,19 +280,29 @@ def test_submit_ends_with_the_verdict_and_the_next_step_in_words(tmp_path, capsy
         write_shard(data / f"fineweb_{split}_000000.bin", np.ones(64, dtype=np.uint16))
     (data / "tok.model").write_bytes(b"model")
     profile = replace(get_profile("cpu-smoke"), grace_s=1)
-    meta = RecordMeta(name="words", author="t", github_id="t", blurb="b", profile=profile, commands=["x"],
-                      day="2026-05-01")
+    meta = RecordMeta(
+        name="words", author="t", github_id="t", blurb="b", profile=profile, commands=["x"], day="2026-05-01"
+    )
     script = Path(__file__).parent / "fixtures" / "pipeline" / "contract_script.py"
-    request = SubmitRequest(script=script, seeds=[1, 2, 3], profile=profile,
-                            data=DataPaths(train=data, val=data, tokenizer=data / "tok.model"),
-                            runtime=LocalRuntime(), work_dir=tmp_path / "runs", records_dir=tmp_path / "records",
-                            meta=meta, dynamic=False)
+    request = SubmitRequest(
+        script=script,
+        seeds=[1, 2, 3],
+        profile=profile,
+        data=DataPaths(train=data, val=data, tokenizer=data / "tok.model"),
+        runtime=LocalRuntime(),
+        work_dir=tmp_path / "runs",
+        records_dir=tmp_path / "records",
+        meta=meta,
+        dynamic=False,
+    )
     said = io.StringIO()
     assert submit(request, Progress(said)) == 0
     last = said.getvalue().rstrip().splitlines()[-1]
     folder = tmp_path / "records" / "track_cpu_smoke" / "2026-05-01_words"
-    assert last == (f"pgolf: verdict PASS: the record is ready: open a pull request that adds only the folder "
-                    f"{folder} (exit status 0)")
+    assert last == (
+        f"pgolf: verdict PASS: the record is ready: open a pull request that adds only the folder "
+        f"{folder} (exit status 0)"
+    )
     report = capsys.readouterr().out
     assert SUMMARY.match(report.rstrip().splitlines()[-1]) and "\x1b" not in report
     assert "seed 3/3 (seed=3) eval ok in" in said.getvalue()

@@ -1,4 +1,5 @@
 """compliance.progress: the one display of long tasks (stages, the dynamic run, data builds)."""
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,7 @@ def test_piped_progress_is_plain_sparse_and_escaped(tmp_path, monkeypatch):
     assert lines[0] == f"pgolf: seed 1/3 (seed=42) train started, cap 600 s, log {log}"
     periodic = lines[1:-1]
     assert len(periodic) == 3  # at 30, 60 and 120 s, not every second
-    assert "ETA 90 s" in periodic[0]      # 30 s for a quarter of the steps: 90 s to go
+    assert "ETA 90 s" in periodic[0]  # 30 s for a quarter of the steps: 90 s to go
     assert "step:250/1000 train_loss:2.5\\x1b]0;title\\x07" in periodic[0]
     assert f"log {log}" in periodic[0] and "30 s / 600 s cap" in periodic[0]
     assert lines[-1].startswith("pgolf: seed 1/3 (seed=42) train ok in ")
@@ -38,7 +39,7 @@ def test_eta_from_the_previous_task_of_its_kind_else_the_cap():
     p = Progress(io.StringIO())
     with p.task("seed 1/2 eval", kind="eval", cap_s=120) as first:
         first.tick(10.0)
-        assert first.eta() == (110.0, False)          # only the cap's bound
+        assert first.eta() == (110.0, False)  # only the cap's bound
         first.finish("ok")
     p.durations["eval"] = 40.0
     with p.task("seed 2/2 eval", kind="eval", cap_s=120) as second:
@@ -75,7 +76,7 @@ def test_a_live_terminal_gets_one_line_that_is_replaced(tmp_path):
         task.finish("ok")
     text = out.getvalue()
     assert "dynamic: train_gpt.py · 3 s / 60 s cap · ETA 9 s · step:1/4" in text
-    assert "\r\x1b[2K" in text and text.count("\n") == 2   # redrawn in place, one line (cut to the width)
+    assert "\r\x1b[2K" in text and text.count("\n") == 2  # redrawn in place, one line (cut to the width)
     assert text.rstrip().endswith("\x1b[2Kpgolf: dynamic: train_gpt.py ok in 3 s (cap 60 s)")
     assert "\x1b[3" not in text  # no colour with --color never
 
@@ -101,8 +102,15 @@ def test_a_runtime_drives_the_task(tmp_path):
     out = io.StringIO()
     p = Progress(out)
     script = "import time\nfor i in range(1, 4):\n    print(f'step:{i}/3', flush=True); time.sleep(0.4)\n"
-    spec = StageSpec(name="train", argv=[sys.executable, "-c", script], env={"PATH": "/usr/bin:/bin"},
-                     cwd=tmp_path, cap_s=30, log_path=tmp_path / "stage.log", grace_s=1)
+    spec = StageSpec(
+        name="train",
+        argv=[sys.executable, "-c", script],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        cap_s=30,
+        log_path=tmp_path / "stage.log",
+        grace_s=1,
+    )
     with p.task("seed 1/1 train", kind="train", cap_s=30, log_path=spec.log_path) as task:
         result = LocalRuntime().run(spec, task.tick)
         task.finish(result.status)

@@ -1,4 +1,5 @@
 """compliance/fsutil.py: whole-or-nothing writes and file digests, shared by the pipeline and the checker."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ def test_a_write_lands_whole_with_the_umask_mode_and_no_temp_file(tmp_path: Path
         os.umask(old)
     assert json.loads(target.read_text(encoding="utf-8")) == {"val_bpb": 1.2, "seeds": [1, 2]}
     assert target.read_text(encoding="utf-8").endswith("\n")
-    assert target.stat().st_mode & 0o777 == 0o640   # what open() gives, not mkstemp's 0600
+    assert target.stat().st_mode & 0o777 == 0o640  # what open() gives, not mkstemp's 0600
     assert [p.name for p in target.parent.iterdir()] == ["submission.json"]
 
 

@@ -1,4 +1,5 @@
 """Numbers no run can produce fail R-LOG-PARSE with file and line: never a silent pass, never a crash."""
+
 from __future__ import annotations
 
 import json
@@ -48,14 +49,24 @@ JSON_CASES = [
     ({"val_bpb": float("nan")}, "val_bpb"),
     ({"val_bpb": -1.2}, "val_bpb"),
     ({"val_bpb": "inf"}, "val_bpb"),
-    ({"val_bpb": 10 ** 400}, "val_bpb"),
+    ({"val_bpb": 10**400}, "val_bpb"),
     ({"val_bpb": 1e30}, "val_bpb"),
     ({"val_loss": -1.0}, "val_loss"),
     ({"bytes_total": -5}, "bytes_total"),
-    ({"seed_results": {"42": {"val_bpb": float("nan")}, "314": {"val_bpb": 1.2003}, "999": {"val_bpb": 1.2005}}},
-     "seed_results.42.val_bpb"),
-    ({"seed_results": {"42": {"val_bpb": 1.2001, "train_time_s": -3}, "314": {"val_bpb": 1.2003},
-                       "999": {"val_bpb": 1.2005}}}, "seed_results.42.train_time_s"),
+    (
+        {"seed_results": {"42": {"val_bpb": float("nan")}, "314": {"val_bpb": 1.2003}, "999": {"val_bpb": 1.2005}}},
+        "seed_results.42.val_bpb",
+    ),
+    (
+        {
+            "seed_results": {
+                "42": {"val_bpb": 1.2001, "train_time_s": -3},
+                "314": {"val_bpb": 1.2003},
+                "999": {"val_bpb": 1.2005},
+            }
+        },
+        "seed_results.42.train_time_s",
+    ),
 ]
 
 
@@ -107,7 +118,8 @@ def test_nan_score_through_the_cli_is_a_finding_not_an_internal_error(tmp_path):
     folder = make_record(tmp_path)
     for seed, bpb in ((42, 1.2001), (314, 1.2003)):
         (folder / f"train_seed{seed}.log").write_text(
-            log_text(seed, bpb, bpb * 1.69).replace(f"val_bpb:{bpb:.8f}", "val_bpb:nan"))
+            log_text(seed, bpb, bpb * 1.69).replace(f"val_bpb:{bpb:.8f}", "val_bpb:nan")
+        )
     before = snapshot(folder)
     proc = subprocess.run(CHECK + [str(folder), "--format", "json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "internal error" not in proc.stderr and "Traceback" not in proc.stderr

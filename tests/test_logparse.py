@@ -1,4 +1,5 @@
 """Tests for pgolf.compliance.logparse: real record logs from ../shared and hand-written snippets."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,20 +18,15 @@ TOLERANCE = 5e-4
 
 # Folders whose submission.json val_bpb is not the mean of their logs' scores, and why.
 EXCEPTIONS = {
-    "track_10min_16mb/2026-03-18_LongContextSeq2048":
-        "JSON val_bpb is the seed-1337 run (train.log) alone, not the 3-seed mean",
-    "track_10min_16mb/2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon":
-        "JSON val_bpb 1.1565 is seed 42 alone; the blurb's own 3-seed mean is 1.1570",
-    "track_10min_16mb/2026-04-04_SP4096_DepthRecurrence_ParallelResid_MuonEqR":
-        "seed 42's log ends with an extra TTT pass that diverged (final_int6_ttt 1.336); "
-        "JSON reports the sliding-window scores",
+    "track_10min_16mb/2026-03-18_LongContextSeq2048": "JSON val_bpb is the seed-1337 run (train.log) alone, not the 3-seed mean",
+    "track_10min_16mb/2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon": "JSON val_bpb 1.1565 is seed 42 alone; the blurb's own 3-seed mean is 1.1570",
+    "track_10min_16mb/2026-04-04_SP4096_DepthRecurrence_ParallelResid_MuonEqR": "seed 42's log ends with an extra TTT pass that diverged (final_int6_ttt 1.336); "
+    "JSON reports the sliding-window scores",
     "track_non_record_16mb/2026-03-19_SwiGLU_WarmdownFix_QuarterBatch_1x5090": "no train log in the folder",
     "track_non_record_16mb/2026-03-21_DepthRecurrence_MixedPrecisionQuant": "no train log in the folder",
-    "track_non_record_16mb/2026-03-23_DGAttention_DavidGao":
-        "the log ends after serialization, before any final evaluation",
-    "track_non_record_16mb/2026-04-30_Random_Linear_Adapter":
-        "JSON val_bpb is the non-sliding roundtrip (sliding_val_bpb is the last pass); "
-        "all three logs print seed:1337",
+    "track_non_record_16mb/2026-03-23_DGAttention_DavidGao": "the log ends after serialization, before any final evaluation",
+    "track_non_record_16mb/2026-04-30_Random_Linear_Adapter": "JSON val_bpb is the non-sliding roundtrip (sliding_val_bpb is the last pass); "
+    "all three logs print seed:1337",
 }
 # Folders that also hold logs of other configurations: the submitted runs only.
 SUBSETS = {
@@ -391,24 +387,44 @@ legal_ttt_exact val_loss:1.88976776 val_bpb:1.11922988
         (LEGAL_TTT_TAIL, "legal_ttt_exact", 1.11922988, 410268.0),
         # the int8 line restates the sliding pass: the pass itself, with its time, is the score
         (LEGAL_TTT_TAIL.split("ttt_sliding:start")[0], "final_int6_sliding_window_exact", 1.12165091, 74066.0),
-        ("final_int6_roundtrip_exact val_loss:1.92248956 val_bpb:1.13860661\n"
-         "final_int6_roundtrip val_loss:1.9225 val_bpb:1.1386 eval_time:23007ms\n",
-         "final_int6_roundtrip_exact", 1.13860661, None),
-        ("quantized val_loss:2.84032998 val_bpb:1.09959307 eval_time:8134ms\n"
-         "quantized_sliding_window val_loss:2.79749368 val_bpb:1.08300961 eval_time:82837ms\n",
-         "quantized_sliding_window", 1.08300961, 82837.0),
-        ("final_sliding_window_eval stride:64 val_loss:1.9511 val_bpb:1.1556 eval_time:75096ms\n"
-         "final_sliding_window_eval_exact stride:64 val_loss:1.95110428 val_bpb:1.15555486\n",
-         "final_sliding_window_eval_exact", 1.15555486, 75096.0),
-        ("final_int8_zlib_roundtrip sliding val_loss:2.0212 sliding val_bpb:1.1971 eval_time:149579ms\n"
-         "final_int8_zlib_roundtrip_exact sliding val_loss:2.02124749 sliding val_bpb:1.19709881\n",
-         "final_int8_zlib_roundtrip_exact sliding", 1.19709881, 149579.0),
-        ("final_int6_sliding_window_exact val_loss:1.89 val_bpb:1.12165091\n"
-         "DIAGNOSTIC post_ema val_loss:1.9196 val_bpb:1.1369 eval_time:1971ms\n"
-         "diagnostic quantized val_loss:2.3 val_bpb:1.0750 eval_time:9ms\n"
-         "pre-quantization post-ema val_loss:2.5 val_bpb:1.0948 eval_time:1733ms\n"
-         "step:13780/20000 val_loss:2.0606 val_bpb:1.0172 train_time:600038ms\n",
-         "final_int6_sliding_window_exact", 1.12165091, None),
+        (
+            "final_int6_roundtrip_exact val_loss:1.92248956 val_bpb:1.13860661\n"
+            "final_int6_roundtrip val_loss:1.9225 val_bpb:1.1386 eval_time:23007ms\n",
+            "final_int6_roundtrip_exact",
+            1.13860661,
+            None,
+        ),
+        (
+            "quantized val_loss:2.84032998 val_bpb:1.09959307 eval_time:8134ms\n"
+            "quantized_sliding_window val_loss:2.79749368 val_bpb:1.08300961 eval_time:82837ms\n",
+            "quantized_sliding_window",
+            1.08300961,
+            82837.0,
+        ),
+        (
+            "final_sliding_window_eval stride:64 val_loss:1.9511 val_bpb:1.1556 eval_time:75096ms\n"
+            "final_sliding_window_eval_exact stride:64 val_loss:1.95110428 val_bpb:1.15555486\n",
+            "final_sliding_window_eval_exact",
+            1.15555486,
+            75096.0,
+        ),
+        (
+            "final_int8_zlib_roundtrip sliding val_loss:2.0212 sliding val_bpb:1.1971 eval_time:149579ms\n"
+            "final_int8_zlib_roundtrip_exact sliding val_loss:2.02124749 sliding val_bpb:1.19709881\n",
+            "final_int8_zlib_roundtrip_exact sliding",
+            1.19709881,
+            149579.0,
+        ),
+        (
+            "final_int6_sliding_window_exact val_loss:1.89 val_bpb:1.12165091\n"
+            "DIAGNOSTIC post_ema val_loss:1.9196 val_bpb:1.1369 eval_time:1971ms\n"
+            "diagnostic quantized val_loss:2.3 val_bpb:1.0750 eval_time:9ms\n"
+            "pre-quantization post-ema val_loss:2.5 val_bpb:1.0948 eval_time:1733ms\n"
+            "step:13780/20000 val_loss:2.0606 val_bpb:1.0172 train_time:600038ms\n",
+            "final_int6_sliding_window_exact",
+            1.12165091,
+            None,
+        ),
     ],
     ids=["legal_ttt", "restated_line", "exact_first", "quantized", "eval_stride", "sliding_words", "never_diagnostic"],
 )
@@ -428,9 +444,12 @@ def test_roles_of_non_score_lines() -> None:
 
 # ---- training time --------------------------------------------------------------------
 
+
 def test_stopping_early_line_beats_last_step() -> None:
-    text = ("step:13750/20000 train_loss:1.99 train_time:598726ms step_avg:43.54ms\n"
-            "stopping_early: wallclock_cap train_time:600038ms step:13780/20000\n")
+    text = (
+        "step:13750/20000 train_loss:1.99 train_time:598726ms step_avg:43.54ms\n"
+        "stopping_early: wallclock_cap train_time:600038ms step:13780/20000\n"
+    )
     facts = parse_log(text)
     assert (facts.stopped_early, facts.train_time_ms, facts.last_step, facts.lines["train_time_ms"]) == (
         True,
@@ -459,6 +478,7 @@ def test_train_time_from_last_step(line: str, ms: float, step: int) -> None:
 
 
 # ---- truncated, concatenated, odd and binary input --------------------------------------
+
 
 def test_log_cut_during_training() -> None:
     facts = parse_log(BASELINE.split("step:13780/20000 val_loss")[0])
@@ -497,9 +517,11 @@ def test_size_arithmetic() -> None:
     )
     assert bad.bytes_total == 1200 and any("!= total" in msg for _, msg in bad.notes)
     # The counted sizes win whatever the print order: compressed code, compressed model.
-    reversed_order = parse_log("Code size (compressed): 28 bytes\nCode size (uncompressed): 139 bytes\n"
-                               "Serialized model int6+brotli: 72 bytes\nSerialized model: 500 bytes\n"
-                               "Total submission size int6+brotli: 100 bytes\nTotal submission size: 639 bytes\n")
+    reversed_order = parse_log(
+        "Code size (compressed): 28 bytes\nCode size (uncompressed): 139 bytes\n"
+        "Serialized model int6+brotli: 72 bytes\nSerialized model: 500 bytes\n"
+        "Total submission size int6+brotli: 100 bytes\nTotal submission size: 639 bytes\n"
+    )
     assert (reversed_order.bytes_code, reversed_order.bytes_model, reversed_order.bytes_total) == (28, 72, 100)
 
 
@@ -542,8 +564,20 @@ def test_non_text_input_is_unknown(bad: object) -> None:
 
 def test_fuzz_never_raises() -> None:
     rng = random.Random(1234)
-    texts = ["", "\n\n\n", "\r", "step:", "seed:", "val_bpb:", "x" * 100_000, "é\u2028\ufeffé\n" * 50,
-             SEP, f"Source code:\n{SEP}\n", "Hyperparameters:\n  a: 1\n  b", '"""\nunterminated source']
+    texts = [
+        "",
+        "\n\n\n",
+        "\r",
+        "step:",
+        "seed:",
+        "val_bpb:",
+        "x" * 100_000,
+        "é\u2028\ufeffé\n" * 50,
+        SEP,
+        f"Source code:\n{SEP}\n",
+        "Hyperparameters:\n  a: 1\n  b",
+        '"""\nunterminated source',
+    ]
     pieces = [BASELINE, HPARAM_LOG, TERNARY_LOG, TIMESTAMPED_LOG, LEGAL_TTT_TAIL]
     for piece in pieces:
         texts += [piece[: rng.randrange(len(piece) + 1)] for _ in range(40)]

@@ -1,4 +1,5 @@
 """The marks conftest.py applies by name still name tests, and a fast run leaves the right ones out."""
+
 from __future__ import annotations
 
 import ast
@@ -24,9 +25,20 @@ def test_every_module_and_test_named_for_a_mark_exists() -> None:
 
 def test_the_fast_selection_leaves_out_torch_docker_and_slow_tests() -> None:
     """Collected, not run: what `make test-fast` would run, with the marks the conftest adds."""
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
-            "-m", "not slow and not docker and not torch", "tests/test_dynamic_units.py", "tests/test_docker.py",
-            "tests/test_bad_input.py"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--collect-only",
+        "-m",
+        "not slow and not docker and not torch",
+        "tests/test_dynamic_units.py",
+        "tests/test_docker.py",
+        "tests/test_bad_input.py",
+    ]
     out = subprocess.run(argv, cwd=TESTS.parent, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     selected = {line.split("[")[0] for line in out.stdout.splitlines() if "::" in line}

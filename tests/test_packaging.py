@@ -3,6 +3,7 @@
 An editable install reads the source tree, so a folder missing from pyproject's package list
 goes unnoticed there; the wheel leaves it out, with a setuptools warning nobody reads.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,20 +16,24 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("compliance", "pipeline")   # installed as pgolf.compliance and pgolf.pipeline
+SHIPPED = ("compliance", "pipeline")  # installed as pgolf.compliance and pgolf.pipeline
 BUILD = "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))"
 
 
 def _source_files() -> list[str]:
     """The files a fresh clone has: git's list when this is a checkout, else what is on disk."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md", *SHIPPED],
-                            cwd=REPO, capture_output=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--", "pyproject.toml", "README.md", *SHIPPED], cwd=REPO, capture_output=True
+    )
     if listed.returncode == 0 and listed.stdout:
         return [name for name in listed.stdout.decode().split("\0") if name and (REPO / name).is_file()]
     files = ["pyproject.toml", "README.md"]
     for half in SHIPPED:
-        files += [str(p.relative_to(REPO)) for p in (REPO / half).rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+        files += [
+            str(p.relative_to(REPO))
+            for p in (REPO / half).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        ]
     return files
 
 
@@ -43,8 +48,9 @@ def built(tmp_path_factory) -> tuple[Path, list[str], str]:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, src / name)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # its notices are no warnings
-    result = subprocess.run([sys.executable, "-c", BUILD, str(out)], cwd=src, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", BUILD, str(out)], cwd=src, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     wheel = out / result.stdout.strip().splitlines()[-1]
     return wheel, files, result.stdout + result.stderr
@@ -77,5 +83,6 @@ def test_the_entry_points_name_modules_the_wheel_holds(built):
 
 def test_the_wheel_carries_the_version_the_code_reports(built):
     from pgolf.compliance import __version__
+
     wheel, _, _ = built
     assert wheel.name.startswith(f"pgolf-{__version__}-")

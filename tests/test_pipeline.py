@@ -1,4 +1,5 @@
 """The submit pipeline on small contract scripts: caps enforced from outside, resume, records."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,13 @@ import pytest
 
 from pgolf.compliance.audit import audit
 from pgolf.compliance.context import AuditOptions
+from pgolf.compliance.progress import Progress
+from pgolf.compliance.sandbox import LocalRuntime
 from pgolf.compliance.shards import write_shard
 from pgolf.pipeline.profiles import get_profile
-from pgolf.compliance.progress import Progress
 from pgolf.pipeline.record_writer import RecordMeta
-from pgolf.compliance.sandbox import LocalRuntime
-from pgolf.pipeline.stages import DataPaths
 from pgolf.pipeline.seed_run import SeedOutcome
+from pgolf.pipeline.stages import DataPaths
 from pgolf.pipeline.submit import SubmitRequest, dynamic_cap_s, submit
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pipeline" / "contract_script.py"
@@ -43,11 +44,20 @@ def data(tmp_path) -> DataPaths:
 def request(tmp_path, data, seeds=(1, 2, 3), **profile_changes) -> SubmitRequest:
     """cpu-smoke, uncalibrated unless a test asks (its caps are then exactly the ruleset's)."""
     profile = replace(get_profile("cpu-smoke"), grace_s=1, **{"calibration_reference_s": None, **profile_changes})
-    meta = RecordMeta(name="fixture", author="t", github_id="t", blurb="b", profile=profile, commands=["x"],
-                      day="2026-05-01")
-    return SubmitRequest(script=FIXTURE, seeds=list(seeds), profile=profile, data=data, runtime=LocalRuntime(),
-                         work_dir=tmp_path / "runs", records_dir=tmp_path / "records", meta=meta,
-                         dynamic=False)  # the dynamic step has its own tests (tests/test_dynamic.py)
+    meta = RecordMeta(
+        name="fixture", author="t", github_id="t", blurb="b", profile=profile, commands=["x"], day="2026-05-01"
+    )
+    return SubmitRequest(
+        script=FIXTURE,
+        seeds=list(seeds),
+        profile=profile,
+        data=data,
+        runtime=LocalRuntime(),
+        work_dir=tmp_path / "runs",
+        records_dir=tmp_path / "records",
+        meta=meta,
+        dynamic=False,
+    )  # the dynamic step has its own tests (tests/test_dynamic.py)
 
 
 def outcome(tmp_path, seed) -> dict:
@@ -58,8 +68,16 @@ def test_seeds_become_a_record_that_passes_the_check(tmp_path, data):
     assert submit(request(tmp_path, data), Progress()) == 0
     folder = tmp_path / "records" / "track_cpu_smoke" / "2026-05-01_fixture"
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["README.md", "provenance.json", "requirements.txt", "submission.json", "train_gpt.py",
-                     "train_seed1.log", "train_seed2.log", "train_seed3.log"]
+    assert names == [
+        "README.md",
+        "provenance.json",
+        "requirements.txt",
+        "submission.json",
+        "train_gpt.py",
+        "train_seed1.log",
+        "train_seed2.log",
+        "train_seed3.log",
+    ]
     sub = json.loads((folder / "submission.json").read_text())
     per_seed = [sub["seed_results"][str(s)]["val_bpb"] for s in (1, 2, 3)]
     assert sub["val_bpb"] == pytest.approx(sum(per_seed) / 3, abs=1e-8)
@@ -95,11 +113,31 @@ def test_eval_stage_finds_no_training_data(tmp_path, data, monkeypatch):
 
 
 def test_interrupted_submit_resumes_without_rerunning_finished_seeds(tmp_path, data):
-    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "submit", "--no-dynamic",
-            "--script", str(FIXTURE), "--seeds", "1 2 3", "--name", "resume",
-            "--train-data", str(data.train), "--val-data", str(data.val), "--tokenizer", str(data.tokenizer),
-            "--records-dir", str(tmp_path / "records"), "--work-dir", str(tmp_path / "runs"),
-            "--set", "FIX_TRAIN_SLEEP=2"]  # the sandbox passes pgolf's knobs, not the caller's environment
+    argv = [
+        sys.executable,
+        "-c",
+        "from pgolf.pipeline.cli import main; main()",
+        "submit",
+        "--no-dynamic",
+        "--script",
+        str(FIXTURE),
+        "--seeds",
+        "1 2 3",
+        "--name",
+        "resume",
+        "--train-data",
+        str(data.train),
+        "--val-data",
+        str(data.val),
+        "--tokenizer",
+        str(data.tokenizer),
+        "--records-dir",
+        str(tmp_path / "records"),
+        "--work-dir",
+        str(tmp_path / "runs"),
+        "--set",
+        "FIX_TRAIN_SLEEP=2",
+    ]  # the sandbox passes pgolf's knobs, not the caller's environment
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seed2 = tmp_path / "runs" / "seed_2"
     deadline = time.monotonic() + 60
@@ -126,6 +164,7 @@ def test_existing_record_needs_force(tmp_path, data):
     req = request(tmp_path, data, seeds=(1, 2, 3))
     assert submit(req, Progress()) == 0
     from pgolf.pipeline.record_writer import RecordExists
+
     with pytest.raises(RecordExists):
         submit(req, Progress())
     assert submit(replace(req, force=True), Progress()) == 0
@@ -133,6 +172,7 @@ def test_existing_record_needs_force(tmp_path, data):
 
 def test_code_packed_as_a_wrapper_is_counted_and_recorded(tmp_path, data):
     from pgolf.compliance.unpack import decode_script
+
     req = request(tmp_path, data)
     req = replace(req, meta=replace(req.meta, pack_code=True))
     assert submit(req, Progress()) == 0
@@ -157,6 +197,7 @@ def test_script_without_the_contract_runs_once_and_is_judged_by_its_log(tmp_path
 def test_the_submit_step_checks_on_the_cpu_with_the_runs_own_data(tmp_path, data):
     from pgolf.compliance.sandbox import DockerRuntime
     from pgolf.pipeline.submit import dynamic_options
+
     req = request(tmp_path, data)
     options = dynamic_options(req, Progress(), [])
     assert (options.data, options.tokenizer) == (data.train, data.tokenizer)
@@ -218,6 +259,7 @@ def test_calibration_widens_the_caps_and_the_record_states_it(tmp_path, data):
 
 def test_the_probe_measures_this_machine():
     from pgolf.pipeline.calibration import calibrate
+
     measured = calibrate(reference_s=1e-9, max_scale=4.0, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert measured.threads == 1 and measured.steps >= 5 and measured.measured_s > 0
     assert measured.scale == 4.0
@@ -225,14 +267,18 @@ def test_the_probe_measures_this_machine():
     assert relaxed.scale == 1.0 and relaxed.note == ""  # a faster machine never narrows the caps
 
 
-@pytest.mark.parametrize("two, one, threads, scale", [
-    (0.010, 0.018, 2, 2.0),     # idle: two threads run the step faster
-    (0.100, 0.015, 1, 3.0),     # a busy core: two threads wait on each other, one does not
-    (0.010, 0.009, 2, 2.0),     # one thread barely faster: keep the profile's count
-    (0.900, 0.800, 2, 8.0),     # far slower than the reference: the ruleset's bound
-])
+@pytest.mark.parametrize(
+    "two, one, threads, scale",
+    [
+        (0.010, 0.018, 2, 2.0),  # idle: two threads run the step faster
+        (0.100, 0.015, 1, 3.0),  # a busy core: two threads wait on each other, one does not
+        (0.010, 0.009, 2, 2.0),  # one thread barely faster: keep the profile's count
+        (0.900, 0.800, 2, 8.0),  # far slower than the reference: the ruleset's bound
+    ],
+)
 def test_calibration_picks_threads_and_scales_the_caps(two, one, threads, scale):
     from pgolf.pipeline.calibration import from_probes
+
     measured = from_probes(0.005, 8.0, 2, {2: {"median_s": two, "steps": 9}, 1: {"median_s": one, "steps": 9}})
     assert (measured.threads, measured.scale) == (threads, scale)
     assert measured.by_threads == {"2": two, "1": one}
@@ -258,6 +304,7 @@ def test_each_stage_gets_what_the_contract_table_names_and_nothing_else(tmp_path
     from pgolf.compliance import logparse
     from pgolf.compliance.stage_contract import STAGES, stage_line
     from pgolf.pipeline.stages import SeedPaths, contract_spec
+
     profile = get_profile("cpu-smoke")
     for stage in STAGES:
         spec = contract_spec(stage, FIXTURE, 1, profile, data, SeedPaths(tmp_path / "seed"), {})
@@ -271,7 +318,8 @@ def test_each_stage_gets_what_the_contract_table_names_and_nothing_else(tmp_path
 
 
 def test_a_bad_thread_count_from_the_caller_is_not_a_crash(tmp_path, data):
-    req = replace(request(tmp_path, data, seeds=(1,), calibration_reference_s=0.007),
-                  overrides={"OMP_NUM_THREADS": "many"})
+    req = replace(
+        request(tmp_path, data, seeds=(1,), calibration_reference_s=0.007), overrides={"OMP_NUM_THREADS": "many"}
+    )
     assert submit(req, Progress()) in (0, 1)  # one seed: the check fails R-SEEDS, nothing raises
     assert outcome(tmp_path, 1)["calibration"]["threads"] >= 1

@@ -1,4 +1,5 @@
 """pgolf-check on a single script and on the record folders a git range adds."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "static"
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", *args], check=True, capture_output=True
+    )
 
 
 def pr_repo(tmp_path: Path, folders: int = 1, touch_outside: bool = False) -> Path:
@@ -83,8 +85,9 @@ def test_single_scripts_get_the_legality_rules():
 def commit(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", message)
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_pr_that_changes_an_existing_record_folder_audits_it(tmp_path):
@@ -102,6 +105,7 @@ def test_pr_that_changes_an_existing_record_folder_audits_it(tmp_path):
 def test_pr_that_deletes_another_record_folder_is_told(tmp_path):
     repo = pr_repo(tmp_path)
     import shutil
+
     shutil.rmtree(repo / "records" / "track_10min_16mb" / "2026-05-01_Test0")
     make_record(repo / "records" / "track_10min_16mb", name="2026-05-02_Next")
     commit(repo, "replace")
@@ -134,12 +138,16 @@ def frontier_repo(tmp_path: Path, mine: tuple[float, ...], readme: str = "# Test
 def test_against_auto_takes_the_best_record_opened_earlier(tmp_path):
     repo, head = frontier_repo(tmp_path, mine=(1.2001, 1.2003, 1.2005))
     meta = tmp_path / "prs.json"
-    meta.write_text(json.dumps([
-        {"number": 10, "createdAt": "2026-04-01T08:00:00Z"},
-        {"number": 11, "createdAt": "2026-04-10T08:00:00Z", "headRefOid": head},
-        {"number": 12, "createdAt": "2026-04-09T08:00:00Z"}]))  # #12 opened before #11 despite its folder date
-    code, report = run_json("--git", str(repo), "--range", f"main..{head}", "--against", "auto",
-                            "--pr-meta", str(meta))
+    meta.write_text(
+        json.dumps(
+            [
+                {"number": 10, "createdAt": "2026-04-01T08:00:00Z"},
+                {"number": 11, "createdAt": "2026-04-10T08:00:00Z", "headRefOid": head},
+                {"number": 12, "createdAt": "2026-04-09T08:00:00Z"},
+            ]
+        )
+    )  # #12 opened before #11 despite its folder date
+    code, report = run_json("--git", str(repo), "--range", f"main..{head}", "--against", "auto", "--pr-meta", str(meta))
     record = report["records"][0]
     sig = record["significance"]
     assert record["summary"]["judged_by"].startswith("PR #11 createdAt")

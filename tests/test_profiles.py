@@ -1,4 +1,5 @@
 """Profiles take their caps from the rule catalogs, so a record is held to what its check enforces."""
+
 from __future__ import annotations
 
 import json
@@ -44,15 +45,20 @@ def _write(tmp_path, text):
     return path
 
 
-ENTRY = ("p:\n  description: d\n  track: track_cpu_smoke\n  ruleset: track_cpu_smoke\n  nproc: 1\n"
-         "  grace_s: 1\n  quantize_reserve_s: 1\n")
+ENTRY = (
+    "p:\n  description: d\n  track: track_cpu_smoke\n  ruleset: track_cpu_smoke\n  nproc: 1\n"
+    "  grace_s: 1\n  quantize_reserve_s: 1\n"
+)
 
 
-@pytest.mark.parametrize("extra, message", [
-    ("  train_cap_s: 99\n", "caps come from its ruleset"),
-    ("  colour: blue\n", "unknown keys colour"),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("  train_cap_s: 99\n", "caps come from its ruleset"),
+        ("  colour: blue\n", "unknown keys colour"),
+        ("", None),
+    ],
+)
 def test_a_profile_may_not_set_its_own_caps(tmp_path, extra, message):
     path = _write(tmp_path, ENTRY + extra)
     if message is None:
@@ -88,8 +94,7 @@ def test_unknown_profile():
 
 @pytest.mark.slow
 def test_init_copies_the_reference(tmp_path):
-    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "init", "idea",
-            "--dir", str(tmp_path)]
+    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "init", "idea", "--dir", str(tmp_path)]
     first = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
     script = (tmp_path / "idea" / "train_gpt.py").read_text()
@@ -100,6 +105,7 @@ def test_init_copies_the_reference(tmp_path):
 
 def _smoke_record(tmp_path, train_ms: int, scale) -> Path:
     from tests.factory import log_text, make_record
+
     folder = make_record(tmp_path)
     for log in folder.glob("train_seed*.log"):
         seed = int(log.stem.removeprefix("train_seed"))
@@ -112,15 +118,19 @@ def _smoke_record(tmp_path, train_ms: int, scale) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("train_ms, scale, over", [
-    (250_000, None, True),       # 250 s against cpu-smoke's 150 s
-    (250_000, 2.0, False),       # the record states a calibration: 300 s
-    (250_000, True, True),       # not a number: no scale
-    (1_300_000, 100.0, True),    # at most the ruleset's bound (8 x 150 s = 1200 s)
-])
+@pytest.mark.parametrize(
+    "train_ms, scale, over",
+    [
+        (250_000, None, True),  # 250 s against cpu-smoke's 150 s
+        (250_000, 2.0, False),  # the record states a calibration: 300 s
+        (250_000, True, True),  # not a number: no scale
+        (1_300_000, 100.0, True),  # at most the ruleset's bound (8 x 150 s = 1200 s)
+    ],
+)
 def test_a_cpu_smoke_record_is_held_to_its_stated_calibration(tmp_path, train_ms, scale, over):
     from pgolf.compliance.audit import audit
     from pgolf.compliance.context import AuditOptions
+
     report = audit([str(_smoke_record(tmp_path, train_ms, scale))], AuditOptions())
     failed = [f for f in report.records[0].findings if f.rule == "R-TRAIN-TIME" and f.severity == "fail"]
     assert bool(failed) == over
@@ -131,9 +141,12 @@ def test_a_cpu_smoke_record_is_held_to_its_stated_calibration(tmp_path, train_ms
 def test_the_record_track_ignores_a_stated_calibration(tmp_path):
     from pgolf.compliance.audit import audit
     from pgolf.compliance.context import AuditOptions
+
     folder = _smoke_record(tmp_path, 700_000, 4.0)
     sub = json.loads((folder / "submission.json").read_text())
     (folder / "submission.json").write_text(json.dumps({**sub, "track": "track_10min_16mb"}))
     report = audit([str(folder)], AuditOptions())
-    assert any(f.rule == "R-TRAIN-TIME" and f.severity == "fail" and "600 s cap" in f.message
-               for f in report.records[0].findings)
+    assert any(
+        f.rule == "R-TRAIN-TIME" and f.severity == "fail" and "600 s cap" in f.message
+        for f in report.records[0].findings
+    )

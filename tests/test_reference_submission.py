@@ -4,6 +4,7 @@ The script is a `__main__` program driven by environment variables, so it is alw
 subprocess, stage by stage, on tiny shards tokenized here from real text with the official
 SentencePiece model.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,19 +28,32 @@ SCRIPT = REPO / "pipeline" / "reference" / "train_gpt.py"
 
 # Small enough for a 2-core machine; the README's tiny preset is a little larger.
 TINY = {
-    "NUM_LAYERS": "2", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "MLP_MULT": "2",
-    "TRAIN_SEQ_LEN": "128", "TRAIN_BATCH_TOKENS": "4096", "GRAD_ACCUM_STEPS": "1",
-    "ITERATIONS": "40", "LR": "5e-3", "WARMUP_ITERS": "5", "WARMDOWN_ITERS": "10",
-    "TRAIN_LOG_EVERY": "10", "VAL_BATCH_TOKENS": "8192", "OMP_NUM_THREADS": "1",
+    "NUM_LAYERS": "2",
+    "MODEL_DIM": "64",
+    "NUM_HEADS": "4",
+    "NUM_KV_HEADS": "2",
+    "MLP_MULT": "2",
+    "TRAIN_SEQ_LEN": "128",
+    "TRAIN_BATCH_TOKENS": "4096",
+    "GRAD_ACCUM_STEPS": "1",
+    "ITERATIONS": "40",
+    "LR": "5e-3",
+    "WARMUP_ITERS": "5",
+    "WARMDOWN_ITERS": "10",
+    "TRAIN_LOG_EVERY": "10",
+    "VAL_BATCH_TOKENS": "8192",
+    "OMP_NUM_THREADS": "1",
 }
 SEQ_LEN = int(TINY["TRAIN_SEQ_LEN"])
 FINAL_RE = re.compile(r"^(\S+) val_loss:(\d+\.\d{8}) val_bpb:(\d+\.\d{8})$", re.M)
 
-pytestmark = pytest.mark.skipif(not TOKENIZER.is_file(),
-                                reason=f"official tokenizer not found at {TOKENIZER} (../shared absent)")
+pytestmark = pytest.mark.skipif(
+    not TOKENIZER.is_file(), reason=f"official tokenizer not found at {TOKENIZER} (../shared absent)"
+)
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def write_shard(path: Path, tokens: list[int]) -> None:
     header = np.zeros(256, dtype="<i4")
@@ -53,20 +67,24 @@ def read_shard(path: Path) -> np.ndarray:
 
 def load_sp():
     import sentencepiece as spm
+
     return spm.SentencePieceProcessor(model_file=str(TOKENIZER))
 
 
 def documents() -> list[str]:
     """Paragraphs of the Python language reference, shipped with Python itself."""
     from pydoc_data.topics import topics
+
     paras = (re.sub(r"\s+", " ", p).strip() for text in topics.values() for p in text.split("\n\n"))
     return [p for p in paras if len(p) > 40]
 
 
 def target_bytes(sp, prev: int, cur: int) -> int:
     """RULES.md section 6, written out token by token (independent of the script's tables)."""
+
     def boundary(i: int) -> bool:
         return sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i)
+
     if boundary(cur):
         return 0
     if sp.is_byte(cur):
@@ -78,8 +96,17 @@ def target_bytes(sp, prev: int, cur: int) -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    knobs = set(TINY) | {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SEED",
-                         "TTT_ENABLED", "QUANT_BITS", "COMPRESSOR"}
+    knobs = set(TINY) | {
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "SEED",
+        "TTT_ENABLED",
+        "QUANT_BITS",
+        "COMPRESSOR",
+    }
     env = {k: v for k, v in os.environ.items() if k not in knobs and not k.startswith("PGOLF_")}
     return {**env, **TINY, **extra}
 
@@ -88,8 +115,7 @@ def run_script(env: dict[str, str], nproc: int = 1, timeout: int = 300) -> subpr
     launcher = [sys.executable]
     if nproc > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return subprocess.run(launcher + [str(SCRIPT)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(launcher + [str(SCRIPT)], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:
@@ -102,6 +128,7 @@ def finals(log: str) -> list[tuple[str, float, float]]:
 
 
 # ----------------------------------------------------------------------------- fixtures
+
 
 @dataclass
 class Data:
@@ -129,9 +156,15 @@ def data(tmp_path_factory) -> Data:
 
 def stage_env(data: Data, run: Path, stage: str, **extra: str) -> dict[str, str]:
     return clean_env(
-        PGOLF_STAGE=stage, PGOLF_TRAIN_DATA=str(run / "train"), PGOLF_VAL_DATA=str(data.val),
-        PGOLF_TOKENIZER=str(TOKENIZER), PGOLF_CHECKPOINT=str(run / "ckpt.pt"),
-        PGOLF_ARTIFACT=str(run / "model.ptz"), PGOLF_RESULT=str(run / "result.json"), **extra)
+        PGOLF_STAGE=stage,
+        PGOLF_TRAIN_DATA=str(run / "train"),
+        PGOLF_VAL_DATA=str(data.val),
+        PGOLF_TOKENIZER=str(TOKENIZER),
+        PGOLF_CHECKPOINT=str(run / "ckpt.pt"),
+        PGOLF_ARTIFACT=str(run / "model.ptz"),
+        PGOLF_RESULT=str(run / "result.json"),
+        **extra,
+    )
 
 
 @dataclass
@@ -155,6 +188,7 @@ def staged(data: Data) -> Staged:
 
 
 # ----------------------------------------------------------------------------- tests
+
 
 def test_train_log_lines(staged: Staged):
     log = staged.logs["train"]
@@ -200,7 +234,7 @@ def test_val_bytes_match_independent_recount(data: Data, staged: Staged):
     sp = load_sp()
     tokens = np.concatenate([read_shard(p) for p in sorted(data.val.glob("fineweb_val_*.bin"))])
     n = (len(tokens) - 1) // SEQ_LEN * SEQ_LEN
-    x, y = tokens[:n].tolist(), tokens[1:n + 1].tolist()
+    x, y = tokens[:n].tolist(), tokens[1 : n + 1].tolist()
     assert staged.result["val_tokens"] == n
     assert staged.result["val_bytes"] == sum(target_bytes(sp, a, b) for a, b in zip(x, y, strict=True))
 
@@ -221,8 +255,11 @@ def test_recount_rule_equals_utf8_length():
 
 def test_ttt_is_score_first(data: Data, staged: Staged):
     plain = staged.result
-    log = ok(run_script(stage_env(data, staged.run, "eval", TTT_ENABLED="1",
-                                  TTT_CHUNK_TOKENS=str(8 * SEQ_LEN), TTT_LR="0.05")))
+    log = ok(
+        run_script(
+            stage_env(data, staged.run, "eval", TTT_ENABLED="1", TTT_CHUNK_TOKENS=str(8 * SEQ_LEN), TTT_LR="0.05")
+        )
+    )
     labels = [f[0] for f in finals(log)]
     assert labels == ["final_int8_zstd_roundtrip_exact", "legal_ttt_exact"]
     ttt = json.loads((staged.run / "result.json").read_text())
@@ -230,8 +267,9 @@ def test_ttt_is_score_first(data: Data, staged: Staged):
     assert (ttt["val_tokens"], ttt["val_bytes"]) == (plain["val_tokens"], plain["val_bytes"])
     assert ttt["val_loss"] != plain["val_loss"]  # it adapted
     # One chunk covering all of validation is scored before any update and never trained on.
-    log = ok(run_script(stage_env(data, staged.run, "eval", TTT_ENABLED="1",
-                                  TTT_CHUNK_TOKENS="100000000", TTT_LR="0.05")))
+    log = ok(
+        run_script(stage_env(data, staged.run, "eval", TTT_ENABLED="1", TTT_CHUNK_TOKENS="100000000", TTT_LR="0.05"))
+    )
     (_, l0, b0), (_, l1, b1) = finals(log)
     assert (l1, b1) == (l0, b0) == (round(plain["val_loss"], 8), round(plain["val_bpb"], 8))
 

@@ -1,5 +1,6 @@
 """Rules are data: every catalog entry binds to a registered check that declares its kind and
 params, inheritance resolves, and rules apply as they were in force on a date."""
+
 from __future__ import annotations
 
 import sys
@@ -42,8 +43,9 @@ def test_track_catalog_inherits_and_overrides():
     non_record = load_ruleset("track_non_record_16mb")
     legality = load_ruleset("legality")
     dynamic = load_ruleset("dynamic")
-    assert {r.id for r in non_record.rules} == {r.id for r in base.rules} | {r.id for r in legality.rules} \
-        | {r.id for r in dynamic.rules}
+    assert {r.id for r in non_record.rules} == {r.id for r in base.rules} | {r.id for r in legality.rules} | {
+        r.id for r in dynamic.rules
+    }
     # the legality catalog holds the script rules and the record rules on the data a run used (README)
     assert {r.kind for r in legality.rules} == {"script", "record"}
     assert "R-TTT-SCORE-FIRST" in {r.id for r in legality.rules}
@@ -71,9 +73,14 @@ RULE = """  - id: R-X
 
 
 def test_params_merge_and_date_window(tmp_path, monkeypatch):
-    _write(tmp_path, monkeypatch, {
-        "a": "ruleset: a\nrules:\n" + RULE,
-        "b": "ruleset: b\nextends: a\noverrides:\n  R-X: {params: {max_bytes: 20}, since: 2026-04-01}\n"})
+    _write(
+        tmp_path,
+        monkeypatch,
+        {
+            "a": "ruleset: a\nrules:\n" + RULE,
+            "b": "ruleset: b\nextends: a\noverrides:\n  R-X: {params: {max_bytes: 20}, since: 2026-04-01}\n",
+        },
+    )
     try:
         rule = load_ruleset("b").get("R-X")
         declared = registered_checks()["record.size"].params
@@ -114,23 +121,31 @@ def test_periods_change_severity_and_params_and_quote_their_note(tmp_path, monke
         registry.load_ruleset.cache_clear()
 
 
-@pytest.mark.parametrize("files, fragment", [
-    ({"a": "ruleset: a\nextends: b\n", "b": "ruleset: b\nextends: a\n"}, "loops"),
-    ({"a": "ruleset: a\nrules:\n" + RULE.replace("record.size", "no.such.check")}, "unregistered check"),
-    ({"a": "ruleset: a\nrules:\n" + RULE.replace("severity: fail", "severity: fatal")}, "severity"),
-    ({"a": "ruleset: a\noverrides:\n  R-NOPE: {enabled: false}\n"}, "unknown rule"),
-    ({"a": "ruleset: a\nrules:\n  - id: R-X\n    title: t\n"}, "lacks 'severity'"),
-    ({"a": "ruleset: a\nrules:\n" + RULE.replace("unmeasured: warn", "nonsense: 1")}, "unknown key.*nonsense"),
-    ({"a": "ruleset: a\nrules:\n" + RULE.replace("max_bytes: 10", "max_bytes: lots")}, "max_bytes must be int"),
-    ({"a": "ruleset: a\nrules:\n" + RULE + "    kind: script\n"}, "check record.size is kind 'record'"),
-    ({"a": "ruleset: a\nrules:\n" + RULE + "    colour: red\n"}, "unknown key.*colour"),
-    ({"a": "ruleset: a\nrules:\n" + RULE + "    since: yesterday\n"}, "not a YYYY-MM-DD date"),
-    ({"a": "ruleset: a\nrules:\n" + RULE + PERIODS.replace("note: accepted then", "why: x")}, "unknown key.*why"),
-    ({"a": "ruleset: a\nrules:\n" + RULE + PERIODS.replace("since: 2026-04-01", "since: 2026-03-01")}, "overlap"),
-    ({"a": "ruleset: a\nrules:\n" + RULE + PERIODS.replace("max_bytes: 30", "max_bites: 30")}, "max_bites"),
-    ({"a": "ruleset: a\nrules:\n" + RULE, "b": "ruleset: b\nextends: a\noverrides:\n  R-X: {params: {cap: 1}}\n"},
-     "unknown key.*cap"),
-])
+@pytest.mark.parametrize(
+    "files, fragment",
+    [
+        ({"a": "ruleset: a\nextends: b\n", "b": "ruleset: b\nextends: a\n"}, "loops"),
+        ({"a": "ruleset: a\nrules:\n" + RULE.replace("record.size", "no.such.check")}, "unregistered check"),
+        ({"a": "ruleset: a\nrules:\n" + RULE.replace("severity: fail", "severity: fatal")}, "severity"),
+        ({"a": "ruleset: a\noverrides:\n  R-NOPE: {enabled: false}\n"}, "unknown rule"),
+        ({"a": "ruleset: a\nrules:\n  - id: R-X\n    title: t\n"}, "lacks 'severity'"),
+        ({"a": "ruleset: a\nrules:\n" + RULE.replace("unmeasured: warn", "nonsense: 1")}, "unknown key.*nonsense"),
+        ({"a": "ruleset: a\nrules:\n" + RULE.replace("max_bytes: 10", "max_bytes: lots")}, "max_bytes must be int"),
+        ({"a": "ruleset: a\nrules:\n" + RULE + "    kind: script\n"}, "check record.size is kind 'record'"),
+        ({"a": "ruleset: a\nrules:\n" + RULE + "    colour: red\n"}, "unknown key.*colour"),
+        ({"a": "ruleset: a\nrules:\n" + RULE + "    since: yesterday\n"}, "not a YYYY-MM-DD date"),
+        ({"a": "ruleset: a\nrules:\n" + RULE + PERIODS.replace("note: accepted then", "why: x")}, "unknown key.*why"),
+        ({"a": "ruleset: a\nrules:\n" + RULE + PERIODS.replace("since: 2026-04-01", "since: 2026-03-01")}, "overlap"),
+        ({"a": "ruleset: a\nrules:\n" + RULE + PERIODS.replace("max_bytes: 30", "max_bites: 30")}, "max_bites"),
+        (
+            {
+                "a": "ruleset: a\nrules:\n" + RULE,
+                "b": "ruleset: b\nextends: a\noverrides:\n  R-X: {params: {cap: 1}}\n",
+            },
+            "unknown key.*cap",
+        ),
+    ],
+)
 def test_bad_catalogs_are_refused(tmp_path, monkeypatch, files, fragment):
     _write(tmp_path, monkeypatch, files)
     try:
@@ -152,7 +167,10 @@ def test_yaml_is_data_only(tmp_path, monkeypatch):
 def test_loading_the_checks_does_not_import_scipy():
     """pgolf-check pays for scipy only when a significance test runs (stats.py imports it lazily)."""
     import subprocess
-    code = ("import sys; from pgolf.compliance.rules import load_ruleset; load_ruleset('track_10min_16mb'); "
-            "import pgolf.compliance.cli; print('scipy' in sys.modules)")
+
+    code = (
+        "import sys; from pgolf.compliance.rules import load_ruleset; load_ruleset('track_10min_16mb'); "
+        "import pgolf.compliance.cli; print('scipy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

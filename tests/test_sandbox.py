@@ -4,6 +4,7 @@ trace, the process tree, the runtime registry, and `pgolf submit` under faults.
 Everything runs for real: bubblewrap and strace (make install puts them there; the tests skip
 with the reason where they cannot start), real processes, real signals.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,17 @@ def bash_spec(tmp_path: Path, script: str, cap_s: float = 30, **kw) -> StageSpec
     env, inherited = compose_env(dict(os.environ), kw.pop("env", {}))
     cwd = kw.pop("cwd", tmp_path / "run")
     cwd.mkdir(parents=True, exist_ok=True)
-    return StageSpec("run", ["/bin/bash", "-c", script], env, cwd=cwd, cap_s=cap_s,
-                     log_path=tmp_path / "stage.log", grace_s=kw.pop("grace_s", 2), caller_env=inherited, **kw)
+    return StageSpec(
+        "run",
+        ["/bin/bash", "-c", script],
+        env,
+        cwd=cwd,
+        cap_s=cap_s,
+        log_path=tmp_path / "stage.log",
+        grace_s=kw.pop("grace_s", 2),
+        caller_env=inherited,
+        **kw,
+    )
 
 
 def log_of(spec: StageSpec) -> str:
@@ -92,11 +102,16 @@ def log_of(spec: StageSpec) -> str:
 
 # --- the hostile script (issue #12's done-when) ---------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
-    subprocess.run(PGOLF + ["data", "synth", "--out", str(out), "--max-chars", "400000"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        PGOLF + ["data", "synth", "--out", str(out), "--max-chars", "400000"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return out
 
 
@@ -113,9 +128,26 @@ def test_hostile_script_under_dynamic_check_is_contained(sandbox, synth, tmp_pat
     targets = os.pathsep.join([str(outside / "written.txt"), str(home / ".ssh" / "id_ed25519"), str(folder / "x.pwn")])
     env = {**os.environ, "HOME": str(home), "HF_TOKEN": "hf_secret_token_value", "GITHUB_TOKEN": "gh_secret_value"}
     knobs = ["--set", f"HOSTILE_MARK={mark}", "--set", f"HOSTILE_TARGETS={targets}"]
-    proc = subprocess.run(CHECK + [str(folder), "--dynamic", "--data", str(synth), "--cap", "120", "--keep", str(keep),
-                                   "--format", "json", *knobs],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        CHECK
+        + [
+            str(folder),
+            "--dynamic",
+            "--data",
+            str(synth),
+            "--cap",
+            "120",
+            "--keep",
+            str(keep),
+            "--format",
+            "json",
+            *knobs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert alive(mark) == [], "processes outlived the check"
     report = json.loads((keep / "run" / "hostile_report.json").read_text())
@@ -144,6 +176,7 @@ def test_hostile_script_under_dynamic_check_is_contained(sandbox, synth, tmp_pat
 
 # --- isolation ----------------------------------------------------------------------------------
 
+
 def test_the_stage_sees_pgolfs_knobs_and_no_secret_of_the_caller(sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_do_not_leak")
     monkeypatch.setenv("LANG", "C.UTF-8")
@@ -159,20 +192,22 @@ def test_non_root_without_capabilities_under_limits(tmp_path):
     runtime = BwrapRuntime(pids=64, fsize=1 << 20, memory=1 << 30)
     if runtime.unavailable():
         pytest.skip(runtime.unavailable())
-    script = ("id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
-              "head -c 2000000 /dev/zero > big.bin; echo fsize-exit=$?; ls -l big.bin | awk '{print \"size=\" $5}'; "
-              "python3 -c 'bytearray(2 << 30)' 2>&1 | tail -1; "
-              "python3 -c \"import subprocess\nn = 0\nfor _ in range(100):\n"
-              "    try: subprocess.Popen(['sleep', '30'])\n    except OSError: n += 1\nprint(n)\"")
+    script = (
+        "id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+        "head -c 2000000 /dev/zero > big.bin; echo fsize-exit=$?; ls -l big.bin | awk '{print \"size=\" $5}'; "
+        "python3 -c 'bytearray(2 << 30)' 2>&1 | tail -1; "
+        'python3 -c "import subprocess\nn = 0\nfor _ in range(100):\n'
+        "    try: subprocess.Popen(['sleep', '30'])\n    except OSError: n += 1\nprint(n)\""
+    )
     spec = bash_spec(tmp_path, script)
     assert runtime.run(spec).ok, log_of(spec)
     out = log_of(spec)
     assert out.splitlines()[0].strip() != "0"
     assert "CapEff:\t0000000000000000" in out and "CapBnd:\t0000000000000000" in out and "NoNewPrivs:\t1" in out
-    assert "size=1048576" in out            # RLIMIT_FSIZE: the write stops at the limit
-    assert "MemoryError" in out             # RLIMIT_DATA
+    assert "size=1048576" in out  # RLIMIT_FSIZE: the write stops at the limit
+    assert "MemoryError" in out  # RLIMIT_DATA
     forks_refused = int(out.strip().splitlines()[-1])
-    assert forks_refused > 0                # RLIMIT_NPROC
+    assert forks_refused > 0  # RLIMIT_NPROC
 
 
 def test_the_filesystem_holds_the_system_read_only_and_only_the_stages_paths(sandbox, tmp_path):
@@ -183,31 +218,47 @@ def test_the_filesystem_holds_the_system_read_only_and_only_the_stages_paths(san
     host_tmp = Path("/tmp") / f"pgolf-host-{uuid.uuid4().hex[:8]}"
     host_tmp.write_text("host")
     try:
-        script = (f"touch /usr/x 2>/dev/null || echo usr-ro; touch {inputs}/new 2>/dev/null || echo input-ro; "
-                  f"cat {inputs}/data.bin && echo input-read; touch out.txt && echo cwd-rw; "
-                  f"test -e {tmp_path}/beside.txt || echo beside-hidden; test -e {host_tmp} || echo tmp-private; "
-                  f"test -e /run/docker.sock || echo no-docker; test -e $HOME/.ssh || echo no-ssh; "
-                  f"test -e {os.path.expanduser('~')}/.ssh || echo no-caller-ssh")
+        script = (
+            f"touch /usr/x 2>/dev/null || echo usr-ro; touch {inputs}/new 2>/dev/null || echo input-ro; "
+            f"cat {inputs}/data.bin && echo input-read; touch out.txt && echo cwd-rw; "
+            f"test -e {tmp_path}/beside.txt || echo beside-hidden; test -e {host_tmp} || echo tmp-private; "
+            f"test -e /run/docker.sock || echo no-docker; test -e $HOME/.ssh || echo no-ssh; "
+            f"test -e {os.path.expanduser('~')}/.ssh || echo no-caller-ssh"
+        )
         spec = bash_spec(tmp_path, script, read_only=(inputs,))
         assert sandbox.run(spec).ok, log_of(spec)
     finally:
         host_tmp.unlink()
     out = log_of(spec)
-    for word in ("usr-ro", "input-ro", "input-read", "cwd-rw", "beside-hidden", "tmp-private", "no-docker", "no-ssh",
-                 "no-caller-ssh"):
+    for word in (
+        "usr-ro",
+        "input-ro",
+        "input-read",
+        "cwd-rw",
+        "beside-hidden",
+        "tmp-private",
+        "no-docker",
+        "no-ssh",
+        "no-caller-ssh",
+    ):
         assert word in out, (word, out)
     assert (tmp_path / "run" / "out.txt").exists() and not (inputs / "new").exists()
 
 
 # --- the connection trace -------------------------------------------------------------------------
 
+
 def test_every_connection_attempt_names_its_process(sandbox, tmp_path, mark):
-    server = ("import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
-              "c=socket.create_connection(s.getsockname()); print('served', s.getsockname()[1])")
-    script = (f"(echo hi > /dev/tcp/127.0.0.1/9) 2>/dev/null; "
-              f"python3 -I -c \"import socket; socket.socket().connect_ex(('127.0.0.1', 8))\" {mark}; "
-              f"python3 -c \"import socket; socket.socket().connect_ex(('10.1.2.3', 80))\"; "
-              f"python3 -I -c \"{server}\"")
+    server = (
+        "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+        "c=socket.create_connection(s.getsockname()); print('served', s.getsockname()[1])"
+    )
+    script = (
+        f"(echo hi > /dev/tcp/127.0.0.1/9) 2>/dev/null; "
+        f"python3 -I -c \"import socket; socket.socket().connect_ex(('127.0.0.1', 8))\" {mark}; "
+        f"python3 -c \"import socket; socket.socket().connect_ex(('10.1.2.3', 80))\"; "
+        f'python3 -I -c "{server}"'
+    )
     spec = bash_spec(tmp_path, script, network=False)
     result = sandbox.run(spec)
     assert result.ok, log_of(spec)
@@ -251,11 +302,13 @@ def test_a_setsid_child_does_not_survive_the_cap(kind, tmp_path, mark):
 def test_sigkill_of_pgolf_reaches_every_process_of_the_stage(kind, tmp_path, mark):
     _runtime(kind)
     (tmp_path / "run").mkdir()
-    driver = (f"import sys; from pathlib import Path; from pgolf.compliance.sandbox import get_runtime, StageSpec\n"
-              f"spec = StageSpec('run', ['/bin/bash', '-c', {DAEMON.format(mark=mark) + f' sleep 300 # {mark}'!r}], "
-              f"{{'PATH': '/usr/bin:/bin'}}, cwd=Path({str(tmp_path / 'run')!r}), cap_s=300, "
-              f"log_path=Path({str(tmp_path / 'log')!r}))\n"
-              f"get_runtime({kind!r}).run(spec)\n")
+    driver = (
+        f"import sys; from pathlib import Path; from pgolf.compliance.sandbox import get_runtime, StageSpec\n"
+        f"spec = StageSpec('run', ['/bin/bash', '-c', {DAEMON.format(mark=mark) + f' sleep 300 # {mark}'!r}], "
+        f"{{'PATH': '/usr/bin:/bin'}}, cwd=Path({str(tmp_path / 'run')!r}), cap_s=300, "
+        f"log_path=Path({str(tmp_path / 'log')!r}))\n"
+        f"get_runtime({kind!r}).run(spec)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", driver])
     _wait_for_stage(mark, proc)
     proc.send_signal(signal.SIGKILL)
@@ -274,9 +327,11 @@ def _runtime(kind: str) -> Runtime:
 
 # --- the registry -------------------------------------------------------------------------------
 
+
 def test_both_clis_offer_the_registrys_runtimes():
     from pgolf.compliance.cli import main as check_main
     from pgolf.pipeline.cli import submit_command
+
     for command in (check_main, submit_command):
         option = next(p for p in command.params if p.name in ("dyn_runtime", "runtime_name"))
         assert list(option.type.choices) == runtime_names() == sorted(RUNTIMES)
@@ -284,6 +339,7 @@ def test_both_clis_offer_the_registrys_runtimes():
 
 class _EchoRuntime(Runtime):
     """A runtime added the way the registry says: a subclass and one line in RUNTIMES."""
+
     name = "echo"
     summary = "prints the argv"
 
@@ -315,13 +371,15 @@ def test_dynamic_check_refuses_in_one_line_where_no_sandbox_starts(tmp_path):
     proc = subprocess.run(CHECK + [str(folder), "--dynamic"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "bwrap is not installed" in proc.stderr and "--unsafe-local" in proc.stderr
-    proc = subprocess.run(CHECK + [str(folder), "--dynamic", "--runtime", "local"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        CHECK + [str(folder), "--dynamic", "--runtime", "local"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "does not isolate" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_profiles_name_their_device_and_runtimes_take_it():
     from pgolf.pipeline.profiles import get_profile
+
     assert get_profile("8xh100").device == get_profile("1xgpu").device == "cuda"
     assert get_profile("cpu-smoke").device == "cpu"
     gpu = get_runtime("docker", RuntimeOptions(device="cuda"))
@@ -357,10 +415,27 @@ def _submit_argv(tmp_path: Path, script: Path, mark: str, *extra: str) -> list[s
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     (data / "tok.model").write_bytes(b"not read by this script")
-    return PGOLF + ["submit", "--script", str(script), "--seeds", "1", "--train-data", str(data),
-                    "--val-data", str(data), "--tokenizer", str(data / "tok.model"),
-                    "--work-dir", str(tmp_path / "runs" / "slow"), "--records-dir", str(tmp_path / "records"),
-                    "--no-dynamic", "--set", f"MARK={mark}", *extra]
+    return PGOLF + [
+        "submit",
+        "--script",
+        str(script),
+        "--seeds",
+        "1",
+        "--train-data",
+        str(data),
+        "--val-data",
+        str(data),
+        "--tokenizer",
+        str(data / "tok.model"),
+        "--work-dir",
+        str(tmp_path / "runs" / "slow"),
+        "--records-dir",
+        str(tmp_path / "records"),
+        "--no-dynamic",
+        "--set",
+        f"MARK={mark}",
+        *extra,
+    ]
 
 
 def _slow_script(tmp_path: Path, mark: str) -> Path:
@@ -381,8 +456,11 @@ def _wait_for_stage(mark: str, proc: subprocess.Popen) -> None:
 def test_sigkill_of_submit_leaves_no_stage_process(runtime, tmp_path, mark):
     _runtime(runtime)
     extra = ["--runtime", runtime] + (["--unsafe-local"] if runtime == "local" else [])
-    proc = subprocess.Popen(_submit_argv(tmp_path, _slow_script(tmp_path, mark), mark, *extra),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _submit_argv(tmp_path, _slow_script(tmp_path, mark), mark, *extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_for_stage(mark, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -417,6 +495,7 @@ def test_an_unwritable_records_folder_is_refused_before_any_seed_runs(tmp_path, 
 def test_record_files_are_readable_by_the_group(tmp_path):
     from pgolf.compliance.fsutil import atomic_write_text
     from pgolf.pipeline.record_writer import _readable
+
     folder = tmp_path / "record"
     folder.mkdir(mode=0o700)
     atomic_write_text(folder / "README.md", "# r\n")
@@ -440,8 +519,18 @@ def test_the_stage_cannot_rewrite_pgolfs_log_of_it(sandbox, tmp_path):
 def test_an_unwritable_data_folder_is_refused_before_anything_is_built(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the data folder should go")
-    argv = PGOLF + ["submit", "--seeds", "1", "--data-dir", str(blocker / "synth"),
-                    "--work-dir", str(tmp_path / "runs"), "--records-dir", str(tmp_path / "records"), "--no-dynamic"]
+    argv = PGOLF + [
+        "submit",
+        "--seeds",
+        "1",
+        "--data-dir",
+        str(blocker / "synth"),
+        "--work-dir",
+        str(tmp_path / "runs"),
+        "--records-dir",
+        str(tmp_path / "records"),
+        "--no-dynamic",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert str(blocker) in proc.stderr and "not writable" in proc.stderr

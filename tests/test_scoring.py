@@ -1,4 +1,5 @@
 """Which number is the score: the JSON's layouts, the final line it names, the runs it rests on."""
+
 from __future__ import annotations
 
 import json
@@ -29,30 +30,36 @@ def _json(folder: Path, **changes) -> None:
     (folder / "submission.json").write_text(json.dumps(data, indent=2))
 
 
-@pytest.mark.parametrize("raw, key, value", [
-    ({"val_bpb": 1.1}, "val_bpb", 1.1),
-    ({"mean_val_bpb": 1.17475315}, "mean_val_bpb", 1.17475315),
-    ({"val_bpb_mean": "1.1221"}, "val_bpb_mean", 1.1221),
-    ({"mean_bpb": 1.0925}, "mean_bpb", 1.0925),
-    ({"val_bpb": None, "mean_val_bpb": 1.2}, "mean_val_bpb", 1.2),
-])
+@pytest.mark.parametrize(
+    "raw, key, value",
+    [
+        ({"val_bpb": 1.1}, "val_bpb", 1.1),
+        ({"mean_val_bpb": 1.17475315}, "mean_val_bpb", 1.17475315),
+        ({"val_bpb_mean": "1.1221"}, "val_bpb_mean", 1.1221),
+        ({"mean_bpb": 1.0925}, "mean_bpb", 1.0925),
+        ({"val_bpb": None, "mean_val_bpb": 1.2}, "mean_val_bpb", 1.2),
+    ],
+)
 def test_every_headline_layout(raw, key, value):
     sub = normalize(raw)
     assert (sub.val_bpb_key, sub.val_bpb) == (key, value)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ({"seed_results": {"1337": {"val_bpb": 1.17558517}, "42": {"val_bpb": 1.17423973}}}, {1337: 1.17558517}),
-    ({"seeds": {"0": {"val_bpb": 1.08209788}}}, {0: 1.08209788}),
-    ({"results": {"seed_1337": {"val_bpb": 1.1153}}}, {1337: 1.1153}),
-    ({"val_bpb_per_seed": {"42": 1.01519482}}, {42: 1.01519482}),
-    ({"val_bpb_seeds": {"seed_42": 0.99235, "1337": "1.0957"}}, {42: 0.99235, 1337: 1.0957}),
-    ({"seed_42": {"val_bpb": 1.1102, "val_bpb_exact": 1.11018163}}, {42: 1.11018163}),
-    ({"seeds": [1337, 42], "val_bpb_exact": [1.10232227, 1.10369838]}, {1337: 1.10232227, 42: 1.10369838}),
-    ({"seeds": [42, 0], "seed_scores": [1.09, 1.08]}, {42: 1.09, 0: 1.08}),
-    ({"seed_results": [{"seed": 7, "val_bpb": 1.2}]}, {7: 1.2}),
-    ({"seed_results": {"42": {"val_var_bpb": 1.1465}}}, {42: 1.1465}),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"seed_results": {"1337": {"val_bpb": 1.17558517}, "42": {"val_bpb": 1.17423973}}}, {1337: 1.17558517}),
+        ({"seeds": {"0": {"val_bpb": 1.08209788}}}, {0: 1.08209788}),
+        ({"results": {"seed_1337": {"val_bpb": 1.1153}}}, {1337: 1.1153}),
+        ({"val_bpb_per_seed": {"42": 1.01519482}}, {42: 1.01519482}),
+        ({"val_bpb_seeds": {"seed_42": 0.99235, "1337": "1.0957"}}, {42: 0.99235, 1337: 1.0957}),
+        ({"seed_42": {"val_bpb": 1.1102, "val_bpb_exact": 1.11018163}}, {42: 1.11018163}),
+        ({"seeds": [1337, 42], "val_bpb_exact": [1.10232227, 1.10369838]}, {1337: 1.10232227, 42: 1.10369838}),
+        ({"seeds": [42, 0], "seed_scores": [1.09, 1.08]}, {42: 1.09, 0: 1.08}),
+        ({"seed_results": [{"seed": 7, "val_bpb": 1.2}]}, {7: 1.2}),
+        ({"seed_results": {"42": {"val_var_bpb": 1.1465}}}, {42: 1.1465}),
+    ],
+)
 def test_every_per_seed_layout(raw, expected):
     sub = normalize(raw)
     for seed, value in expected.items():
@@ -72,8 +79,7 @@ def test_the_json_names_which_final_line_is_the_score(tmp_path):
     report = audit([str(folder)], AuditOptions())
     assert report.verdict == "pass", [f.message for f in report.records[0].findings if f.severity != "info"]
     infos = [f.message for f in _findings(report, "R-LOG-PARSE") if f.file == "train_seed42.log"]
-    assert any("score: line 12 `final_int8_zlib_roundtrip_exact` (the pass submission.json reports" in m
-               for m in infos)
+    assert any("score: line 12 `final_int8_zlib_roundtrip_exact` (the pass submission.json reports" in m for m in infos)
 
 
 def test_without_a_json_match_the_last_final_pass_is_the_score(tmp_path):
@@ -100,8 +106,11 @@ def test_a_headline_that_is_one_pass_mean_picks_that_pass(tmp_path):
 
 def test_rounding_alone_is_no_finding(tmp_path):
     folder = make_record(tmp_path)
-    _json(folder, val_bpb=1.2003, seed_results={"42": {"val_bpb": 1.2001}, "314": {"val_bpb": 1.2003},
-                                                "999": {"val_bpb": 1.2005}})
+    _json(
+        folder,
+        val_bpb=1.2003,
+        seed_results={"42": {"val_bpb": 1.2001}, "314": {"val_bpb": 1.2003}, "999": {"val_bpb": 1.2005}},
+    )
     report = audit([str(folder)], AuditOptions())
     assert not [f for f in _findings(report, "R-JSON-CONSISTENCY") if f.severity != "info"]
     _json(folder, val_bpb=1.2006)  # beyond the last printed decimal: a small slip warns

@@ -3,6 +3,7 @@
 Everything that installs the shim runs in a child process, as the harness does: the shim patches
 torch process-wide and must never touch the test process. Children use one thread each.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,7 +18,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -32,17 +32,22 @@ LAUNCHER = SHIM / "pgolf_shim_launch.py"
 FINAL_LINE = re.compile(r"^final_check val_loss:(\d+\.\d+)$")
 
 
-def _child_env(pythonpath: Optional[list] = None, **extra: str) -> dict:
+def _child_env(pythonpath: list | None = None, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGOLF_")}
-    env.update(PYTHONPATH=os.pathsep.join(str(p) for p in (pythonpath or [SHIM])), PGOLF_SHIM_DEVICE="cpu",
-               OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        PYTHONPATH=os.pathsep.join(str(p) for p in (pythonpath or [SHIM])),
+        PGOLF_SHIM_DEVICE="cpu",
+        OMP_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     env.update(extra)
     return env
 
 
-def _run(args: list, env: dict, timeout: int = 180, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], env=env, capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or REPO, check=False)
+def _run(args: list, env: dict, timeout: int = 180, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(a) for a in args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO, check=False
+    )
 
 
 def _final_loss(done: subprocess.CompletedProcess) -> float:
@@ -80,9 +85,11 @@ def test_cuda_style_script_runs_under_torchrun_with_gloo():
 
 
 def test_a_process_without_torch_does_not_import_it():
-    probe = ("import json, os, shutil, sys; print(json.dumps({'heavy': sorted(m for m in sys.modules "
-             "if m.split('.')[0] in ('torch', 'numpy', 'triton')), 'shim': 'pgolf_shim_device' in sys.modules, "
-             "'smi': shutil.which('nvidia-smi'), 'bin': os.environ.get('PGOLF_SHIM_BIN')}))")
+    probe = (
+        "import json, os, shutil, sys; print(json.dumps({'heavy': sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('torch', 'numpy', 'triton')), 'shim': 'pgolf_shim_device' in sys.modules, "
+        "'smi': shutil.which('nvidia-smi'), 'bin': os.environ.get('PGOLF_SHIM_BIN')}))"
+    )
     done = _run([sys.executable, "-c", probe], _child_env())
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
@@ -93,9 +100,11 @@ def test_a_process_without_torch_does_not_import_it():
 
 def test_install_works_without_sitecustomize():
     # The device shim arms its patches through pgolf_shim_hooks itself; sitecustomize is one caller.
-    probe = ("import sys; sys.modules.pop('sitecustomize', None); import pgolf_shim_device; "
-             "pgolf_shim_device.install(); import torch; "
-             "print(torch.cuda.is_available(), torch.zeros(1, device='cuda').device)")
+    probe = (
+        "import sys; sys.modules.pop('sitecustomize', None); import pgolf_shim_device; "
+        "pgolf_shim_device.install(); import torch; "
+        "print(torch.cuda.is_available(), torch.zeros(1, device='cuda').device)"
+    )
     env = _child_env()
     del env["PGOLF_SHIM_DEVICE"]
     done = _run([sys.executable, "-c", probe], env)
@@ -104,10 +113,12 @@ def test_install_works_without_sitecustomize():
 
 
 def test_one_post_import_hook_serves_sitecustomize_the_device_shim_and_the_tracer(tmp_path: Path):
-    probe = ("import sys, sitecustomize, pgolf_shim_hooks; import torch; "
-             "finders = [f for f in sys.meta_path if type(f).__name__ == '_PostImport']; "
-             "print(len(finders), sitecustomize.when_imported is pgolf_shim_hooks.when_imported, "
-             "'pgolf_shim_tracer' in sys.modules, torch.cuda.is_available())")
+    probe = (
+        "import sys, sitecustomize, pgolf_shim_hooks; import torch; "
+        "finders = [f for f in sys.meta_path if type(f).__name__ == '_PostImport']; "
+        "print(len(finders), sitecustomize.when_imported is pgolf_shim_hooks.when_imported, "
+        "'pgolf_shim_tracer' in sys.modules, torch.cuda.is_available())"
+    )
     done = _run([sys.executable, "-c", probe], _child_env(PGOLF_LEDGER_DIR=str(tmp_path)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1", "True", "True", "True"]
@@ -116,7 +127,7 @@ def test_one_post_import_hook_serves_sitecustomize_the_device_shim_and_the_trace
 
 def test_without_triton_installed_a_stand_in_imports_and_known_kernels_run(triton_stub: Path):
     """The CPU build of torch brings no Triton; record scripts import it at module level (#16)."""
-    probe = textwrap.dedent('''
+    probe = textwrap.dedent("""
         import json, torch, triton, triton.language as tl
         from triton.tools.tensor_descriptor import TensorDescriptor
         @triton.autotune(configs=[triton.Config({"BLOCK": 8}, num_warps=4)], key=["n"])
@@ -131,7 +142,7 @@ def test_without_triton_installed_a_stand_in_imports_and_known_kernels_run(trito
         from torch.utils._triton import has_triton_package
         print(json.dumps([triton.__version__, type(_softcapped_ce_fwd_kernel).__name__, repr(tl.bfloat16),
                           bool(torch.isfinite(losses).all()), has_triton_package()]))
-    ''')
+    """)
     importable = subprocess.run([sys.executable, "-c", "import triton"], capture_output=True).returncode == 0
     if importable:
         pytest.skip("a real Triton is installed here: it wins over the stand-in")
@@ -141,16 +152,24 @@ def test_without_triton_installed_a_stand_in_imports_and_known_kernels_run(trito
     assert version.endswith("pgolf-cpu-stand-in") and kind == "ShimKernel" and finite
     assert torch_sees_triton is False  # the stand-in is the script's, not torch's
     assert dtype == "triton.language.bfloat16"
-    done = _run([sys.executable, "-c", "import triton; print(triton.autotune(configs=[], key=[])(1))"],
-                _child_env([SHIM, triton_stub]))
+    done = _run(
+        [sys.executable, "-c", "import triton; print(triton.autotune(configs=[], key=[])(1))"],
+        _child_env([SHIM, triton_stub]),
+    )
     assert done.stdout.strip() == "('real autotune', 1)"  # an installed Triton (the stub) comes first
 
 
 def test_the_shim_modules_each_do_one_job():
     """#15: the device shim is an installer; hooks, nvidia-smi, torch, torch.cuda and Triton live apart."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in SHIM.glob("pgolf_shim_*.py")}
-    assert {"pgolf_shim_hooks.py", "pgolf_shim_smi.py", "pgolf_shim_torch.py", "pgolf_shim_cuda.py",
-            "pgolf_shim_triton.py", "pgolf_shim_gpu.py"} <= set(sizes)
+    assert {
+        "pgolf_shim_hooks.py",
+        "pgolf_shim_smi.py",
+        "pgolf_shim_torch.py",
+        "pgolf_shim_cuda.py",
+        "pgolf_shim_triton.py",
+        "pgolf_shim_gpu.py",
+    } <= set(sizes)
     assert max(sizes.values()) < 400, sizes
     assert "_FAKE_SMI" not in (SHIM / "pgolf_shim_device.py").read_text()
     assert "MetaPathFinder" not in (SHIM / "pgolf_shim_device.py").read_text()
@@ -180,7 +199,7 @@ _TRITON_STUB = {
         """,
 }
 
-_PROBE = r'''
+_PROBE = r"""
 import io, json, subprocess, sys, threading, types
 import torch
 import torch.nn.functional as F
@@ -318,7 +337,7 @@ try:
 except RuntimeError as exc:
     out["unknown"] = str(exc)
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture
@@ -359,6 +378,7 @@ def fa():
     try:
         import flash_attn
         import flash_attn_interface
+
         yield flash_attn_interface, flash_attn
     finally:
         sys.path.remove(str(SHIM))
@@ -380,8 +400,11 @@ def _reference(q, k, v, causal=True, window=(-1, -1), softcap=0.0):
             for i in range(t_q):
                 for j in range(t_k):
                     pos = i + t_k - t_q
-                    hidden = (causal and j > pos) or (window[0] >= 0 and j < pos - window[0]) \
+                    hidden = (
+                        (causal and j > pos)
+                        or (window[0] >= 0 and j < pos - window[0])
                         or (window[1] >= 0 and j > pos + window[1])
+                    )
                     if hidden:
                         scores[i, j] = float("-inf")
             lse[bi, h] = torch.logsumexp(scores, dim=-1)
@@ -391,8 +414,11 @@ def _reference(q, k, v, causal=True, window=(-1, -1), softcap=0.0):
 
 def _qkv(batch, t_q, t_k, heads, kv_heads, dim=8, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, t_q, heads, dim, generator=gen), torch.randn(batch, t_k, kv_heads, dim, generator=gen),
-            torch.randn(batch, t_k, kv_heads, dim, generator=gen))
+    return (
+        torch.randn(batch, t_q, heads, dim, generator=gen),
+        torch.randn(batch, t_k, kv_heads, dim, generator=gen),
+        torch.randn(batch, t_k, kv_heads, dim, generator=gen),
+    )
 
 
 def test_dense_attention_equals_causal_softmax_with_gqa(fa):
@@ -423,9 +449,12 @@ def test_varlen_attention_splits_by_cu_seqlens(fa):
     q, k, v = _qkv(1, 12, 12, heads=4, kv_heads=2, seed=3)
     cuts = [0, 3, 8, 12]
     cu = torch.tensor(cuts, dtype=torch.int32)
-    expected = torch.cat([_reference(q[:, s:e], k[:, s:e], v[:, s:e])[0][0] for s, e in zip(cuts, cuts[1:])])
-    got3 = fa3.flash_attn_varlen_func(q[0], k[0], v[0], cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=5,
-                                      max_seqlen_k=5, causal=True)
+    expected = torch.cat(
+        [_reference(q[:, s:e], k[:, s:e], v[:, s:e])[0][0] for s, e in zip(cuts, cuts[1:], strict=False)]
+    )
+    got3 = fa3.flash_attn_varlen_func(
+        q[0], k[0], v[0], cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=5, max_seqlen_k=5, causal=True
+    )
     got2 = fa2.flash_attn_varlen_func(q[0], k[0], v[0], cu, cu, 5, 5, causal=True)
     assert torch.allclose(got3.double(), expected, atol=1e-5) and torch.allclose(got2.double(), expected, atol=1e-5)
     whole, _ = _reference(q, k, v)
@@ -441,6 +470,7 @@ def test_attention_keeps_dtype_gradients_and_rejects_bad_heads(fa):
     out.float().sum().backward()
     assert out.dtype == torch.bfloat16 and q.grad is not None and k.grad.shape == k.shape
     from flash_attn.flash_attn_interface import flash_attn_func as fa2_func
+
     assert fa2_func is fa2.flash_attn_func
     bad_q, bad_k, bad_v = _qkv(1, 5, 5, heads=3, kv_heads=2)
     with pytest.raises(ValueError, match="query heads"):
@@ -450,7 +480,7 @@ def test_attention_keeps_dtype_gradients_and_rejects_bad_heads(fa):
 # ---------------------------------------------------------------- launcher
 
 
-def _python312() -> Optional[str]:
+def _python312() -> str | None:
     candidates = [os.environ.get("PGOLF_PY312", "")]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python3.1[2-9]")))
     candidates.append(shutil.which("python3.12") or "")
@@ -486,7 +516,9 @@ def test_launcher_runs_a_312_script_under_311_with_its_file_argv_and_lines(py312
 
 def test_launcher_runs_self_extracting_scripts(tmp_path: Path, py312: str):
     plain = tmp_path / "plain_wrapper.py"
-    plain.write_text(_self_extracting("import sys\nprint('payload', __file__.endswith('plain_wrapper.py'), sys.argv[1:])\n"))
+    plain.write_text(
+        _self_extracting("import sys\nprint('payload', __file__.endswith('plain_wrapper.py'), sys.argv[1:])\n")
+    )
     done = _run([sys.executable, LAUNCHER, plain, "a"], _child_env())
     assert done.returncode == 0 and done.stdout.strip() == "payload True ['a']", done.stderr
     needs_312 = tmp_path / "wrapped_312.py"

@@ -1,5 +1,6 @@
 """Static legality checks (RULES.md §3, §4): verdicts on fixture scripts, each also
 wrapped as an lzma+b85 self-extracting stub and with every identifier renamed."""
+
 from __future__ import annotations
 
 import builtins
@@ -49,9 +50,31 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
 }
 
 # Library API names the renamer must keep (the checker may key on these, never on user names).
-_KEEP = {"forward", "backward", "step", "zero_grad", "requires_grad", "remove", "item", "parameters",
-         "named_parameters", "named_modules", "state_dict", "load_state_dict", "reduction", "dim",
-         "dtype", "offset", "value", "lr", "momentum", "accumulate", "set_to_none", "self", "super"}
+_KEEP = {
+    "forward",
+    "backward",
+    "step",
+    "zero_grad",
+    "requires_grad",
+    "remove",
+    "item",
+    "parameters",
+    "named_parameters",
+    "named_modules",
+    "state_dict",
+    "load_state_dict",
+    "reduction",
+    "dim",
+    "dtype",
+    "offset",
+    "value",
+    "lr",
+    "momentum",
+    "accumulate",
+    "set_to_none",
+    "self",
+    "super",
+}
 
 
 class _Collect(cst.CSTVisitor):
@@ -152,10 +175,13 @@ def test_findings_point_at_operation_and_score() -> None:
     assert "C3" in finding.message
 
 
-@pytest.mark.parametrize("name,key,value,rule", [
-    ("off_prequant_ttt", "TTT_EPOCHS", "3", "R-NO-PREQUANT-TTT"),
-    ("off_ngram_target_key", "NGRAM_EVAL_ENABLED", "1", "R-NO-NGRAM-LEAK"),
-])
+@pytest.mark.parametrize(
+    "name,key,value,rule",
+    [
+        ("off_prequant_ttt", "TTT_EPOCHS", "3", "R-NO-PREQUANT-TTT"),
+        ("off_ngram_target_key", "NGRAM_EVAL_ENABLED", "1", "R-NO-NGRAM-LEAK"),
+    ],
+)
 def test_switched_off_code_is_inactive_until_enabled(name: str, key: str, value: str, rule: str) -> None:
     source = variant(name, "plain")
     _, off = audit(source)
@@ -203,11 +229,14 @@ json.dump({"val_bpb": val_bpb}, open("score.json", "w"))
 """
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    (_VAL_TABLE_SAVED, "data derived from validation tokens is stored in the artifact"),
-    (_TOKENIZER_ON_VAL, "a tokenizer is trained on validation data"),
-    (_SCORE_DUMPED, None),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (_VAL_TABLE_SAVED, "data derived from validation tokens is stored in the artifact"),
+        (_TOKENIZER_ON_VAL, "a tokenizer is trained on validation data"),
+        (_SCORE_DUMPED, None),
+    ],
+)
 def test_val_in_train_sees_saves_and_tokenizers(source: str, message: str | None) -> None:
     _, findings = audit(source)
     messages = [f.message for f in findings if f.rule == "R-NO-VAL-IN-TRAIN"]
@@ -230,6 +259,7 @@ def test_real_record_readme_config() -> None:
         pytest.skip(f"real record data not found at {records}")
     from pgolf.compliance.record import load_record
     from pgolf.compliance.static.runconfig import config_from_record
+
     folder = records / "track_10min_16mb" / "2026-03-23_LeakyReLU_LegalTTT_ParallelMuon"
     if not folder.is_dir():
         pytest.skip(f"{folder.name} not in {records}")

@@ -9,6 +9,7 @@ analyzer is known to get a true case wrong, the case stays and is marked xfail
 has to go. Record-level data setup (R-TRAIN-VAL-OVERLAP), the analysis limits and
 the labeled corpus itself are checked here too.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -124,12 +125,20 @@ def test_forms_agree(name: str, tmp_path: Path) -> None:
     assert len(set(map(str, outcomes.values()))) == 1, outcomes
 
 
-@pytest.mark.parametrize("name,key", [
-    ("legal_slot_off_getattr", "SLOT_ENABLED"),      # getattr(args, "slot_enabled", False), no such field
-    pytest.param("legal_slot_off_ifexp", "SLOT", marks=_xfail(
-        "the switched-off SLOT branch is reported as R-NO-ETLB against the other branch's score: its own score "
-        "is off, so verdicts.val_scores drops it and the per-window test in checks/legality.py finds no window")),
-])
+@pytest.mark.parametrize(
+    "name,key",
+    [
+        ("legal_slot_off_getattr", "SLOT_ENABLED"),  # getattr(args, "slot_enabled", False), no such field
+        pytest.param(
+            "legal_slot_off_ifexp",
+            "SLOT",
+            marks=_xfail(
+                "the switched-off SLOT branch is reported as R-NO-ETLB against the other branch's score: its own score "
+                "is off, so verdicts.val_scores drops it and the per-window test in checks/legality.py finds no window"
+            ),
+        ),
+    ],
+)
 def test_switched_off_slot_is_reported_inactive(name: str, key: str) -> None:
     source = variant(name, "plain")
     _, off = audit(source)
@@ -158,27 +167,28 @@ def test_late_calibration_inside_a_reserved_budget_is_noted_not_failed() -> None
 
 def test_native_gate_points_at_the_kernel_write_and_the_token_read(tmp_path: Path) -> None:
     ctx, findings = audit_folder_fixture("illegal_native_target_gate", "plain", tmp_path)
-    assert any(f.rule == "R-NO-TARGET-GATE" and f.severity == "fail" and "ngram_hint.c:" in f.message
-               for f in findings)
+    assert any(f.rule == "R-NO-TARGET-GATE" and f.severity == "fail" and "ngram_hint.c:" in f.message for f in findings)
     kernel = (FIXTURES / "illegal_native_target_gate" / "ngram_hint.c").read_text().splitlines()
     gates = ctx.of_kind(ev.NATIVE_GATE)
     assert gates, "the ctypes call into the gated kernel was not traced"
     detail = gates[0].detail
     assert detail["call"] == "ngram_hint_chunk" and detail["output"] == "hint_tok"
     assert "hint_tok[i]" in kernel[detail["kernel_line"] - 1]
-    assert "= tokens[i]" in kernel[detail["seed_line"] - 1]     # the token being scored
+    assert "= tokens[i]" in kernel[detail["seed_line"] - 1]  # the token being scored
 
 
 def test_native_kernels_differ_only_in_the_gate() -> None:
     """The pair is commit-sensitive like the real one (PR #1437): the same script, one line of C apart."""
     legal, illegal = (FIXTURES / n / "ngram_hint.c" for n in ("legal_native_causal", "illegal_native_target_gate"))
-    assert (FIXTURES / "legal_native_causal" / "train_gpt.py").read_text() == \
-        (FIXTURES / "illegal_native_target_gate" / "train_gpt.py").read_text()
+    assert (FIXTURES / "legal_native_causal" / "train_gpt.py").read_text() == (
+        FIXTURES / "illegal_native_target_gate" / "train_gpt.py"
+    ).read_text()
     changed = set(legal.read_text().splitlines()) ^ set(illegal.read_text().splitlines())
     assert len(changed) <= 8 and any("is_boundary[cur]" in line for line in changed)
 
 
 # --------------------------------------------------------------------------- record level: R-TRAIN-VAL-OVERLAP
+
 
 def overlap_findings(folder: Path, pr: PullRequest | None = None):
     record = load_record(folder)
@@ -196,10 +206,13 @@ def overlap_record(tmp_path: Path, date: str, *files: str, readme: str | None = 
     return folder
 
 
-@pytest.mark.parametrize("script", [
-    "setup_data.sh",
-    "prepare_links.py",
-])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "setup_data.sh",
+        "prepare_links.py",
+    ],
+)
 @pytest.mark.parametrize("date", ["2026-04-20", "2026-05-01"])
 def test_val_shards_linked_as_training_shards_fail(tmp_path: Path, script: str, date: str) -> None:
     """Training on the validation shard was never allowed (PR #44): no date makes it a warning."""
@@ -225,7 +238,8 @@ def test_short_validation_split_is_judged_at_the_record_date(tmp_path: Path, dat
 
 @pytest.mark.parametrize("number,severity", [(1944, "fail"), (1990, "fail"), (1943, "warn"), (1901, "warn")])
 def test_short_validation_split_on_the_audits_first_day_goes_by_pr_number(
-        tmp_path: Path, number: int, severity: str) -> None:
+    tmp_path: Path, number: int, severity: str
+) -> None:
     """A record opened on 2026-04-29 was audited when its PR is #1944 or later, accepted as practice before."""
     folder = overlap_record(tmp_path, "2026-04-29", "prepare_data.py")
     pr = PullRequest(number=number, created_at="2026-04-29T18:00:00+00:00")
@@ -234,8 +248,10 @@ def test_short_validation_split_on_the_audits_first_day_goes_by_pr_number(
 
 
 def test_full_validation_split_from_the_run_command_is_clean(tmp_path: Path) -> None:
-    readme = ("# Custom data\n\n```\npython prepare_data.py --docs docs_selected.jsonl --out ./data "
-              "--sp tokenizer.model --val-docs 50000\n```\n")
+    readme = (
+        "# Custom data\n\n```\npython prepare_data.py --docs docs_selected.jsonl --out ./data "
+        "--sp tokenizer.model --val-docs 50000\n```\n"
+    )
     found = overlap_findings(overlap_record(tmp_path, "2026-05-01", "prepare_data.py", readme=readme))
     assert found == []
 
@@ -258,6 +274,7 @@ def _packed(source: str, kind: str) -> str:
     if kind == "plain":
         return source
     from pgolf.compliance.unpack import build_wrapper, decode_script
+
     decoded = decode_script(build_wrapper(source))
     assert decoded.wrapped
     return decoded.text
@@ -282,12 +299,14 @@ def test_analysis_limit_never_passes_an_illegal_script(limit: str, kind: str) ->
 
 # --------------------------------------------------------------------------- the labeled corpus
 
+
 def _corpus_entries() -> list:
     labels = CORPUS / "LABELS.yaml"
     if not labels.is_file():
         absent = pytest.mark.skip(reason=f"labeled corpus not found at {labels} (CI provides ../shared)")
         return [pytest.param(None, id="corpus-absent", marks=absent)]
     import yaml
+
     entries = yaml.safe_load(labels.read_text(encoding="utf-8"))["entries"]
     return [pytest.param(e, id=e["id"]) for e in entries]
 
@@ -298,9 +317,11 @@ def test_corpus_case(entry: dict) -> None:
     """Every legal case gets no fail, every illegal one a fail of the right family, every disputed one review
     (the verdicts of `make accuracy`, plain form; its own code judges, so the two cannot drift apart)."""
     from .bench import accuracy
+
     findings, _ = accuracy.legality_findings(CORPUS / entry["folder"])
-    families = {r.id: r.family for name in ("track_10min_16mb", "track_non_record_16mb")
-                for r in load_ruleset(name).rules}
+    families = {
+        r.id: r.family for name in ("track_10min_16mb", "track_non_record_16mb") for r in load_ruleset(name).rules
+    }
     outcome = accuracy.judge(entry, "plain", findings, 0.0, families)
     shown = [(f.rule, f.severity, f.file, f.line) for f in outcome.decisive()]
     if entry["label"] == "legal":

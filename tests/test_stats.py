@@ -1,4 +1,5 @@
 """Significance tests against the p-values maintainers published (RULES.md §5)."""
+
 from __future__ import annotations
 
 import json
@@ -88,12 +89,18 @@ def test_pr1769_vs_pr1736_published_p_and_written_policy():
     new_bpb, base_bpb = _per_seed(new_sub, "val_bpb"), _per_seed(base_sub, "val_bpb")
     assert len(new_bpb) == 5 and len(base_bpb) == 3
     new_loss, base_loss = _per_seed(new_sub, "val_loss"), _per_seed(base_sub, "val_loss")
-    enforced = significance(list(new_bpb.values()), list(base_bpb.values()),
-                            list(new_loss.values()), list(base_loss.values()))
+    enforced = significance(
+        list(new_bpb.values()), list(base_bpb.values()), list(new_loss.values()), list(base_loss.values())
+    )
     assert round(enforced.enforced.p, 3) == 0.063
     assert enforced.passed
-    written = significance(list(new_bpb.values()), list(base_bpb.values()),
-                           list(new_loss.values()), list(base_loss.values()), policy="written")
+    written = significance(
+        list(new_bpb.values()),
+        list(base_bpb.values()),
+        list(new_loss.values()),
+        list(base_loss.values()),
+        policy="written",
+    )
     # -0.00096 bpb / -0.0021 nats per token is far from 0.005 nats under either unit.
     assert written.written_per_token is not None
     assert written.written_per_token.p > 0.5 and written.written_per_byte.p > 0.5
@@ -138,8 +145,7 @@ def test_written_ambiguous_when_units_disagree():
     assert not result.written_per_byte.passes(WRITTEN_ALPHA)
     assert result.written_pass is None and not result.passed
     assert any("ambiguous" in note for note in result.notes)
-    both = significance([v - 0.02 for v in base_bpb], base_bpb, new_loss, base_loss,
-                        policy="written")
+    both = significance([v - 0.02 for v in base_bpb], base_bpb, new_loss, base_loss, policy="written")
     assert both.written_pass is True and both.passed
 
 
@@ -183,13 +189,16 @@ def test_catalog_alphas_and_margin_decide_r_significance(tmp_path, monkeypatch):
         shutil.copy(path, tmp_path / path.name)
     (tmp_path / "strict.yaml").write_text(
         "ruleset: strict\nextends: track_10min_16mb\noverrides:\n"
-        "  R-SIGNIFICANCE:\n    params: {enforced_alpha: 0.05, written_alpha: 0.2, margin_nats: 0.0}\n")
+        "  R-SIGNIFICANCE:\n    params: {enforced_alpha: 0.05, written_alpha: 0.2, margin_nats: 0.0}\n"
+    )
     monkeypatch.setattr(registry, "CATALOG_DIR", tmp_path)
     registry.load_ruleset.cache_clear()
     try:
+
         def sig(ruleset: str | None) -> tuple[dict, list]:
             record = audit([str(new)], AuditOptions(against=parse_baseline(str(base)), ruleset=ruleset)).records[0]
             return record.significance, [f for f in record.findings if f.rule == "R-SIGNIFICANCE"]
+
         default, default_findings = sig(None)
         strict, strict_findings = sig("strict")
     finally:
@@ -203,8 +212,12 @@ def test_catalog_alphas_and_margin_decide_r_significance(tmp_path, monkeypatch):
 
 
 def test_alphas_and_margin_are_checked():
-    for kwargs in ({"enforced_alpha": 0.0}, {"written_alpha": 1.5}, {"margin_nats": -0.1},
-                   {"margin_nats": float("nan")}):
+    for kwargs in (
+        {"enforced_alpha": 0.0},
+        {"written_alpha": 1.5},
+        {"margin_nats": -0.1},
+        {"margin_nats": float("nan")},
+    ):
         with pytest.raises(ValueError):
             significance([1.0, 1.1], [1.2, 1.3], **kwargs)
 
@@ -215,6 +228,7 @@ def test_pr1855_vs_pr1868_published_p():
     quoted as mean 1.060755, std 0.000933) against PR #1868's compliance rerun: p = 0.188."""
     from pgolf.compliance.logparse import parse_log_bytes
     from pgolf.compliance.stats import welch_from_summary
+
     folder = _folder("2026-04-29_SmearGateBOSFix_3Seed_1.06141")
     rerun = [parse_log_bytes(p.read_bytes()).score.val_bpb for p in sorted(folder.glob("*_rerun_gptq8s.log"))]
     assert len(rerun) == 3

@@ -1,4 +1,5 @@
 """submission.json normalization over the variants the official records use."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,14 @@ from .conftest import shared_record_dirs
 
 
 def test_seed_results_dict_and_tracks():
-    sub = normalize({"track": "non-record-16mb", "val_bpb": 1.2, "seeds": [1, 2],
-                     "seed_results": {"1": {"val_bpb": 1.1, "artifact_bytes": 10, "train_time_s": 1.5},
-                                      "2": {"val_bpb": 1.3}}})
+    sub = normalize(
+        {
+            "track": "non-record-16mb",
+            "val_bpb": 1.2,
+            "seeds": [1, 2],
+            "seed_results": {"1": {"val_bpb": 1.1, "artifact_bytes": 10, "train_time_s": 1.5}, "2": {"val_bpb": 1.3}},
+        }
+    )
     assert sub.track == "track_non_record_16mb"
     assert sub.seeds == [1, 2]
     assert sub.seed_claims[1].bytes_total == 10
@@ -40,11 +46,14 @@ def test_strings_and_garbage_are_noted_not_fatal():
     assert any("val_loss" in n for n in sub.notes) and any("track" in n for n in sub.notes)
 
 
-@pytest.mark.parametrize("payload, fragment", [
-    (b'{"val_bpb": 1.1,', "invalid JSON at line 1"),
-    (b"[1, 2]", "top level is a JSON list"),
-    (b"\xff\xfe\x00garbage", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        (b'{"val_bpb": 1.1,', "invalid JSON at line 1"),
+        (b"[1, 2]", "top level is a JSON list"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+    ],
+)
 def test_broken_json_is_one_line_input_error(payload, fragment):
     with pytest.raises(InputError) as err:
         load_submission(payload, "submission.json")

@@ -1,4 +1,5 @@
 """Static decoding of self-extracting wrappers (compliance/unpack.py)."""
+
 from __future__ import annotations
 
 import base64
@@ -47,13 +48,11 @@ def wrap(source: str | bytes, codec: str, enc: str) -> str:
     raw = source.encode() if isinstance(source, str) else source
     payload = ENCODE[enc](COMPRESS[codec](raw)).decode("ascii")
     # repr(): a85 output may hold quotes and backslashes.
-    return (f"import {codec} as C,base64 as E\n"
-            f"exec(C.decompress(E.{enc}decode({payload!r})))\n")
+    return f"import {codec} as C,base64 as E\nexec(C.decompress(E.{enc}decode({payload!r})))\n"
 
 
 def wrap_payload(stub_call: str, packed: bytes) -> str:
-    return "import lzma as L,base64 as B\n" + stub_call.replace(
-        "PAYLOAD", repr(base64.b85encode(packed).decode()))
+    return "import lzma as L,base64 as B\n" + stub_call.replace("PAYLOAD", repr(base64.b85encode(packed).decode()))
 
 
 def needs_brotli(codec: str) -> None:
@@ -62,6 +61,7 @@ def needs_brotli(codec: str) -> None:
 
 
 # ------------------------------------------------------------ round trips
+
 
 @pytest.mark.parametrize("codec", ["lzma", "zlib", "brotli", "gzip", "bz2"])
 @pytest.mark.parametrize("enc", ["b85", "b64", "a85"])
@@ -75,7 +75,7 @@ def test_round_trip_each_codec_and_encoding(codec, enc):
 
 def test_build_wrapper_round_trip_and_shape():
     wrapper = build_wrapper(SOURCE)
-    assert wrapper.startswith("import lzma as L,base64 as B\nexec(L.decompress(B.b85decode(\"")
+    assert wrapper.startswith('import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("')
     assert wrapper.endswith('"),format=L.FORMAT_RAW,filters=[{"id":L.FILTER_LZMA2}]))\n')
     assert len(wrapper) < len(SOURCE) / 2
     got = decode_script(wrapper)
@@ -110,6 +110,7 @@ def test_bytes_source_and_bytes_payload_result():
 
 # ------------------------------------------------------- wrapper variants
 
+
 def test_nested_layers():
     inner = wrap(SOURCE, "zlib", "b64")
     middle = wrap(inner, "bz2", "a85")
@@ -139,24 +140,22 @@ def test_payload_in_variables_and_split_literals():
 def test_join_and_import_forms():
     packed = zlib.compress(SOURCE.encode())
     b64 = base64.b64encode(packed).decode()
-    chunks = [b64[i:i + 5000] for i in range(0, len(b64), 5000)]
-    wrapper = ("from zlib import decompress as D\nfrom base64 import *\n"
-               f"exec(D(b64decode(''.join({chunks!r}))))\n")
+    chunks = [b64[i : i + 5000] for i in range(0, len(b64), 5000)]
+    wrapper = f"from zlib import decompress as D\nfrom base64 import *\nexec(D(b64decode(''.join({chunks!r}))))\n"
     assert decode_script(wrapper).layers == ["b64", "zlib"]
-    dunder = (f"exec(__import__('zlib').decompress("
-              f"__import__('base64').b64decode({b64!r})))")
+    dunder = f"exec(__import__('zlib').decompress(__import__('base64').b64decode({b64!r})))"
     assert decode_script(dunder).text == SOURCE
 
 
 def test_raw_lzma_with_filter_chain_in_a_variable():
-    filters = [{"id": lzma.FILTER_DELTA, "dist": 4},
-               {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+    filters = [{"id": lzma.FILTER_DELTA, "dist": 4}, {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
     packed = lzma.compress(SOURCE.encode(), format=lzma.FORMAT_RAW, filters=filters)
     wrapper = wrap_payload(
         "F = [{'id': L.FILTER_DELTA, 'dist': 2 + 2},\n"
         "     {'id': L.FILTER_LZMA2, 'preset': 9 | L.PRESET_EXTREME}]\n"
         "exec(L.decompress(B.b85decode(PAYLOAD), format=L.FORMAT_RAW, filters=F))\n",
-        packed)
+        packed,
+    )
     assert decode_script(wrapper).text == SOURCE
     # The decoder has to use the wrapper's filters: without the delta filter it is garbage.
     wrong = wrapper.replace("'dist': 2 + 2", "'dist': 1")
@@ -185,8 +184,9 @@ def test_unparseable_wrapper_uses_regex_fallback():
     got = decode_script(broken)
     assert got.text == SOURCE and got.layers == ["b85", "lzma"]
     payload = base64.b85encode(lzma.compress(SOURCE.encode())).decode()
-    split = (f"import lzma as L,base64 as B;P=({payload[:50]!r}\n{payload[50:]!r})\n"
-             "exec(L.decompress(B.b85decode(P)))\n)")
+    split = (
+        f"import lzma as L,base64 as B;P=({payload[:50]!r}\n{payload[50:]!r})\nexec(L.decompress(B.b85decode(P)))\n)"
+    )
     assert decode_script(split).text == SOURCE
 
 
@@ -199,10 +199,16 @@ def test_truncated_wrapper_is_an_error():
 
 # ------------------------------------------------------------- not wrappers
 
+
 def test_non_wrappers_pass_through():
-    for text in (SOURCE, PY312_ONLY, "", "exec(open('train.py').read())\n",
-                 "import lzma\nexec(lzma.decompress(open('blob', 'rb').read()))\n",
-                 "exec('print(1)')\n"):
+    for text in (
+        SOURCE,
+        PY312_ONLY,
+        "",
+        "exec(open('train.py').read())\n",
+        "import lzma\nexec(lzma.decompress(open('blob', 'rb').read()))\n",
+        "exec('print(1)')\n",
+    ):
         assert not is_wrapper(text)
         assert decode_script(text) == Decoded(text=text, layers=[], wrapped=False)
 
@@ -231,20 +237,25 @@ def test_bad_arguments():
 
 # ------------------------------------------------- corrupt payloads, bombs
 
+
 @pytest.mark.parametrize("codec", ["lzma", "zlib", "brotli", "bz2"])
 def test_corrupt_payload(codec):
     needs_brotli(codec)
     packed = bytearray(COMPRESS[codec](SOURCE.encode()))
     for i in range(len(packed) // 3, len(packed) // 3 + 16):
         packed[i] ^= 0x5A
-    wrapper = (f"import {codec} as C,base64 as E\n"
-               f"exec(C.decompress(E.b64decode({base64.b64encode(bytes(packed)).decode()!r})))\n")
+    wrapper = (
+        f"import {codec} as C,base64 as E\n"
+        f"exec(C.decompress(E.b64decode({base64.b64encode(bytes(packed)).decode()!r})))\n"
+    )
     assert is_wrapper(wrapper)
     with pytest.raises(UnpackError) as err:
         decode_script(wrapper)
     assert "\n" not in str(err.value)
-    truncated = (f"import {codec} as C,base64 as E\nexec(C.decompress(E.b64decode("
-                 f"{base64.b64encode(COMPRESS[codec](SOURCE.encode())[:-40]).decode()!r})))\n")
+    truncated = (
+        f"import {codec} as C,base64 as E\nexec(C.decompress(E.b64decode("
+        f"{base64.b64encode(COMPRESS[codec](SOURCE.encode())[:-40]).decode()!r})))\n"
+    )
     with pytest.raises(UnpackError):
         decode_script(truncated)
 
@@ -291,8 +302,10 @@ def test_decompression_bomb_is_refused_quickly_and_cheaply(codec):
     module, extra, make = BOMBS[codec]
     packed = make()
     assert len(packed) < 2 << 20  # 1 GiB of zeros in under 2 MiB
-    wrapper = (f"import {module} as C,base64 as E\n"
-               f"exec(C.decompress(E.b85decode({base64.b85encode(packed).decode()!r}){extra}))\n")
+    wrapper = (
+        f"import {module} as C,base64 as E\n"
+        f"exec(C.decompress(E.b85decode({base64.b85encode(packed).decode()!r}){extra}))\n"
+    )
     # The cap covers the limit plus parsing and pure-Python b85 work on a ~1.3 MB payload.
     for limit, peak_cap in ((64 << 20, 200 << 20), (1 << 20, 64 << 20)):
         tracemalloc.start()
@@ -311,7 +324,9 @@ def test_decompression_bomb_is_refused_quickly_and_cheaply(codec):
 def test_huge_lzma_dictionary_refused():
     wrapper = wrap_payload(
         "exec(L.decompress(B.b85decode(PAYLOAD),format=L.FORMAT_RAW,"
-        "filters=[{'id':L.FILTER_LZMA2,'dict_size':1<<31}]))", b"\0" * 16)
+        "filters=[{'id':L.FILTER_LZMA2,'dict_size':1<<31}]))",
+        b"\0" * 16,
+    )
     with pytest.raises(UnpackError, match="dictionary"):
         decode_script(wrapper)
 
@@ -347,7 +362,8 @@ def test_old_brotli_api_still_limits_output(monkeypatch):
     assert decode_script(wrap(SOURCE, "brotli", "b64")).text == SOURCE
     comp = brotli.Compressor(quality=1)
     packed = b"".join(comp.process(bytes(1 << 20)) for _ in range(64)) + comp.finish()
-    wrapper = ("import brotli as C,base64 as E\n"
-               f"exec(C.decompress(E.b85decode({base64.b85encode(packed).decode()!r})))\n")
+    wrapper = (
+        f"import brotli as C,base64 as E\nexec(C.decompress(E.b85decode({base64.b85encode(packed).decode()!r})))\n"
+    )
     with pytest.raises(UnpackError, match="bomb"):
         decode_script(wrapper, max_bytes=1 << 20)

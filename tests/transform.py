@@ -7,6 +7,7 @@ the libraries it calls (`forward`, `step`, `requires_grad`, tensor and module
 attributes) keep theirs: renaming them would change what the code does, not how it
 is spelled. `pack` wraps the source the way records ship it (lzma + base85 + exec).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -17,10 +18,44 @@ import libcst as cst
 from pgolf.compliance.unpack import build_wrapper
 
 # Library API names a script uses as attributes or keywords; a check may key on these.
-_API = {"forward", "backward", "step", "zero_grad", "requires_grad", "requires_grad_", "remove", "item",
-        "parameters", "named_parameters", "named_modules", "modules", "state_dict", "load_state_dict",
-        "dim", "dtype", "device", "weight", "bias", "data", "grad", "shape", "training", "eval", "train",
-        "param_groups", "self", "super", "detach", "float", "reshape", "view", "sum", "mean", "exp", "log"}
+_API = {
+    "forward",
+    "backward",
+    "step",
+    "zero_grad",
+    "requires_grad",
+    "requires_grad_",
+    "remove",
+    "item",
+    "parameters",
+    "named_parameters",
+    "named_modules",
+    "modules",
+    "state_dict",
+    "load_state_dict",
+    "dim",
+    "dtype",
+    "device",
+    "weight",
+    "bias",
+    "data",
+    "grad",
+    "shape",
+    "training",
+    "eval",
+    "train",
+    "param_groups",
+    "self",
+    "super",
+    "detach",
+    "float",
+    "reshape",
+    "view",
+    "sum",
+    "mean",
+    "exp",
+    "log",
+}
 
 
 @lru_cache(maxsize=1)
@@ -28,11 +63,13 @@ def _library_names() -> frozenset:
     names = set(dir(builtins)) | _API
     try:
         import numpy as np
+
         names |= set(dir(np.ndarray))
     except ImportError:  # pragma: no cover - numpy is a dependency
         pass
     try:
         import torch
+
         names |= set(dir(torch.Tensor)) | set(dir(torch.nn.Module)) | set(dir(torch.optim.Optimizer))
     except ImportError:  # the bench runs without torch too: the fixed list still holds
         pass
@@ -105,8 +142,10 @@ class _Rename(cst.CSTTransformer):
         )
         if callee is not None and callee in self.names:
             return updated  # the script's own function: its parameters were renamed too
-        args = [new.with_changes(keyword=old.keyword) if old.keyword is not None else new
-                for old, new in zip(original.args, updated.args, strict=True)]
+        args = [
+            new.with_changes(keyword=old.keyword) if old.keyword is not None else new
+            for old, new in zip(original.args, updated.args, strict=True)
+        ]
         return updated.with_changes(args=args)
 
     def _attribute_strings(self, original: cst.Call, updated: cst.Call) -> cst.Call:

@@ -4,6 +4,7 @@ A script that cannot be parsed, or that hit a limit of the analysis (nesting,
 recursion, size, time), is never passed on the strength of what was not read: it
 gets review, naming the limit. Findings on the parts that were read still stand.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -26,9 +27,13 @@ def analysis(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
 def scoring_found(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     """Fail closed: a script in which no scored pass over validation data can be found is not judged legal."""
     from ..static.verdicts import val_scores
+
     if ctx.module is None or ctx.parse_error:
         return
     if not val_scores(ctx.events) and not ctx.limits:
-        yield rule.finding("no scoring of validation tokens was found in the entry script (its data loader or "
-                           "its loss is outside what the analysis follows), so how the reported number is "
-                           "computed could not be judged", file=ctx.path)
+        yield rule.finding(
+            "no scoring of validation tokens was found in the entry script (its data loader or "
+            "its loss is outside what the analysis follows), so how the reported number is "
+            "computed could not be judged",
+            file=ctx.path,
+        )

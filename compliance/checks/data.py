@@ -4,6 +4,7 @@ Validation data may not train, calibrate or be stored; training data may not be
 read once training is over (unless the training budget reserved the time for it)
 nor reach a validation score; the evaluation makes no network calls.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -28,11 +29,23 @@ def gptq_calib(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     reserve = reserve_evidence(ctx) if late else None
     for event in worst_first(late):
         if reserve:
-            yield finding(rule, ctx, event, "quantization calibrates on training data after the training loop, "
-                          f"inside the time the run reserved for it ({reserve})", severity="info", reserve=reserve)
+            yield finding(
+                rule,
+                ctx,
+                event,
+                "quantization calibrates on training data after the training loop, "
+                f"inside the time the run reserved for it ({reserve})",
+                severity="info",
+                reserve=reserve,
+            )
         else:
-            yield finding(rule, ctx, event, "quantization calibrates on training data after the training loop "
-                          "with no time reserved for it in the 600 s budget (PR #593)")
+            yield finding(
+                rule,
+                ctx,
+                event,
+                "quantization calibrates on training data after the training loop "
+                "with no time reserved for it in the 600 s budget (PR #593)",
+            )
 
 
 @check("script.no_val_in_train", kind="script")
@@ -53,19 +66,31 @@ def _metrics(save: Event) -> bool:
 
 def _training_end(events: list[Event]) -> int | None:
     """The trace position of the last training step on training data."""
-    steps = [e.seq for e in events if e.kind == ev.UPDATE and "train" in e.labels and "val" not in e.labels
-             and e.activity != "off"]
+    steps = [
+        e.seq
+        for e in events
+        if e.kind == ev.UPDATE and "train" in e.labels and "val" not in e.labels and e.activity != "off"
+    ]
     return max(steps) if steps else None
 
 
 def _content_reads(events: list[Event]) -> list[Event]:
-    return [e for e in events if e.kind == ev.READ and "train" in e.labels and e.detail.get("call") not in _LISTING
-            and not str(e.detail.get("call", "")).endswith(tuple(f".{n}" for n in _LISTING))]
+    return [
+        e
+        for e in events
+        if e.kind == ev.READ
+        and "train" in e.labels
+        and e.detail.get("call") not in _LISTING
+        and not str(e.detail.get("call", "")).endswith(tuple(f".{n}" for n in _LISTING))
+    ]
 
 
 def _training_steps(events: list[Event]) -> list[Event]:
-    return [e for e in events if e.kind == ev.UPDATE and "train" in e.labels and "val" not in e.labels
-            and e.activity != "off"]
+    return [
+        e
+        for e in events
+        if e.kind == ev.UPDATE and "train" in e.labels and "val" not in e.labels and e.activity != "off"
+    ]
 
 
 def _after_training_loop(ctx: ScriptContext, event: Event) -> bool:
@@ -84,21 +109,24 @@ def _after_training(ctx: ScriptContext) -> list[Event]:
 def reserve_evidence(ctx: ScriptContext) -> str | None:
     """Why reading training data after the loop is still inside the 600 s: a reserved slice of it."""
     record = ctx.record
-    for log in (record.scored_logs() if record else []):
+    for log in record.scored_logs() if record else []:
         facts = log.facts
         if facts.gptq_reserve_ms:
             return f"{log.rel}:{facts.lines.get('gptq_reserve_ms', '?')} reserves {facts.gptq_reserve_ms / 1000:g} s"
         for key, value in facts.hyperparams.items():
             if "reserve" in key.lower() and _positive(value):
                 return f"{log.rel}:{facts.lines.get(f'hyperparams.{key}', '?')} {key}: {value}"
-        if facts.train_time_ms and facts.gptq_hessian_s is not None and \
-                facts.train_time_ms + 1000 * facts.gptq_hessian_s <= 600_000:
+        if (
+            facts.train_time_ms
+            and facts.gptq_hessian_s is not None
+            and facts.train_time_ms + 1000 * facts.gptq_hessian_s <= 600_000
+        ):
             return f"{log.rel}: training {facts.train_time_ms / 1000:.1f} s + calibration {facts.gptq_hessian_s} s"
     for key, value in ctx.config.items():
         if key.lower() == "max_wallclock_seconds" and _positive(value) and float(value) < 600:
             return f"the run caps training at {float(value):g} s ({key}={value})"
     resolver = ctx.resolver
-    for env_key, name in (resolver.used_env.items() if resolver else []):
+    for env_key, name in resolver.used_env.items() if resolver else []:
         knob = resolver.attrs.get(name, resolver.names.get(name)) if resolver else None
         if "RESERVE" in env_key.upper() and _positive(knob):
             return f"the script reserves {env_key}={knob}"
@@ -128,18 +156,36 @@ def no_train_in_eval(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
     calibrating = {f for e in ctx.of_kind(ev.CALIB) for f in e.frames}
     late = [r for r in _after_training(ctx) if not set(r.frames[1:]) & calibrating]
     for read in worst_first(late):
-        yield finding(rule, ctx, read, "training shards are read after the training loop (no score is traced "
-                      "to depend on them)", severity="warn")
+        yield finding(
+            rule,
+            ctx,
+            read,
+            "training shards are read after the training loop (no score is traced to depend on them)",
+            severity="warn",
+        )
     saved = any("train" in e.labels for e in ctx.of_kind(ev.SAVE))
     for score in worst_first([s for s in val_scores(events) if "train" in s.labels]):
         if late or not _training_steps(events):
-            yield finding(rule, ctx, score, "the score depends on training tokens read at evaluation "
-                          "(e.g. an n-gram table prefilled from training shards, not in the artifact)", score=score)
+            yield finding(
+                rule,
+                ctx,
+                score,
+                "the score depends on training tokens read at evaluation "
+                "(e.g. an n-gram table prefilled from training shards, not in the artifact)",
+                score=score,
+            )
         elif not saved:
             # read inside the training loop only: a table the training built, but not traced into the artifact
-            yield finding(rule, ctx, score, "the score depends on a table built from training tokens during "
-                          "training that is not traced into the saved artifact: whether the artifact carries it "
-                          "needs a person", score=score, severity="review")
+            yield finding(
+                rule,
+                ctx,
+                score,
+                "the score depends on a table built from training tokens during "
+                "training that is not traced into the saved artifact: whether the artifact carries it "
+                "needs a person",
+                score=score,
+                severity="review",
+            )
 
 
 @check("script.network", kind="script")

@@ -12,6 +12,7 @@ the data is prepared. A record shows it three ways, and this check reads all thr
 - a log fingerprint the final audit used to exclude rows (`train_shards: 1499`, PR #2146):
   that asks for review, since the data may have come from elsewhere.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,16 +29,25 @@ from ..static.config import UNKNOWN, ConfigResolver
 from ..static.parse import StaticParseError, parse_source
 
 _LINK = re.compile(r"\b(?:ln|cp|mv|rsync)\b[^\n;&|]*?(\S*fineweb_val_\S*)\s+(\S*fineweb_train_\S*)")
-_PY_LINK = re.compile(r"\b(?:symlink|link|copy|copyfile|copy2|move|rename)\s*\(\s*[^,()]*fineweb_val[^,()]*,"
-                      r"[^()]*fineweb_train")
+_PY_LINK = re.compile(
+    r"\b(?:symlink|link|copy|copyfile|copy2|move|rename)\s*\(\s*[^,()]*fineweb_val[^,()]*,"
+    r"[^()]*fineweb_train"
+)
 _LINK_CALL = re.compile(r"\b(?:symlink|link|copy|copyfile|copy2|move|rename|symlink_to|hardlink_to)\($")
 _MAX_BYTES = 4 * 1024 * 1024
 _DOUBLED = "datasets/datasets/"
 
 
-@check("record.train_val_overlap", kind="record",
-       params={"validation_docs": 50000, "suspect_train_shards": [1499], "overlap_audit_since": "2026-04-29",
-               "overlap_audit_from_pr": 1944})
+@check(
+    "record.train_val_overlap",
+    kind="record",
+    params={
+        "validation_docs": 50000,
+        "suspect_train_shards": [1499],
+        "overlap_audit_since": "2026-04-29",
+        "overlap_audit_from_pr": 1944,
+    },
+)
 def train_val_overlap(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     record = ctx.record
     texts = dict(_setup_texts(record))
@@ -58,12 +68,15 @@ def _log_fingerprints(rule: Rule, record: Record) -> Iterator[Finding]:
     for log in record.scored_logs():
         shards = log.facts.train_shards
         if shards is not None and shards in suspect:
-            yield rule.finding(f"the log reports train_shards: {shards}, the fingerprint of locally prepared data "
-                               "that overlaps the validation documents (issue #2127, excluded in PR #2146); "
-                               "the data's origin needs a person", file=log.rel,
-                               line=log.facts.lines.get("train_shards"), severity="review")
-        doubled = next(((k, v) for k, v in log.facts.hyperparams.items()
-                        if _DOUBLED in v.replace("\\", "/")), None)
+            yield rule.finding(
+                f"the log reports train_shards: {shards}, the fingerprint of locally prepared data "
+                "that overlaps the validation documents (issue #2127, excluded in PR #2146); "
+                "the data's origin needs a person",
+                file=log.rel,
+                line=log.facts.lines.get("train_shards"),
+                severity="review",
+            )
+        doubled = next(((k, v) for k, v in log.facts.hyperparams.items() if _DOUBLED in v.replace("\\", "/")), None)
         if doubled:
             yield rule.finding(
                 f"the log's {doubled[0]} reads data from a doubled `{_DOUBLED}` path, the fingerprint of "
@@ -93,12 +106,15 @@ def _scoped(finding: Finding, rule: Rule, scope: str) -> Finding:
     since, first_pr = rule.params.get("overlap_audit_since"), rule.params.get("overlap_audit_from_pr")
     if scope == "before":
         finding.severity = "warn"
-        finding.message += (f" [records before the final audit (PR #{first_pr} on, from {since}) were accepted "
-                            "without this check]")
+        finding.message += (
+            f" [records before the final audit (PR #{first_pr} on, from {since}) were accepted without this check]"
+        )
     elif scope == "boundary" and finding.severity == "fail":
         finding.severity = "review"
-        finding.message += (f" [the final audit covered PRs from #{first_pr}, opened on {since}, the day this "
-                            "record is dated: whether it applies depends on the PR (pass --pr-meta)]")
+        finding.message += (
+            f" [the final audit covered PRs from #{first_pr}, opened on {since}, the day this "
+            "record is dated: whether it applies depends on the PR (pass --pr-meta)]"
+        )
     return finding
 
 
@@ -120,13 +136,20 @@ def _setup_texts(record: Record) -> Iterator[tuple[str, str]]:
 
 def _linked_shards(rule: Rule, texts: dict[str, str]) -> Iterator[Finding]:
     for rel, text in texts.items():
-        found = [(text.count("\n", 0, m.start()) + 1, m.group(0)) for pattern in (_LINK, _PY_LINK)
-                 for m in pattern.finditer(text)]
+        found = [
+            (text.count("\n", 0, m.start()) + 1, m.group(0))
+            for pattern in (_LINK, _PY_LINK)
+            for m in pattern.finditer(text)
+        ]
         if rel.endswith(".py"):
             found += _computed_links(text)
         for line, code in found:
-            yield rule.finding("a training shard is the validation shard: the data setup gives "
-                               f"`{_short(code)}` (training on validation data)", file=rel, line=line)
+            yield rule.finding(
+                "a training shard is the validation shard: the data setup gives "
+                f"`{_short(code)}` (training on validation data)",
+                file=rel,
+                line=line,
+            )
 
 
 def _computed_links(text: str) -> list[tuple[int, str]]:
@@ -136,8 +159,13 @@ def _computed_links(text: str) -> list[tuple[int, str]]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
         return []
-    renamed = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _val_to_train(node.value)
-               for target in node.targets if isinstance(target, ast.Name)}
+    renamed = {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and _val_to_train(node.value)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _LINK_CALL.search(ast.unparse(node.func) + "(") and len(node.args) >= 2:
@@ -152,8 +180,7 @@ def _val_to_train(node: ast.expr) -> bool:
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
         return False
     strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-    return node.func.attr in ("replace", "sub") and len(strings) >= 2 and "val" in strings[0] \
-        and "train" in strings[1]
+    return node.func.attr in ("replace", "sub") and len(strings) >= 2 and "val" in strings[0] and "train" in strings[1]
 
 
 def _short(text: str) -> str:
@@ -161,8 +188,9 @@ def _short(text: str) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str],
-                     locally_prepared: bool) -> Iterator[Finding]:
+def _short_val_split(
+    rule: Rule, ctx: RecordContext, texts: dict[str, str], locally_prepared: bool
+) -> Iterator[Finding]:
     """`locally_prepared`: the logs carry the prep script's fingerprint, so a download step in
     the README does not stand for the data the run used."""
     canonical = int(rule.params.get("validation_docs", 50000))
@@ -176,23 +204,36 @@ def _short_val_split(rule: Rule, ctx: RecordContext, texts: dict[str, str],
         docs, line = split
         if docs >= canonical:
             continue
-        message = (f"{rel} puts only the first {docs:,} documents in validation and writes the rest as training "
-                   f"shards, so documents {docs:,}-{canonical - 1:,} of the {canonical:,}-document validation set "
-                   "are also training data (issue #2127)")
+        message = (
+            f"{rel} puts only the first {docs:,} documents in validation and writes the rest as training "
+            f"shards, so documents {docs:,}-{canonical - 1:,} of the {canonical:,}-document validation set "
+            "are also training data (issue #2127)"
+        )
         download = None if locally_prepared else _download_step(texts)
         if full and download:
-            yield rule.finding(f"{message}; the logs score the full validation set ({full}), but the setup "
-                               f"downloads prepared data (`{download}`): whether the run used this script's "
-                               "output is not shown", file=rel, line=line, severity="review")
+            yield rule.finding(
+                f"{message}; the logs score the full validation set ({full}), but the setup "
+                f"downloads prepared data (`{download}`): whether the run used this script's "
+                "output is not shown",
+                file=rel,
+                line=line,
+                severity="review",
+            )
         elif full:
             yield rule.finding(f"{message}; the logs score the full validation set ({full})", file=rel, line=line)
         else:
-            yield rule.finding(f"{message}; whether the run trained on these shards is not shown", file=rel,
-                               line=line, severity="review")
+            yield rule.finding(
+                f"{message}; whether the run trained on these shards is not shown",
+                file=rel,
+                line=line,
+                severity="review",
+            )
 
 
-_DOWNLOAD = re.compile(r"\b(?:snapshot_download|hf_hub_download|huggingface-cli\s+download|hf\s+download|"
-                       r"cached_challenge_fineweb\.py)\b[^\n]{0,80}")
+_DOWNLOAD = re.compile(
+    r"\b(?:snapshot_download|hf_hub_download|huggingface-cli\s+download|hf\s+download|"
+    r"cached_challenge_fineweb\.py)\b[^\n]{0,80}"
+)
 
 
 def _download_step(texts: dict[str, str]) -> str | None:
@@ -216,6 +257,7 @@ def _scored_full_validation(ctx: RecordContext) -> str | None:
 
 def _canonical_counts() -> list[int]:
     from ..rules import load_ruleset
+
     rule = next((r for r in load_ruleset("base").rules if r.id == "R-FULL-VAL"), None)
     return list((rule.params.get("canonical_tokens") or {}).values()) if rule else []
 
@@ -280,7 +322,7 @@ def tokenizer_change(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     Lossless transforms that charge the original bytes through a per-token byte sidecar
     (CaseOps) were accepted; a casefold/NFKC tokenizer without one was never ruled on (PR #1604).
     """
-    texts = dict(_setup_texts(ctx.record))     # data and tokenizer scripts, not the entry script
+    texts = dict(_setup_texts(ctx.record))  # data and tokenizer scripts, not the entry script
     script = ctx.record.script
     if any(_SIDECAR in text for text in [*texts.values(), script.text if script else ""]):
         return
@@ -290,7 +332,11 @@ def tokenizer_change(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
         m = _LOSSY.search(text)
         if m:
             line = text.count("\n", 0, m.start()) + 1
-            yield rule.finding(f"the record's tokenizer pipeline normalizes text lossily (`{m.group(0)}`) and "
-                               "charges no original-byte sidecar: val_bpb counts the normalized bytes; a lossy "
-                               "tokenizer was never ruled on (PR #1604)", file=rel, line=line)
+            yield rule.finding(
+                f"the record's tokenizer pipeline normalizes text lossily (`{m.group(0)}`) and "
+                "charges no original-byte sidecar: val_bpb counts the normalized bytes; a lossy "
+                "tokenizer was never ruled on (PR #1604)",
+                file=rel,
+                line=line,
+            )
             return

@@ -4,12 +4,14 @@ Each receives a DynamicContext. Findings carry their evidence: positions and the
 of the events that decide, nats and p-values, byte totals. numpy and the dynamic modules are
 imported by the checks that use them: discovering the checks (every audit) must not pay for them.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from collections import Counter
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..report import Finding
 from ..rules import Rule, check
@@ -36,35 +38,69 @@ def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         yield rule.finding(f"no dynamic run: {ctx.error}", file=ctx.file)
         return
     from ..dynamic.context import LIMITS
+
     run, ledger = ctx.run, ctx.run.ledger
-    base = {"canary_sha256": run.canary.sha256, "canary_seed": run.canary.seed, "targets": run.scored_tokens,
-            "k": run.canary.k, "wall_s": round(run.wall_s, 1), "status": run.status, "limits": LIMITS,
-            "attempts": run.attempts, "budget": run.budget, "eval_preset": run.eval_preset.as_dict(),
-            "log_tail": [printable(line) for line in run.log_tail]}
+    base = {
+        "canary_sha256": run.canary.sha256,
+        "canary_seed": run.canary.seed,
+        "targets": run.scored_tokens,
+        "k": run.canary.k,
+        "wall_s": round(run.wall_s, 1),
+        "status": run.status,
+        "limits": LIMITS,
+        "attempts": run.attempts,
+        "budget": run.budget,
+        "eval_preset": run.eval_preset.as_dict(),
+        "log_tail": [printable(line) for line in run.log_tail],
+    }
     if run.status != "ok":
-        yield rule.finding(f"the traced run did not finish ({_how(run)}){_kept(run)}; its last {len(run.log_tail)} "
-                           f"lines:{_tail_block(run.log_tail)}", file=ctx.file, evidence=base)
+        yield rule.finding(
+            f"the traced run did not finish ({_how(run)}){_kept(run)}; its last {len(run.log_tail)} "
+            f"lines:{_tail_block(run.log_tail)}",
+            file=ctx.file,
+            evidence=base,
+        )
     if ledger.processes == 0:
-        yield rule.finding("the tracer never started in the script's processes (nothing under its ledger)",
-                           file=ctx.file, evidence=base)
+        yield rule.finding(
+            "the tracer never started in the script's processes (nothing under its ledger)",
+            file=ctx.file,
+            evidence=base,
+        )
     elif ctx.reported is None:
-        yield rule.finding("the traced run printed no final val_loss the log parser recognizes",
-                           file=ctx.file, evidence=base)
+        yield rule.finding(
+            "the traced run printed no final val_loss the log parser recognizes", file=ctx.file, evidence=base
+        )
     elif not ledger.traced:
-        yield rule.finding("no cross_entropy/nll_loss call saw canary targets: the scoring runs through ops "
-                           "the tracer cannot see; only the canary evidence applies", file=ctx.file, evidence=base)
+        yield rule.finding(
+            "no cross_entropy/nll_loss call saw canary targets: the scoring runs through ops "
+            "the tracer cannot see; only the canary evidence applies",
+            file=ctx.file,
+            evidence=base,
+        )
     for error in ledger.trace_errors:
-        yield rule.finding(f"the tracer failed on a loss call ({printable(error)}); some events may be missing",
-                           file=ctx.file, evidence=base)
+        yield rule.finding(
+            f"the tracer failed on a loss call ({printable(error)}); some events may be missing",
+            file=ctx.file,
+            evidence=base,
+        )
     spawned = ctx.run.ledger.of_kind("subprocess")
     if spawned:
         shown = "; ".join(f"{printable(e['argv'][:80])} at {e['site']}" for e in spawned[:3])
-        yield rule.finding(f"{len(spawned)} subprocess(es) started: {shown}", file=ctx.file, severity="info",
-                           evidence={"subprocesses": [{"argv": e["argv"], "site": e["site"]} for e in spawned[:20]]})
+        yield rule.finding(
+            f"{len(spawned)} subprocess(es) started: {shown}",
+            file=ctx.file,
+            severity="info",
+            evidence={"subprocesses": [{"argv": e["argv"], "site": e["site"]} for e in spawned[:20]]},
+        )
     yield from _preset_findings(ctx, rule)
-    yield rule.finding(f"traced run: {run.status} in {run.wall_s:.1f}s, {ledger.processes} process(es), "
-                       f"{len(ledger.pos)} traced targets of a {run.scored_tokens}-token canary{_budget_text(run)}; "
-                       f"{LIMITS}", file=ctx.file, severity="info", evidence=base)
+    yield rule.finding(
+        f"traced run: {run.status} in {run.wall_s:.1f}s, {ledger.processes} process(es), "
+        f"{len(ledger.pos)} traced targets of a {run.scored_tokens}-token canary{_budget_text(run)}; "
+        f"{LIMITS}",
+        file=ctx.file,
+        severity="info",
+        evidence=base,
+    )
 
 
 def _preset_findings(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
@@ -73,21 +109,32 @@ def _preset_findings(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if run.run_config:
         shown = ", ".join(f"{k}={printable(v)[:40]}" for k, v in list(run.run_config.items())[:16])
         more = f" and {len(run.run_config) - 16} more" if len(run.run_config) > 16 else ""
-        yield rule.finding(f"the submitted run's configuration (README, logs): {shown}{more}", file=ctx.file,
-                           severity="info", evidence={"run_config": run.run_config})
+        yield rule.finding(
+            f"the submitted run's configuration (README, logs): {shown}{more}",
+            file=ctx.file,
+            severity="info",
+            evidence={"run_config": run.run_config},
+        )
     preset = run.eval_preset
     if preset.capped:
-        yield rule.finding("evaluation work capped (knobs found by data flow): "
-                           + ", ".join(c.text() for c in preset.capped), file=ctx.file, severity="info",
-                           evidence=preset.as_dict())
+        yield rule.finding(
+            "evaluation work capped (knobs found by data flow): " + ", ".join(c.text() for c in preset.capped),
+            file=ctx.file,
+            severity="info",
+            evidence=preset.as_dict(),
+        )
     if preset.unsettable:
-        yield rule.finding("evaluation work no knob bounds: " + "; ".join(preset.unsettable)
-                           + f"; bounded by the canary's size ({run.scored_tokens} targets) and the budget",
-                           file=ctx.file, severity="info", evidence=preset.as_dict())
+        yield rule.finding(
+            "evaluation work no knob bounds: "
+            + "; ".join(preset.unsettable)
+            + f"; bounded by the canary's size ({run.scored_tokens} targets) and the budget",
+            file=ctx.file,
+            severity="info",
+            evidence=preset.as_dict(),
+        )
     if run.knobs_ignored:
         shown = ", ".join(run.knobs_ignored[:12]) + (" ..." if len(run.knobs_ignored) > 12 else "")
-        yield rule.finding(f"preset knobs not found in the script's source: {shown}", file=ctx.file,
-                           severity="info")
+        yield rule.finding(f"preset knobs not found in the script's source: {shown}", file=ctx.file, severity="info")
 
 
 def _budget_text(run) -> str:
@@ -97,10 +144,14 @@ def _budget_text(run) -> str:
     if budget.get("train_step_s") is not None:
         parts.append(f"first training step {budget['train_step_s']:.1f}s")
     if budget.get("first_eval_window_s") is not None:
-        parts.append(f"first eval window {budget['first_eval_window_s']:.1f}s "
-                     f"({budget['first_eval_window_targets']} targets) at {budget['eval_start_s']:.0f}s")
+        parts.append(
+            f"first eval window {budget['first_eval_window_s']:.1f}s "
+            f"({budget['first_eval_window_targets']} targets) at {budget['eval_start_s']:.0f}s"
+        )
     for attempt in shrunk:
-        parts.append(f"a {attempt['tokens']}-token canary was stopped after {attempt['wall_s']:.0f}s ({attempt['why']})")
+        parts.append(
+            f"a {attempt['tokens']}-token canary was stopped after {attempt['wall_s']:.0f}s ({attempt['why']})"
+        )
     return ("; " + "; ".join(parts)) if parts else ""
 
 
@@ -120,8 +171,11 @@ def _tail_block(lines: list[str]) -> str:
     return "".join(f"\n    | {printable(line)[:300]}" for line in lines) or " (the run printed nothing)"
 
 
-@check("dynamic.score_first", kind="dynamic",
-       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
+@check(
+    "dynamic.score_first",
+    kind="dynamic",
+    params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1},
+)
 def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or len(order.c3_positions) == 0:
@@ -129,6 +183,7 @@ def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     import numpy as np
 
     from ..dynamic.ledger import position_ranges
+
     ledger, late = ctx.run.ledger, order.c3_positions
     updates = np.isfinite(ledger.update_t) & np.isin(ledger.pos, late)
     update_site = _most_common(ledger, updates)
@@ -136,11 +191,19 @@ def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     yield rule.finding(
         f"{len(late)} of {order.judged.n} scored validation positions were used in an update before the score "
         f"that counts for them (updates at {update_site}; counted scores at {score_site}); positions "
-        f"{position_ranges(late)}", file=ctx.file,
-        evidence={"positions_affected": int(len(late)), "positions_scored": int(order.judged.n),
-                  "position_ranges": position_ranges(late, limit=20), "update_site": update_site,
-                  "score_site": score_site, "reported_val_loss": order.reported,
-                  "pass_mean": order.judged.mean, "pass_mode": order.judged.mode})
+        f"{position_ranges(late)}",
+        file=ctx.file,
+        evidence={
+            "positions_affected": int(len(late)),
+            "positions_scored": int(order.judged.n),
+            "position_ranges": position_ranges(late, limit=20),
+            "update_site": update_site,
+            "score_site": score_site,
+            "reported_val_loss": order.reported,
+            "pass_mean": order.judged.mean,
+            "pass_mode": order.judged.mode,
+        },
+    )
 
 
 def _most_common(ledger, which: np.ndarray) -> str:
@@ -149,8 +212,11 @@ def _most_common(ledger, which: np.ndarray) -> str:
     return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
 
 
-@check("dynamic.single_pass", kind="dynamic",
-       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
+@check(
+    "dynamic.single_pass",
+    kind="dynamic",
+    params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1},
+)
 def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     """A fail needs the ledger to show what the report is: the per-position best of several traced
     scores. A report no traced pass explains is review: a rescoring, or a probability mixed in outside
@@ -159,16 +225,23 @@ def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     order = _order(ctx, rule) if _ready(ctx) else None
     if order is None or order.judged is None or order.matched is not None:
         return
-    evidence = {"reported_val_loss": order.reported, "closest_pass_mean": order.judged.mean,
-                "legal_mean": order.legal_mean, "positions": int(order.judged.n),
-                "positions_without_prior_score": order.legal_missing, "tolerance": order.tolerance,
-                "report_line": order.report_line}
+    evidence = {
+        "reported_val_loss": order.reported,
+        "closest_pass_mean": order.judged.mean,
+        "legal_mean": order.legal_mean,
+        "positions": int(order.judged.n),
+        "positions_without_prior_score": order.legal_missing,
+        "tolerance": order.tolerance,
+        "report_line": order.report_line,
+    }
     if order.best_of is not None:
         yield rule.finding(
             f"the reported val_loss {order.reported:.6f} is the per-position best of several traced scores "
             f"(mean {order.best_of.mean:.6f} over {order.best_of.n} positions; a single pass gives "
-            f"{order.judged.mean:.6f}): the better of two scores was kept", file=ctx.file,
-            evidence={**evidence, "best_of_mean": order.best_of.mean})
+            f"{order.judged.mean:.6f}): the better of two scores was kept",
+            file=ctx.file,
+            evidence={**evidence, "best_of_mean": order.best_of.mean},
+        )
         return
     legal = "none" if order.legal_mean is None else f"{order.legal_mean:.6f}"
     direction = "below" if order.reported < order.judged.mean else "above"
@@ -176,12 +249,25 @@ def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         f"the reported val_loss {order.reported:.6f} is {direction} every traced pass of normalized scores "
         f"(closest {order.judged.mean:.6f} over {order.judged.n} positions; scores made before each position's "
         f"first update give {legal}): a rescoring, or a probability mixed in outside the softmax (the canary "
-        f"evidence says whether it is normalized)", file=ctx.file, severity="review", evidence=evidence)
+        f"evidence says whether it is normalized)",
+        file=ctx.file,
+        severity="review",
+        evidence=evidence,
+    )
 
 
-@check("dynamic.canary", kind="dynamic",
-       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "alpha": 1e-6,
-               "margin_nats_per_token": 1e-4, "lowp_margin_nats_per_token": 0.1})
+@check(
+    "dynamic.canary",
+    kind="dynamic",
+    params={
+        "abs_tolerance": 1e-3,
+        "rel_tolerance": 5e-4,
+        "lowp_abs_tolerance": 0.1,
+        "alpha": 1e-6,
+        "margin_nats_per_token": 1e-4,
+        "lowp_margin_nats_per_token": 0.1,
+    },
+)
 def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -189,21 +275,33 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     lowp = order is not None and order.judged is not None and order.judged.lowp
     alpha = rule.params.get("alpha", 1e-6)
     ev = ctx.canary(rule.params)
-    evidence = {**ev.as_dict(), "alpha": alpha, "low_precision_loss": lowp,
-                "scores_from": "traced pass" if order is not None and order.matched is not None else "reported val_loss",
-                "bound_per_token": ev.bound_nats / max(1, ev.tokens), "reported_val_loss": ctx.reported.val_loss,
-                "canary_targets": ctx.run.scored_tokens}
+    evidence = {
+        **ev.as_dict(),
+        "alpha": alpha,
+        "low_precision_loss": lowp,
+        "scores_from": "traced pass" if order is not None and order.matched is not None else "reported val_loss",
+        "bound_per_token": ev.bound_nats / max(1, ev.tokens),
+        "reported_val_loss": ctx.reported.val_loss,
+        "canary_targets": ctx.run.scored_tokens,
+    }
     over = f"{ev.tokens} scores" + (f" (a target counted up to {ev.repeats} times)" if ev.repeats > 1 else "")
     if ev.p_value < alpha:
         yield rule.finding(
             f"val_loss {ctx.reported.val_loss:.6f} on the canary: the scores are {ev.evidence_nats:.1f} nats (after a "
             f"{ev.margin_nats:.1f}-nat numeric margin) better over {over} than any causal scorer of a normalized "
             f"distribution can be (threshold {ev.threshold_nats:.1f} nats at alpha {alpha:g}): leak or unnormalized "
-            f"mixture proven at p = {ev.p_text()}", file=ctx.file, evidence=evidence)
+            f"mixture proven at p = {ev.p_text()}",
+            file=ctx.file,
+            evidence=evidence,
+        )
     else:
-        yield rule.finding(f"canary evidence {ev.evidence_nats:+.1f} nats over {over} (threshold "
-                           f"{ev.threshold_nats:.1f}, p = {ev.p_text()}): no leak proven by the score alone",
-                           file=ctx.file, severity="info", evidence=evidence)
+        yield rule.finding(
+            f"canary evidence {ev.evidence_nats:+.1f} nats over {over} (threshold "
+            f"{ev.threshold_nats:.1f}, p = {ev.p_text()}): no leak proven by the score alone",
+            file=ctx.file,
+            severity="info",
+            evidence=evidence,
+        )
 
 
 @check("dynamic.network", kind="dynamic")
@@ -219,8 +317,12 @@ def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         target = connects[0] if connects else events[0]["host"]
         verb = "connects to" if connects else "resolves"
         more = f" ({len(events)} calls)" if len(events) > 1 else ""
-        evidence = {"call_site": site, "kind": "connect" if connects else "resolve", "target": target,
-                    "attempts": len(events)}
+        evidence = {
+            "call_site": site,
+            "kind": "connect" if connects else "resolve",
+            "target": target,
+            "attempts": len(events),
+        }
         same = _claim(seen, [_host_port(c) for c in connects])
         if same:
             evidence["process"] = same[0].cmdline
@@ -229,15 +331,20 @@ def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         for cmdline in dict.fromkeys(a.cmdline for a in attempts):
             mine = [a for a in attempts if a.cmdline == cmdline]
             results = ", ".join(sorted({a.result for a in mine}))
-            yield rule.finding(f"process `{cmdline}` tried to reach {address} ({results}; {len(mine)} attempt(s))",
-                               file=ctx.file, evidence={"process": cmdline, "target": address,
-                                                        "result": results, "attempts": len(mine)})
+            yield rule.finding(
+                f"process `{cmdline}` tried to reach {address} ({results}; {len(mine)} attempt(s))",
+                file=ctx.file,
+                evidence={"process": cmdline, "target": address, "result": results, "attempts": len(mine)},
+            )
     internal = [c for c in ctx.run.connections if c.internal]
     if internal:
         shown = sorted({c.address for c in internal})
-        yield rule.finding(f"{len(internal)} connection(s) between the run's own processes ({', '.join(shown[:5])})",
-                           file=ctx.file, severity="info",
-                           evidence={"processes": sorted({c.cmdline for c in internal})[:10], "targets": shown[:20]})
+        yield rule.finding(
+            f"{len(internal)} connection(s) between the run's own processes ({', '.join(shown[:5])})",
+            file=ctx.file,
+            severity="info",
+            evidence={"processes": sorted({c.cmdline for c in internal})[:10], "targets": shown[:20]},
+        )
     if not by_site and not seen and not ctx.run.connections:  # a container's own report (no syscall trace)
         for note in ctx.run.notes:
             if note.startswith("R-NETWORK"):
@@ -277,8 +384,11 @@ def _host_port(target: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-@check("dynamic.train_in_eval", kind="dynamic",
-       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1})
+@check(
+    "dynamic.train_in_eval",
+    kind="dynamic",
+    params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1},
+)
 def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
@@ -286,31 +396,45 @@ def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     opens = ctx.run.ledger.of_kind("open")
     if window is None:
         if opens:
-            yield rule.finding("scored evaluation not located (untraced scoring): shard reads not judged by phase",
-                               file=ctx.file, severity="info")
+            yield rule.finding(
+                "scored evaluation not located (untraced scoring): shard reads not judged by phase",
+                file=ctx.file,
+                severity="info",
+            )
         return
     start, end = window
     for event in opens:
         name = event["path"].rsplit("/", 1)[-1]
         if "fineweb_train_" in name and start <= event["t"] <= end:
-            yield rule.finding(f"training shard {name} opened during the scored evaluation at {event['site']}",
-                               file=ctx.file, evidence={"call_site": event["site"], "path": name})
+            yield rule.finding(
+                f"training shard {name} opened during the scored evaluation at {event['site']}",
+                file=ctx.file,
+                evidence={"call_site": event["site"], "path": name},
+            )
     late_val = [e for e in opens if "fineweb_val_" in e["path"] and e["t"] < start]
     if late_val:
-        yield rule.finding(f"validation shards read {len(late_val)} time(s) before the scored pass began "
-                           f"(first at {late_val[0]['site']}); the ledger shows what they were used for",
-                           file=ctx.file, severity="info")
+        yield rule.finding(
+            f"validation shards read {len(late_val)} time(s) before the scored pass began "
+            f"(first at {late_val[0]['site']}); the ledger shows what they were used for",
+            file=ctx.file,
+            severity="info",
+        )
 
 
-@check("dynamic.tokenizer_bpb", kind="dynamic",
-       params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "ratio_tolerance": 2e-3})
+@check(
+    "dynamic.tokenizer_bpb",
+    kind="dynamic",
+    params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "ratio_tolerance": 2e-3},
+)
 def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
         return
     from ..dynamic.evidence import byte_recount
+
     positions = ctx.counted_positions(_order(ctx, rule))
-    recount = byte_recount(ctx.run.canary.tokens, positions, ctx.run.tokenizer,
-                           ctx.reported.val_loss, ctx.reported.val_bpb)
+    recount = byte_recount(
+        ctx.run.canary.tokens, positions, ctx.run.tokenizer, ctx.reported.val_loss, ctx.reported.val_bpb
+    )
     if recount is None:
         return
     tol = rule.params.get("ratio_tolerance", 2e-3)
@@ -318,7 +442,14 @@ def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         yield rule.finding(
             f"val_loss/val_bpb imply {recount.implied_bytes:,.0f} bytes for the {recount.tokens} scored tokens; "
             f"the tokenizer's pieces give {recount.true_bytes:,} (ratio {recount.ratio:.4f}): the script's byte "
-            f"table is wrong", file=ctx.file, evidence=recount.as_dict())
+            f"table is wrong",
+            file=ctx.file,
+            evidence=recount.as_dict(),
+        )
     else:
-        yield rule.finding(f"byte recount agrees: {recount.true_bytes:,} bytes (ratio {recount.ratio:.5f})",
-                           file=ctx.file, severity="info", evidence=recount.as_dict())
+        yield rule.finding(
+            f"byte recount agrees: {recount.true_bytes:,} bytes (ratio {recount.ratio:.5f})",
+            file=ctx.file,
+            severity="info",
+            evidence=recount.as_dict(),
+        )

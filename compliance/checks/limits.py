@@ -4,6 +4,7 @@ Sizes are the log's own `Total submission size` (what reviewers read, RULES.md ย
 training time is the logged one, with one step of slack and GPTQ Hessian collection after
 it not added; the evaluation time is the scored pass's, or the log's total when printed.
 """
+
 from __future__ import annotations
 
 import lzma
@@ -18,8 +19,11 @@ from ..report import Finding
 from ..rules import Rule, check
 
 
-@check("record.size", kind="record", params={"max_bytes": 16_000_000, "code_mismatch": "warn",
-                                             "packed_fits": "review", "unmeasured": "review"})
+@check(
+    "record.size",
+    kind="record",
+    params={"max_bytes": 16_000_000, "code_mismatch": "warn", "packed_fits": "review", "unmeasured": "review"},
+)
 def size(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     if ctx.record.stray:
         return
@@ -51,23 +55,38 @@ def _over_cap(ctx: RecordContext, rule: Rule, log: LogRecord, total: int, cap: i
         how = "with the code packed as an lzma+b85 wrapper"
     elif script is None and facts.bytes_code is not None and facts.bytes_model < cap:
         evidence["bytes_model"] = facts.bytes_model
-        return rule.finding(f"{message}, counting {facts.bytes_code:,} bytes of readable code; packed code was "
-                            f"accepted (PR #1412) but the script is not in the folder to pack and measure",
-                            file=log.rel, line=line, level="packed_fits", evidence=evidence)
+        return rule.finding(
+            f"{message}, counting {facts.bytes_code:,} bytes of readable code; packed code was "
+            f"accepted (PR #1412) but the script is not in the folder to pack and measure",
+            file=log.rel,
+            line=line,
+            level="packed_fits",
+            evidence=evidence,
+        )
     else:
         return rule.finding(message, file=log.rel, line=line, evidence=evidence)
     evidence["bytes_total_packed"] = packed
     if packed <= cap:
-        return rule.finding(f"{message}; {packed:,} {how} (accepted so in PR #1412)", file=log.rel, line=line,
-                            level="packed_fits", evidence=evidence)
+        return rule.finding(
+            f"{message}; {packed:,} {how} (accepted so in PR #1412)",
+            file=log.rel,
+            line=line,
+            level="packed_fits",
+            evidence=evidence,
+        )
     if script is not None:
         # no text wrapper fits, but a binary one might: the raw lzma stream is the floor of any such packing
         floor = facts.bytes_model + len(lzma.compress(script.text.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME))
         evidence["bytes_total_packed_floor"] = floor
         if floor <= cap:
-            return rule.finding(f"{message}; {packed:,} {how}, {floor:,} with the code as a raw lzma stream: "
-                                "whether a packing the maintainers accept fits needs a person (PR #1412)",
-                                file=log.rel, line=line, level="packed_fits", evidence=evidence)
+            return rule.finding(
+                f"{message}; {packed:,} {how}, {floor:,} with the code as a raw lzma stream: "
+                "whether a packing the maintainers accept fits needs a person (PR #1412)",
+                file=log.rel,
+                line=line,
+                level="packed_fits",
+                evidence=evidence,
+            )
     return rule.finding(message, file=log.rel, line=line, evidence=evidence)
 
 
@@ -80,11 +99,15 @@ def _size_from_json(ctx: RecordContext, rule: Rule, cap: int) -> Iterator[Findin
     if claimed is None:
         yield rule.finding("no log states the submission size; cannot verify the cap", level="unmeasured")
     elif claimed > cap:
-        yield rule.finding(f"submission.json claims {claimed:,} bytes, over the {cap:,}-byte cap",
-                           file=ctx.record.submission_file)
+        yield rule.finding(
+            f"submission.json claims {claimed:,} bytes, over the {cap:,}-byte cap", file=ctx.record.submission_file
+        )
     else:
-        yield rule.finding(f"no log states the size; only submission.json's own claim ({claimed:,} bytes)",
-                           file=ctx.record.submission_file, severity="warn")
+        yield rule.finding(
+            f"no log states the size; only submission.json's own claim ({claimed:,} bytes)",
+            file=ctx.record.submission_file,
+            severity="warn",
+        )
 
 
 def _code_bytes_match(ctx: RecordContext, rule: Rule, log: LogRecord) -> Iterator[Finding]:
@@ -92,9 +115,12 @@ def _code_bytes_match(ctx: RecordContext, rule: Rule, log: LogRecord) -> Iterato
     if script is None or logged is None or logged == script.raw_bytes:
         return
     how = "counted compressed" if log.facts.code_compressed else "another version of the script"
-    yield rule.finding(f"the log counts {logged:,} code bytes ({how}); {script.rel} is {script.raw_bytes:,} "
-                       f"bytes as submitted", file=log.rel, line=ctx.line(log, "bytes_code"),
-                       level="code_mismatch")
+    yield rule.finding(
+        f"the log counts {logged:,} code bytes ({how}); {script.rel} is {script.raw_bytes:,} bytes as submitted",
+        file=log.rel,
+        line=ctx.line(log, "bytes_code"),
+        level="code_mismatch",
+    )
 
 
 def _time_cap(ctx: RecordContext, rule: Rule) -> tuple[float, str]:
@@ -118,9 +144,18 @@ def _stated_scale(ctx: RecordContext) -> float:
     return 1.0
 
 
-@check("record.train_time", kind="record", params={
-    "max_ms": 600_000, "tolerated_steps": 1, "step_slack_factor": 2.0, "review_over_ms": 1000,
-    "missing": "warn", "max_calibration_scale": 1.0})
+@check(
+    "record.train_time",
+    kind="record",
+    params={
+        "max_ms": 600_000,
+        "tolerated_steps": 1,
+        "step_slack_factor": 2.0,
+        "review_over_ms": 1000,
+        "missing": "warn",
+        "max_calibration_scale": 1.0,
+    },
+)
 def train_time(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     """The logged training time against the cap, one (slow) step tolerated (RULES.md ยง2).
 
@@ -140,16 +175,29 @@ def train_time(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
         evidence = {"train_time_ms": facts.train_time_ms, "cap_ms": cap, "step_ms": round(step_ms, 1)}
         took = f"seed {log.seed}: training took {facts.train_time_ms / 1000:.3f} s on the training line"
         if over > max(slack, rule.params["review_over_ms"]):
-            yield rule.finding(f"{took}, {over:,.0f} ms over the {cap_name} (a step is {step_ms:.0f} ms)",
-                               file=log.rel, line=line, evidence=evidence)
+            yield rule.finding(
+                f"{took}, {over:,.0f} ms over the {cap_name} (a step is {step_ms:.0f} ms)",
+                file=log.rel,
+                line=line,
+                evidence=evidence,
+            )
         elif over > slack:
-            yield rule.finding(f"{took}, {over:,.0f} ms over the cap: more than one step ({step_ms:.0f} ms) but "
-                               f"within {rule.params['review_over_ms']:,} ms (600.365 s was accepted in PR #1120, "
-                               f"601.153 s rejected in PR #1908)", file=log.rel, line=line, severity="review",
-                               evidence=evidence)
+            yield rule.finding(
+                f"{took}, {over:,.0f} ms over the cap: more than one step ({step_ms:.0f} ms) but "
+                f"within {rule.params['review_over_ms']:,} ms (600.365 s was accepted in PR #1120, "
+                f"601.153 s rejected in PR #1908)",
+                file=log.rel,
+                line=line,
+                severity="review",
+                evidence=evidence,
+            )
         elif over > 0:
-            yield rule.finding(f"seed {log.seed}: {over:.0f} ms over the cap, within one step: tolerated",
-                               file=log.rel, line=line, severity="info")
+            yield rule.finding(
+                f"seed {log.seed}: {over:.0f} ms over the cap, within one step: tolerated",
+                file=log.rel,
+                line=line,
+                severity="info",
+            )
         yield from _hessian_note(ctx, rule, log)
 
 
@@ -160,9 +208,13 @@ def _hessian_note(ctx: RecordContext, rule: Rule, log: LogRecord) -> Iterator[Fi
         return
     total = facts.train_time_ms + facts.gptq_hessian_s * 1000
     if total > rule.params["max_ms"]:
-        yield rule.finding(f"seed {log.seed}: Hessian collection of {facts.gptq_hessian_s:.1f} s after training "
-                           f"(with it {total / 1000:.1f} s) is not added, as accepted in PR #1855 and #2135",
-                           file=log.rel, line=ctx.line(log, "gptq_hessian_s"), severity="info")
+        yield rule.finding(
+            f"seed {log.seed}: Hessian collection of {facts.gptq_hessian_s:.1f} s after training "
+            f"(with it {total / 1000:.1f} s) is not added, as accepted in PR #1855 and #2135",
+            file=log.rel,
+            line=ctx.line(log, "gptq_hessian_s"),
+            severity="info",
+        )
 
 
 @check("record.eval_time", kind="record", params={"max_ms": 600_000, "max_calibration_scale": 1.0})
@@ -175,9 +227,12 @@ def eval_time(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
         total_line = ctx.line(log, "total_eval_time_ms")
         line = total_line if took == log.facts.total_eval_time_ms and total_line else log.score.line
         if took > cap:
-            yield rule.finding(f"seed {log.seed}: scored evaluation took {took / 1000:.1f} s, "
-                               f"over the {cap_name}", file=log.rel, line=line,
-                               evidence={"eval_time_ms": took})
+            yield rule.finding(
+                f"seed {log.seed}: scored evaluation took {took / 1000:.1f} s, over the {cap_name}",
+                file=log.rel,
+                line=line,
+                evidence={"eval_time_ms": took},
+            )
 
 
 @check("record.track_hw", kind="record", params={"world_size": 8, "gpu_pattern": "H100"})
@@ -187,9 +242,15 @@ def track_hw(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     for log in ctx.logs():
         facts = log.facts
         if facts.world_size is not None and facts.world_size != want:
-            yield rule.finding(f"seed {log.seed}: world_size {facts.world_size}, the track runs on {want}",
-                               file=log.rel, line=ctx.line(log, "world_size"))
+            yield rule.finding(
+                f"seed {log.seed}: world_size {facts.world_size}, the track runs on {want}",
+                file=log.rel,
+                line=ctx.line(log, "world_size"),
+            )
         others = sorted({g for g in facts.gpu_names if not pattern.search(g)})
         if others:
-            yield rule.finding(f"seed {log.seed}: GPUs {', '.join(others)} are not {rule.params['gpu_pattern']}",
-                               file=log.rel, line=ctx.line(log, "gpu_names"))
+            yield rule.finding(
+                f"seed {log.seed}: GPUs {', '.join(others)} are not {rule.params['gpu_pattern']}",
+                file=log.rel,
+                line=ctx.line(log, "gpu_names"),
+            )

@@ -12,19 +12,20 @@ it is stopped at once and run again on a smaller canary, sized from what was mea
 time scales with the canary's tokens; start-up and training do not), instead of running into the
 cap with nothing reported. The evidence is then summed over the smaller canary's targets.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-MIN_TOKENS = 4096            # two 2048-token sequences: below this no record's evaluation is meaningful
-SLACK = 1.5                  # passes not seen yet: the shrunk run is sized for 1.5x the measured work
+MIN_TOKENS = 4096  # two 2048-token sequences: below this no record's evaluation is meaningful
+SLACK = 1.5  # passes not seen yet: the shrunk run is sized for 1.5x the measured work
 READ_EVERY_S = 3.0
 
 
@@ -39,6 +40,7 @@ class BudgetStop(Exception):
 @dataclass
 class _Process:
     """One traced process: what its ledger shows so far."""
+
     events_at: int = 0
     start_ns: int | None = None
     train_steps: list[int] = field(default_factory=list)
@@ -47,9 +49,9 @@ class _Process:
     second_eval_ns: int | None = None
     first_window_positions: int = 0
     pass_start_ns: int | None = None
-    pass_front: int = 0          # highest canary position this pass reached (far below it: a new pass)
-    pass_seen: np.ndarray | None = None   # positions this pass scored
-    pass_base: int = 0           # of them, those its first event scored (the pace starts after it)
+    pass_front: int = 0  # highest canary position this pass reached (far below it: a new pass)
+    pass_seen: np.ndarray | None = None  # positions this pass scored
+    pass_base: int = 0  # of them, those its first event scored (the pace starts after it)
     passes: int = 0
     last_ns: int | None = None
 
@@ -57,13 +59,14 @@ class _Process:
 @dataclass
 class Budget:
     """Watches one attempt. `tick(elapsed)` is the runtime's callback; it raises BudgetStop."""
+
     ledger_dir: Path
     cap_s: float
-    tokens: int                  # the canary's scored tokens this attempt
-    spent_s: float = 0.0         # wall time earlier attempts already used from the cap
+    tokens: int  # the canary's scored tokens this attempt
+    spent_s: float = 0.0  # wall time earlier attempts already used from the cap
     may_shrink: bool = True
-    say: Callable[[str], None] | None = None   # progress lines: what was measured, what is projected
-    passes_hint: int = 0         # an update loop no knob bounds runs this many times (a literal count)
+    say: Callable[[str], None] | None = None  # progress lines: what was measured, what is projected
+    passes_hint: int = 0  # an update loop no knob bounds runs this many times (a literal count)
     spawn_ns: int = field(default_factory=time.monotonic_ns)
     processes: dict[str, _Process] = field(default_factory=dict)
     predictions: list[dict] = field(default_factory=list)
@@ -87,18 +90,23 @@ class Budget:
         if projected > limit and self.may_shrink:
             tokens = self.shrunk_tokens(elapsed)
             if tokens is not None:
-                raise BudgetStop(tokens, f"at {elapsed:.0f}s the evaluation pass under way was projected to end at "
-                                         f"{projected:.0f}s, past the {limit:.0f}s left of the cap")
+                raise BudgetStop(
+                    tokens,
+                    f"at {elapsed:.0f}s the evaluation pass under way was projected to end at "
+                    f"{projected:.0f}s, past the {limit:.0f}s left of the cap",
+                )
 
     def _tell(self, projected: float) -> None:
         if self._noted > self._told:
             summary = self.summary()
             if self.say is not None and summary["first_eval_window_s"] is not None:
                 step = summary["train_step_s"]
-                self.say(f"dynamic: budget: first training step {'-' if step is None else f'{step:.1f}s'}, first "
-                         f"eval window {summary['first_eval_window_s']:.1f}s ({summary['first_eval_window_targets']} "
-                         f"targets) at {summary['eval_start_s']:.0f}s; pass {summary['passes_seen']} projected to "
-                         f"end at {projected:.0f}s of {self.cap_s - self.spent_s:.0f}s")
+                self.say(
+                    f"dynamic: budget: first training step {'-' if step is None else f'{step:.1f}s'}, first "
+                    f"eval window {summary['first_eval_window_s']:.1f}s ({summary['first_eval_window_targets']} "
+                    f"targets) at {summary['eval_start_s']:.0f}s; pass {summary['passes_seen']} projected to "
+                    f"end at {projected:.0f}s of {self.cap_s - self.spent_s:.0f}s"
+                )
             self._told = self._noted
 
     def _note(self, elapsed: float, projected: float) -> None:
@@ -189,7 +197,7 @@ class Budget:
 
     def summary(self) -> dict:
         """What was measured, for the finding: first training step, first evaluation window, passes."""
-        steps = [b - a for p in self.processes.values() for a, b in zip(p.train_steps, p.train_steps[1:])]
+        steps = [b - a for p in self.processes.values() for a, b in zip(p.train_steps, p.train_steps[1:], strict=False)]
         first = [p for p in self.processes.values() if p.second_eval_ns is not None]
         window = min(first, key=lambda p: p.first_eval_ns) if first else None
         return {

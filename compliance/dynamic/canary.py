@@ -7,6 +7,7 @@ than this generator's own negative log-likelihood of the tokens it scores; by Vi
 inequality the chance that it beats that bound by E nats is at most exp(-E). The bytes come
 from os.urandom, so no submission can have seen this canary before the run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,17 +22,17 @@ from ..errors import InputError
 from ..shards import shard_name, write_shard
 
 BOS_ID = 1
-DEFAULT_SCORED_TOKENS = 16384      # 8 x 2048: whole sequences at the records' lengths
+DEFAULT_SCORED_TOKENS = 16384  # 8 x 2048: whole sequences at the records' lengths
 DEFAULT_MEAN_DOC_LEN = 512
 CANARY_FILE = "canary.npy"
 
 
 @dataclass(frozen=True)
 class Canary:
-    tokens: np.ndarray        # uint16 stream, tokens[0] is BOS; target positions are 1..len-1
-    content_ids: np.ndarray   # the K ids a content token is drawn from
+    tokens: np.ndarray  # uint16 stream, tokens[0] is BOS; target positions are 1..len-1
+    content_ids: np.ndarray  # the K ids a content token is drawn from
     p_bos: float
-    seed: str                 # hex of the os.urandom bytes the stream came from
+    seed: str  # hex of the os.urandom bytes the stream came from
 
     @property
     def k(self) -> int:
@@ -47,13 +48,17 @@ class Canary:
         nll = np.zeros(len(tokens))
         after_bos = tokens[:-1] == BOS_ID
         is_bos = tokens[1:] == BOS_ID
-        nll[1:] = np.where(after_bos, math.log(self.k),
-                           np.where(is_bos, -math.log(self.p_bos), math.log(self.k) - math.log1p(-self.p_bos)))
+        nll[1:] = np.where(
+            after_bos,
+            math.log(self.k),
+            np.where(is_bos, -math.log(self.p_bos), math.log(self.k) - math.log1p(-self.p_bos)),
+        )
         return nll
 
 
 def _processor(tokenizer: Path):
     import sentencepiece as spm
+
     try:
         return spm.SentencePieceProcessor(model_file=str(tokenizer))
     except (OSError, RuntimeError) as exc:
@@ -68,19 +73,22 @@ def content_ids(tokenizer: Path, vocab_size: int | None = None) -> np.ndarray:
     """Ids below the vocabulary size that are ordinary pieces (not control, unknown or unused)."""
     processor = _processor(tokenizer)
     size = min(vocab_size or processor.get_piece_size(), processor.get_piece_size())
-    ids = [i for i in range(size)
-           if not (processor.is_control(i) or processor.is_unknown(i) or processor.is_unused(i))]
+    ids = [i for i in range(size) if not (processor.is_control(i) or processor.is_unknown(i) or processor.is_unused(i))]
     return np.array(ids, dtype=np.int64)
 
 
-def generate(ids: np.ndarray, scored_tokens: int = DEFAULT_SCORED_TOKENS,
-             mean_doc_len: int = DEFAULT_MEAN_DOC_LEN, entropy: bytes | None = None) -> Canary:
+def generate(
+    ids: np.ndarray,
+    scored_tokens: int = DEFAULT_SCORED_TOKENS,
+    mean_doc_len: int = DEFAULT_MEAN_DOC_LEN,
+    entropy: bytes | None = None,
+) -> Canary:
     entropy = entropy if entropy is not None else os.urandom(32)
     rng = np.random.Generator(np.random.PCG64(int.from_bytes(entropy, "little")))
     p_bos = 1.0 / mean_doc_len
     tokens = ids[rng.integers(0, len(ids), size=scored_tokens + 1)]
     ends = rng.random(scored_tokens + 1) < p_bos
-    ends[0] = True                         # the stream opens a document
+    ends[0] = True  # the stream opens a document
     for i in np.flatnonzero(ends):
         if i == 0 or tokens[i - 1] != BOS_ID:  # a document holds at least one token
             tokens[i] = BOS_ID

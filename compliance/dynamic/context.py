@@ -1,4 +1,5 @@
 """What a dynamic check sees: the traced run, and judgements computed once and shared."""
+
 from __future__ import annotations
 
 import math
@@ -10,15 +11,17 @@ from .evidence import CanaryEvidence, canary_evidence, printed_decimals
 from .harness import DynamicRun
 from .ledger import Order, Tolerance, judge_order
 
-LIMITS = ("CPU run of a tiny preset: it judges the order of events and the leak evidence, "
-          "not the score (SDPA for FlashAttention, eager for compiled code, reference kernels)")
+LIMITS = (
+    "CPU run of a tiny preset: it judges the order of events and the leak evidence, "
+    "not the score (SDPA for FlashAttention, eager for compiled code, reference kernels)"
+)
 
 
 @dataclass
 class DynamicContext:
     run: DynamicRun | None
-    error: str | None = None          # why no run happened (bad data, no script)
-    file: str | None = None           # the script's name, for findings
+    error: str | None = None  # why no run happened (bad data, no script)
+    file: str | None = None  # the script's name, for findings
     _orders: dict = field(default_factory=dict)
 
     @property
@@ -30,8 +33,9 @@ class DynamicContext:
     def order(self, params: dict) -> Order | None:
         if self.reported is None or not self.run.ledger.traced:
             return None
-        tolerance = Tolerance(params.get("abs_tolerance", 1e-3), params.get("rel_tolerance", 5e-4),
-                              params.get("lowp_abs_tolerance", 0.1))
+        tolerance = Tolerance(
+            params.get("abs_tolerance", 1e-3), params.get("rel_tolerance", 5e-4), params.get("lowp_abs_tolerance", 0.1)
+        )
         if tolerance not in self._orders:
             self._orders[tolerance] = judge_order(self.run.ledger, self.reported.val_loss, tolerance)
         return self._orders[tolerance]
@@ -55,8 +59,11 @@ class DynamicContext:
             entries = order.matched.entries
             return self.run.ledger.pos[entries], float(self.run.ledger.loss[entries].sum()), None
         positions = self._countable(order)
-        return positions, len(positions) * self.reported.val_loss, printed_decimals(
-            order.report_line if order else None)
+        return (
+            positions,
+            len(positions) * self.reported.val_loss,
+            printed_decimals(order.report_line if order else None),
+        )
 
     def _countable(self, order: Order | None) -> np.ndarray:
         ledger = self.run.ledger
@@ -102,8 +109,9 @@ class DynamicContext:
         positions, scored_nats, decimals = self.scored(order)
         lowp = order is not None and order.judged is not None and order.judged.lowp
         margin = params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
-        return canary_evidence(self.run.canary.target_nll(), positions, scored_nats, margin, decimals,
-                               params.get("alpha", 1e-6))
+        return canary_evidence(
+            self.run.canary.target_nll(), positions, scored_nats, margin, decimals, params.get("alpha", 1e-6)
+        )
 
     def family_outcomes(self, params: dict | None = None) -> dict[str, str]:
         """Per rule family, what the traced run says, so a static verdict can be confirmed or contradicted:
@@ -137,9 +145,14 @@ class DynamicContext:
         proven = ev is not None and ev.p_value < params.get("alpha", 1e-6)
         c3 = order is not None and len(order.c3_positions) > 0
         matched = order is not None and order.matched is not None
-        out = {"C3": "flagged" if c3 else "clean" if matched and self._updated_canary() and not proven else "unknown",
-               "C4": "flagged" if order is not None and order.best_of is not None
-               else "clean" if matched and self._rescored() else "unknown"}
+        out = {
+            "C3": "flagged" if c3 else "clean" if matched and self._updated_canary() and not proven else "unknown",
+            "C4": "flagged"
+            if order is not None and order.best_of is not None
+            else "clean"
+            if matched and self._rescored()
+            else "unknown",
+        }
         mixed = "flagged" if proven and not c3 else "clean" if matched and not proven else "unknown"
         out["C1"] = out["C2"] = mixed
         out["data"] = self._data_outcome(order)
@@ -167,6 +180,7 @@ class DynamicContext:
 def _catalog_params() -> dict:
     """R-DYN-CANARY's params from the dynamic catalog (tolerances, alpha, margins)."""
     from ..rules import load_ruleset
+
     try:
         rule = next(r for r in load_ruleset("dynamic").rules if r.id == "R-DYN-CANARY")
     except (StopIteration, Exception):  # noqa: BLE001 - the documented defaults stand in

@@ -6,6 +6,7 @@ the whole validation set, SLOT steps per window, rescoring passes, n-gram orders
 cap keeps the technique running (counts stay >= 1); a loop bounded by a literal cannot be capped
 from outside and is reported, so the harness bounds the run another way (the canary's size).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,8 @@ class Capped:
     knob: str
     before: str
     after: str
-    role: str            # what the data flow showed the knob drives
-    line: int            # where (decoded source)
+    role: str  # what the data flow showed the knob drives
+    line: int  # where (decoded source)
 
     def text(self) -> str:
         return f"{self.knob} {self.before}->{self.after} ({self.role}, line {self.line})"
@@ -40,9 +41,9 @@ class Capped:
 
 @dataclass
 class EvalPreset:
-    env: dict[str, str] = field(default_factory=dict)          # the knobs it sets
+    env: dict[str, str] = field(default_factory=dict)  # the knobs it sets
     capped: list[Capped] = field(default_factory=list)
-    unsettable: list[str] = field(default_factory=list)        # eval work no knob bounds
+    unsettable: list[str] = field(default_factory=list)  # eval work no knob bounds
 
     def as_dict(self) -> dict:
         return {"capped": [c.__dict__ for c in self.capped], "unsettable": self.unsettable}
@@ -112,8 +113,11 @@ def _size_cap(roles: set[str], name: str, value: float, r: dict, scored_tokens: 
 
 def _integral(default: object, value: float) -> bool:
     """A count: the script's default is an int (or absent) and the value is whole."""
-    if isinstance(default, float) or (isinstance(default, str) and as_number(default) is not None
-                                      and not default.strip().lstrip("-").replace("_", "").isdigit()):
+    if isinstance(default, float) or (
+        isinstance(default, str)
+        and as_number(default) is not None
+        and not default.strip().lstrip("-").replace("_", "").isdigit()
+    ):
         return False
     return float(value).is_integer()
 

@@ -22,6 +22,7 @@ canary sees C2 breaks the ledger's order cannot.
 Byte recount: val_bpb = sum of losses / (ln 2 x bytes), so val_loss / (ln 2 x val_bpb) is the
 script's bytes per scored token; RULES.md §6 gives the true ones from the tokenizer.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,15 +34,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CanaryEvidence:
-    tokens: int               # N_eff: scores the bound is summed over (repeats included)
-    bound_nats: float         # the generator's NLL of those targets
-    reported_nats: float      # their scores: N_eff x reported val_loss, or the traced losses
+    tokens: int  # N_eff: scores the bound is summed over (repeats included)
+    bound_nats: float  # the generator's NLL of those targets
+    reported_nats: float  # their scores: N_eff x reported val_loss, or the traced losses
     margin_nats: float
-    evidence_nats: float      # bound - reported - margin: what prediction alone cannot explain
+    evidence_nats: float  # bound - reported - margin: what prediction alone cannot explain
     p_value: float
-    repeats: int = 1          # R: the most times one target is counted
-    lines: int = 1            # m: reported lines tested
-    threshold_nats: float = 0.0   # R (ln(1/alpha) + ln m): the evidence that proves a leak at alpha
+    repeats: int = 1  # R: the most times one target is counted
+    lines: int = 1  # m: reported lines tested
+    threshold_nats: float = 0.0  # R (ln(1/alpha) + ln m): the evidence that proves a leak at alpha
 
     @property
     def log10_p(self) -> float:
@@ -67,31 +68,38 @@ def printed_decimals(text: str | None) -> int:
     if not text:
         return 8
     import re
+
     m = re.search(r"val_loss[:=\s]\s*-?[0-9]+\.([0-9]+)", text)
     return len(m.group(1)) if m else 8
 
 
-def canary_evidence(target_nll: np.ndarray, positions: np.ndarray, scored_nats: float,
-                    margin_per_token: float, decimals: int | None = 8, alpha: float = 1e-6,
-                    lines: int = 1) -> CanaryEvidence:
+def canary_evidence(
+    target_nll: np.ndarray,
+    positions: np.ndarray,
+    scored_nats: float,
+    margin_per_token: float,
+    decimals: int | None = 8,
+    alpha: float = 1e-6,
+    lines: int = 1,
+) -> CanaryEvidence:
     """`positions` as the scores count them (a target may repeat), `scored_nats` the sum of their losses
     (N_eff x the reported val_loss, or the traced losses of the pass that reproduces it); `decimals`
     of a printed value, if used; `lines` the number of reported lines tested."""
     n = len(positions)
     repeats = int(np.bincount(positions).max()) if n else 1
     bound = float(target_nll[positions].sum())
-    margin = n * (margin_per_token + (0.5 * 10.0 ** -decimals if decimals is not None else 0.0))
+    margin = n * (margin_per_token + (0.5 * 10.0**-decimals if decimals is not None else 0.0))
     evidence = bound - scored_nats - margin
     lines = max(1, lines)
     p = 1.0 if evidence <= 0 else min(1.0, lines * math.exp(-evidence / repeats))
-    return CanaryEvidence(n, bound, scored_nats, margin, evidence, p, repeats, lines,
-                          threshold(alpha, repeats, lines))
+    return CanaryEvidence(n, bound, scored_nats, margin, evidence, p, repeats, lines, threshold(alpha, repeats, lines))
 
 
 def byte_table(tokenizer: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per id: UTF-8 bytes of the piece without its leading '▁', whether it has one, whether it is
     a boundary (control, unknown or unused: 0 bytes, and no space byte for the token after it)."""
     import sentencepiece as spm
+
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
     size = sp.get_piece_size()
     base = np.zeros(size, dtype=np.int64)
@@ -121,16 +129,21 @@ def true_bytes(tokens: np.ndarray, positions: np.ndarray, tokenizer: Path) -> in
 class ByteRecount:
     tokens: int
     true_bytes: int
-    implied_bytes: float       # N x val_loss / (ln 2 x val_bpb)
-    ratio: float               # implied / true
+    implied_bytes: float  # N x val_loss / (ln 2 x val_bpb)
+    ratio: float  # implied / true
 
     def as_dict(self) -> dict:
-        return {"tokens": self.tokens, "true_bytes": self.true_bytes,
-                "implied_bytes": round(self.implied_bytes, 1), "ratio": round(self.ratio, 6)}
+        return {
+            "tokens": self.tokens,
+            "true_bytes": self.true_bytes,
+            "implied_bytes": round(self.implied_bytes, 1),
+            "ratio": round(self.ratio, 6),
+        }
 
 
-def byte_recount(tokens: np.ndarray, positions: np.ndarray, tokenizer: Path,
-                 val_loss: float, val_bpb: float) -> ByteRecount | None:
+def byte_recount(
+    tokens: np.ndarray, positions: np.ndarray, tokenizer: Path, val_loss: float, val_bpb: float
+) -> ByteRecount | None:
     if val_bpb <= 0 or len(positions) == 0:
         return None
     truth = true_bytes(tokens, positions, tokenizer)

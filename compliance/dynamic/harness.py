@@ -13,6 +13,7 @@ work. The budget (budget.py) watches the run: when it cannot finish within the c
 again on a smaller canary. The log's last lines are read before anything is removed; with a
 work folder (--keep) every attempt's log and ledger stay there.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,9 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -51,29 +52,29 @@ SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "DATASETS_DIR", "TOKENIZER_PATH",
 
 @dataclass
 class DynamicOptions:
-    data: Path | None = None           # train shards of the script's vocabulary, or a `pgolf data synth` folder
-    tokenizer: Path | None = None      # the SentencePiece model those shards were cut with
-    runtime: object | None = None      # a compliance.sandbox runtime; the default sandbox when None
-    nproc: int = 1                     # 0: two ranks for a script that starts a process group, on two or
-                                       # more cores (two processes of one thread beat one of two), else one
+    data: Path | None = None  # train shards of the script's vocabulary, or a `pgolf data synth` folder
+    tokenizer: Path | None = None  # the SentencePiece model those shards were cut with
+    runtime: object | None = None  # a compliance.sandbox runtime; the default sandbox when None
+    nproc: int = 1  # 0: two ranks for a script that starts a process group, on two or
+    # more cores (two processes of one thread beat one of two), else one
     threads: int = 2
     cap_s: float = 900.0
     scored_tokens: int = canary_mod.DEFAULT_SCORED_TOKENS
     seed: int = 1337
-    preset: bool = True                # the tiny preset; off for scripts already sized for a CPU
-    device_shim: bool | None = None    # CUDA -> CPU shim; None: on unless the script speaks pgolf's
-                                       # stage contract (such scripts run on a CPU by contract)
-    env: dict[str, str] = field(default_factory=dict)   # extra knobs, e.g. a technique switched on
-    workdir: Path | None = None        # keep the run here; a temporary folder otherwise
+    preset: bool = True  # the tiny preset; off for scripts already sized for a CPU
+    device_shim: bool | None = None  # CUDA -> CPU shim; None: on unless the script speaks pgolf's
+    # stage contract (such scripts run on a CPU by contract)
+    env: dict[str, str] = field(default_factory=dict)  # extra knobs, e.g. a technique switched on
+    workdir: Path | None = None  # keep the run here; a temporary folder otherwise
     python: str = sys.executable
-    progress: Progress | None = None   # compliance.progress: where the run shows how far it is
-    budget: bool = True                # shrink the canary when the run cannot finish within the cap
+    progress: Progress | None = None  # compliance.progress: where the run shows how far it is
+    budget: bool = True  # shrink the canary when the run cannot finish within the cap
 
 
 @dataclass
 class DynamicRun:
     script: str
-    status: str                        # ok | failed | timeout
+    status: str  # ok | failed | timeout
     returncode: int | None
     wall_s: float
     log_path: Path
@@ -81,16 +82,16 @@ class DynamicRun:
     tokenizer: Path
     facts: LogFacts
     ledger: Ledger
-    env: dict[str, str]                # the knobs pgolf set
+    env: dict[str, str]  # the knobs pgolf set
     knobs_ignored: list[str]
     notes: list[str] = field(default_factory=list)
     workdir: Path | None = None
-    connections: list = field(default_factory=list)   # every attempt the sandbox saw (sandbox.Connection)
-    log_tail: list[str] = field(default_factory=list)       # the log's last lines, read before cleanup
+    connections: list = field(default_factory=list)  # every attempt the sandbox saw (sandbox.Connection)
+    log_tail: list[str] = field(default_factory=list)  # the log's last lines, read before cleanup
     eval_preset: EvalPreset = field(default_factory=EvalPreset)
     run_config: dict[str, str] = field(default_factory=dict)  # knobs from the README and the logs
-    attempts: list[dict] = field(default_factory=list)       # every attempt: tokens, status, wall, why
-    budget: dict = field(default_factory=dict)               # what the budget measured and predicted
+    attempts: list[dict] = field(default_factory=list)  # every attempt: tokens, status, wall, why
+    budget: dict = field(default_factory=dict)  # what the budget measured and predicted
 
     @property
     def scored_tokens(self) -> int:
@@ -106,26 +107,42 @@ def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRu
     keep = options.workdir is not None
     work = Path(options.workdir or tempfile.mkdtemp(prefix="pgolf-dynamic-"))
     try:
-        return _run_within_budget(script, work, train_dir, tokenizer, ids, plan, options, _wants_device_shim(options, source))
+        return _run_within_budget(
+            script, work, train_dir, tokenizer, ids, plan, options, _wants_device_shim(options, source)
+        )
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_within_budget(script, work, train_dir, tokenizer, ids, plan: RunPlan, options: DynamicOptions,
-                       device_shim: bool) -> DynamicRun:
+def _run_within_budget(
+    script, work, train_dir, tokenizer, ids, plan: RunPlan, options: DynamicOptions, device_shim: bool
+) -> DynamicRun:
     """Attempts on ever smaller canaries, each sized by what the one before measured, until one runs
     to its end (or fails, or reaches the cap with no smaller canary left to try)."""
     tokens, spent, attempts = options.scored_tokens, 0.0, []
     while True:
         canary = canary_mod.generate(ids, tokens)
-        budget = Budget(work / "ledger", options.cap_s, tokens, spent,
-                        may_shrink=options.budget and tokens > MIN_TOKENS, say=_say(options),
-                        passes_hint=max((loop.count for loop in plan.knobs.literal_update_loops), default=0))
-        run, stop = _run(script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget,
-                         options.cap_s - spent)
-        attempts.append({"tokens": tokens, "status": "shrunk" if stop else run.status, "wall_s": round(run.wall_s, 1),
-                         "why": stop.reason if stop else None})
+        budget = Budget(
+            work / "ledger",
+            options.cap_s,
+            tokens,
+            spent,
+            may_shrink=options.budget and tokens > MIN_TOKENS,
+            say=_say(options),
+            passes_hint=max((loop.count for loop in plan.knobs.literal_update_loops), default=0),
+        )
+        run, stop = _run(
+            script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget, options.cap_s - spent
+        )
+        attempts.append(
+            {
+                "tokens": tokens,
+                "status": "shrunk" if stop else run.status,
+                "wall_s": round(run.wall_s, 1),
+                "why": stop.reason if stop else None,
+            }
+        )
         spent += run.wall_s
         if stop is None:
             run.attempts, run.wall_s = attempts, spent
@@ -135,41 +152,75 @@ def _run_within_budget(script, work, train_dir, tokenizer, ids, plan: RunPlan, o
         tokens = stop.tokens
 
 
-def _run(script, work, train_dir, tokenizer, plan: RunPlan, canary, options, device_shim: bool, budget: Budget,
-         cap_s: float) -> tuple[DynamicRun, BudgetStop | None]:
+def _run(
+    script, work, train_dir, tokenizer, plan: RunPlan, canary, options, device_shim: bool, budget: Budget, cap_s: float
+) -> tuple[DynamicRun, BudgetStop | None]:
     vocab = plan.vocab
     run_dir, data_root, ledger_dir = _layout(work, script, train_dir, tokenizer, vocab, canary, plan.sidecar)
     dataset = data_root / "datasets" / f"fineweb10B_sp{vocab}"
     knobs, caps = plan.environment(len(canary.tokens) - 1)
-    env, inherited = _environment(options, knobs, {
-        "DATA_PATH": str(dataset), "DATA_DIR": str(data_root) + os.sep, "DATASETS_DIR": str(dataset),
-        "VOCAB_SIZE": str(vocab), "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
-        "PGOLF_LEDGER_DIR": str(ledger_dir), "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
-        "PGOLF_SCRIPT_DIR": str(run_dir), **_contract_paths(dataset, run_dir)})
+    env, inherited = _environment(
+        options,
+        knobs,
+        {
+            "DATA_PATH": str(dataset),
+            "DATA_DIR": str(data_root) + os.sep,
+            "DATASETS_DIR": str(dataset),
+            "VOCAB_SIZE": str(vocab),
+            "TOKENIZER_PATH": str(data_root / "tokenizers" / tokenizer_name(vocab)),
+            "PGOLF_LEDGER_DIR": str(ledger_dir),
+            "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
+            "PGOLF_SCRIPT_DIR": str(run_dir),
+            **_contract_paths(dataset, run_dir),
+        },
+    )
     if device_shim:
         env["PGOLF_SHIM_DEVICE"] = "cpu"
-    spec = StageSpec(name="dynamic", argv=_argv(options, run_dir / script.name), env=env, cwd=run_dir,
-                     cap_s=cap_s, log_path=work / "run.log", grace_s=10.0,
-                     read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
-                     writable=(run_dir, ledger_dir), network=False, caller_env=inherited)
+    spec = StageSpec(
+        name="dynamic",
+        argv=_argv(options, run_dir / script.name),
+        env=env,
+        cwd=run_dir,
+        cap_s=cap_s,
+        log_path=work / "run.log",
+        grace_s=10.0,
+        read_only=(dataset, data_root / "tokenizers", work / "canary", SHIM_DIR),
+        writable=(run_dir, ledger_dir),
+        network=False,
+        caller_env=inherited,
+    )
     runtime = options.runtime or choose_runtime(None)  # the default sandbox; refused when it cannot start
     progress = options.progress or Progress.silent()
-    progress.say(f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
-                 f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {cap_s:.0f}s")
+    progress.say(
+        f"dynamic: {script.name} on {runtime.name}, canary {canary.sha256[:12]} "
+        f"({len(canary.tokens) - 1} targets, K={canary.k}), cap {cap_s:.0f}s"
+    )
     for capped in caps.capped:
         progress.say(f"dynamic: eval preset {capped.text()}")
     with progress.task(f"dynamic: {script.name}", kind="dynamic", cap_s=cap_s, log_path=spec.log_path) as task:
         result, stop = _run_watched(runtime, spec, budget, task.tick)
         task.finish("stopped by the budget" if stop else result.status)
     log_bytes = spec.log_path.read_bytes() if spec.log_path.exists() else b""
-    run = DynamicRun(script=script.name, status=result.status, returncode=result.returncode,
-                     wall_s=result.wall_s, log_path=spec.log_path, canary=canary, tokenizer=tokenizer,
-                     facts=parse_log_bytes(log_bytes), env=knobs,
-                     ledger=read_ledger(ledger_dir) if stop is None else read_ledger(work / "none"),
-                     knobs_ignored=plan.ignored(), notes=list(result.notes),
-                     workdir=work if options.workdir else None, log_tail=log_tail(log_bytes),
-                     eval_preset=caps, run_config=plan.run_config, budget=budget.summary(),
-                     connections=list(result.connections))
+    run = DynamicRun(
+        script=script.name,
+        status=result.status,
+        returncode=result.returncode,
+        wall_s=result.wall_s,
+        log_path=spec.log_path,
+        canary=canary,
+        tokenizer=tokenizer,
+        facts=parse_log_bytes(log_bytes),
+        env=knobs,
+        ledger=read_ledger(ledger_dir) if stop is None else read_ledger(work / "none"),
+        knobs_ignored=plan.ignored(),
+        notes=list(result.notes),
+        workdir=work if options.workdir else None,
+        log_tail=log_tail(log_bytes),
+        eval_preset=caps,
+        run_config=plan.run_config,
+        budget=budget.summary(),
+        connections=list(result.connections),
+    )
     return run, stop
 
 
@@ -182,6 +233,7 @@ def _run_watched(runtime, spec: StageSpec, budget: Budget, ticker) -> tuple:
     def tick(elapsed: float) -> None:
         ticker(elapsed)
         budget.tick(elapsed)
+
     try:
         return runtime.run(spec, tick), None
     except BudgetStop as stop:
@@ -230,11 +282,14 @@ def _contract_paths(dataset: Path, run_dir: Path) -> dict[str, str]:
     """pgolf's stage contract (README, pipeline/stages.py) names its paths itself; unset, a contract
     script runs its three stages in one process, which is what a traced run wants."""
     tokenizer = dataset.parent.parent / "tokenizers"
-    return {"PGOLF_TRAIN_DATA": str(dataset), "PGOLF_VAL_DATA": str(dataset),
-            "PGOLF_TOKENIZER": str(next(tokenizer.glob("*.model"), tokenizer)),
-            "PGOLF_CHECKPOINT": str(run_dir / "out" / "checkpoint.pt"),
-            "PGOLF_ARTIFACT": str(run_dir / "out" / "model.bin"),
-            "PGOLF_RESULT": str(run_dir / "out" / "result.json")}
+    return {
+        "PGOLF_TRAIN_DATA": str(dataset),
+        "PGOLF_VAL_DATA": str(dataset),
+        "PGOLF_TOKENIZER": str(next(tokenizer.glob("*.model"), tokenizer)),
+        "PGOLF_CHECKPOINT": str(run_dir / "out" / "checkpoint.pt"),
+        "PGOLF_ARTIFACT": str(run_dir / "out" / "model.bin"),
+        "PGOLF_RESULT": str(run_dir / "out" / "result.json"),
+    }
 
 
 def tokenizer_name(vocab: int) -> str:
@@ -274,7 +329,7 @@ def write_byte_sidecar(canary, tokenizer: Path, folder: Path) -> Path:
     return path
 
 
-COPY_LIMIT = 256 << 20                # a record folder's files beyond this (checkpoints, datasets) stay out
+COPY_LIMIT = 256 << 20  # a record folder's files beyond this (checkpoints, datasets) stay out
 
 
 def _copy_sources(script: Path, run_dir: Path) -> None:
@@ -284,8 +339,12 @@ def _copy_sources(script: Path, run_dir: Path) -> None:
     budget, root = COPY_LIMIT, script.parent.resolve()
     for path in sorted(script.parent.rglob("*")):
         rel = path.relative_to(script.parent)
-        if path.is_symlink() or not path.is_file() or any(p.startswith(".") for p in rel.parts) \
-                or not path.resolve().is_relative_to(root):
+        if (
+            path.is_symlink()
+            or not path.is_file()
+            or any(p.startswith(".") for p in rel.parts)
+            or not path.resolve().is_relative_to(root)
+        ):
             continue
         size = path.stat().st_size
         if size > 64 << 20 or size > budget:
@@ -296,15 +355,26 @@ def _copy_sources(script: Path, run_dir: Path) -> None:
     shutil.copyfile(script, run_dir / script.name)
 
 
-def _environment(options: DynamicOptions, knobs: dict[str, str],
-                 ours: dict[str, str]) -> tuple[dict[str, str], frozenset[str]]:
+def _environment(
+    options: DynamicOptions, knobs: dict[str, str], ours: dict[str, str]
+) -> tuple[dict[str, str], frozenset[str]]:
     """The run's environment, and which names in it are the caller's (a sandbox keeps few of those)."""
     threads = str(max(1, options.threads // max(1, options.nproc)))
     # the interpreter's own tools first (records call pyminify from their environment)
     path = os.pathsep.join([str(Path(options.python).parent), os.environ.get("PATH", "")])
-    return compose_env(caller_environment(lambda k: k.startswith(SCRUBBED)), knobs, ours, {
-        "PYTHONPATH": str(SHIM_DIR), "OMP_NUM_THREADS": threads, "SEED": str(options.seed),
-        "PYTHONUNBUFFERED": "1", "PGOLF_PY312": python312() or "", "PATH": path})
+    return compose_env(
+        caller_environment(lambda k: k.startswith(SCRUBBED)),
+        knobs,
+        ours,
+        {
+            "PYTHONPATH": str(SHIM_DIR),
+            "OMP_NUM_THREADS": threads,
+            "SEED": str(options.seed),
+            "PYTHONUNBUFFERED": "1",
+            "PGOLF_PY312": python312() or "",
+            "PATH": path,
+        },
+    )
 
 
 def _argv(options: DynamicOptions, script: Path) -> list[str]:
@@ -321,8 +391,12 @@ def python312() -> str | None:
     candidates += [found for name in ("python3.13", "python3.12") if (found := shutil.which(name))]
     for candidate in candidates:
         try:
-            probe = subprocess.run([candidate, "-I", "-c", "import sys; sys.exit(sys.version_info < (3, 12))"],
-                                   capture_output=True, timeout=30, check=False)
+            probe = subprocess.run(
+                [candidate, "-I", "-c", "import sys; sys.exit(sys.version_info < (3, 12))"],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         if probe.returncode == 0:
@@ -344,14 +418,19 @@ def resolve_data(options: DynamicOptions, vocab: int) -> tuple[Path, Path]:
         except (ValueError, KeyError, TypeError):
             raise InputError(manifest, "not a pgolf data manifest") from None
     if not shard_paths(shards, "train"):
-        raise InputError(shards, f"no fineweb_train_*.bin shards for the dynamic run "
-                                 f"(make one: pgolf data synth --vocab-size {vocab}, or pass --data)")
+        raise InputError(
+            shards,
+            f"no fineweb_train_*.bin shards for the dynamic run "
+            f"(make one: pgolf data synth --vocab-size {vocab}, or pass --data)",
+        )
     if tokenizer is None or not Path(tokenizer).is_file():
         raise InputError(tokenizer or data, "no tokenizer for the training shards (pass --tokenizer)")
     pieces = canary_mod.piece_count(Path(tokenizer))
     if pieces != vocab:
-        raise InputError(tokenizer, f"has {pieces} pieces but the script expects vocab {vocab} "
-                                    f"(give data cut with a {vocab}-piece tokenizer)")
+        raise InputError(
+            tokenizer,
+            f"has {pieces} pieces but the script expects vocab {vocab} (give data cut with a {vocab}-piece tokenizer)",
+        )
     first = shard_paths(shards, "train")[0]
     try:
         read_header(first)  # a broken shard is bad input, not a failed run

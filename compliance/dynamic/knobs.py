@@ -19,6 +19,7 @@ Directions come from the arithmetic: a knob under a division or a subtraction, o
 Loops bounded by a literal (`for epoch in range(20)` around a backward) cannot be set from outside;
 they are reported as such, so the harness can bound the run another way.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,11 +33,11 @@ _MAX_CALL_DEPTH = 3
 
 @dataclass
 class Knob:
-    name: str                                   # the environment variable
-    default: object = None                      # its literal default (None when not a literal)
-    line: int = 0                               # where it is first read
-    names: set[str] = field(default_factory=set)          # names its value is bound to
-    roles: dict[str, int] = field(default_factory=dict)   # role -> first line that shows it
+    name: str  # the environment variable
+    default: object = None  # its literal default (None when not a literal)
+    line: int = 0  # where it is first read
+    names: set[str] = field(default_factory=set)  # names its value is bound to
+    roles: dict[str, int] = field(default_factory=dict)  # role -> first line that shows it
 
     @property
     def numeric_default(self) -> float | None:
@@ -46,6 +47,7 @@ class Knob:
 @dataclass
 class LiteralLoop:
     """An update loop bounded by a literal: not settable from outside the script."""
+
     count: int
     line: int
 
@@ -99,6 +101,7 @@ def discover(source: str, *others: str) -> KnobMap:
     loop in the script around a helper's optimizer step is an update loop. Line numbers are each
     file's own; `parsed` speaks of `source`."""
     from ..static.parse import StaticParseError, parse_source
+
     modules = []
     for i, text in enumerate((source, *others)):
         try:
@@ -139,8 +142,12 @@ def _const_str(node: ast.AST | None) -> str | None:
 def _literal(node: ast.AST | None) -> object:
     if isinstance(node, ast.Constant):
         return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
-            and isinstance(node.operand.value, (int, float)):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+    ):
         return -node.operand.value
     return None
 
@@ -152,8 +159,11 @@ def _direct_read(node: ast.AST, aliases: set[str]) -> tuple[str, object] | None:
         if func.endswith(_READERS) or func in aliases:
             name = _const_str(node.args[0])
             if name is not None:
-                default = node.args[1] if len(node.args) > 1 else next(
-                    (k.value for k in node.keywords if k.arg == "default"), None)
+                default = (
+                    node.args[1]
+                    if len(node.args) > 1
+                    else next((k.value for k in node.keywords if k.arg == "default"), None)
+                )
                 return name, _literal(default)
     if isinstance(node, ast.Subscript) and _dotted(node.value).endswith("environ"):
         name = _const_str(node.slice)
@@ -163,9 +173,10 @@ def _direct_read(node: ast.AST, aliases: set[str]) -> tuple[str, object] | None:
 
 
 Key = tuple  # ("attr", name) for attributes and fields; (scope id, name) for variables
-Flow = dict    # knob -> (direction, direct)
-_SCALAR_CALLS = frozenset({"int", "float", "round", "abs", "max", "min", "ceil", "floor", "bool", "str",
-                           "field"})  # dataclasses.field(default=..., default_factory=lambda: ...)
+Flow = dict  # knob -> (direction, direct)
+_SCALAR_CALLS = frozenset(
+    {"int", "float", "round", "abs", "max", "min", "ceil", "floor", "bool", "str", "field"}
+)  # dataclasses.field(default=..., default_factory=lambda: ...)
 _SCALAR_METHODS = frozenset({"item"})
 
 
@@ -176,8 +187,13 @@ def _module_constants(module: ast.Module) -> dict[str, int]:
         if not isinstance(stmt, ast.Assign):
             continue
         for target in stmt.targets:
-            pairs = zip(target.elts, stmt.value.elts) if isinstance(target, ast.Tuple) and \
-                isinstance(stmt.value, ast.Tuple) and len(target.elts) == len(stmt.value.elts) else [(target, stmt.value)]
+            pairs = (
+                zip(target.elts, stmt.value.elts, strict=False)
+                if isinstance(target, ast.Tuple)
+                and isinstance(stmt.value, ast.Tuple)
+                and len(target.elts) == len(stmt.value.elts)
+                else [(target, stmt.value)]
+            )
             for name, value in pairs:
                 if isinstance(name, ast.Name):
                     seen.setdefault(name.id, []).append(_literal(value))
@@ -206,7 +222,7 @@ class _Scopes:
     def key(self, node: ast.AST, name: str) -> Key:
         owner = self.owner.get(id(node), self.module)
         if isinstance(owner, ast.ClassDef):
-            return ("attr", name)            # class bodies: fields (Hyperparameters, dataclasses)
+            return ("attr", name)  # class bodies: fields (Hyperparameters, dataclasses)
         while not isinstance(owner, ast.Module) and name not in self.locals.get(id(owner), set()):
             owner = self.owner.get(id(owner), self.module)
             if isinstance(owner, ast.ClassDef):  # methods do not see class-body names
@@ -244,7 +260,7 @@ class _Flow:
         self.module = module
         self.scopes = _Scopes(module)
         self.functions: dict[str, ast.FunctionDef] = {}
-        self.classes: dict[str, ast.FunctionDef | None] = {}   # class -> its __init__
+        self.classes: dict[str, ast.FunctionDef | None] = {}  # class -> its __init__
         for node in ast.walk(module):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.setdefault(node.name, node)
@@ -252,7 +268,7 @@ class _Flow:
                 init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
                 self.classes.setdefault(node.name, init)
         self.aliases: set[str] = set()
-        self.helpers: dict[str, tuple[int, int | None]] = {}   # function -> (name param, default param)
+        self.helpers: dict[str, tuple[int, int | None]] = {}  # function -> (name param, default param)
         self.knobs: dict[str, Knob] = {}
         self._updates: dict[str, bool] = {}
         self._bound: dict[Key, Flow] = {}
@@ -371,11 +387,16 @@ class _Flow:
                 self._signed(child, sign, False, found)
 
     def _binop(self, node: ast.BinOp, sign: int, direct: bool, found: Flow) -> None:
-        right_sign = -sign if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Sub)) else \
-            0 if isinstance(node.op, ast.Mod) else sign
+        right_sign = (
+            -sign
+            if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Sub))
+            else 0
+            if isinstance(node.op, ast.Mod)
+            else sign
+        )
         left, right = self._knobs_in(node.left, sign, direct), self._knobs_in(node.right, right_sign, direct)
         if isinstance(node.op, (ast.Div, ast.FloorDiv)):
-            left = {k: v for k, v in left.items() if k not in right}   # ceil division: (n + c - 1) // c
+            left = {k: v for k, v in left.items() if k not in right}  # ceil division: (n + c - 1) // c
         _merge(found, left)
         _merge(found, right)
 
@@ -389,7 +410,7 @@ class _Flow:
             return
         for arg in (*node.args, *(k.value for k in node.keywords)):
             self._signed(arg, sign, scalar, found)
-        if isinstance(node.func, ast.Attribute):   # x.clamp(...), t.item(): the object's value
+        if isinstance(node.func, ast.Attribute):  # x.clamp(...), t.item(): the object's value
             self._signed(node.func.value, sign, direct and name in _SCALAR_METHODS, found)
 
     def _key_of(self, node: ast.AST) -> Key | None:
@@ -434,14 +455,17 @@ class _Flow:
             yield from self._call_flows(node)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args
-            for arg, default in zip(args.args[len(args.args) - len(args.defaults):], args.defaults):
+            for arg, default in zip(args.args[len(args.args) - len(args.defaults) :], args.defaults, strict=False):
                 yield (id(node), arg.arg), default
 
     def _targets(self, target: ast.AST, value: ast.AST):
         if isinstance(target, (ast.Tuple, ast.List)):
-            values = value.elts if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts) \
+            values = (
+                value.elts
+                if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
                 else [value] * len(target.elts)
-            for elt, val in zip(target.elts, values):
+            )
+            for elt, val in zip(target.elts, values, strict=False):
                 yield from self._targets(elt, val)
             return
         key = self._key_of(target)
@@ -462,7 +486,7 @@ class _Flow:
         params = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
         if params and params[0] in ("self", "cls") and (isinstance(call.func, ast.Attribute) or name in self.classes):
             params = params[1:]
-        for param, arg in zip(params, call.args):
+        for param, arg in zip(params, call.args, strict=False):
             yield (id(func), param), arg
         for keyword in call.keywords:
             if keyword.arg is not None:
@@ -482,8 +506,11 @@ class _Flow:
                 self._mark(_growing(bound), "update_loop" if self._updates_in(node.body) else "loop", node.lineno)
             elif isinstance(node, ast.Call):
                 self._call_roles(node)
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.Pow)) \
-                    and _literal(node.left) in (1, 2):
+            elif (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, (ast.LShift, ast.Pow))
+                and _literal(node.left) in (1, 2)
+            ):
                 self._mark(_growing(self._knobs_in(node.right)), "table_bits", node.lineno)
         return literal_loops
 
@@ -518,7 +545,7 @@ class _Flow:
     def _call_roles(self, call: ast.Call) -> None:
         func = _dotted(call.func)
         last = func.split(".")[-1]
-        if func == "range" and len(call.args) == 3:      # windows: range(0, total, stride), anywhere
+        if func == "range" and len(call.args) == 3:  # windows: range(0, total, stride), anywhere
             self._mark(_shrinking(self._knobs_in(call.args[2], -1)), "chunk", call.lineno)
         if last in _ALLOCATORS and call.args and func.split(".")[0] in ("np", "numpy", "torch"):
             size = call.args[0]

@@ -16,6 +16,7 @@ traced scores does (keeping the better of two scores); otherwise the ledger cann
 reported number is (a rescoring, or a probability mixed in outside the softmax: unnormalized, which
 the canary decides, or normalized, like a token-only tilt computed by hand).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -32,18 +33,18 @@ VAL_LOSS = re.compile(r"val_loss[:=\s]\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]
 
 @dataclass
 class Ledger:
-    t: np.ndarray                 # per entry: time of the loss call (ns)
-    pos: np.ndarray               # canary position of the target
-    off: np.ndarray               # offset in its run of consecutive positions (context length)
-    loss: np.ndarray              # -log p from the call's own logits (fp32)
-    update_t: np.ndarray          # backward time of the entry's loss node, inf if none
-    site: list[str]               # call sites; site_of[i] indexes it for entry i
+    t: np.ndarray  # per entry: time of the loss call (ns)
+    pos: np.ndarray  # canary position of the target
+    off: np.ndarray  # offset in its run of consecutive positions (context length)
+    loss: np.ndarray  # -log p from the call's own logits (fp32)
+    update_t: np.ndarray  # backward time of the entry's loss node, inf if none
+    site: list[str]  # call sites; site_of[i] indexes it for entry i
     site_of: np.ndarray
-    lowp: np.ndarray              # the call's logits were bf16/fp16: its own arithmetic is coarse
-    reach: np.ndarray = None      # 1: an update on this position reached these logits (taint); 0: none
-                                  # did; -1: not known (no taint, or updates the taint cannot follow)
+    lowp: np.ndarray  # the call's logits were bf16/fp16: its own arithmetic is coarse
+    reach: np.ndarray = None  # 1: an update on this position reached these logits (taint); 0: none
+    # did; -1: not known (no taint, or updates the taint cannot follow)
     lines: list[tuple[int, str]] = field(default_factory=list)
-    events: list[dict] = field(default_factory=list)    # every non-loss event, all processes
+    events: list[dict] = field(default_factory=list)  # every non-loss event, all processes
     processes: int = 0
     torch_seen: bool = False
     trace_errors: list[str] = field(default_factory=list)
@@ -61,22 +62,39 @@ class Ledger:
 
 
 def read_ledger(folder: Path) -> Ledger:
-    parts = [_read_process(sub) for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir())] \
-        if Path(folder).is_dir() else []
-    cat = (lambda key, dtype: np.concatenate([p[key] for p in parts]).astype(dtype)
-           if parts else np.zeros(0, dtype=dtype))
+    parts = (
+        [_read_process(sub) for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir())]
+        if Path(folder).is_dir()
+        else []
+    )
+
+    def cat(key, dtype):
+        return np.concatenate([p[key] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
     sites = sorted({s for p in parts for s in p["sites"]})
     index = {s: i for i, s in enumerate(sites)}
-    site_of = np.concatenate([np.array([index[s] for s in p["entry_sites"]], dtype=np.int64) for p in parts]) \
-        if parts else np.zeros(0, dtype=np.int64)
+    site_of = (
+        np.concatenate([np.array([index[s] for s in p["entry_sites"]], dtype=np.int64) for p in parts])
+        if parts
+        else np.zeros(0, dtype=np.int64)
+    )
     events = sorted((e for p in parts for e in p["events"]), key=lambda e: e["t"])
-    return Ledger(t=cat("t", np.int64), pos=cat("pos", np.int64), off=cat("off", np.int64),
-                  loss=cat("loss", np.float64), update_t=cat("update_t", np.float64),
-                  site=sites, site_of=site_of, lowp=cat("lowp", bool), reach=_reach(parts),
-                  lines=[(e["t"], e["text"]) for e in events if e["kind"] == "line"],
-                  events=[e for e in events if e["kind"] not in ("line", "loss", "backward")],
-                  processes=len(parts), torch_seen=any(e["kind"] == "torch" for e in events),
-                  trace_errors=[e["error"] for e in events if e["kind"] == "trace_error"])
+    return Ledger(
+        t=cat("t", np.int64),
+        pos=cat("pos", np.int64),
+        off=cat("off", np.int64),
+        loss=cat("loss", np.float64),
+        update_t=cat("update_t", np.float64),
+        site=sites,
+        site_of=site_of,
+        lowp=cat("lowp", bool),
+        reach=_reach(parts),
+        lines=[(e["t"], e["text"]) for e in events if e["kind"] == "line"],
+        events=[e for e in events if e["kind"] not in ("line", "loss", "backward")],
+        processes=len(parts),
+        torch_seen=any(e["kind"] == "torch" for e in events),
+        trace_errors=[e["error"] for e in events if e["kind"] == "trace_error"],
+    )
 
 
 def _reach(parts: list[dict]) -> np.ndarray:
@@ -91,11 +109,14 @@ def _reach(parts: list[dict]) -> np.ndarray:
         if part["reliable"]:
             trained = _bit_positions(part["steps"], backwards, times)
             cache: dict[int, np.ndarray] = {}
-            for event, (lo, hi, mask) in part["taints"].items():
+            for _event, (lo, hi, mask) in part["taints"].items():
                 if mask not in cache:
                     bits = [k for k in range(mask.bit_length()) if mask >> k & 1]
-                    cache[mask] = np.unique(np.concatenate([trained.get(k, np.zeros(0, np.int64)) for k in bits])) \
-                        if bits else np.zeros(0, np.int64)
+                    cache[mask] = (
+                        np.unique(np.concatenate([trained.get(k, np.zeros(0, np.int64)) for k in bits]))
+                        if bits
+                        else np.zeros(0, np.int64)
+                    )
                 reach[lo:hi] = np.isin(part["pos"][lo:hi], cache[mask])
         out.append(reach)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int8)
@@ -129,8 +150,10 @@ def _read_process(folder: Path) -> dict:
                 events.append(json.loads(line))
             except ValueError:
                 break  # the last line of a killed process may be cut
-    arrays = {name: np.fromfile(folder / f"{name}.bin", dtype=dtype)
-              for name, dtype in (("positions", "<i4"), ("offsets", "<i4"), ("losses", "<f4"))}
+    arrays = {
+        name: np.fromfile(folder / f"{name}.bin", dtype=dtype)
+        for name, dtype in (("positions", "<i4"), ("offsets", "<i4"), ("losses", "<f4"))
+    }
     backward = _backwards(events)
     t, update_t, entry_sites, lowp = [], [], [], []
     loss_events = [e for e in events if e["kind"] == "loss" and e["start"] + e["n"] <= len(arrays["losses"])]
@@ -140,8 +163,11 @@ def _read_process(folder: Path) -> dict:
             taints[e["i"]] = (at, at + e["n"], int(e["taint"], 16))
         at += e["n"]
     by_id = {e["i"]: e for e in loss_events}
-    backwards = [(bt, arrays["positions"][by_id[i]["start"]:by_id[i]["start"] + by_id[i]["n"]].astype(np.int64))
-                 for i, bt in backward.items() if i in by_id]
+    backwards = [
+        (bt, arrays["positions"][by_id[i]["start"] : by_id[i]["start"] + by_id[i]["n"]].astype(np.int64))
+        for i, bt in backward.items()
+        if i in by_id
+    ]
     steps = [(s["t"], s["bit"]) for s in events if s["kind"] == "step" and "bit" in s]
     last_step = max((s for s, _ in steps), default=-math.inf)
     # taint follows optimizer steps only: a backward with no canary step after it was applied by hand
@@ -151,14 +177,26 @@ def _read_process(folder: Path) -> dict:
         update_t.append(np.full(e["n"], backward.get(e["i"], math.inf)))
         entry_sites += [e.get("site", "?")] * e["n"]
         lowp.append(np.full(e["n"], e.get("dtype") in ("bfloat16", "float16")))
-    pick = np.concatenate([np.arange(e["start"], e["start"] + e["n"]) for e in loss_events]) \
-        if loss_events else np.zeros(0, dtype=np.int64)
-    return {"t": np.concatenate(t) if t else np.zeros(0), "pos": arrays["positions"][pick],
-            "off": arrays["offsets"][pick], "loss": arrays["losses"][pick],
-            "update_t": np.concatenate(update_t) if update_t else np.zeros(0),
-            "lowp": np.concatenate(lowp) if lowp else np.zeros(0, dtype=bool),
-            "sites": set(entry_sites), "entry_sites": entry_sites, "events": events,
-            "taints": taints, "backwards": backwards, "steps": steps, "reliable": reliable}
+    pick = (
+        np.concatenate([np.arange(e["start"], e["start"] + e["n"]) for e in loss_events])
+        if loss_events
+        else np.zeros(0, dtype=np.int64)
+    )
+    return {
+        "t": np.concatenate(t) if t else np.zeros(0),
+        "pos": arrays["positions"][pick],
+        "off": arrays["offsets"][pick],
+        "loss": arrays["losses"][pick],
+        "update_t": np.concatenate(update_t) if update_t else np.zeros(0),
+        "lowp": np.concatenate(lowp) if lowp else np.zeros(0, dtype=bool),
+        "sites": set(entry_sites),
+        "entry_sites": entry_sites,
+        "events": events,
+        "taints": taints,
+        "backwards": backwards,
+        "steps": steps,
+        "reliable": reliable,
+    }
 
 
 # ------------------------------------------------------------------ the order judgement
@@ -166,16 +204,16 @@ def _read_process(folder: Path) -> dict:
 
 @dataclass
 class Pass:
-    start_t: float               # exclusive: the score line before it (or -inf)
-    end_t: float                 # exclusive: the reporting line (or +inf)
-    mode: str                    # "scores" (no-grad entries only) | "forwards" (every entry)
-    positions: np.ndarray        # counted positions, sorted, each once
-    entries: np.ndarray          # per position, its counted entry (longest context, earliest)
-    mean: float                  # over `weighted`: what the script's own sums give
-    lowp: bool = False           # some counted score came from bf16/fp16 logits
-    weighted: np.ndarray | None = None   # entries as the script counts them, repeats included
-    rule: str = "once"           # "once" | "windows" (sliding windows: each counts its last stride)
-                                 # | "first" / "last" (each position's earliest / latest forward)
+    start_t: float  # exclusive: the score line before it (or -inf)
+    end_t: float  # exclusive: the reporting line (or +inf)
+    mode: str  # "scores" (no-grad entries only) | "forwards" (every entry)
+    positions: np.ndarray  # counted positions, sorted, each once
+    entries: np.ndarray  # per position, its counted entry (longest context, earliest)
+    mean: float  # over `weighted`: what the script's own sums give
+    lowp: bool = False  # some counted score came from bf16/fp16 logits
+    weighted: np.ndarray | None = None  # entries as the script counts them, repeats included
+    rule: str = "once"  # "once" | "windows" (sliding windows: each counts its last stride)
+    # | "first" / "last" (each position's earliest / latest forward)
 
     def __post_init__(self) -> None:
         if self.weighted is None:
@@ -190,20 +228,21 @@ class Pass:
 class Order:
     reported: float
     report_line: str | None
-    matched: Pass | None          # the pass that reproduces the reported val_loss
-    judged: Pass | None           # matched, else the latest candidate (what C3 was judged on)
-    c3_positions: np.ndarray      # counted after their first update
-    legal_mean: float | None      # counted scores made before each position's first update
-    legal_missing: int            # judged positions with no score before their first update
+    matched: Pass | None  # the pass that reproduces the reported val_loss
+    judged: Pass | None  # matched, else the latest candidate (what C3 was judged on)
+    c3_positions: np.ndarray  # counted after their first update
+    legal_mean: float | None  # counted scores made before each position's first update
+    legal_missing: int  # judged positions with no score before their first update
     tolerance: float
-    best_of: Pass | None = None   # when nothing matched: the per-position best of several traced scores
-                                  # that reproduces the report (keeping the better of two: C4 proven)
+    best_of: Pass | None = None  # when nothing matched: the per-position best of several traced scores
+    # that reproduces the report (keeping the better of two: C4 proven)
 
 
 @dataclass(frozen=True)
 class Tolerance:
     """How close the reported val_loss must be to a pass's mean; wider when the script's own
     loss arithmetic ran in bf16/fp16 (compliance.dynamic.margin measures both)."""
+
     abs: float = 1e-3
     rel: float = 5e-4
     lowp_abs: float = 0.1
@@ -218,8 +257,11 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
     candidates = list(_candidates(ledger, end_t))
     # the closest of the passes within tolerance (the latest window first on ties): a bf16 tolerance
     # of 0.1 nats lets many passes of a near-uniform model fit, and only one is what was summed
-    fits = [(abs(c.mean - reported), i) for i, c in enumerate(candidates)
-            if abs(c.mean - reported) <= tolerance.of(c, reported)]
+    fits = [
+        (abs(c.mean - reported), i)
+        for i, c in enumerate(candidates)
+        if abs(c.mean - reported) <= tolerance.of(c, reported)
+    ]
     matched = candidates[min(fits)[1]] if fits else None
     judged = matched or (candidates[0] if candidates else None)
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
@@ -249,8 +291,15 @@ def _best_of(ledger: Ledger, candidates: list[Pass], reported: float, tolerance:
         first = np.ones(len(idx), dtype=bool)
         first[1:] = ledger.pos[idx][1:] != ledger.pos[idx][:-1]
         best = idx[first]
-        found = Pass(candidate.start_t, candidate.end_t, "best", ledger.pos[best], best,
-                     float(ledger.loss[best].mean()), bool(ledger.lowp[best].any()))
+        found = Pass(
+            candidate.start_t,
+            candidate.end_t,
+            "best",
+            ledger.pos[best],
+            best,
+            float(ledger.loss[best].mean()),
+            bool(ledger.lowp[best].any()),
+        )
         if abs(found.mean - reported) <= tolerance.of(found, reported):
             return found
     return None
@@ -316,23 +365,40 @@ def _sliding(ledger: Ledger, idx: np.ndarray, once: Pass) -> Pass | None:
     stride = int(gaps[counts.argmax()])
     counted = (local >= run_len[run] - stride) | (firsts[run] == firsts.min())
     weighted = idx[counted]
-    return Pass(once.start_t, once.end_t, once.mode, once.positions, once.entries,
-                float(ledger.loss[weighted].mean()), bool(ledger.lowp[weighted].any()), weighted, "windows")
+    return Pass(
+        once.start_t,
+        once.end_t,
+        once.mode,
+        once.positions,
+        once.entries,
+        float(ledger.loss[weighted].mean()),
+        bool(ledger.lowp[weighted].any()),
+        weighted,
+        "windows",
+    )
 
 
-def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str,
-             rule: str = "once") -> Pass:
+def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str, rule: str = "once") -> Pass:
     """Per position, the entry with the longest context, the earliest on ties; or ("first", "last") its
     earliest or latest entry, whatever the context."""
     keys = {"first": (ledger.t[idx], ledger.pos[idx]), "last": (-ledger.t[idx], ledger.pos[idx])}.get(
-        rule, (ledger.t[idx], -ledger.off[idx], ledger.pos[idx]))
+        rule, (ledger.t[idx], -ledger.off[idx], ledger.pos[idx])
+    )
     order = np.lexsort(keys)
     idx = idx[order]
     first = np.ones(len(idx), dtype=bool)
     first[1:] = ledger.pos[idx][1:] != ledger.pos[idx][:-1]
     chosen = idx[first]
-    return Pass(start_t, end_t, mode, ledger.pos[chosen], chosen, float(ledger.loss[chosen].mean()),
-                bool(ledger.lowp[chosen].any()), rule=rule if rule in ("first", "last") else "once")
+    return Pass(
+        start_t,
+        end_t,
+        mode,
+        ledger.pos[chosen],
+        chosen,
+        float(ledger.loss[chosen].mean()),
+        bool(ledger.lowp[chosen].any()),
+        rule=rule if rule in ("first", "last") else "once",
+    )
 
 
 def _legal_mean(ledger: Ledger, judged: Pass, first_update: np.ndarray) -> tuple[float | None, int]:
@@ -354,6 +420,6 @@ def position_ranges(positions: np.ndarray, limit: int = 6) -> str:
     p = np.unique(positions)
     breaks = np.flatnonzero(np.diff(p) != 1)
     starts, ends = np.r_[p[0], p[breaks + 1]], np.r_[p[breaks], p[-1]]
-    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts[:limit], ends[:limit])]
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts[:limit], ends[:limit], strict=False)]
     more = len(starts) - limit
     return ", ".join(parts) + (f" (and {more} more ranges)" if more > 0 else "")

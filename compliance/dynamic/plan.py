@@ -10,6 +10,7 @@ evaluation work, the knobs the user set, in that order of precedence (later wins
 - Knobs are read from every source the run executes: the decoded entry script, the Python files
   beside it, and payloads it unpacks itself (literals that decode to Python source).
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,12 +36,12 @@ MAX_SEQ_LEN = 4096
 class RunPlan:
     knobs: KnobMap
     vocab: int
-    sidecar: bool                                          # the script reads fineweb_val_bytes_* files
-    distributed: bool = False                              # it starts a torch.distributed process group
+    sidecar: bool  # the script reads fineweb_val_bytes_* files
+    distributed: bool = False  # it starts a torch.distributed process group
     run_config: dict[str, str] = field(default_factory=dict)
     tiny: dict[str, str] = field(default_factory=dict)
     user: dict[str, str] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)       # where knobs were read from
+    sources: list[str] = field(default_factory=list)  # where knobs were read from
 
     def environment(self, scored_tokens: int) -> tuple[dict[str, str], EvalPreset]:
         """The knobs for a run on a canary of `scored_tokens` targets, and the caps behind them."""
@@ -81,10 +82,16 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
     kmap = _merged(texts)
     config = run_configuration(script.parent, kmap)
     vocab = user.get("VOCAB_SIZE") or config.get("VOCAB_SIZE")
-    plan = RunPlan(knobs=kmap, vocab=int(vocab) if str(vocab).isdigit() else vocab_size(kmap.reads()),
-                   sidecar=any(SIDECAR_MARKER in t for t in texts.values()), run_config=config,
-                   distributed=any("init_process_group" in t for t in texts.values()),
-                   tiny=dict(tiny_preset()) if preset else {}, user=dict(user), sources=sorted(texts))
+    plan = RunPlan(
+        knobs=kmap,
+        vocab=int(vocab) if str(vocab).isdigit() else vocab_size(kmap.reads()),
+        sidecar=any(SIDECAR_MARKER in t for t in texts.values()),
+        run_config=config,
+        distributed=any("init_process_group" in t for t in texts.values()),
+        tiny=dict(tiny_preset()) if preset else {},
+        user=dict(user),
+        sources=sorted(texts),
+    )
     return plan
 
 
@@ -112,6 +119,7 @@ def _siblings(script: Path, entry: str) -> dict[str, str]:
 
 def _decoded(text: str) -> str:
     from ..unpack import UnpackError, decode_script
+
     try:
         return decode_script(text).text
     except UnpackError:
@@ -154,6 +162,7 @@ def run_configuration(folder: Path, kmap: KnobMap) -> dict[str, str]:
     try:
         from ..record import load_record
         from ..static.runconfig import config_from_record
+
         record = load_record(folder)
         raw = {**readme_assignments(getattr(record, "readme", None)), **config_from_record(record)}
     except Exception:  # noqa: BLE001 - a folder that is no record has no run configuration

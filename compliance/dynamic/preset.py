@@ -4,6 +4,7 @@ Scripts are driven only through environment knobs; names differ between them, so
 sets every spelling (preset.yaml) and the report lists those a script ignores. Which knobs a
 script reads, and what they drive, is knobs.py's to find.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Report formatters, kept apart from the checks: each is `render(report, options) -> str`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

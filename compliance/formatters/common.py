@@ -1,4 +1,5 @@
 """What the formatters share: options, ordering, grouping, locations and the summary line."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,12 +16,13 @@ from ..textsafe import printable
 @dataclass(frozen=True)
 class RenderOptions:
     """Everything a formatter may be told; each formatter reads what concerns it."""
-    verbose: bool = False             # info findings and every member of a group
-    color: bool = False               # human: ANSI colour (the CLI decides: TTY, NO_COLOR, --color)
-    docs_url: str | None = None       # base URL of compliance/rules/docs for links and helpUri
-    root: Path | None = None          # repository root: SARIF and annotation paths are relative to it
-    fail_on: str = "review"           # junit and annotations: which verdicts count as failures
-    max_chars: int | None = None      # markdown: the PR comment's budget
+
+    verbose: bool = False  # info findings and every member of a group
+    color: bool = False  # human: ANSI colour (the CLI decides: TTY, NO_COLOR, --color)
+    docs_url: str | None = None  # base URL of compliance/rules/docs for links and helpUri
+    root: Path | None = None  # repository root: SARIF and annotation paths are relative to it
+    fail_on: str = "review"  # junit and annotations: which verdicts count as failures
+    max_chars: int | None = None  # markdown: the PR comment's budget
 
 
 def num(value: float | int | None, fmt: str) -> str:
@@ -73,8 +75,12 @@ def own_findings(record: RecordReport, shared: list[Finding]) -> list[Finding]:
 def summary_line(report: Report) -> str:
     """`2 fail · 9 review · 16 warn · 34 records · 7.2 s`."""
     t = totals(report)
-    parts = [f"{t['fail']} fail", f"{t['review']} review", f"{t['warn']} warn",
-             f"{t['records']} record" + ("" if t["records"] == 1 else "s")]
+    parts = [
+        f"{t['fail']} fail",
+        f"{t['review']} review",
+        f"{t['warn']} warn",
+        f"{t['records']} record" + ("" if t["records"] == 1 else "s"),
+    ]
     if t["errors"]:
         parts.append(f"{t['errors']} error" + ("" if t["errors"] == 1 else "s"))
     if t["elapsed_s"] is not None:
@@ -109,13 +115,16 @@ def significance_line(sig: dict[str, Any] | None, escape: Callable[[object], str
         return None
     enforced = sig["enforced"]
     written = {True: "pass", False: "fail", None: "n/a"}[sig.get("written_pass")]
-    return (f"Significance vs {escape(sig['against'])}: enforced Welch p = {num(enforced.get('p'), '.3f')} "
-            f"({'pass' if sig['enforced_pass'] else 'fail'} at p < {sig['enforced_alpha']}); written "
-            f"({sig['margin_nats']} nats at p < {sig['written_alpha']}): {written}; decided by "
-            f"{sig['decided_by']}: {'PASS' if sig['passed'] else 'FAIL'}")
+    return (
+        f"Significance vs {escape(sig['against'])}: enforced Welch p = {num(enforced.get('p'), '.3f')} "
+        f"({'pass' if sig['enforced_pass'] else 'fail'} at p < {sig['enforced_alpha']}); written "
+        f"({sig['margin_nats']} nats at p < {sig['written_alpha']}): {written}; decided by "
+        f"{sig['decided_by']}: {'PASS' if sig['passed'] else 'FAIL'}"
+    )
 
 
 # Locations: code hosts want a file, relative to the repository, for every result.
+
 
 def is_script_record(record: RecordReport) -> bool:
     return not record.summary and record.path.endswith(".py")

@@ -4,6 +4,7 @@
 diff and in the run's summary. Properties and messages are percent-escaped, so a
 newline in a file name cannot end the command and start another.
 """
+
 from __future__ import annotations
 
 from ..report import FindingGroup, Report
@@ -27,8 +28,10 @@ def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
     shared = shared_findings(report)
     for index, record in enumerate(report.records):
         if record.error:
-            lines.append(f"::error file={gh_property(repo_relative(record.path, options.root))},"
-                         f"title=pgolf-check could not check::{gh_data(record.error)}")
+            lines.append(
+                f"::error file={gh_property(repo_relative(record.path, options.root))},"
+                f"title=pgolf-check could not check::{gh_data(record.error)}"
+            )
             continue
         findings = own_findings(record, shared) + (shared if index == 0 else [])
         for group in groups(findings, include_info=options.verbose):

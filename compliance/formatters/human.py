@@ -1,5 +1,6 @@
 """The human form, for a terminal: per record a seed table and the grouped findings, then
 the verdict and the summary line. Colour marks severities and verdicts when wanted."""
+
 from __future__ import annotations
 
 from rich.text import Text
@@ -25,8 +26,14 @@ from .common import (
 HEADER = (
     f"{'seed':>6}  {'val_bpb':>10}  {'val_loss':>10}  {'train s':>8}  {'eval s':>7}  {'bytes':>11}  {'metric':<32} log"
 )
-STYLE = {"fail": "bold red", "review": "bold yellow", "warn": "yellow", "info": "dim", "pass": "bold green",
-         "error": "bold magenta"}
+STYLE = {
+    "fail": "bold red",
+    "review": "bold yellow",
+    "warn": "yellow",
+    "info": "dim",
+    "pass": "bold green",
+    "error": "bold magenta",
+}
 GROUP_PLACES = 6
 
 
@@ -68,12 +75,20 @@ def _seed_table(record: RecordReport) -> list[Text]:
     lines = [Text(HEADER)]
     for row in record.seeds:
         metric = clip(printable(row.metric_label or "-"), 32)
-        lines.append(Text(f"{num(row.seed, 'd'):>6}  {num(row.val_bpb, '.8f'):>10}  {num(row.val_loss, '.8f'):>10}  "
-                          f"{seconds(row.train_time_ms):>8}  {seconds(row.eval_time_ms):>7}  "
-                          f"{num(row.bytes_total, ',d'):>11}  {metric:<32} {printable(row.log)}"))
+        lines.append(
+            Text(
+                f"{num(row.seed, 'd'):>6}  {num(row.val_bpb, '.8f'):>10}  {num(row.val_loss, '.8f'):>10}  "
+                f"{seconds(row.train_time_ms):>8}  {seconds(row.eval_time_ms):>7}  "
+                f"{num(row.bytes_total, ',d'):>11}  {metric:<32} {printable(row.log)}"
+            )
+        )
     s = record.summary
-    lines.append(Text(f"   mean val_bpb {num(s.get('val_bpb_mean'), '.8f')} (std {num(s.get('val_bpb_std'), '.6f')}, "
-                      f"{s.get('n_seeds', 0)} seeds); submission.json says {num(s.get('claimed_val_bpb'), '')}"))
+    lines.append(
+        Text(
+            f"   mean val_bpb {num(s.get('val_bpb_mean'), '.8f')} (std {num(s.get('val_bpb_std'), '.6f')}, "
+            f"{s.get('n_seeds', 0)} seeds); submission.json says {num(s.get('claimed_val_bpb'), '')}"
+        )
+    )
     sig = significance_line(record.significance)
     if sig:
         lines.append(Text(f"   {sig}"))

@@ -1,4 +1,5 @@
 """The machine form: pgolf-report/1 JSON (compliance/report-schema.md, report-schema.json)."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ A rule whose findings reach the failing severity (fail, and review with
 rule with only warnings passes and carries them in system-out. A record with no
 findings still has one passing case, so every record shows up.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -49,8 +50,10 @@ def _suite(record: RecordReport, findings: list[Finding], failing: set[str], ver
 
 def _case(classname: str, rule: str, members: list[Finding], failing: set[str]) -> ET.Element:
     case = ET.Element("testcase", classname=classname, name=rule)
-    text = "\n".join(f"{f.severity.upper()} {xml_text(where(f))}: {xml_text(f.message)}"
-                     + ("" if f.active else " (switched off)") for f in members)
+    text = "\n".join(
+        f"{f.severity.upper()} {xml_text(where(f))}: {xml_text(f.message)}" + ("" if f.active else " (switched off)")
+        for f in members
+    )
     bad = [f for f in members if f.active and f.severity in failing]
     if bad:
         failure = ET.SubElement(case, "failure", type=bad[0].severity, message=xml_text(bad[0].message))

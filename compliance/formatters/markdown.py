@@ -4,6 +4,7 @@ by every folder once, then per record its seeds (with their logs) and grouped fi
 Everything that comes from the audited files goes through textsafe.md_text/md_code, so
 a file name or log line cannot open a code span, a heading, a table cell or HTML.
 """
+
 from __future__ import annotations
 
 from ..report import Finding, FindingGroup, RecordReport, Report
@@ -24,9 +25,9 @@ from .common import (
 )
 
 ICON = {"pass": "✅", "fail": "❌", "review": "🟡", "error": "⚠️"}
-OPEN_ROWS = 8          # findings shown before the rest go into <details>
-OPEN_SEEDS = 10        # seed rows shown before the rest go into <details>
-GROUP_PLACES = 4       # places of a group named in its row
+OPEN_ROWS = 8  # findings shown before the rest go into <details>
+OPEN_SEEDS = 10  # seed rows shown before the rest go into <details>
+GROUP_PLACES = 4  # places of a group named in its row
 
 
 def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
@@ -35,17 +36,17 @@ def render(report: Report, options: RenderOptions = RenderOptions()) -> str:
     sections = []
     if shared:
         scope = "every folder of this PR" if report.git else "every record checked"
-        sections.append([f"#### In {scope} ({len(report.records)})", ""]
-                        + _findings(shared, options, with_where=False))
+        sections.append([f"#### In {scope} ({len(report.records)})", ""] + _findings(shared, options, with_where=False))
     sections += [_record(r, own_findings(r, shared), options) for r in report.records]
-    foot = [f"<sub>pgolf {md_text(report.pgolf_version)} · significance policy {report.policy}"
-            f"{' · ' + md_text(selection_note(report)) if selection_note(report) else ''}</sub>"]
+    foot = [
+        f"<sub>pgolf {md_text(report.pgolf_version)} · significance policy {report.policy}"
+        f"{' · ' + md_text(selection_note(report)) if selection_note(report) else ''}</sub>"
+    ]
     return _fit(head, sections, foot, options.max_chars)
 
 
 def _head(report: Report) -> list[str]:
-    out = [f"### pgolf-check: {ICON[report.verdict]} {report.verdict.upper()}", "",
-           f"**{summary_line(report)}**"]
+    out = [f"### pgolf-check: {ICON[report.verdict]} {report.verdict.upper()}", "", f"**{summary_line(report)}**"]
     commits = commit_note(report)
     if commits:
         out[-1] += f" · {md_text(commits)}"
@@ -62,8 +63,11 @@ def _fit(head: list[str], sections: list[list[str]], foot: list[str], budget: in
     for index, section in enumerate(sections):
         text = "\n".join(section)
         if budget is not None and size + len(text) > budget:
-            out += [f"_{len(sections) - index} more section(s) left out to fit the comment; the full report is "
-                    f"in the job summary and the SARIF upload._", ""]
+            out += [
+                f"_{len(sections) - index} more section(s) left out to fit the comment; the full report is "
+                f"in the job summary and the SARIF upload._",
+                "",
+            ]
             break
         out += section
         size += len(text) + 1
@@ -80,15 +84,24 @@ def _record(record: RecordReport, findings: list[Finding], options: RenderOption
 
 
 def _seeds(record: RecordReport) -> list[str]:
-    rows = [f"| {num(r.seed, 'd')} | {num(r.val_bpb, '.8f')} | {num(r.val_loss, '.8f')} | "
-            f"{seconds(r.train_time_ms)} | {seconds(r.eval_time_ms)} | {num(r.bytes_total, ',d')} | "
-            f"{md_code(r.metric_label or '-')} | {md_code(r.log)} |" for r in record.seeds]
-    table = ["| seed | val_bpb | val_loss | train s | eval s | bytes | metric | log |",
-             "|---:|---:|---:|---:|---:|---:|---|---|"]
+    rows = [
+        f"| {num(r.seed, 'd')} | {num(r.val_bpb, '.8f')} | {num(r.val_loss, '.8f')} | "
+        f"{seconds(r.train_time_ms)} | {seconds(r.eval_time_ms)} | {num(r.bytes_total, ',d')} | "
+        f"{md_code(r.metric_label or '-')} | {md_code(r.log)} |"
+        for r in record.seeds
+    ]
+    table = [
+        "| seed | val_bpb | val_loss | train s | eval s | bytes | metric | log |",
+        "|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
     out = _table(table, rows, OPEN_SEEDS, "logs")
     s = record.summary
-    out += ["", f"Mean val_bpb **{num(s.get('val_bpb_mean'), '.8f')}** over {s.get('n_seeds', 0)} seeds "
-                f"(submission.json: {num(s.get('claimed_val_bpb'), '')}).", ""]
+    out += [
+        "",
+        f"Mean val_bpb **{num(s.get('val_bpb_mean'), '.8f')}** over {s.get('n_seeds', 0)} seeds "
+        f"(submission.json: {num(s.get('claimed_val_bpb'), '')}).",
+        "",
+    ]
     sig = significance_line(record.significance, escape=md_code)
     if sig:
         out += [md_trusted(sig) + ".", ""]
@@ -99,8 +112,11 @@ def _findings(findings: list[Finding], options: RenderOptions, with_where: bool)
     rows = [_row(g, options, with_where) for g in groups(findings, include_info=options.verbose)]
     if not rows:
         return ["No findings.", ""] if with_where else []
-    header = (["| severity | rule | where | finding |", "|---|---|---|---|"] if with_where
-              else ["| severity | rule | finding |", "|---|---|---|"])
+    header = (
+        ["| severity | rule | where | finding |", "|---|---|---|---|"]
+        if with_where
+        else ["| severity | rule | finding |", "|---|---|---|"]
+    )
     return _table(header, rows, OPEN_ROWS, "findings") + [""]
 
 
@@ -109,9 +125,14 @@ def _table(header: list[str], rows: list[str], open_rows: int, what: str) -> lis
     if len(rows) <= open_rows:
         return header + rows
     rest = len(rows) - open_rows
-    return (header + rows[:open_rows]
-            + ["", f"<details><summary>{rest} more {what}</summary>", ""] + header + rows[open_rows:]
-            + ["", "</details>"])
+    return (
+        header
+        + rows[:open_rows]
+        + ["", f"<details><summary>{rest} more {what}</summary>", ""]
+        + header
+        + rows[open_rows:]
+        + ["", "</details>"]
+    )
 
 
 def _row(group: FindingGroup, options: RenderOptions, with_where: bool) -> str:
@@ -125,6 +146,7 @@ def _row(group: FindingGroup, options: RenderOptions, with_where: bool) -> str:
     if not with_where:
         return f"| {severity} | {rule} | {message} |"
     named = [md_code(p) if p != "-" else "-" for p in places(group)]
-    shown = ", ".join(named[:GROUP_PLACES]) + (f" and {len(named) - GROUP_PLACES} more"
-                                               if len(named) > GROUP_PLACES else "")
+    shown = ", ".join(named[:GROUP_PLACES]) + (
+        f" and {len(named) - GROUP_PLACES} more" if len(named) > GROUP_PLACES else ""
+    )
     return f"| {severity} | {rule} | {shown} | {message} |"

@@ -25,6 +25,7 @@ One module per job: grammar.py (the line patterns), lines.py (timestamps, rank p
 binary input), source.py, hparams.py and scores.py (a layout family each), state.py (runs and
 bookkeeping), parser.py (the pass over the lines), facts.py (what comes out).
 """
+
 from __future__ import annotations
 
 from .facts import PHYSICAL_LIMITS, LogFacts, MetricLine, impossible

@@ -1,4 +1,5 @@
 """What a train log says: the facts of its last run, and the numbers no run can print."""
+
 from __future__ import annotations
 
 import math

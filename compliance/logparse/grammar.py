@@ -1,4 +1,5 @@
 """The line grammar of every layout: the patterns the parser matches, and their units."""
+
 from __future__ import annotations
 
 import re
@@ -37,9 +38,7 @@ DISPATCH = re.compile(
 
 STEP = re.compile(r"(?:step:\s*)?(\d+)/(\d+)")
 TRAIN_TIME = re.compile(r"(?<![\w])(?:train_time|t)\s*[:=]\s*(" + NUM + r")\s*(ms|s|m)\b")
-STOP = re.compile(
-    r"stopping_early:.*?train_time:\s*(" + NUM + r")\s*(ms|s|m)\b(?:.*?step:\s*(\d+)/(\d+))?"
-)
+STOP = re.compile(r"stopping_early:.*?train_time:\s*(" + NUM + r")\s*(ms|s|m)\b(?:.*?step:\s*(\d+)/(\d+))?")
 VAL_LOSS = re.compile(r"(?<![\w])val_loss\s*([:=])\s*(" + NUM + r")(?![\w.])")
 VAL_BPB = re.compile(r"(?<![\w])val_bpb\s*([:=])\s*(" + NUM + r")(?![\w.])")
 EVAL_TIME = re.compile(r"(?<![\w.])(?:eval_)?time\s*[:=]\s*(" + NUM + r")\s*(ms|s|m)\b")
@@ -52,9 +51,7 @@ ARTIFACT_CODE = re.compile(r"artifact:.*?(?<![\w])code:(" + NUM + r")")
 TOTAL_EVAL = re.compile(r"total_eval_time\s*[:=]\s*(" + NUM + r")\s*(ms|s|m)\b")
 
 GPTQ_RESERVE = re.compile(r"gptq:reserving\s+(" + NUM + r")\s*(ms|s|m)\b", re.I)
-GPTQ_HESSIAN = re.compile(
-    r"gptq:(?:collected\b.*?\bhessians|calibrated)\b.*?\bin\s+(" + NUM + r")\s*s\b", re.I
-)
+GPTQ_HESSIAN = re.compile(r"gptq:(?:collected\b.*?\bhessians|calibrated)\b.*?\bin\s+(" + NUM + r")\s*s\b", re.I)
 TORCH = re.compile(r"(?:Running )?PyTorch (\S+)|torch(?:_version|\.__version__)\s*[:=]\s*(\S+)")
 SMI_ROW = re.compile(r"\|\s+(\d+)\s+(\S.*?)\s{2,}(?:On|Off)\s+\|")
 SMI_LIST = re.compile(r"GPU (\d+): (.+?)(?: \(UUID:.*)?$")

@@ -1,5 +1,6 @@
 """The configuration a run prints: the "hparams" dump (`  key: value`), the "kv_hparams" dump
 (`key=value ...`) and the "stdout" layout's `key:value` lines before training."""
+
 from __future__ import annotations
 
 from .grammar import CONFIG_LINE, COUNTER, HPARAM, KV_LINE

@@ -1,5 +1,6 @@
 """A raw line as the run printed it, before any layout is read: progress-bar overwrites, the
 "timestamped" layout's Unix times and the "torchrun" layout's rank prefixes and banners; binary input."""
+
 from __future__ import annotations
 
 from .grammar import BAD_CHARS, BINARY_BAD_RATIO, RANK, TIMESTAMP, TORCHRUN_BANNER
@@ -14,14 +15,14 @@ def clean_line(line: str, layout: set[str]) -> str | None:
         m = TIMESTAMP.match(line)
         if m:
             layout.add("timestamped")
-            line = line[m.end():]
+            line = line[m.end() :]
     if line[:1] == "[":
         m = RANK.match(line)
         if m:
             layout.add("torchrun")
             if m.group(1) != "0":
                 return None
-            line = line[m.end():]
+            line = line[m.end() :]
     elif line[:1] == "W" and TORCHRUN_BANNER.match(line):
         layout.add("torchrun")
         return None

@@ -1,4 +1,5 @@
 """One pass over a log: each line goes to its layout's reader; the facts of the last run come out."""
+
 from __future__ import annotations
 
 import re
@@ -226,7 +227,7 @@ class _Parser(SourceBlocks, HyperparamDumps, ScoreLines):
             if why:
                 self.invalid.append((self.run.lines.get(name), f"{name} {value:g} is {why}"))
                 del self.run.values[name]
-        for metric in self.metrics[self.run.first_metric:]:
+        for metric in self.metrics[self.run.first_metric :]:
             if metric.role in ("final", "diagnostic", "pre_quant", "post_ema"):
                 self._check_metric(metric)
 

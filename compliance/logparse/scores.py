@@ -1,5 +1,6 @@
 """Validation lines and the score: which pass a line is (final, diagnostic, pre-quantization,
 post-EMA, in training), and which final pass is the run's score."""
+
 from __future__ import annotations
 
 import re
@@ -92,8 +93,11 @@ class ScoreLines(ParserState):
             last.eval_time_ms = to_ms(m.group(1), m.group(2))
 
     def _check_metric(self, metric: MetricLine) -> None:
-        problems = [f"{name} {value:g} is {why}" for name in ("val_loss", "val_bpb", "eval_time_ms")
-                    if (value := getattr(metric, name)) is not None and (why := impossible(name, value))]
+        problems = [
+            f"{name} {value:g} is {why}"
+            for name in ("val_loss", "val_bpb", "eval_time_ms")
+            if (value := getattr(metric, name)) is not None and (why := impossible(name, value))
+        ]
         if not problems:
             return
         if metric.role == "final":  # a pass that is not the score may print nan without harm
@@ -103,19 +107,23 @@ class ScoreLines(ParserState):
 
     def _final_passes(self) -> list[MetricLine]:
         """Each final pass of the run once: a rounded line followed by its `_exact` twin counts as the twin."""
-        finals = [m for m in self.metrics[self.run.first_metric:] if m.role == "final" and m.val_bpb is not None]
+        finals = [m for m in self.metrics[self.run.first_metric :] if m.role == "final" and m.val_bpb is not None]
         kept: list[MetricLine] = []
         for metric in finals:
             prev = kept[-1] if kept else None
-            if (prev is not None and "_exact" in metric.label and "_exact" not in prev.label
-                    and _base_label(prev.label) == _base_label(metric.label)):
+            if (
+                prev is not None
+                and "_exact" in metric.label
+                and "_exact" not in prev.label
+                and _base_label(prev.label) == _base_label(metric.label)
+            ):
                 kept[-1] = metric
             else:
                 kept.append(metric)
         return kept
 
     def _pick_score(self) -> MetricLine | None:
-        finals = [m for m in self.metrics[self.run.first_metric:] if m.role in ("final", "invalid")]
+        finals = [m for m in self.metrics[self.run.first_metric :] if m.role in ("final", "invalid")]
         if not finals:
             self.notes.append((None, self._no_final_reason()))
             return None
@@ -133,8 +141,10 @@ class ScoreLines(ParserState):
             return None
         pending = self.run.pending_eval
         if pending is not None and pending > best.line:
-            msg = (f"an evaluation pass starts here and the log ends before its result; "
-                   f"line {best.line} is an earlier pass, not the score")
+            msg = (
+                f"an evaluation pass starts here and the log ends before its result; "
+                f"line {best.line} is an earlier pass, not the score"
+            )
             self.notes.append((pending, msg))
             return None
         if best.val_bpb is None:
@@ -144,7 +154,12 @@ class ScoreLines(ParserState):
     def _no_final_reason(self) -> str:
         values = self.run.values
         last, planned = values.get("last_step"), values.get("planned_steps")
-        if not values.get("stopped_early") and isinstance(last, int) and isinstance(planned, int) \
-                and 0 < planned and last < planned:
+        if (
+            not values.get("stopped_early")
+            and isinstance(last, int)
+            and isinstance(planned, int)
+            and 0 < planned
+            and last < planned
+        ):
             return f"no final metric line: training stops at step {last} of {planned} (truncated or run failed)"
         return "no final metric line: the log ends before the final evaluation (truncated or run failed)"

@@ -1,5 +1,6 @@
 """The "source" layout: a script that logs its own text, ended by a separator line; shared copies
 replace the text by a placeholder naming its length and hash."""
+
 from __future__ import annotations
 
 import hashlib

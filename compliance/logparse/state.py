@@ -1,4 +1,5 @@
 """The parser's state and its bookkeeping: runs, facts with their lines, conflicting values."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class ParserState:
         return clean_line(line, self.layout)
 
     def _dispatch(self, i: int, line: str) -> None:
-        raise NotImplementedError   # the parser's: one line of run output
+        raise NotImplementedError  # the parser's: one line of run output
 
     def _maybe_new_run(self, i: int) -> None:
         if self.continuing_stage:

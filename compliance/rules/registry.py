@@ -13,6 +13,7 @@ judged as they were in force at the submission's date: `since`/`until` bound a r
 `periods` change its severity or params for a stretch of dates where the maintainers'
 practice differed from the written rule (RULES.md §5), with a note quoted in the findings.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,16 +60,19 @@ LEDGER_FAMILIES = ("C1", "C2", "C3", "C4", "data")
 
 class RecordCheck(Protocol):
     """kind "record": reads a loaded record folder, its per-seed rows and the audit options."""
+
     def __call__(self, ctx: RecordContext, rule: Rule) -> Iterable[Finding]: ...
 
 
 class ScriptCheck(Protocol):
     """kind "script": reads the static trace of the entry script."""
+
     def __call__(self, ctx: ScriptContext, rule: Rule) -> Iterable[Finding]: ...
 
 
 class DynamicCheck(Protocol):
     """kind "dynamic": reads one traced run of the entry script on a canary."""
+
     def __call__(self, ctx: DynamicContext, rule: Rule) -> Iterable[Finding]: ...
 
 
@@ -82,6 +86,7 @@ F = TypeVar("F", bound=Callable[..., Iterable[Finding]])
 @dataclass(frozen=True)
 class CheckSpec:
     """What a check declared: its kind and the params a catalog may set, with defaults."""
+
     name: str
     kind: Kind
     params: Mapping[str, Any]
@@ -92,18 +97,21 @@ _CHECKS: dict[str, CheckSpec] = {}
 
 
 @overload
-def check(name: str, *, kind: Literal["record"],
-          params: Mapping[str, Any] | None = None) -> Callable[[RecordF], RecordF]: ...
+def check(
+    name: str, *, kind: Literal["record"], params: Mapping[str, Any] | None = None
+) -> Callable[[RecordF], RecordF]: ...
 
 
 @overload
-def check(name: str, *, kind: Literal["script"],
-          params: Mapping[str, Any] | None = None) -> Callable[[ScriptF], ScriptF]: ...
+def check(
+    name: str, *, kind: Literal["script"], params: Mapping[str, Any] | None = None
+) -> Callable[[ScriptF], ScriptF]: ...
 
 
 @overload
-def check(name: str, *, kind: Literal["dynamic"],
-          params: Mapping[str, Any] | None = None) -> Callable[[DynamicF], DynamicF]: ...
+def check(
+    name: str, *, kind: Literal["dynamic"], params: Mapping[str, Any] | None = None
+) -> Callable[[DynamicF], DynamicF]: ...
 
 
 def check(name: str, *, kind: Kind, params: Mapping[str, Any] | None = None) -> Callable[[F], F]:
@@ -117,12 +125,14 @@ def check(name: str, *, kind: Kind, params: Mapping[str, Any] | None = None) -> 
             raise RuntimeError(f"check {name!r} registered twice")
         _CHECKS[name] = CheckSpec(name, kind, dict(params or {}), fn)
         return fn
+
     return register
 
 
 @lru_cache(maxsize=1)
 def _discover() -> None:
     from .. import checks
+
     for module in pkgutil.iter_modules(checks.__path__):
         importlib.import_module(f"{checks.__name__}.{module.name}")
 
@@ -145,6 +155,7 @@ def registered_checks() -> dict[str, CheckSpec]:
 @dataclass(frozen=True)
 class Period:
     """A stretch of dates where a rule was applied differently; bounds are inclusive."""
+
     since: str | None = None
     until: str | None = None
     severity: Severity | None = None
@@ -169,14 +180,22 @@ class Rule:
     params: Mapping[str, Any] = field(default_factory=dict)
     periods: tuple[Period, ...] = ()
     family: tuple[str, ...] = ()
-    ledger: tuple[str, ...] = ()   # traced-run outcomes that confirm or contradict a static fail
-    judged_on: str | None = None   # set by at(): the date this copy of the rule applies to
-    note: str | None = None        # the practice note of the period in force on that date
+    ledger: tuple[str, ...] = ()  # traced-run outcomes that confirm or contradict a static fail
+    judged_on: str | None = None  # set by at(): the date this copy of the rule applies to
+    note: str | None = None  # the practice note of the period in force on that date
     practised: frozenset[str] = frozenset()  # what that period changed: "severity" and param names
 
-    def finding(self, message: str, *, file: str | None = None, line: int | None = None,
-                severity: Severity | None = None, level: str | None = None, active: bool = True,
-                evidence: dict[str, Any] | None = None) -> Finding:
+    def finding(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        severity: Severity | None = None,
+        level: str | None = None,
+        active: bool = True,
+        evidence: dict[str, Any] | None = None,
+    ) -> Finding:
         """A finding at `severity`, else at the severity param `level`, else at the rule's own.
 
         When the period in force changed the severity used, its note is quoted: the finding
@@ -187,8 +206,17 @@ class Rule:
             severity = self.params[level] if level is not None else self.severity
             if self.note and changed in self.practised:
                 message = f"{message} [as practised on {self.judged_on}: {self.note}]"
-        return Finding(rule=self.id, severity=severity, message=message, file=file,
-                       line=line, active=active, title=self.title, source=self.source, evidence=evidence)
+        return Finding(
+            rule=self.id,
+            severity=severity,
+            message=message,
+            file=file,
+            line=line,
+            active=active,
+            title=self.title,
+            source=self.source,
+            evidence=evidence,
+        )
 
     def applies_on(self, date: str | None) -> bool:
         """Rules carry the dates they were in force; an undated record gets every rule."""
@@ -205,9 +233,14 @@ class Rule:
         for period in self.periods:
             if period.contains(date):
                 changed = set(period.params) | ({"severity"} if period.severity else set())
-                return replace(self, severity=period.severity or self.severity,
-                               params=_merge(self.params, period.params), judged_on=date, note=period.note,
-                               practised=frozenset(changed))
+                return replace(
+                    self,
+                    severity=period.severity or self.severity,
+                    params=_merge(self.params, period.params),
+                    judged_on=date,
+                    note=period.note,
+                    practised=frozenset(changed),
+                )
         return replace(self, judged_on=date)
 
 
@@ -274,8 +307,21 @@ def _resolve(name: str, seen: tuple[str, ...]) -> dict[str, Rule]:
     return rules
 
 
-ENTRY_KEYS = {"id", "title", "severity", "source", "check", "kind", "since", "until", "enabled", "params", "periods",
-              "family", "ledger"}
+ENTRY_KEYS = {
+    "id",
+    "title",
+    "severity",
+    "source",
+    "check",
+    "kind",
+    "since",
+    "until",
+    "enabled",
+    "params",
+    "periods",
+    "family",
+    "ledger",
+}
 OVERRIDE_KEYS = {"severity", "since", "until", "enabled", "params", "periods", "title", "source"}
 PERIOD_KEYS = {"since", "until", "severity", "params", "note"}
 
@@ -295,12 +341,21 @@ def _rule_from(entry: Any, catalog: str) -> Rule:
     spec = check_spec(check_name)
     if entry.get("kind", spec.kind) != spec.kind:
         raise InputError(None, f"{where} says kind {entry['kind']!r} but check {check_name} is kind {spec.kind!r}")
-    rule = Rule(id=rule_id, title=title, severity=_severity(severity, where), source=source, check=check_name,
-                kind=spec.kind, since=_date(entry.get("since"), where), until=_date(entry.get("until"), where),
-                enabled=bool(entry.get("enabled", True)),
-                params=_merge(spec.params, _params(entry.get("params"), spec, where)),
-                periods=_periods(entry.get("periods"), spec, where), family=_family(entry.get("family"), where),
-                ledger=_family(entry.get("ledger"), where, LEDGER_FAMILIES))
+    rule = Rule(
+        id=rule_id,
+        title=title,
+        severity=_severity(severity, where),
+        source=source,
+        check=check_name,
+        kind=spec.kind,
+        since=_date(entry.get("since"), where),
+        until=_date(entry.get("until"), where),
+        enabled=bool(entry.get("enabled", True)),
+        params=_merge(spec.params, _params(entry.get("params"), spec, where)),
+        periods=_periods(entry.get("periods"), spec, where),
+        family=_family(entry.get("family"), where),
+        ledger=_family(entry.get("ledger"), where, LEDGER_FAMILIES),
+    )
     return rule
 
 
@@ -343,13 +398,11 @@ def _params(value: Any, spec: CheckSpec, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InputError(None, f"{where}: params is not a mapping")
-    _refuse_unknown(set(value) - set(spec.params), f"{where}: params of check {spec.name}",
-                    known=sorted(spec.params))
+    _refuse_unknown(set(value) - set(spec.params), f"{where}: params of check {spec.name}", known=sorted(spec.params))
     for key, given in value.items():
         default = spec.params[key]
         if default is not None and not _same_type(default, given):
-            raise InputError(None, f"{where}: param {key} must be {type(default).__name__}, "
-                                   f"got {type(given).__name__}")
+            raise InputError(None, f"{where}: param {key} must be {type(default).__name__}, got {type(given).__name__}")
     return value
 
 
@@ -372,10 +425,15 @@ def _periods(value: Any, spec: CheckSpec, where: str) -> tuple[Period, ...]:
             raise InputError(None, f"{where}: a period is not a mapping")
         _refuse_unknown(set(item) - PERIOD_KEYS, f"{where}: period")
         severity = item.get("severity")
-        periods.append(Period(since=_date(item.get("since"), where), until=_date(item.get("until"), where),
-                              severity=_severity(severity, where) if severity is not None else None,
-                              params=_params(item.get("params"), spec, where),
-                              note=str(item["note"]) if item.get("note") else None))
+        periods.append(
+            Period(
+                since=_date(item.get("since"), where),
+                until=_date(item.get("until"), where),
+                severity=_severity(severity, where) if severity is not None else None,
+                params=_params(item.get("params"), spec, where),
+                note=str(item["note"]) if item.get("note") else None,
+            )
+        )
     for a, b in pairwise(periods):
         if a.until is None or b.since is None or b.since <= a.until:
             raise InputError(None, f"{where}: periods must be ordered and must not overlap")

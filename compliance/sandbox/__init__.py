@@ -5,6 +5,7 @@ RUNTIMES is the registry: the CLIs' --runtime choices, their help and the defaul
 from it, and a runtime's optional abilities are methods of Runtime (base.py). Adding a
 runtime is one module with a Runtime subclass and one line here.
 """
+
 from __future__ import annotations
 
 from .base import (
@@ -26,7 +27,7 @@ RUNTIMES: dict[str, type[Runtime]] = {
     "docker": DockerRuntime,
     "local": LocalRuntime,
 }
-DEFAULT_SANDBOX = "bwrap"             # untrusted code runs here unless told otherwise
+DEFAULT_SANDBOX = "bwrap"  # untrusted code runs here unless told otherwise
 
 
 def runtime_names() -> list[str]:
@@ -45,8 +46,9 @@ def get_runtime(name: str, options: RuntimeOptions | None = None) -> Runtime:
     return cls.from_options(options or RuntimeOptions())
 
 
-def choose_runtime(name: str | None, options: RuntimeOptions | None = None, *, trusted: bool = False,
-                   unsafe_local: bool = False) -> Runtime:
+def choose_runtime(
+    name: str | None, options: RuntimeOptions | None = None, *, trusted: bool = False, unsafe_local: bool = False
+) -> Runtime:
     """The runtime for a run: `name`, else the default sandbox (the local runtime for trusted code).
 
     Untrusted code never runs unisolated by accident: a runtime that isolates nothing needs
@@ -56,8 +58,9 @@ def choose_runtime(name: str | None, options: RuntimeOptions | None = None, *, t
     options = options or RuntimeOptions()
     runtime = get_runtime(name or ("local" if trusted else DEFAULT_SANDBOX), options)
     if not runtime.isolated and not (trusted or unsafe_local):
-        raise SandboxUnavailable(f"the {runtime.name} runtime does not isolate untrusted code; "
-                                 f"pass --unsafe-local to run it anyway")
+        raise SandboxUnavailable(
+            f"the {runtime.name} runtime does not isolate untrusted code; pass --unsafe-local to run it anyway"
+        )
     why = runtime.unavailable()
     if why is None:
         return runtime
@@ -77,6 +80,23 @@ def dynamic_runtime(stages: Runtime, trusted: bool = False) -> Runtime:
     return choose_runtime(None, RuntimeOptions(device="cpu"), unsafe_local=trusted)
 
 
-__all__ = ["Connection", "Runtime", "RuntimeOptions", "SandboxUnavailable", "StageResult", "StageSpec",
-           "BwrapRuntime", "DockerRuntime", "LocalRuntime", "RUNTIMES", "DEFAULT_SANDBOX", "runtime_names",
-           "runtime_help", "get_runtime", "choose_runtime", "dynamic_runtime", "caller_environment", "compose_env"]
+__all__ = [
+    "Connection",
+    "Runtime",
+    "RuntimeOptions",
+    "SandboxUnavailable",
+    "StageResult",
+    "StageSpec",
+    "BwrapRuntime",
+    "DockerRuntime",
+    "LocalRuntime",
+    "RUNTIMES",
+    "DEFAULT_SANDBOX",
+    "runtime_names",
+    "runtime_help",
+    "get_runtime",
+    "choose_runtime",
+    "dynamic_runtime",
+    "caller_environment",
+    "compose_env",
+]

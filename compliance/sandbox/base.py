@@ -5,43 +5,46 @@ runtimes differ in (an environment report of their own, a CPU variant for the dy
 check, whether they isolate at all) are methods of Runtime with defaults, so callers ask
 the runtime instead of testing its type.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping
+from typing import ClassVar
 
 from ..errors import InputError
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    name: str                          # train | quantize | eval | run (a script without the stage contract)
+    name: str  # train | quantize | eval | run (a script without the stage contract)
     argv: list[str]
-    env: dict[str, str]                # the whole environment the stage sees under the local runtime
+    env: dict[str, str]  # the whole environment the stage sees under the local runtime
     cwd: Path
-    cap_s: float                       # wall-clock cap measured from outside
-    log_path: Path                     # output is appended here as it is written
-    grace_s: float = 10.0              # between SIGTERM and SIGKILL
-    read_only: tuple[Path, ...] = ()   # inputs the stage may read (a sandbox shows only these)
-    writable: tuple[Path, ...] = ()    # outputs it may write
-    network: bool = True               # False: any attempt is an R-NETWORK finding (sandboxes never give one)
+    cap_s: float  # wall-clock cap measured from outside
+    log_path: Path  # output is appended here as it is written
+    grace_s: float = 10.0  # between SIGTERM and SIGKILL
+    read_only: tuple[Path, ...] = ()  # inputs the stage may read (a sandbox shows only these)
+    writable: tuple[Path, ...] = ()  # outputs it may write
+    network: bool = True  # False: any attempt is an R-NETWORK finding (sandboxes never give one)
     caller_env: frozenset[str] = frozenset()  # names in env copied from the caller's environment, not set
-                                              # by pgolf: a sandbox keeps only those on its allowlist
+    # by pgolf: a sandbox keeps only those on its allowlist
 
 
 @dataclass(frozen=True)
 class Connection:
     """One attempt to reach a socket, seen from outside the process that made it."""
+
     pid: int
-    cmdline: str                       # of the process that made the attempt
-    family: str                        # AF_INET | AF_INET6
-    address: str                       # host:port
-    result: str                        # "ok", "pending" or the error name (ECONNREFUSED ...)
-    internal: bool = False             # to a port a process of the same run serves (torch.distributed)
+    cmdline: str  # of the process that made the attempt
+    family: str  # AF_INET | AF_INET6
+    address: str  # host:port
+    result: str  # "ok", "pending" or the error name (ECONNREFUSED ...)
+    internal: bool = False  # to a port a process of the same run serves (torch.distributed)
 
     def describe(self) -> str:
         return f"{self.cmdline} -> {self.address} ({self.result})"
@@ -50,7 +53,7 @@ class Connection:
 @dataclass
 class StageResult:
     name: str
-    status: str                        # ok | failed | timeout
+    status: str  # ok | failed | timeout
     returncode: int | None
     wall_s: float
     killed: bool = False
@@ -62,14 +65,15 @@ class StageResult:
         return self.status == "ok"
 
 
-Tick = Callable[[float], None]         # called about once a second with elapsed seconds
+Tick = Callable[[float], None]  # called about once a second with elapsed seconds
 
 
 @dataclass(frozen=True)
 class RuntimeOptions:
     """What the CLIs know about where stages should run; each runtime takes what applies to it."""
-    image: str | None = None           # container runtimes
-    device: str = "cpu"                # cpu | cuda: a profile's device (the GPUs a stage gets)
+
+    image: str | None = None  # container runtimes
+    device: str = "cpu"  # cpu | cuda: a profile's device (the GPUs a stage gets)
 
 
 class SandboxUnavailable(InputError):
@@ -81,8 +85,8 @@ class SandboxUnavailable(InputError):
 
 class Runtime:
     name: ClassVar[str] = "?"
-    isolated: ClassVar[bool] = True    # untrusted code may run in it
-    summary: ClassVar[str] = ""        # one line for --help
+    isolated: ClassVar[bool] = True  # untrusted code may run in it
+    summary: ClassVar[str] = ""  # one line for --help
 
     @classmethod
     def from_options(cls, options: RuntimeOptions) -> Runtime:
@@ -130,8 +134,9 @@ def compose_env(inherited: Mapping[str, str], *ours: Mapping[str, str]) -> tuple
     return env, frozenset(k for k in inherited if k not in set_by_us)
 
 
-def wait_under_cap(exited: Callable[[float], bool], stop: Callable[[], None], spec: StageSpec,
-                   start: float, tick: Tick | None) -> bool:
+def wait_under_cap(
+    exited: Callable[[float], bool], stop: Callable[[], None], spec: StageSpec, start: float, tick: Tick | None
+) -> bool:
     """Poll a running stage about once a second until it exits or reaches its cap.
 
     `exited(timeout)` waits up to timeout seconds and says whether the stage ended;

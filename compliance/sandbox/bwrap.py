@@ -14,6 +14,7 @@ What the stage gets:
 - no network but its own loopback, and every connection attempt of any of its processes
   recorded with that process's command line (nettrace).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ from .base import find_tool as _which
 from .envpolicy import stage_environment
 from .mounts import read_only_sources, within, writable_dirs
 
-SANDBOX_UID = 10001                    # the image's `pgolf` user, when pgolf runs as root
+SANDBOX_UID = 10001  # the image's `pgolf` user, when pgolf runs as root
 HOSTNAME = "pgolf-sandbox"
 # the sandbox's own name must resolve without DNS: torchrun's rendezvous looks it up, and an
 # unanswered DNS query per retry would stall it (and fill the trace) until the cap
@@ -42,8 +43,8 @@ HOSTS = f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loop
 SYSTEM_DIRS = ("/usr", "/etc")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
-INSIDE = Path("/.pgolf")               # pgolf's own files in the sandbox: the supervisor, the trace
-FIRST_STAGE_PID = 3                    # 1: bubblewrap's init, 2: the tracer; the supervisor and the stage after
+INSIDE = Path("/.pgolf")  # pgolf's own files in the sandbox: the supervisor, the trace
+FIRST_STAGE_PID = 3  # 1: bubblewrap's init, 2: the tracer; the supervisor and the stage after
 GIB = 1 << 30
 _PROBED: dict[tuple, str | None] = {}
 
@@ -52,8 +53,16 @@ class BwrapRuntime(Runtime):
     name = "bwrap"
     summary = "bubblewrap sandbox: no network, read-only system, non-root, limits, every connection traced"
 
-    def __init__(self, device: str = "cpu", memory: int | None = None, pids: int = 2048, fsize: int = 16 * GIB,
-                 tmp_size: int = 4 * GIB, uid: int = SANDBOX_UID, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        device: str = "cpu",
+        memory: int | None = None,
+        pids: int = 2048,
+        fsize: int = 16 * GIB,
+        tmp_size: int = 4 * GIB,
+        uid: int = SANDBOX_UID,
+        python: str = sys.executable,
+    ) -> None:
         self.device, self.pids, self.fsize, self.tmp_size = device, pids, fsize, tmp_size
         self.memory = memory or _default_memory()
         self.uid = uid if os.getuid() == 0 else os.getuid()
@@ -64,9 +73,14 @@ class BwrapRuntime(Runtime):
         return cls(device=options.device)
 
     def describe(self) -> dict:
-        return {"runtime": self.name, "bwrap": _version([_which("bwrap"), "--version"]),
-                "strace": _version([_which("strace"), "-V"]), "uid": self.uid, "device": self.device,
-                "limits": self.limits()}
+        return {
+            "runtime": self.name,
+            "bwrap": _version([_which("bwrap"), "--version"]),
+            "strace": _version([_which("strace"), "-V"]),
+            "uid": self.uid,
+            "device": self.device,
+            "limits": self.limits(),
+        }
 
     def limits(self) -> dict[str, int]:
         limits = {"NPROC": self.pids, "FSIZE": self.fsize, "CORE": 0}
@@ -88,8 +102,15 @@ class BwrapRuntime(Runtime):
             if _which(tool) is None:
                 return f"{tool} is not installed (apt-get install {package}; make install does it)"
         with tempfile.TemporaryDirectory(prefix="pgolf-probe-") as tmp:
-            spec = StageSpec("probe", [self.python, "-I", "-c", "pass"], {}, cwd=Path(tmp) / "run", cap_s=60,
-                             log_path=Path(tmp) / "probe.log", grace_s=1)
+            spec = StageSpec(
+                "probe",
+                [self.python, "-I", "-c", "pass"],
+                {},
+                cwd=Path(tmp) / "run",
+                cap_s=60,
+                log_path=Path(tmp) / "probe.log",
+                grace_s=1,
+            )
             result = self._run(spec, None)
             if result.ok:
                 return None
@@ -119,17 +140,25 @@ class BwrapRuntime(Runtime):
         argv = self.command(spec, trace_dir, status_write)
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, cwd="/", env=stage_environment(spec, self._path()), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(status_write,),
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd="/",
+                env=stage_environment(spec, self._path()),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(status_write,),
+                start_new_session=True,
+            )
         finally:
             os.close(status_write)
         pidns.read_status(status_read, ns)
         pump = threading.Thread(target=_copy, args=(proc.stdout, log), daemon=True)
         pump.start()
         try:
-            killed = wait_under_cap(lambda t: _exited(proc, t), lambda: _stop(proc, ns, spec.grace_s), spec,
-                                    start, tick)
+            killed = wait_under_cap(
+                lambda t: _exited(proc, t), lambda: _stop(proc, ns, spec.grace_s), spec, start, tick
+            )
         except BaseException:  # pgolf itself interrupted: the whole namespace goes with it
             _kill(proc, ns)
             raise
@@ -138,19 +167,44 @@ class BwrapRuntime(Runtime):
 
     def command(self, spec: StageSpec, trace_dir: Path, status_fd: int) -> list[str]:
         """The bwrap command line: namespaces, mounts, then tracer -> supervisor -> the stage's argv."""
-        argv = [_which("bwrap"), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--hostname", HOSTNAME, "--die-with-parent", "--new-session",
-                "--json-status-fd", str(status_fd)]
+        argv = [
+            _which("bwrap"),
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            HOSTNAME,
+            "--die-with-parent",
+            "--new-session",
+            "--json-status-fd",
+            str(status_fd),
+        ]
         if os.getuid() != 0:
             argv += ["--unshare-user", "--disable-userns"]
         argv += self._system_mounts() + self._stage_mounts(spec)
         (trace_dir / "hosts").write_text(HOSTS)
-        argv += ["--ro-bind", str(trace_dir / "hosts"), "/etc/hosts",
-                 "--ro-bind", str(SUPERVISOR), str(INSIDE / "supervisor.py"),
-                 "--bind", str(trace_dir), str(INSIDE / "trace"), "--chdir", str(spec.cwd), "--"]
+        argv += [
+            "--ro-bind",
+            str(trace_dir / "hosts"),
+            "/etc/hosts",
+            "--ro-bind",
+            str(SUPERVISOR),
+            str(INSIDE / "supervisor.py"),
+            "--bind",
+            str(trace_dir),
+            str(INSIDE / "trace"),
+            "--chdir",
+            str(spec.cwd),
+            "--",
+        ]
         argv += nettrace.strace_argv(_which("strace"), INSIDE / "trace" / "net.trace")
-        config = {"uid": self.uid if os.getuid() == 0 else None, "gid": self.uid if os.getuid() == 0 else None,
-                  "limits": self.limits()}
+        config = {
+            "uid": self.uid if os.getuid() == 0 else None,
+            "gid": self.uid if os.getuid() == 0 else None,
+            "limits": self.limits(),
+        }
         return argv + [self.python, "-I", "-S", str(INSIDE / "supervisor.py"), json.dumps(config), "--", *spec.argv]
 
     def _system_mounts(self) -> list[str]:
@@ -162,10 +216,28 @@ class BwrapRuntime(Runtime):
                 args += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(self.tmp_size), "--tmpfs", "/tmp",
-                 "--perms", "1777", "--size", str(self.tmp_size), "--tmpfs", "/dev/shm",
-                 # read-only hardware description: OpenMP reads the CPU topology, gloo scans PCI devices
-                 "--ro-bind-try", "/sys", "/sys"]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(self.tmp_size),
+            "--tmpfs",
+            "/tmp",
+            "--perms",
+            "1777",
+            "--size",
+            str(self.tmp_size),
+            "--tmpfs",
+            "/dev/shm",
+            # read-only hardware description: OpenMP reads the CPU topology, gloo scans PCI devices
+            "--ro-bind-try",
+            "/sys",
+            "/sys",
+        ]
         if self.device == "cuda":
             args += _gpu_mounts()
         roots = _interpreter_roots([self.python])
@@ -186,10 +258,13 @@ class BwrapRuntime(Runtime):
             ro.append(spec.log_path)  # pgolf's record of the stage, in its folder: not the stage's to rewrite
         system = _interpreter_roots([self.python])
         ro += [p for p in _interpreter_roots([spec.argv[0], *spec.env.values()]) if p not in ro + system]
-        binds = sorted([(p, "--bind") for p in rw] + [(p, "--ro-bind") for p in ro],
-                       key=lambda item: (len(item[0].parts), item[1] == "--ro-bind"))
-        return (_parent_dirs([p for p, _ in binds] + system)
-                + [arg for path, flag in binds for arg in (flag, str(path.resolve()), str(path))])
+        binds = sorted(
+            [(p, "--bind") for p in rw] + [(p, "--ro-bind") for p in ro],
+            key=lambda item: (len(item[0].parts), item[1] == "--ro-bind"),
+        )
+        return _parent_dirs([p for p, _ in binds] + system) + [
+            arg for path, flag in binds for arg in (flag, str(path.resolve()), str(path))
+        ]
 
     def _path(self) -> list[str]:
         return [str(Path(self.python).parent), "/usr/local/bin", "/usr/bin", "/bin"]
@@ -237,11 +312,19 @@ def _parent_dirs(dests: list[Path]) -> list[str]:
     """bubblewrap makes a mount point's missing parents 0700 (root's then): make them 0755 first,
     so the sandbox's uid can reach what is mounted below them."""
     fixed = ("/", "/tmp", "/dev", "/proc", "/sys", *SYSTEM_DIRS)
-    wanted = {parent for dest in dests for parent in dest.parents
-              if str(parent) not in fixed and not any(parent == d or d in parent.parents for d in dests)
-              and not any(Path(f) in parent.parents for f in SYSTEM_DIRS)}
-    return [arg for parent in sorted(wanted, key=lambda p: len(p.parts))
-            for arg in ("--perms", "0755", "--dir", str(parent))]
+    wanted = {
+        parent
+        for dest in dests
+        for parent in dest.parents
+        if str(parent) not in fixed
+        and not any(parent == d or d in parent.parents for d in dests)
+        and not any(Path(f) in parent.parents for f in SYSTEM_DIRS)
+    }
+    return [
+        arg
+        for parent in sorted(wanted, key=lambda p: len(p.parts))
+        for arg in ("--perms", "0755", "--dir", str(parent))
+    ]
 
 
 def _gpu_mounts() -> list[str]:
@@ -295,11 +378,18 @@ def _kill(proc: subprocess.Popen, ns: pidns.Namespace) -> None:
 def _result(spec: StageSpec, code: int | None, wall: float, killed: bool, trace: nettrace.Trace) -> StageResult:
     notes = _network_notes(spec, trace)
     if killed:
-        return StageResult(spec.name, "timeout", code, wall, killed=True,
-                           notes=[f"killed at {wall:.1f} s, cap {spec.cap_s:.0f} s", *notes],
-                           connections=trace.connections)
-    return StageResult(spec.name, "ok" if code == 0 else "failed", code, wall, notes=notes,
-                       connections=trace.connections)
+        return StageResult(
+            spec.name,
+            "timeout",
+            code,
+            wall,
+            killed=True,
+            notes=[f"killed at {wall:.1f} s, cap {spec.cap_s:.0f} s", *notes],
+            connections=trace.connections,
+        )
+    return StageResult(
+        spec.name, "ok" if code == 0 else "failed", code, wall, notes=notes, connections=trace.connections
+    )
 
 
 def _network_notes(spec: StageSpec, trace: nettrace.Trace) -> list[str]:
@@ -309,10 +399,14 @@ def _network_notes(spec: StageSpec, trace: nettrace.Trace) -> list[str]:
         if not conn.internal:
             grouped.setdefault((conn.cmdline, conn.address), []).append(conn.result)
     label = "R-NETWORK" if not spec.network else "network"
-    notes = [f"{label}: the {spec.name} stage's process `{cmd}` tried to reach {address} "
-             f"({', '.join(sorted(set(results)))}; {len(results)} attempt(s)); the sandbox has no network"
-             for (cmd, address), results in grouped.items()]
+    notes = [
+        f"{label}: the {spec.name} stage's process `{cmd}` tried to reach {address} "
+        f"({', '.join(sorted(set(results)))}; {len(results)} attempt(s)); the sandbox has no network"
+        for (cmd, address), results in grouped.items()
+    ]
     if trace.truncated:
-        notes.append(f"{label}: the connection trace of the {spec.name} stage was cut at "
-                     f"{nettrace.MAX_TRACE_BYTES:,} bytes; attempts after that are not listed")
+        notes.append(
+            f"{label}: the connection trace of the {spec.name} stage was cut at "
+            f"{nettrace.MAX_TRACE_BYTES:,} bytes; attempts after that are not listed"
+        )
     return notes

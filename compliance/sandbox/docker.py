@@ -10,6 +10,7 @@ environment pgolf set plus the sandbox allowlist (envpolicy); pid, memory and
 shared-memory limits. tini (init=True) forwards SIGTERM to the whole process tree, so
 torchrun workers die with their launcher as they do locally.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,15 +24,32 @@ from .base import Runtime, RuntimeOptions, StageResult, StageSpec, Tick, wait_un
 from .envpolicy import allowed_environment
 from .mounts import read_only_sources, within, writable_dirs
 
-IMAGE_USER = "10001:10001"       # the image's `pgolf` user
+IMAGE_USER = "10001:10001"  # the image's `pgolf` user
 NET_AUDIT_MARK = b"pgolf-net-audit:"
 # the host's own environment: meaningless or harmful inside the image
-HOST_ONLY_NAMES = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "HOSTNAME", "TMPDIR",
-                   "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "LD_PRELOAD", "MAIL"}
+HOST_ONLY_NAMES = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PWD",
+    "OLDPWD",
+    "HOSTNAME",
+    "TMPDIR",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "MAIL",
+}
 HOST_ONLY_PREFIXES = ("PYENV_", "CONDA_", "SSH_", "XDG_", "DOCKER_")
 # what a blocked connection looks like when the script reports it itself
-NET_ERRORS = re.compile(rb"Network is unreachable|Temporary failure in name resolution|Name or service not known"
-                        rb"|No address associated with hostname|\[Errno -3\]|\[Errno 101\]")
+NET_ERRORS = re.compile(
+    rb"Network is unreachable|Temporary failure in name resolution|Name or service not known"
+    rb"|No address associated with hostname|\[Errno -3\]|\[Errno 101\]"
+)
 
 
 class DockerRuntimeError(Exception):
@@ -42,9 +60,16 @@ class DockerRuntime(Runtime):
     name = "docker"
     summary = "a container of the pinned image (--image): no network, read-only, non-root, limits"
 
-    def __init__(self, image: str = "pgolf:cpu", gpus: bool = False, shm_size: str = "8g",
-                 memory: str | None = None, pids_limit: int = 4096, user: str | None = None,
-                 client=None) -> None:
+    def __init__(
+        self,
+        image: str = "pgolf:cpu",
+        gpus: bool = False,
+        shm_size: str = "8g",
+        memory: str | None = None,
+        pids_limit: int = 4096,
+        user: str | None = None,
+        client=None,
+    ) -> None:
         self.image, self.gpus, self.shm_size = image, gpus, shm_size
         self.memory, self.pids_limit = memory or _default_memory(), pids_limit
         self.user = user or _default_user()
@@ -72,6 +97,7 @@ class DockerRuntime(Runtime):
     def client(self):
         if self._client is None:
             import docker  # the SDK is only needed when this runtime is chosen
+
             try:
                 self._client = docker.from_env()
                 self._client.ping()
@@ -86,19 +112,28 @@ class DockerRuntime(Runtime):
             raise
         except Exception as exc:
             raise DockerRuntimeError(f"image {self.image!r} not found ({type(exc).__name__})") from None
-        return {"runtime": "docker", "image": self.image, "image_id": image.id,
-                "repo_digests": image.attrs.get("RepoDigests", []), "labels": image.labels,
-                "gpus": self.gpus, "user": self.user}
+        return {
+            "runtime": "docker",
+            "image": self.image,
+            "image_id": image.id,
+            "repo_digests": image.attrs.get("RepoDigests", []),
+            "labels": image.labels,
+            "gpus": self.gpus,
+            "user": self.user,
+        }
 
     def env_report(self) -> dict:
         """`pgolf env --json` as the image sees itself (with the GPUs a stage would get), for provenance."""
         import json
-        options = dict(network_mode="none", user=self.user, init=True, cap_drop=["ALL"],
-                       security_opt=["no-new-privileges"])
+
+        options = dict(
+            network_mode="none", user=self.user, init=True, cap_drop=["ALL"], security_opt=["no-new-privileges"]
+        )
         if self.gpus:
             options["device_requests"] = self._options_gpus()
-        container = self.client.containers.create(self.image, ["python", "-m", "pgolf.pipeline.env_check", "--json"],
-                                                  **options)
+        container = self.client.containers.create(
+            self.image, ["python", "-m", "pgolf.pipeline.env_check", "--json"], **options
+        )
         try:
             container.start()
             container.wait(timeout=300)
@@ -112,6 +147,7 @@ class DockerRuntime(Runtime):
 
     def _options_gpus(self) -> list:
         import docker.types
+
         return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
 
     def run(self, spec: StageSpec, tick: Tick | None = None) -> StageResult:
@@ -124,8 +160,9 @@ class DockerRuntime(Runtime):
                 container.start()
                 pump = threading.Thread(target=_copy, args=(container, log, scan), daemon=True)
                 pump.start()
-                killed = wait_under_cap(lambda t: _exited(container, t), lambda: _stop(container, spec.grace_s),
-                                        spec, start, tick)
+                killed = wait_under_cap(
+                    lambda t: _exited(container, t), lambda: _stop(container, spec.grace_s), spec, start, tick
+                )
                 code = container.wait()["StatusCode"]
                 wall = time.monotonic() - start
                 pump.join(timeout=5)
@@ -137,13 +174,28 @@ class DockerRuntime(Runtime):
         return _result(spec, code, wall, killed, scan)
 
     def _options(self, spec: StageSpec) -> dict:
-        options = dict(image=self.image, command=_argv(spec.argv), environment=_environment(spec),
-                       working_dir=str(spec.cwd), mounts=_mounts(spec, self.user), user=self.user,
-                       name=f"pgolf-{spec.name}-{uuid.uuid4().hex[:10]}", init=True, shm_size=self.shm_size,
-                       pids_limit=self.pids_limit, read_only=True, tmpfs={"/tmp": "exec,mode=1777"},
-                       labels={"io.pgolf.stage": spec.name}, stdin_open=False, detach=True,
-                       network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                       mem_limit=self.memory, memswap_limit=self.memory)
+        options = dict(
+            image=self.image,
+            command=_argv(spec.argv),
+            environment=_environment(spec),
+            working_dir=str(spec.cwd),
+            mounts=_mounts(spec, self.user),
+            user=self.user,
+            name=f"pgolf-{spec.name}-{uuid.uuid4().hex[:10]}",
+            init=True,
+            shm_size=self.shm_size,
+            pids_limit=self.pids_limit,
+            read_only=True,
+            tmpfs={"/tmp": "exec,mode=1777"},
+            labels={"io.pgolf.stage": spec.name},
+            stdin_open=False,
+            detach=True,
+            network_mode="none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=self.memory,
+            memswap_limit=self.memory,
+        )
         if self.gpus:
             options["device_requests"] = self._options_gpus()
         return options
@@ -171,8 +223,11 @@ def _argv(argv: list[str]) -> list[str]:
 
 
 def _environment(spec: StageSpec) -> dict[str, str]:
-    env = {k: v for k, v in allowed_environment(spec).items()
-           if k not in HOST_ONLY_NAMES and not k.startswith(HOST_ONLY_PREFIXES)}
+    env = {
+        k: v
+        for k, v in allowed_environment(spec).items()
+        if k not in HOST_ONLY_NAMES and not k.startswith(HOST_ONLY_PREFIXES)
+    }
     if _mounted_path_list(spec.env.get("PYTHONPATH", ""), spec.read_only):
         env["PYTHONPATH"] = spec.env["PYTHONPATH"]  # e.g. the dynamic checks' shim, mounted at its host path
     env["HOME"] = "/tmp"
@@ -189,6 +244,7 @@ def _mounted_path_list(value: str, read_only) -> bool:
 def _mounts(spec: StageSpec, user: str) -> list:
     """Bind mounts at the host paths: read-only inputs (and the files their links point to), writable outputs."""
     from docker.types import Mount
+
     writable = writable_dirs(spec)
     for path in writable:
         _hand_over(path, user)
@@ -235,7 +291,7 @@ class _Scanner:
 
     def _line(self, line: bytes) -> None:
         if line.startswith(NET_AUDIT_MARK):
-            self.audit.append(line[len(NET_AUDIT_MARK):].decode("utf-8", "replace").strip())
+            self.audit.append(line[len(NET_AUDIT_MARK) :].decode("utf-8", "replace").strip())
         elif NET_ERRORS.search(line):
             self.errors += 1
 
@@ -253,6 +309,7 @@ def _copy(container, sink, scan: _Scanner) -> None:
 
 def _exited(container, timeout: float) -> bool:
     import requests
+
     try:
         container.wait(timeout=timeout)
         return True
@@ -278,8 +335,14 @@ def _remove(container) -> None:
 def _result(spec: StageSpec, code: int | None, wall: float, killed: bool, scan: _Scanner) -> StageResult:
     notes = _network_notes(spec, scan)
     if killed:
-        return StageResult(spec.name, "timeout", code, wall, killed=True,
-                           notes=[f"killed at {wall:.1f} s, cap {spec.cap_s:.0f} s", *notes])
+        return StageResult(
+            spec.name,
+            "timeout",
+            code,
+            wall,
+            killed=True,
+            notes=[f"killed at {wall:.1f} s, cap {spec.cap_s:.0f} s", *notes],
+        )
     return StageResult(spec.name, "ok" if code == 0 else "failed", code, wall, notes=notes)
 
 

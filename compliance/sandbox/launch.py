@@ -4,6 +4,7 @@ One interpreter, or torchrun (--standalone) for several processes. CONTRACT_MARK
 script that speaks pgolf's stage contract reads, is defined with that contract
 (compliance/stage_contract.py) and kept importable from here.
 """
+
 from __future__ import annotations
 
 import sys

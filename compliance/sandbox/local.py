@@ -12,6 +12,7 @@ The clock starts before the process is spawned and stops when it is reaped, so s
 imports and compilation all count: the script's own timer is never trusted. On the cap the
 stage gets SIGTERM, then SIGKILL after the grace period.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,9 +46,16 @@ class LocalRuntime(Runtime):
         with open(spec.log_path, "ab", buffering=0) as log:
             start = time.monotonic()
             try:
-                proc = subprocess.Popen(argv, cwd=spec.cwd, env=spec.env, stdin=subprocess.DEVNULL,
-                                        pass_fds=(status_write,) if ns is not None else (),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=spec.cwd,
+                    env=spec.env,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=(status_write,) if ns is not None else (),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             except BaseException:
                 _close(status_read)
                 raise
@@ -58,8 +66,9 @@ class LocalRuntime(Runtime):
             pump = threading.Thread(target=_copy, args=(proc.stdout, log), daemon=True)
             pump.start()
             try:
-                killed = wait_under_cap(lambda t: _exited(proc, t), lambda: _terminate(proc, ns, spec.grace_s),
-                                        spec, start, tick)
+                killed = wait_under_cap(
+                    lambda t: _exited(proc, t), lambda: _terminate(proc, ns, spec.grace_s), spec, start, tick
+                )
             except BaseException:  # pgolf itself interrupted: take the stage down with it
                 _terminate(proc, ns, 0)
                 raise
@@ -74,8 +83,10 @@ def contained() -> bool:
     if key not in _PROBED:
         bwrap = find_tool("bwrap")
         probe = [bwrap, *_namespace_args(), "--", "true"] if bwrap else None
-        _PROBED[key] = probe is not None and subprocess.run(probe, stdout=subprocess.DEVNULL,
-                                                            stderr=subprocess.DEVNULL).returncode == 0
+        _PROBED[key] = (
+            probe is not None
+            and subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        )
     return _PROBED[key]
 
 
@@ -133,7 +144,13 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 def _result(spec: StageSpec, returncode: int | None, wall: float, killed: bool, contained: bool) -> StageResult:
     notes = [] if contained else [CONTAINED_NOTE]
     if killed:
-        return StageResult(spec.name, "timeout", returncode, wall, killed=True,
-                           notes=[f"killed at {wall:.1f} s, cap {spec.cap_s:.0f} s", *notes])
+        return StageResult(
+            spec.name,
+            "timeout",
+            returncode,
+            wall,
+            killed=True,
+            notes=[f"killed at {wall:.1f} s, cap {spec.cap_s:.0f} s", *notes],
+        )
     status = "ok" if returncode == 0 else "failed"
     return StageResult(spec.name, status, returncode, wall, notes=notes)

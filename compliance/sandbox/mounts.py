@@ -1,4 +1,5 @@
 """Which host paths a sandboxed stage is shown, shared by the container and bubblewrap runtimes."""
+
 from __future__ import annotations
 
 from pathlib import Path

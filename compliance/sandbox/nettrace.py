@@ -14,6 +14,7 @@ port a process of the same stage serves (bind(2), getsockname(2)) is the stage t
 itself (torchrun's store, gloo's peers) and is marked internal; every other attempt is
 reaching for a network it does not have.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,10 +23,23 @@ from pathlib import Path
 
 from .base import Connection
 
-SYSCALLS = ("connect", "sendto", "sendmsg", "sendmmsg", "bind", "getsockname",
-            "execve", "execveat", "clone", "clone3", "fork", "vfork", "io_uring_setup")
-MAX_STRING = 512                       # argv elements are cut here in the trace
-MAX_TRACE_BYTES = 512 * 1024 * 1024    # a trace larger than this is read in part and says so
+SYSCALLS = (
+    "connect",
+    "sendto",
+    "sendmsg",
+    "sendmmsg",
+    "bind",
+    "getsockname",
+    "execve",
+    "execveat",
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "io_uring_setup",
+)
+MAX_STRING = 512  # argv elements are cut here in the trace
+MAX_TRACE_BYTES = 512 * 1024 * 1024  # a trace larger than this is read in part and says so
 
 _LINE = re.compile(r"^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(?:\s+(\w+))?")
 _UNFINISHED = re.compile(r"^(\d+)\s+(.*?)\s*<unfinished \.\.\.>$")
@@ -39,8 +53,23 @@ _FORKS = {"clone", "clone3", "fork", "vfork"}
 
 
 def strace_argv(strace: str, trace_file: Path) -> list[str]:
-    return [strace, "-f", "-qq", "--seccomp-bpf", "-e", "signal=none", "-e", f"trace={','.join(SYSCALLS)}",
-            "-e", "inject=io_uring_setup:error=ENOSYS", "-s", str(MAX_STRING), "-o", str(trace_file), "--"]
+    return [
+        strace,
+        "-f",
+        "-qq",
+        "--seccomp-bpf",
+        "-e",
+        "signal=none",
+        "-e",
+        f"trace={','.join(SYSCALLS)}",
+        "-e",
+        "inject=io_uring_setup:error=ENOSYS",
+        "-s",
+        str(MAX_STRING),
+        "-o",
+        str(trace_file),
+        "--",
+    ]
 
 
 @dataclass
@@ -177,6 +206,14 @@ def _connections(calls: list[_Call]) -> list[Connection]:
         if port == 0:
             continue  # glibc's getaddrinfo connects a UDP socket to port 0 to sort addresses: nothing is sent
         shown = f"[{host}]:{port}" if family == "AF_INET6" else f"{host}:{port}"
-        out.append(Connection(call.pid, processes.cmdline(call.pid, call.index), family, shown, _result(call),
-                              internal=is_loopback(host) and port in served))
+        out.append(
+            Connection(
+                call.pid,
+                processes.cmdline(call.pid, call.index),
+                family,
+                shown,
+                _result(call),
+                internal=is_loopback(host) and port in served,
+            )
+        )
     return out

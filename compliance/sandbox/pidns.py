@@ -6,6 +6,7 @@ in it, a `setsid` daemon included, and `--die-with-parent` makes that happen whe
 itself is killed. bubblewrap reports the namespace on its --json-status-fd; this module
 reads that report and signals the namespace's members for the grace period before the kill.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ PROC = Path("/proc")
 @dataclass
 class Namespace:
     """What bubblewrap said about the sandbox it started (filled in by a reader thread)."""
-    init_pid: int | None = None        # host pid of the namespace's pid 1
-    inode: int | None = None           # of the pid namespace
+
+    init_pid: int | None = None  # host pid of the namespace's pid 1
+    inode: int | None = None  # of the pid namespace
     exit_code: int | None = None
 
     def __post_init__(self) -> None:
@@ -31,6 +33,7 @@ class Namespace:
 
 def read_status(fd: int, ns: Namespace) -> threading.Thread:
     """Read bubblewrap's JSON status documents from `fd` (closed at the end) in the background."""
+
     def pump() -> None:
         buffer = b""
         with os.fdopen(fd, "rb", buffering=0) as stream:
@@ -38,6 +41,7 @@ def read_status(fd: int, ns: Namespace) -> threading.Thread:
                 buffer += chunk
                 buffer = _documents(buffer, ns)
         ns.ready.set()
+
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     return thread

@@ -8,6 +8,7 @@ stage's processes. Its exit status is ARGV's (128 + the signal's number when it 
 
 CONFIG is JSON: {"uid": int|null, "gid": int|null, "limits": {"NPROC": n, "FSIZE": n, ...}}.
 """
+
 import ctypes
 import json
 import os
@@ -90,12 +91,12 @@ def _sweep(spared: set) -> None:
 
 def main(argv: list) -> int:
     config = json.loads(argv[1])
-    command = argv[argv.index("--") + 1:]
+    command = argv[argv.index("--") + 1 :]
     for name, value in config.get("limits", {}).items():
         resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)      # no setuid binary or file capability gives anything back
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)  # no setuid binary or file capability gives anything back
     _drop_bounding_set()
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)   # orphans come back to us, not to the namespace's init
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans come back to us, not to the namespace's init
     spared = _spared()
     signal.signal(signal.SIGTERM, lambda *_: _signal_all(signal.SIGTERM, spared))
     drop = {}

@@ -5,6 +5,7 @@ against the run's environment, and its top level executed abstractly into an
 ordered trace of operations (scores, updates, reads, ...) that the legality
 checks in pgolf.compliance.checks.legality judge.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,7 @@ from .trace import Gate, Tracer
 if TYPE_CHECKING:
     from ..record import Record
 
-__all__ = ["ScriptContext", "StaticParseError", "build_script_context", "script_context_from_source",
-           "bench_static"]
+__all__ = ["ScriptContext", "StaticParseError", "build_script_context", "script_context_from_source", "bench_static"]
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ScriptContext:
     _parse_error: str | None = field(default=None, repr=False)
     _events: list[Event] | None = field(default=None, repr=False)
     _resolver: ConfigResolver | None = field(default=None, repr=False)
-    limits: list[str] = field(default_factory=list)          # analysis limits hit (R-ANALYSIS-LIMIT)
+    limits: list[str] = field(default_factory=list)  # analysis limits hit (R-ANALYSIS-LIMIT)
     gates: dict[int, Gate] = field(default_factory=dict)
     gate_states: dict[int, activity.GateState] = field(default_factory=dict)
     tracer: Tracer | None = field(default=None, repr=False)
@@ -57,8 +57,9 @@ class ScriptContext:
                 return None
             cuts = limits.cut_deep_subtrees(self._module)
             if cuts:
-                self.limits.append(f"{cuts} expression(s) nested deeper than {limits.MAX_TREE_DEPTH} levels "
-                                   "were not analysed")
+                self.limits.append(
+                    f"{cuts} expression(s) nested deeper than {limits.MAX_TREE_DEPTH} levels were not analysed"
+                )
         return self._module
 
     @property
@@ -105,6 +106,7 @@ class ScriptContext:
         """The scores behind the metric the logs report (all scores when that cannot be told)."""
         if self._reported is None:
             from .verdicts import reported_scores
+
             self._reported = reported_scores(self)
         return self._reported
 
@@ -141,8 +143,7 @@ def build_script_context(record: Record) -> ScriptContext | None:
     script = getattr(record, "script", None)
     if script is None:
         return None
-    return ScriptContext(path=script.source_rel, source=script.text, config=config_from_record(record),
-                         record=record)
+    return ScriptContext(path=script.source_rel, source=script.text, config=config_from_record(record), record=record)
 
 
 def bench_static(path: str | Path) -> dict[str, Any]:
@@ -152,5 +153,10 @@ def bench_static(path: str | Path) -> dict[str, Any]:
     ctx = script_context_from_source(Path(path).name, source)
     parsed = ctx.module is not None
     n_events = len(ctx.events)
-    return {"path": str(path), "bytes": len(source.encode()), "parsed": parsed,
-            "events": n_events, "seconds": round(time.perf_counter() - start, 4)}
+    return {
+        "path": str(path),
+        "bytes": len(source.encode()),
+        "parsed": parsed,
+        "events": n_events,
+        "seconds": round(time.perf_counter() - start, 4),
+    }

@@ -7,6 +7,7 @@ a log, shows it ran; text the branch would have written, missing from every log 
 ran to its final score, shows it did not. Otherwise the operation stays unknown, and
 a finding on it can only ask for review.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -20,14 +21,14 @@ from .trace import Gate
 
 @dataclass(frozen=True)
 class GateState:
-    state: str                 # on | off | unknown
-    why: str                   # the evidence, for the report
+    state: str  # on | off | unknown
+    why: str  # the evidence, for the report
 
 
 def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) -> dict[int, GateState]:
     prints = [e for e in events if e.kind == ev.LOG and e.active]
     captured = _captured_channels(prints, logs)
-    writers: dict[str, list[Event]] = defaultdict(list)   # fragment -> every traced print that writes it
+    writers: dict[str, list[Event]] = defaultdict(list)  # fragment -> every traced print that writes it
     for p in prints:
         for fragment in p.detail.get("fragments", ()):
             writers[fragment].append(p)
@@ -36,11 +37,24 @@ def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) 
         inside = [p for p in prints if gid in p.gates]
         outside = {f for p in prints if gid not in p.gates for f in p.detail.get("fragments", ())}
         # a helper's print reached from inside the branch and from elsewhere too tells nothing
-        own = sorted({f for p in inside for f in p.detail.get("fragments", ())
-                      if all(gid in w.gates for w in writers[f]) and not any(f in other for other in outside)})
+        own = sorted(
+            {
+                f
+                for p in inside
+                for f in p.detail.get("fragments", ())
+                if all(gid in w.gates for w in writers[f]) and not any(f in other for other in outside)
+            }
+        )
         # only what goes to a channel the logs capture can show that a branch did not run
-        heard = sorted({f for p in inside if p.detail.get("channel") in captured
-                        for f in p.detail.get("fragments", ()) if f in own})
+        heard = sorted(
+            {
+                f
+                for p in inside
+                if p.detail.get("channel") in captured
+                for f in p.detail.get("fragments", ())
+                if f in own
+            }
+        )
         states[gid] = _judge(gate, own, heard, logs)
     return states
 
@@ -65,8 +79,11 @@ def _judge(gate: Gate, own: list[str], heard: list[str], logs: LogEvidence) -> G
             return GateState("on", f"{where} ran: its output `{fragment}` is in {seen}")
     if heard and logs.complete:
         shown = ", ".join(f"`{f}`" for f in heard[:3])
-        return GateState("off", f"{where} did not run: its output ({shown}) is in none of the "
-                                f"{logs.complete} logs that reached a final score")
+        return GateState(
+            "off",
+            f"{where} did not run: its output ({shown}) is in none of the "
+            f"{logs.complete} logs that reached a final score",
+        )
     if gate.prior is not None:
         setting = "on" if gate.prior else "off"
         return GateState(setting, f"{where} is {setting} in the run's configuration")

@@ -9,6 +9,7 @@ configuration may be env names (TTT_ENABLED) or the attribute names a log dump
 prints (ttt_enabled); both are matched case-insensitively. Anything that
 cannot be folded is UNKNOWN and treated as reachable.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,22 +29,27 @@ class _NotNone:
 
 NOT_NONE = _NotNone()
 _CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}
-Fold = Callable[[ast.expr | None], Any]        # an expression's value, or UNKNOWN
-Shape = tuple[bool, frozenset[str], frozenset[str]]   # env call?, attribute names, plain names
+Fold = Callable[[ast.expr | None], Any]  # an expression's value, or UNKNOWN
+Shape = tuple[bool, frozenset[str], frozenset[str]]  # env call?, attribute names, plain names
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
-    ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v, ast.Invert: lambda v: ~v}
+    ast.Not: lambda v: not v,
+    ast.USub: lambda v: -v,
+    ast.UAdd: lambda v: +v,
+    ast.Invert: lambda v: ~v,
+}
 _ENV_FUNCS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
 
 
 @dataclass
 class ConfigResolver:
     """Folds expressions to Python values; `attrs` and `names` hold module-wide bindings."""
+
     run_env: dict[str, str]
     aliases: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     names: dict[str, Any] = field(default_factory=dict)
-    used_env: dict[str, str] = field(default_factory=dict)   # env key -> attribute/name bound to it
-    cli_knobs: set[str] = field(default_factory=set)         # argparse destinations (args.<dest>)
+    used_env: dict[str, str] = field(default_factory=dict)  # env key -> attribute/name bound to it
+    cli_knobs: set[str] = field(default_factory=set)  # argparse destinations (args.<dest>)
     _knobs: set[str] | None = None
     _shapes: dict[int, tuple[ast.expr, Shape]] = field(default_factory=dict)
     accessors: dict[str, tuple[int, int | None, int | None]] = field(default_factory=dict)
@@ -65,8 +71,7 @@ class ConfigResolver:
                 self._bind(stmt, self.names)
         nodes = list(ast.walk(module))
         for node in nodes:
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr == "add_argument":
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
                 self._bind_cli(node)
         for node in nodes:
             if isinstance(node, ast.ClassDef):
@@ -81,8 +86,11 @@ class ConfigResolver:
             return
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
-            name = target.id if isinstance(target, ast.Name) else (
-                target.attr if isinstance(target, ast.Attribute) else None)
+            name = (
+                target.id
+                if isinstance(target, ast.Name)
+                else (target.attr if isinstance(target, ast.Attribute) else None)
+            )
             if name is None:
                 continue
             value = self._override_by_name(name)
@@ -100,14 +108,27 @@ class ConfigResolver:
                 continue
             params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
             for sub in ast.walk(fn):
-                if isinstance(sub, ast.Call) and self._is_env_call(sub) and sub.args and \
-                        isinstance(sub.args[0], ast.Name) and sub.args[0].id in params:
+                if (
+                    isinstance(sub, ast.Call)
+                    and self._is_env_call(sub)
+                    and sub.args
+                    and isinstance(sub.args[0], ast.Name)
+                    and sub.args[0].id in params
+                ):
                     default = _param_in(sub.args[1], params) if len(sub.args) > 1 else None
                     key_at = params.index(sub.args[0].id)
-                    called = [params.index(n.func.id) for n in ast.walk(fn) if isinstance(n, ast.Call)
-                              and isinstance(n.func, ast.Name) and n.func.id in params]
-                    compared = [params.index(n.id) for c in ast.walk(fn) if isinstance(c, ast.Compare)
-                                for n in ast.walk(c) if isinstance(n, ast.Name) and n.id in params]
+                    called = [
+                        params.index(n.func.id)
+                        for n in ast.walk(fn)
+                        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in params
+                    ]
+                    compared = [
+                        params.index(n.id)
+                        for c in ast.walk(fn)
+                        if isinstance(c, ast.Compare)
+                        for n in ast.walk(c)
+                        if isinstance(n, ast.Name) and n.id in params
+                    ]
                     kind = next((i for i in called + compared if i not in (key_at, default)), None)
                     self.accessors[fn.name] = (key_at, default, kind)
                     break
@@ -121,14 +142,20 @@ class ConfigResolver:
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return UNKNOWN
         raw = self.run_env.get(key.value.upper())
-        value: Any = parse_value(raw) if raw is not None else (
-            sub(args[default_at]) if default_at is not None and default_at < len(args) else None)
+        value: Any = (
+            parse_value(raw)
+            if raw is not None
+            else (sub(args[default_at]) if default_at is not None and default_at < len(args) else None)
+        )
         kind = args[type_at] if type_at is not None and type_at < len(args) else None
         if value is UNKNOWN or not (isinstance(kind, ast.Name) and kind.id in _CONVERTERS):
             return value
         try:
-            return bool(int(float(value))) if kind.id == "bool" and not isinstance(value, bool) else \
-                _CONVERTERS[kind.id](value)
+            return (
+                bool(int(float(value)))
+                if kind.id == "bool" and not isinstance(value, bool)
+                else _CONVERTERS[kind.id](value)
+            )
         except (TypeError, ValueError):
             return UNKNOWN
 
@@ -149,17 +176,25 @@ class ConfigResolver:
         options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         keywords = {k.arg: k.value for k in node.keywords if k.arg}
         dest = keywords.get("dest")
-        name = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else next(
-            (o.lstrip("-").replace("-", "_") for o in options if o.startswith("--")),
-            options[0].lstrip("-").replace("-", "_") if options else None)
+        name = (
+            dest.value
+            if isinstance(dest, ast.Constant) and isinstance(dest.value, str)
+            else next(
+                (o.lstrip("-").replace("-", "_") for o in options if o.startswith("--")),
+                options[0].lstrip("-").replace("-", "_") if options else None,
+            )
+        )
         if not name:
             return
         self.cli_knobs.add(name)
         value = self._override_by_name(name)
         if value is UNKNOWN:
             default = keywords.get("default")
-            value = self.fold(default) if default is not None else (
-                False if _is_store_true(keywords.get("action")) else None)
+            value = (
+                self.fold(default)
+                if default is not None
+                else (False if _is_store_true(keywords.get("action")) else None)
+            )
         self.attrs[name] = value
 
     def _override_by_name(self, name: str) -> Any:
@@ -227,8 +262,7 @@ class ConfigResolver:
             kinds = []
             for part in node.values:
                 folded = self.fold(part, local)
-                if isinstance(node.op, ast.And) and folded is not UNKNOWN and truthy(folded) is not None \
-                        and not folded:
+                if isinstance(node.op, ast.And) and folded is not UNKNOWN and truthy(folded) is not None and not folded:
                     return "known"
                 kinds.append(self._kind(part, local, local_config))
             return "config" if "config" in kinds else "data"
@@ -250,8 +284,10 @@ class ConfigResolver:
     def _fold(self, node: ast.expr | None, local: dict[str, Any], depth: int) -> Any:
         if node is None or depth > 40:
             return UNKNOWN
+
         def sub(n: ast.expr | None) -> Any:
             return self._fold(n, local, depth + 1)
+
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -291,8 +327,7 @@ class ConfigResolver:
         if self._is_env_call(node):
             return self._env_value(node, sub)
         func = node.func
-        if _is_getattr_default(node) and isinstance(node.args[1], ast.Constant) and \
-                isinstance(node.args[1].value, str):
+        if _is_getattr_default(node) and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
             # getattr(args, "slot_enabled", False): the field when the script defines it, else the default
             name = node.args[1].value
             value = self._override_by_name(name)
@@ -322,7 +357,8 @@ class ConfigResolver:
 
     def _is_env_call(self, node: ast.Call) -> bool:
         return self.dotted(node.func) in _ENV_FUNCS or (
-            isinstance(node.func, ast.Name) and node.func.id in self.accessors)
+            isinstance(node.func, ast.Name) and node.func.id in self.accessors
+        )
 
     def dotted(self, node: ast.expr) -> str | None:
         """`F.cross_entropy` -> `torch.nn.functional.cross_entropy` through the import aliases."""
@@ -393,10 +429,17 @@ def _fold_boolop(node: ast.BoolOp, sub: Fold) -> Any:
 
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
-    ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b}
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+    ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
+}
 
 
 def _fold_compare(node: ast.Compare, sub: Fold) -> Any:
@@ -417,8 +460,13 @@ def _fold_compare(node: ast.Compare, sub: Fold) -> Any:
 
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-    ast.FloorDiv: lambda a, b: a // b, ast.Div: lambda a, b: a / b, ast.Mod: lambda a, b: a % b}
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Div: lambda a, b: a / b,
+    ast.Mod: lambda a, b: a % b,
+}
 
 
 def _fold_binop(node: ast.BinOp, sub: Fold) -> Any:

@@ -7,6 +7,7 @@ function such a table holds, under the branches that put it there; where the
 key a call picks is not known, each candidate runs behind a gate of its own,
 so what is found in it is review, not fail.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,14 +20,14 @@ from .config import UNKNOWN
 if TYPE_CHECKING:
     from .trace import Ctx, Tracer
 
-_MAX_VARIANTS = 6   # distinct rows a loop body is traced for; past it, the first ones
+_MAX_VARIANTS = 6  # distinct rows a loop body is traced for; past it, the first ones
 
 
 @dataclass(frozen=True)
 class Row:
-    key: object                 # the dict key or list position that selects the row
-    fns: tuple[ast.AST | None, ...]   # per tuple position: the function it holds, or None
-    gates: tuple[int, ...]      # unresolved branches around the statement that added it
+    key: object  # the dict key or list position that selects the row
+    fns: tuple[ast.AST | None, ...]  # per tuple position: the function it holds, or None
+    gates: tuple[int, ...]  # unresolved branches around the statement that added it
     active: bool
 
 
@@ -42,8 +43,10 @@ def rows_of(tracer: Tracer, value: ast.expr, ctx: Ctx) -> list[Row]:
     """The rows a literal dict, list or tuple of functions holds (empty when it holds none)."""
     rows: list[Row | None] = []
     if isinstance(value, ast.Dict):
-        rows = [_row(tracer, tracer.res.fold(k, tracer.frame.consts) if k is not None else UNKNOWN, v, ctx)
-                for k, v in zip(value.keys, value.values, strict=True)]
+        rows = [
+            _row(tracer, tracer.res.fold(k, tracer.frame.consts) if k is not None else UNKNOWN, v, ctx)
+            for k, v in zip(value.keys, value.values, strict=True)
+        ]
     elif isinstance(value, (ast.List, ast.Tuple)):
         rows = [_row(tracer, i, v, ctx) for i, v in enumerate(value.elts)]
     return [r for r in rows if r is not None]
@@ -55,7 +58,7 @@ def note_assign(tracer: Tracer, target: ast.expr, value: ast.expr, ctx: Ctx) -> 
     if isinstance(target, ast.Name):
         rows = rows_of(tracer, value, ctx)
         if rows or isinstance(value, (ast.List, ast.Dict)):
-            frame.fn_tables[target.id] = rows      # an empty literal may be filled later
+            frame.fn_tables[target.id] = rows  # an empty literal may be filled later
         else:
             frame.fn_tables.pop(target.id, None)
     elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
@@ -97,8 +100,10 @@ def loop_variants(tracer: Tracer, node: ast.For, ctx: Ctx) -> Iterator[tuple[dic
     if not rows:
         return
     names = node.target.elts if isinstance(node.target, ast.Tuple) else [node.target]
-    bindings = [{n.id: fn for n, fn in zip(names, row.fns, strict=False) if isinstance(n, ast.Name) and fn is not None}
-                for row in rows]
+    bindings = [
+        {n.id: fn for n, fn in zip(names, row.fns, strict=False) if isinstance(n, ast.Name) and fn is not None}
+        for row in rows
+    ]
     kinds = [tuple(sorted((k, id(v)) for k, v in b.items())) for b in bindings]
     # a loop that runs a different function on each pass repeats none of them: it is no epoch loop
     loops = ctx.loops[:-1] if len(set(kinds)) == len(kinds) else ctx.loops
@@ -108,8 +113,14 @@ def loop_variants(tracer: Tracer, node: ast.For, ctx: Ctx) -> Iterator[tuple[dic
         if not binding or key in seen or len(seen) >= _MAX_VARIANTS:
             continue
         seen.add(key)
-        yield binding, ctx.but(gates=ctx.gates + tuple(g for g in row.gates if g not in ctx.gates),
-                               active=ctx.active and row.active, loops=loops)
+        yield (
+            binding,
+            ctx.but(
+                gates=ctx.gates + tuple(g for g in row.gates if g not in ctx.gates),
+                active=ctx.active and row.active,
+                loops=loops,
+            ),
+        )
 
 
 def call_candidates(tracer: Tracer, node: ast.Call, ctx: Ctx) -> list[tuple[ast.AST, Ctx]] | None:
@@ -133,7 +144,7 @@ def call_candidates(tracer: Tracer, node: ast.Call, ctx: Ctx) -> list[tuple[ast.
         if fn is None:
             continue
         gates = ctx.gates + tuple(g for g in row.gates if g not in ctx.gates)
-        if not chosen and len(rows) > 1:   # which one runs is not known: each is a branch of its own
+        if not chosen and len(rows) > 1:  # which one runs is not known: each is a branch of its own
             test = f"{ast.unparse(func)} is {getattr(fn, 'name', '?')}"
             gates += (tracer._gate(node, test, "if"),)
         out.append((fn, ctx.but(gates=gates, active=ctx.active and row.active)))

@@ -5,6 +5,7 @@ configuration (activity "on") and the violation is shown. When the analysis coul
 not tell whether the operation ran, the finding asks for review and says why; when
 the configuration or the logs show it did not run, it is reported as inactive info.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -17,8 +18,16 @@ if TYPE_CHECKING:
     from . import ScriptContext
 
 
-def finding(rule: Rule, ctx: ScriptContext, event: Event, message: str, *, severity: Severity | None = None,
-            score: Event | None = None, **evidence: Any) -> Finding:
+def finding(
+    rule: Rule,
+    ctx: ScriptContext,
+    event: Event,
+    message: str,
+    *,
+    severity: Severity | None = None,
+    score: Event | None = None,
+    **evidence: Any,
+) -> Finding:
     severity = severity or rule.severity
     active = True
     data: dict[str, Any] = {"operation_line": event.line, "activity": event.activity, "path": ctx.chain(event)}
@@ -36,8 +45,9 @@ def finding(rule: Rule, ctx: ScriptContext, event: Event, message: str, *, sever
         message = f"{message} [review: whether this path ran is not shown: {why or 'unresolved'}]"
     elif event.activity == "on" and why:
         message = f"{message} [{why}]"
-    return rule.finding(message, file=event.file or ctx.path, line=event.line, severity=severity, active=active,
-                        evidence=data)
+    return rule.finding(
+        message, file=event.file or ctx.path, line=event.line, severity=severity, active=active, evidence=data
+    )
 
 
 def worst_first(events: list[Event]) -> list[Event]:

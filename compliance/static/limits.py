@@ -8,6 +8,7 @@ still fail the script, but nothing the analysis could not see can make it pass.
 The tracer recurses through the tree, so it runs on a thread with a stack sized
 for the depth it allows.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-MAX_TREE_DEPTH = 120          # statements and expressions together, nodes from the module down
+MAX_TREE_DEPTH = 120  # statements and expressions together, nodes from the module down
 _STACK_BYTES = 512 * 1024 * 1024
 _RECURSION = 60_000
 

@@ -7,6 +7,7 @@ score and the text is nowhere in it, the branch did not. The logs of the officia
 records sometimes open with the script's own source, which holds every such text
 as code: that block is left out before searching.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +24,9 @@ _MAX_LOG_BYTES = 64 * 1024 * 1024
 @dataclass
 class LogEvidence:
     """The output of a record's runs, searchable for the text a print call writes."""
-    texts: list[str] = field(default_factory=list)    # one per log, embedded source removed
-    complete: int = 0                                  # logs that ran to a final score
+
+    texts: list[str] = field(default_factory=list)  # one per log, embedded source removed
+    complete: int = 0  # logs that ran to a final score
     names: list[str] = field(default_factory=list)
 
     @property
@@ -41,7 +43,7 @@ class LogEvidence:
                     break
                 line_start = text.rfind("\n", 0, at) + 1
                 line_end = text.find("\n", at)
-                line = text[line_start:line_end if line_end >= 0 else len(text)]
+                line = text[line_start : line_end if line_end >= 0 else len(text)]
                 glued = at > 0 and _is_word(fragment[0]) and _is_word(text[at - 1])
                 if not glued and not _looks_like_code(line):
                     return f"{name}:{text.count(chr(10), 0, at) + 1}"
@@ -56,8 +58,11 @@ def _is_word(char: str) -> bool:
 def _looks_like_code(line: str) -> bool:
     """A source line quoting the text (`log0(f"slot:starting lr={lr}")`), not the run writing it."""
     stripped = line.strip()
-    return ('"' in stripped or "'" in stripped) and ("(" in stripped or "=" in stripped) and (
-        "{" in stripped or stripped.startswith(("log", "print", "logger", "f\"", "f'")) or "print(" in stripped)
+    return (
+        ('"' in stripped or "'" in stripped)
+        and ("(" in stripped or "=" in stripped)
+        and ("{" in stripped or stripped.startswith(("log", "print", "logger", 'f"', "f'")) or "print(" in stripped)
+    )
 
 
 def from_record(record: Record | None) -> LogEvidence:

@@ -17,6 +17,7 @@ position may depend on it: that is the prefix). Leaks are carried through the
 functions that call the leaking one (extern "C" wrappers) so a Python call site can be
 matched by exported name and argument position.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,24 +25,60 @@ from dataclasses import dataclass, field
 
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')
-_FUNC = re.compile(r"(?:^|[;{}\s])([A-Za-z_][\w:<>,\s\*&]*?)\b([A-Za-z_]\w*)\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)"
-                   r"\s*(?:const\s*)?(?:noexcept\s*)?\{")
+_FUNC = re.compile(
+    r"(?:^|[;{}\s])([A-Za-z_][\w:<>,\s\*&]*?)\b([A-Za-z_]\w*)\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)"
+    r"\s*(?:const\s*)?(?:noexcept\s*)?\{"
+)
 _FOR = re.compile(r"\bfor\s*\(")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _BOOL_TYPES = ("bool", "uint8_t", "int8_t", "char", "unsigned char", "signed char")
-_KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "static_cast", "reinterpret_cast",
-             "const_cast", "uint16_t", "uint32_t", "uint64_t", "int64_t", "int32_t", "int16_t", "uint8_t",
-             "int8_t", "int", "bool", "auto", "double", "float", "size_t", "char", "unsigned", "long",
-             "const", "std", "min", "max", "true", "false", "nullptr", "else", "new", "delete"}
+_KEYWORDS = {
+    "if",
+    "for",
+    "while",
+    "switch",
+    "return",
+    "sizeof",
+    "static_cast",
+    "reinterpret_cast",
+    "const_cast",
+    "uint16_t",
+    "uint32_t",
+    "uint64_t",
+    "int64_t",
+    "int32_t",
+    "int16_t",
+    "uint8_t",
+    "int8_t",
+    "int",
+    "bool",
+    "auto",
+    "double",
+    "float",
+    "size_t",
+    "char",
+    "unsigned",
+    "long",
+    "const",
+    "std",
+    "min",
+    "max",
+    "true",
+    "false",
+    "nullptr",
+    "else",
+    "new",
+    "delete",
+}
 
 
 @dataclass(frozen=True)
 class Leak:
     function: str
-    param: int                 # position of the output parameter that receives the gated hint
+    param: int  # position of the output parameter that receives the gated hint
     param_name: str
-    line: int                  # the write in the kernel
-    seed_line: int             # where the current token's property is read
+    line: int  # the write in the kernel
+    seed_line: int  # where the current token's property is read
     file: str = ""
 
 
@@ -50,14 +87,16 @@ class _Function:
     name: str
     params: list[str]
     body: str
-    body_start: int            # offset of the body in the cleaned text
+    body_start: int  # offset of the body in the cleaned text
     calls: list[tuple[str, list[str], int]] = field(default_factory=list)
 
 
 def clean(text: str) -> str:
     """Comments and literals blanked, offsets and line numbers kept."""
+
     def blank(m: re.Match[str]) -> str:
         return re.sub(r"[^\n]", " ", m.group())
+
     return _STRING.sub(blank, _COMMENT.sub(blank, text))
 
 
@@ -92,7 +131,7 @@ def _functions(code: str) -> dict[str, _Function]:
         if end < 0:
             continue
         params = [_param_name(p) for p in _split_args(m.group(3))]
-        out.setdefault(name, _Function(name, [p for p in params if p], code[start + 1:end], start + 1))
+        out.setdefault(name, _Function(name, [p for p in params if p], code[start + 1 : end], start + 1))
     return out
 
 
@@ -141,15 +180,15 @@ def _loop_leaks(fn: _Function, code: str, bools: set[str]) -> list[tuple[int, in
         header_end = _matching(fn.body, m.end() - 1, "(", ")")
         if header_end < 0:
             continue
-        header = fn.body[m.end():header_end]
+        header = fn.body[m.end() : header_end]
         index = _loop_index(header)
         brace = fn.body.find("{", header_end)
-        if index is None or brace < 0 or fn.body[header_end + 1:brace].strip():
+        if index is None or brace < 0 or fn.body[header_end + 1 : brace].strip():
             continue
         end = _matching(fn.body, brace, "{", "}")
         if end < 0:
             continue
-        body = fn.body[brace + 1:end]
+        body = fn.body[brace + 1 : end]
         offset = fn.body_start + brace + 1
         for param, write, seed in _taint(body, index, bools, fn.params):
             found.append((param, _line(code, offset + write), _line(code, offset + seed)))
@@ -172,10 +211,10 @@ _INITIALIZER = re.compile(r"=\s*\{([^{}]*)\}")
 def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tuple[int, int, int]]:
     """Walk the loop body's statements in order; report tainted writes to parameters at [index]."""
     body = _INITIALIZER.sub(lambda m: m.group(0).replace("{", "(").replace("}", ")"), body)  # same offsets
-    positions = {index}          # the loop's own position
-    current: set[str] = set()    # values read at it: p = pos[i], tok = tokens[p]
-    tainted: dict[str, int] = {}   # name -> offset of the seed it comes from
-    control: list[tuple[int, int]] = []   # (closing depth, seed offset) of tainted conditions
+    positions = {index}  # the loop's own position
+    current: set[str] = set()  # values read at it: p = pos[i], tok = tokens[p]
+    tainted: dict[str, int] = {}  # name -> offset of the seed it comes from
+    control: list[tuple[int, int]] = []  # (closing depth, seed offset) of tainted conditions
     depth = 0
     leaks: list[tuple[int, int, int]] = []
     for m in _STATEMENT.finditer(body):
@@ -196,8 +235,8 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
         if inline_if:
             close = _matching(text, inline_if.end() - 1, "(", ")")
             if close > 0:
-                guard = _mentions(text[inline_if.end():close], tainted)
-                text = text[close + 1:]
+                guard = _mentions(text[inline_if.end() : close], tainted)
+                text = text[close + 1 :]
         assign = re.match(
             r"\s*(?:[\w:<>]+\s+)*?(?:[\w:<>]+[\s\*&]+)?([A-Za-z_]\w*)\s*(\[[^=]*\])?\s*[+\-|&*/]?=(?!=)(.*)$",
             text,
@@ -217,7 +256,7 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
             if subscript.strip() == f"[{index}]" and name in params and origin is not None:
                 leaks.append((params.index(name), start + len(stmt) - len(stmt.lstrip()), origin))
             elif origin is not None:
-                tainted.setdefault(name, origin)     # cands[nc++] = {hint, beta}: the array holds it now
+                tainted.setdefault(name, origin)  # cands[nc++] = {hint, beta}: the array holds it now
             continue
         call = re.match(r"\s*([A-Za-z_][\w:\.\->]*)\s*\((.*)\)\s*$", text, re.S)
         if call:
@@ -225,14 +264,15 @@ def _taint(body: str, index: str, bools: set[str], params: list[str]) -> list[tu
             seed = next((tainted[a] for a in args if a in tainted), None) if args else None
             seed = seed if seed is not None else _mentions(call.group(2), tainted)
             if seed is not None:
-                for a in args:        # a call fed the current token's property fills its other arguments
+                for a in args:  # a call fed the current token's property fills its other arguments
                     if re.fullmatch(r"[A-Za-z_]\w*", a) and a not in tainted:
                         tainted[a] = seed
     return leaks
 
 
-def _classify(name: str, value: str, positions: set[str], current: set[str], bools: set[str],
-              tainted: dict[str, int], offset: int) -> None:
+def _classify(
+    name: str, value: str, positions: set[str], current: set[str], bools: set[str], tainted: dict[str, int], offset: int
+) -> None:
     """`p = pos[i]` and `tok = tokens[p]` read at the current position; `b = lut[tok]`, with lut a
     byte/bool table, is a property of the current token: a seed."""
     here = positions | current
@@ -267,7 +307,7 @@ def _through_wrappers(leaks: list[Leak], functions: dict[str, _Function], code: 
             for callee, param in list(known):
                 for m in re.finditer(rf"\b{re.escape(callee)}\s*\(", fn.body):
                     end = _matching(fn.body, m.end() - 1, "(", ")")
-                    args = _split_args(fn.body[m.end():end]) if end > 0 else []
+                    args = _split_args(fn.body[m.end() : end]) if end > 0 else []
                     if param < len(args) and args[param] in fn.params:
                         mine = fn.params.index(args[param])
                         if (fn.name, mine) not in known:

@@ -6,6 +6,7 @@ over a table that already holds the scored tokens; whether the score reads only 
 not the finished table) is not something a trace of labels can tell apart, so such a fill asks for
 review instead of failing R-SINGLE-PASS.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,12 @@ def _position_names(loop: ast.For) -> set[str]:
     """`for i, tok in enumerate(xs)` and `for i in range(n)`: the names that count positions."""
     it, target = loop.iter, loop.target
     if isinstance(it, ast.Call) and isinstance(it.func, ast.Name):
-        if it.func.id == "enumerate" and isinstance(target, ast.Tuple) and target.elts \
-                and isinstance(target.elts[0], ast.Name):
+        if (
+            it.func.id == "enumerate"
+            and isinstance(target, ast.Tuple)
+            and target.elts
+            and isinstance(target.elts[0], ast.Name)
+        ):
             return {target.elts[0].id}
         if it.func.id == "range" and isinstance(target, ast.Name):
             return {target.id}

@@ -10,6 +10,7 @@ pathological nesting, so it runs in a child process with a time limit, and
 sources nested past what the Python grammar allows never reach it.
 Nothing is ever imported or executed.
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,7 +22,7 @@ import warnings
 
 _SAFE = re.compile(r"[^A-Za-z0-9_*./:\- ]")
 FALLBACK_TIMEOUT_S = 60
-MAX_BRACKET_DEPTH = 200     # CPython's own tokenizer limit (MAXLEVEL)
+MAX_BRACKET_DEPTH = 200  # CPython's own tokenizer limit (MAXLEVEL)
 
 
 class StaticParseError(Exception):
@@ -46,8 +47,9 @@ def parse_source(source: str) -> ast.Module:
     except (SyntaxError, ValueError) as first:
         depth = bracket_depth(source)
         if depth > MAX_BRACKET_DEPTH:
-            raise StaticParseError(f"brackets nested {depth} deep, past the limit of {MAX_BRACKET_DEPTH}",
-                                   limit=True) from None
+            raise StaticParseError(
+                f"brackets nested {depth} deep, past the limit of {MAX_BRACKET_DEPTH}", limit=True
+            ) from None
         flattened = _flatten_fstrings_guarded(source)
         try:
             return _ast_parse(flattened)
@@ -97,8 +99,13 @@ def _flatten_fstrings_guarded(source: str) -> str:
     """Run the libcst rewrite in a child: a native parser crash or hang costs a review, not the audit."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL")}
     try:
-        done = subprocess.run([sys.executable, "-m", "pgolf.compliance.static.parse"], input=source.encode("utf-8",
-                              "surrogatepass"), capture_output=True, timeout=FALLBACK_TIMEOUT_S, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "pgolf.compliance.static.parse"],
+            input=source.encode("utf-8", "surrogatepass"),
+            capture_output=True,
+            timeout=FALLBACK_TIMEOUT_S,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         raise StaticParseError(f"the fallback parser took over {FALLBACK_TIMEOUT_S} s", limit=True) from None
     if done.returncode < 0:
@@ -121,7 +128,8 @@ def _flatten_fstrings(source: str) -> str:
 
     class _Flatten(cst.CSTTransformer):
         def leave_FormattedString(  # noqa: N802 - libcst API
-                self, original: cst.FormattedString, updated: cst.FormattedString) -> cst.BaseExpression:
+            self, original: cst.FormattedString, updated: cst.FormattedString
+        ) -> cst.BaseExpression:
             text = "".join(p.value for p in original.parts if isinstance(p, cst.FormattedStringText))
             newlines = module.code_for_node(original).count("\n")
             body = _SAFE.sub("", text.replace("\n", " "))

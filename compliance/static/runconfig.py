@@ -1,4 +1,5 @@
 """The environment a record's run used: README run commands, then log hyperparameter dumps."""
+
 from __future__ import annotations
 
 import re

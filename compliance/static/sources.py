@@ -6,6 +6,7 @@ a score can sit in those files (a C kernel that gates a hint on the token it sco
 Helpers are parsed (never imported); native sources are read as text for
 compliance.static.native. Only files inside the record folder are read.
 """
+
 from __future__ import annotations
 
 import ast
@@ -27,16 +28,16 @@ _PY_FILE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.py\b")
 
 @dataclass
 class Helper:
-    name: str                  # module name as imported (`ngram_tilt`)
-    rel: str                   # path in the record folder
+    name: str  # module name as imported (`ngram_tilt`)
+    rel: str  # path in the record folder
     module: ast.Module
 
 
 @dataclass
 class SourceSet:
     helpers: dict[str, Helper] = field(default_factory=dict)
-    native: dict[str, str] = field(default_factory=dict)      # rel -> text
-    problems: list[str] = field(default_factory=list)          # helpers that could not be parsed
+    native: dict[str, str] = field(default_factory=dict)  # rel -> text
+    problems: list[str] = field(default_factory=list)  # helpers that could not be parsed
 
 
 def referenced_modules(module: ast.Module) -> set[str]:

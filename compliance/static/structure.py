@@ -1,4 +1,5 @@
 """Purely structural patterns that need no data flow."""
+
 from __future__ import annotations
 
 import ast
@@ -8,7 +9,7 @@ def unmasked_prev_token_mixing(module: ast.Module) -> list[int]:
     """Lines of a shift-by-one (roll/pad/cat of x[:, :-1]) in a function that never compares tokens."""
     lines: list[int] = []
     if _compares_to_special_token(module):
-        return lines   # a BOS/EOS mask exists somewhere in the model: judged masked
+        return lines  # a BOS/EOS mask exists somewhere in the model: judged masked
     for fn in ast.walk(module):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -35,7 +36,8 @@ def _is_shift(node: ast.AST) -> bool:
     name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
     if name == "roll":
         return any(isinstance(a, ast.Constant) and a.value == 1 for a in node.args[1:2]) or any(
-            k.arg == "shifts" and isinstance(k.value, ast.Constant) and k.value.value == 1 for k in node.keywords)
+            k.arg == "shifts" and isinstance(k.value, ast.Constant) and k.value.value == 1 for k in node.keywords
+        )
     if name == "pad" and len(node.args) >= 2 and isinstance(node.args[1], ast.Tuple):
         values = [e.value for e in node.args[1].elts if isinstance(e, ast.Constant)]
         return values[-2:] == [1, 0]
@@ -49,7 +51,11 @@ def _drops_last(node: ast.expr) -> bool:
     for part in parts:
         if isinstance(part, ast.Slice) and part.upper is not None and part.lower is None:
             up = part.upper
-            if isinstance(up, ast.UnaryOp) and isinstance(up.op, ast.USub) and \
-                    isinstance(up.operand, ast.Constant) and up.operand.value == 1:
+            if (
+                isinstance(up, ast.UnaryOp)
+                and isinstance(up.op, ast.USub)
+                and isinstance(up.operand, ast.Constant)
+                and up.operand.value == 1
+            ):
                 return True
     return False

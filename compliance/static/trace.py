@@ -8,6 +8,7 @@ their argument labels, so data flow crosses function boundaries; library
 calls pass their arguments' labels through. A node budget keeps a 150 KB
 script well under a second.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,28 +29,93 @@ from .config import NOT_NONE, UNKNOWN, ConfigResolver, truthy
 
 E: Labels = frozenset()
 Func = ast.FunctionDef | ast.AsyncFunctionDef
-Fold = Callable[[ast.expr], object]   # a constant's value, or config.UNKNOWN
-_LOSS_FUNCS = {"cross_entropy", "nll_loss", "log_softmax", "log", "log2", "binary_cross_entropy",
-               "binary_cross_entropy_with_logits", "kl_div"}
-_IO_FUNCS = {"glob", "iglob", "open", "fromfile", "memmap", "load", "read_bytes", "read_text",
-             "from_file", "loadtxt"}
+Fold = Callable[[ast.expr], object]  # a constant's value, or config.UNKNOWN
+_LOSS_FUNCS = {
+    "cross_entropy",
+    "nll_loss",
+    "log_softmax",
+    "log",
+    "log2",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+}
+_IO_FUNCS = {"glob", "iglob", "open", "fromfile", "memmap", "load", "read_bytes", "read_text", "from_file", "loadtxt"}
 _SHAPE_FUNCS = {"len", "range", "numel", "size", "dim", "isinstance", "type", "id", "hasattr"}
 _SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "size", "nbytes", "itemsize"}
-_NET_MODULES = ("urllib", "requests", "http.client", "socket", "huggingface_hub", "httpx",
-                "aiohttp", "ftplib", "datasets.load_dataset", "torch.hub")
-_NET_FUNCS = {"urlopen", "urlretrieve", "hf_hub_download", "snapshot_download", "load_dataset",
-              "download_url_to_file", "load_state_dict_from_url"}
-_SHELL = {"os.system", "subprocess.run", "subprocess.call", "subprocess.check_call",
-          "subprocess.check_output", "subprocess.Popen", "os.popen"}
-_FRESH_FACTORIES = {"zeros", "ones", "randn", "rand", "empty", "full", "tensor", "zeros_like",
-                    "ones_like", "randn_like", "empty_like", "full_like"}
-_SAVE_FUNCS = {"torch.save", "pickle.dump", "numpy.save", "numpy.savez", "numpy.savez_compressed",
-               "json.dump"}
-_NO_INLINE_METHODS = {"backward", "step", "zero_grad", "forward", "item", "detach", "to", "eval",
-                      "train", "parameters", "named_parameters", "state_dict", "load_state_dict"}
-_COLLECTIVES = {"all_gather", "gather", "all_gather_into_tensor", "all_gather_object", "gather_object",
-                "reduce_scatter", "reduce_scatter_tensor", "all_to_all", "all_to_all_single", "scatter",
-                "broadcast_object_list"}
+_NET_MODULES = (
+    "urllib",
+    "requests",
+    "http.client",
+    "socket",
+    "huggingface_hub",
+    "httpx",
+    "aiohttp",
+    "ftplib",
+    "datasets.load_dataset",
+    "torch.hub",
+)
+_NET_FUNCS = {
+    "urlopen",
+    "urlretrieve",
+    "hf_hub_download",
+    "snapshot_download",
+    "load_dataset",
+    "download_url_to_file",
+    "load_state_dict_from_url",
+}
+_SHELL = {
+    "os.system",
+    "subprocess.run",
+    "subprocess.call",
+    "subprocess.check_call",
+    "subprocess.check_output",
+    "subprocess.Popen",
+    "os.popen",
+}
+_FRESH_FACTORIES = {
+    "zeros",
+    "ones",
+    "randn",
+    "rand",
+    "empty",
+    "full",
+    "tensor",
+    "zeros_like",
+    "ones_like",
+    "randn_like",
+    "empty_like",
+    "full_like",
+}
+_SAVE_FUNCS = {"torch.save", "pickle.dump", "numpy.save", "numpy.savez", "numpy.savez_compressed", "json.dump"}
+_NO_INLINE_METHODS = {
+    "backward",
+    "step",
+    "zero_grad",
+    "forward",
+    "item",
+    "detach",
+    "to",
+    "eval",
+    "train",
+    "parameters",
+    "named_parameters",
+    "state_dict",
+    "load_state_dict",
+}
+_COLLECTIVES = {
+    "all_gather",
+    "gather",
+    "all_gather_into_tensor",
+    "all_gather_object",
+    "gather_object",
+    "reduce_scatter",
+    "reduce_scatter_tensor",
+    "all_to_all",
+    "all_to_all_single",
+    "scatter",
+    "broadcast_object_list",
+}
 _PIECE_FUNCS = {"id_to_piece", "IdToPiece", "id_to_piece_bytes"}
 _FILLERS = {"append", "extend", "insert", "update", "setdefault", "appendleft", "put", "add"}
 _WRAPPERS = {"compile", "partial", "wraps", "jit", "script", "trace", "checkpoint", "no_grad", "inference_mode"}
@@ -61,7 +127,7 @@ _BUDGET = 400_000
 
 @dataclass
 class Frame:
-    fn: int | str                  # id() of the function node, or "<module>"
+    fn: int | str  # id() of the function node, or "<module>"
     fid: int
     self_name: str | None = None
     env: dict[str, Labels] = field(default_factory=dict)
@@ -73,29 +139,30 @@ class Frame:
     hooks: bool = False
     optim: ev.Event | None = None
     locals_fn: dict[str, ast.AST] = field(default_factory=dict)
-    fn_tables: dict[str, list[dispatch.Row]] = field(default_factory=dict)   # functions held in a table
-    config_names: set[str] = field(default_factory=set)   # locals bound to a knob that did not fold
-    parent: Frame | None = None                    # the call a nested function was defined in
+    fn_tables: dict[str, list[dispatch.Row]] = field(default_factory=dict)  # functions held in a table
+    config_names: set[str] = field(default_factory=set)  # locals bound to a knob that did not fold
+    parent: Frame | None = None  # the call a nested function was defined in
     created: dict[str, tuple[int, ...]] = field(default_factory=dict)  # local -> loops around the call that made it
-    grad_names: frozenset[str] = frozenset()              # locals whose .backward() this function calls
-    masks: set[str] = field(default_factory=set)          # locals holding a boolean mask over positions
-    loop_depth: int = 0                              # loops of this call around the statement
-    returns_elts: list[Labels] | None = None                 # per element, when every return is a tuple of one length
-    returns_mixed: bool = False                      # some return is not such a tuple
-    objects: dict[str, str] = field(default_factory=dict)   # local -> the script class it was made from
-    outer_loops: int = 0                             # loops of the callers around this call
+    grad_names: frozenset[str] = frozenset()  # locals whose .backward() this function calls
+    masks: set[str] = field(default_factory=set)  # locals holding a boolean mask over positions
+    loop_depth: int = 0  # loops of this call around the statement
+    returns_elts: list[Labels] | None = None  # per element, when every return is a tuple of one length
+    returns_mixed: bool = False  # some return is not such a tuple
+    objects: dict[str, str] = field(default_factory=dict)  # local -> the script class it was made from
+    outer_loops: int = 0  # loops of the callers around this call
 
 
 @dataclass
 class Ctx:
     """What encloses the statement being visited."""
+
     loops: tuple[int, ...] = ()
     loop_vars: tuple[tuple[int, frozenset[str]], ...] = ()
     frames: tuple[int, ...] = ()
     active: bool = True
     no_grad: bool = False
     guards: frozenset[int] = frozenset()
-    gates: tuple[int, ...] = ()        # unresolved branches around it (Tracer.gates)
+    gates: tuple[int, ...] = ()  # unresolved branches around it (Tracer.gates)
 
     def but(self, **changes: Any) -> Ctx:
         data = {**self.__dict__, **changes}
@@ -105,23 +172,30 @@ class Ctx:
 @dataclass(frozen=True)
 class Gate:
     """A branch whose condition the configuration could not decide."""
+
     line: int
-    test: str                          # the condition as written, for the report
-    branch: str                        # "if" | "else" | "called": a function only reached indirectly
-    prior: bool | None = None          # what the configuration pgolf could see decides, if anything
+    test: str  # the condition as written, for the report
+    branch: str  # "if" | "else" | "called": a function only reached indirectly
+    prior: bool | None = None  # what the configuration pgolf could see decides, if anything
 
 
 class Tracer:
-    def __init__(self, module: ast.Module, resolver: ConfigResolver, helpers: dict[str, Helper] | None = None,
-                 natives: dict[str, list[Leak]] | None = None, path: str = "") -> None:
+    def __init__(
+        self,
+        module: ast.Module,
+        resolver: ConfigResolver,
+        helpers: dict[str, Helper] | None = None,
+        natives: dict[str, list[Leak]] | None = None,
+        path: str = "",
+    ) -> None:
         self.module = module
         self.res = resolver
-        self.helpers = helpers or {}            # module name -> sources.Helper
-        self.natives = natives or {}            # exported C function -> [native.Leak]
+        self.helpers = helpers or {}  # module name -> sources.Helper
+        self.natives = natives or {}  # exported C function -> [native.Leak]
         self.path = path
         self.fn_file: dict[int | str, str] = {}  # id(function node) -> the file it is in
         self.helper_funcs: dict[str, dict[str, ast.AST]] = {}
-        self.module_vars: dict[str, str] = {}   # name bound to a helper module object -> module name
+        self.module_vars: dict[str, str] = {}  # name bound to a helper module object -> module name
         self.events: list[ev.Event] = []
         self.funcs: dict[str, Func] = {}
         self.methods: dict[str, list[tuple[str, Func]]] = {}
@@ -130,8 +204,8 @@ class Tracer:
         self.self_attrs: dict[tuple[str, str], Labels] = {}
         self.entered: set[int] = set()
         self.stack: list[Frame] = []
-        self.log_sum_exp: set[int] = set()    # max() calls that are half of a log-sum-exp, not a choice
-        self.online_loops: set[int] = set()   # loops that record each position's hint before its update
+        self.log_sum_exp: set[int] = set()  # max() calls that are half of a log-sum-exp, not a choice
+        self.online_loops: set[int] = set()  # loops that record each position's hint before its update
         self.loss_forward = False
         self.budget = _BUDGET
         self.next_id = 0
@@ -140,13 +214,13 @@ class Tracer:
         # the last local call's tuple return
         self.tuple_call: tuple[ast.AST | None, list[Labels] | None] = (None, None)
         self.gates: dict[int, Gate] = {}
-        self.frame_names: dict[int, tuple[str, int]] = {}   # call instance -> (function, call line)
-        self.def_frames: dict[int, Frame] = {}              # nested function -> the call that defined it
-        self._lambdas: dict[int, ast.FunctionDef] = {}      # id(lambda node) -> its function
-        self._fn_nodes: dict[int | str, ast.AST] = {}             # id(function node) -> the node
+        self.frame_names: dict[int, tuple[str, int]] = {}  # call instance -> (function, call line)
+        self.def_frames: dict[int, Frame] = {}  # nested function -> the call that defined it
+        self._lambdas: dict[int, ast.FunctionDef] = {}  # id(lambda node) -> its function
+        self._fn_nodes: dict[int | str, ast.AST] = {}  # id(function node) -> the node
         self._ctx_loops: tuple[int, ...] = ()
         self._call_line = 0
-        self.limits: list[str] = []       # analysis limits hit: the verdict can only be review
+        self.limits: list[str] = []  # analysis limits hit: the verdict can only be review
         self._grad_names: dict[int, Labels] = {}
         self.prime_names = _prime_tables(module)
         self._index()
@@ -184,8 +258,13 @@ class Tracer:
         validation shards wherever the instance is read, whether or not the tracer sees it built."""
         for node in ast.walk(cls):
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-                labels = frozenset().union(*(_literal_labels(c.value) for c in ast.walk(node.value)
-                                             if isinstance(c, ast.Constant) and isinstance(c.value, str)))
+                labels = frozenset().union(
+                    *(
+                        _literal_labels(c.value)
+                        for c in ast.walk(node.value)
+                        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                    )
+                )
                 if not labels:
                     continue
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -202,8 +281,11 @@ class Tracer:
             if self._last(n.func) in _LOSS_FUNCS:
                 return True
             callee = methods.get(_self_attr(n.func) or "") if isinstance(n.func, ast.Attribute) else None
-            if callee is not None and callee.name not in seen and \
-                    self._computes_loss(callee, cls, seen | {callee.name}):
+            if (
+                callee is not None
+                and callee.name not in seen
+                and self._computes_loss(callee, cls, seen | {callee.name})
+            ):
                 return True
         return False
 
@@ -220,11 +302,10 @@ class Tracer:
         for helper in self.helpers.values():
             referenced |= _referenced_names(helper.module)
         for name, fn in list(self.funcs.items()):
-            if id(fn) not in self.entered:   # never called from the top level: trace on its own
+            if id(fn) not in self.entered:  # never called from the top level: trace on its own
                 # dead code when nothing names it; reached some way the tracer cannot follow otherwise
                 gate = self._gate(fn, f"{name} is only reached indirectly", "called")
-                self.call_function(fn, [], {}, Ctx(frames=(root.fid,), active=name in referenced,
-                                                   gates=(gate,)), None)
+                self.call_function(fn, [], {}, Ctx(frames=(root.fid,), active=name in referenced, gates=(gate,)), None)
         if self.budget <= 0:
             self.limits.append(f"the script is larger than the analysis budget ({_BUDGET:,} steps)")
         self.events.sort(key=lambda e: e.seq)
@@ -242,10 +323,21 @@ class Tracer:
 
     def emit(self, kind: str, node: ast.AST, labels: Labels, ctx: Ctx, **detail: Any) -> ev.Event:
         optim = detail.pop("optim", None)
-        event = ev.Event(kind=kind, line=getattr(node, "lineno", 0), labels=frozenset(labels),
-                         seq=self._new_id(), loops=ctx.loops, frames=ctx.frames, active=ctx.active,
-                         no_grad=ctx.no_grad, loopvar_guards=ctx.guards, optim=optim, detail=detail,
-                         gates=ctx.gates, file=self.fn_file.get(self.frame.fn, self.path) if self.stack else self.path)
+        event = ev.Event(
+            kind=kind,
+            line=getattr(node, "lineno", 0),
+            labels=frozenset(labels),
+            seq=self._new_id(),
+            loops=ctx.loops,
+            frames=ctx.frames,
+            active=ctx.active,
+            no_grad=ctx.no_grad,
+            loopvar_guards=ctx.guards,
+            optim=optim,
+            detail=detail,
+            gates=ctx.gates,
+            file=self.fn_file.get(self.frame.fn, self.path) if self.stack else self.path,
+        )
         self.events.append(event)
         return event
 
@@ -274,7 +366,7 @@ class Tracer:
     def s_FunctionDef(self, node: ast.FunctionDef, ctx: Ctx) -> None:
         if len(self.stack) > 1:
             self.frame.locals_fn[node.name] = node
-            self.def_frames[id(node)] = self.frame   # a closure reads the variables of this call
+            self.def_frames[id(node)] = self.frame  # a closure reads the variables of this call
 
     s_AsyncFunctionDef = s_FunctionDef
 
@@ -337,9 +429,14 @@ class Tracer:
         """`tok, prob, valid = state.process(ids)` where the function returns a tuple: element-wise."""
         call, elts = self.tuple_call
         target = node.targets[0]
-        if call is not node.value or elts is None or len(node.targets) != 1 or \
-                not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != len(elts) or \
-                any(isinstance(e, ast.Starred) for e in target.elts):
+        if (
+            call is not node.value
+            or elts is None
+            or len(node.targets) != 1
+            or not isinstance(target, (ast.Tuple, ast.List))
+            or len(target.elts) != len(elts)
+            or any(isinstance(e, ast.Starred) for e in target.elts)
+        ):
             return False
         for element, labels in zip(target.elts, elts, strict=True):
             self.bind(element, labels, ctx, node, UNKNOWN)
@@ -349,19 +446,33 @@ class Tracer:
         """`bias = (bias - lr * grad).clamp(...)` with grad from validation targets: a hand-written
         gradient step (ETLB, a SLOT delta without an optimizer) is an update like any other."""
         core = value
-        while isinstance(core, ast.Call) and isinstance(core.func, ast.Attribute) and \
-                core.func.attr in ("clamp", "clamp_", "clip", "detach", "float", "to", "contiguous"):
+        while (
+            isinstance(core, ast.Call)
+            and isinstance(core.func, ast.Attribute)
+            and core.func.attr in ("clamp", "clamp_", "clip", "detach", "float", "to", "contiguous")
+        ):
             core = core.func.value
-        if not (isinstance(core, ast.BinOp) and isinstance(core.op, ast.Sub)
-                and isinstance(core.left, ast.Name) and core.left.id == name):
+        if not (
+            isinstance(core, ast.BinOp)
+            and isinstance(core.op, ast.Sub)
+            and isinstance(core.left, ast.Name)
+            and core.left.id == name
+        ):
             return
         if name not in self.frame.created or "val" in self.lookup(name):
-            return   # a free buffer (zeros, a clone) stepped against data, not data itself (`x = x - mean`)
+            return  # a free buffer (zeros, a clone) stepped against data, not data itself (`x = x - mean`)
         step = self.expr(core.right, ctx)
         if {"val", "target"} <= step:
             made = self.frame.created.get(name, ctx.loops[:-1])
-            optim = ev.Event(kind=ev.OPTIM, line=getattr(node, "lineno", 0), labels=frozenset({"fresh", "optim",
-                             "manual"}), seq=self._new_id(), loops=made, frames=ctx.frames, active=ctx.active)
+            optim = ev.Event(
+                kind=ev.OPTIM,
+                line=getattr(node, "lineno", 0),
+                labels=frozenset({"fresh", "optim", "manual"}),
+                seq=self._new_id(),
+                loops=made,
+                frames=ctx.frames,
+                active=ctx.active,
+            )
             self.emit(ev.UPDATE, node, step, ctx, optim=optim, manual=True)
 
     def _note_binding(self, target: ast.expr, value: ast.expr, folded: object, labels: Labels = E) -> None:
@@ -374,7 +485,7 @@ class Tracer:
             return
         frame = self.frame
         if isinstance(value, ast.Call) and self._last(value.func) in _FRESH_FACTORIES | {"clone", "copy"}:
-            frame.created[target.id] = self._ctx_loops   # where a buffer is made: per window, or once
+            frame.created[target.id] = self._ctx_loops  # where a buffer is made: per window, or once
         if folded is UNKNOWN and _never_none(value, self):
             frame.consts[target.id] = NOT_NONE
         if not _is_data(labels) and self.res.is_config_test(value, frame.config_names):
@@ -403,7 +514,7 @@ class Tracer:
             return node.id in self.frame.masks
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
             return self._is_mask(node.operand)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):   # `valid & (p >= tau)`
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):  # `valid & (p >= tau)`
             return self._is_mask(node.left) or self._is_mask(node.right)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
             return self._is_mask(node.left) and self._is_mask(node.right)
@@ -434,8 +545,14 @@ class Tracer:
         if fn is None:
             # type_params: a field from Python 3.12, which compile() and unparse then expect
             since_312: dict[str, Any] = {"type_params": []} if sys.version_info >= (3, 12) else {}
-            fn = ast.FunctionDef(name="<lambda>", args=node.args, body=[ast.Return(value=node.body)],
-                                 decorator_list=[], returns=None, **since_312)
+            fn = ast.FunctionDef(
+                name="<lambda>",
+                args=node.args,
+                body=[ast.Return(value=node.body)],
+                decorator_list=[],
+                returns=None,
+                **since_312,
+            )
             ast.copy_location(fn, node)
             ast.fix_missing_locations(fn)
             self._lambdas[id(node)] = fn
@@ -446,16 +563,15 @@ class Tracer:
 
     def s_AnnAssign(self, node: ast.AnnAssign, ctx: Ctx) -> None:
         if node.value is not None:
-            self.bind(node.target, self.expr(node.value, ctx), ctx, node,
-                      self.res.fold(node.value, self.frame.consts))
+            self.bind(node.target, self.expr(node.value, ctx), ctx, node, self.res.fold(node.value, self.frame.consts))
 
     def s_AugAssign(self, node: ast.AugAssign, ctx: Ctx) -> None:
         labels = self.expr(node.value, ctx)
         old = self.expr(node.target, ctx) if not isinstance(node.target, ast.Name) else self.lookup(node.target.id)
         sid = self._maybe_score(node, labels, ctx) if isinstance(node.op, (ast.Add, ast.Sub)) else E
-        labels |= sid | ({"sum"} if sid else E)     # a running total, not one value per token
+        labels |= sid | ({"sum"} if sid else E)  # a running total, not one value per token
         if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and self._big(node.value)):
-            labels |= {"hash"} | ({"thash"} if "target" in old | labels else E)   # `h ^= tok * P`
+            labels |= {"hash"} | ({"thash"} if "target" in old | labels else E)  # `h ^= tok * P`
         if {"val", "hash"} <= labels and "loss" not in labels and not isinstance(node.op, (ast.BitXor, ast.Mult)):
             # `table += np.bincount(keys)`: counts of hashed validation contexts added into a table
             self.emit(ev.TABLE_WRITE, node, labels, ctx)
@@ -478,7 +594,7 @@ class Tracer:
         # a loop's mark means nothing outside the call that runs the loop; the callers' loops
         # still enclose the value returned to them
         frame = self.frame
-        own = {f"lv{loop}" for loop in ctx.loops[frame.outer_loops:]}
+        own = {f"lv{loop}" for loop in ctx.loops[frame.outer_loops :]}
         value = node.value
         if isinstance(value, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in value.elts):
             # `return tok, prob, valid`: each element keeps its own labels for `a, b, c = f()`
@@ -492,8 +608,14 @@ class Tracer:
                 frame.returns_elts, frame.returns_mixed = None, True
             return
         labels = self.expr(value, ctx) - own
-        totals = [n.func.value.id for n in ast.walk(value) if isinstance(n, ast.Call) and self._total(n)
-                  and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)]
+        totals = [
+            n.func.value.id
+            for n in ast.walk(value)
+            if isinstance(n, ast.Call)
+            and self._total(n)
+            and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name)
+        ]
         if frame.loop_depth == 0 and frame.outer_loops == 0 and totals:
             # `return (nll_buffer.sum() / n).item()` from a pass called once: the whole pass's score
             sid = self._maybe_score(node, frozenset().union(*(self.lookup(name) for name in totals)), ctx)
@@ -512,21 +634,26 @@ class Tracer:
         self._traced_branch(node.body, body.but(guards=guards), known is False)
         after_body, env_body = frame.consts, frame.env
         frame.consts = dict(before)
-        if known is None:   # the else branch starts from what the if started from, not from its body
+        if known is None:  # the else branch starts from what the if started from, not from its body
             frame.env = dict(env_before)
         self._traced_branch(node.orelse, orelse.but(guards=guards), known is True)
         after_else = frame.consts
-        if known is None:   # either branch may have run: a name holds what either one left in it
-            frame.env = {k: env_body.get(k, env_before.get(k, E)) | frame.env.get(k, env_before.get(k, E))
-                         for k in env_body.keys() | frame.env.keys()}
+        if known is None:  # either branch may have run: a name holds what either one left in it
+            frame.env = {
+                k: env_body.get(k, env_before.get(k, E)) | frame.env.get(k, env_before.get(k, E))
+                for k in env_body.keys() | frame.env.keys()
+            }
         # what the branch the run takes leaves behind; where it is not known, what both agree on
         if known is True:
             frame.consts = after_body
         elif known is False:
             frame.consts = after_else
         else:
-            frame.consts = {k: v for k, v in after_body.items() if k in after_else and after_else[k] is v
-                            or (k in after_else and _same(after_else[k], v))}
+            frame.consts = {
+                k: v
+                for k, v in after_body.items()
+                if k in after_else and after_else[k] is v or (k in after_else and _same(after_else[k], v))
+            }
 
     def _traced_branch(self, stmts: list[ast.stmt], ctx: Ctx, switched_off: bool) -> None:
         """A branch the configuration switches off is traced (its findings are reported, inactive),
@@ -577,8 +704,15 @@ class Tracer:
         fragments = _log_fragments(node.value, lambda n: self.res.fold(n, self.frame.consts))
         if fragments:
             channel = _source_of(node.value.func) if isinstance(node.value, ast.Call) else "?"
-            self.emit(ev.LOG, node, labels, ctx, fragments=fragments, channel=channel,
-                      gated_fields=self._gated_fields(node.value, ctx) if self.natives else ())
+            self.emit(
+                ev.LOG,
+                node,
+                labels,
+                ctx,
+                fragments=fragments,
+                channel=channel,
+                gated_fields=self._gated_fields(node.value, ctx) if self.natives else (),
+            )
 
     def _gated_fields(self, call: ast.expr, ctx: Ctx) -> tuple[str, ...]:
         """The text just before each printed value that carries a target-gated output (`within_gate=`):
@@ -595,8 +729,11 @@ class Tracer:
                 elif isinstance(part, ast.FormattedValue) and not _float_format(part):
                     names = {n.id for n in ast.walk(part.value) if isinstance(n, ast.Name)}
                     # the names say whether to look; the value's own labels decide (a .numel() is no count)
-                    if any("tgate" in self.lookup(n) for n in names) and before.strip() and \
-                            "tgate" in self.expr(part.value, ctx):
+                    if (
+                        any("tgate" in self.lookup(n) for n in names)
+                        and before.strip()
+                        and "tgate" in self.expr(part.value, ctx)
+                    ):
                         out.append(before.split()[-1])
                     before = ""
         return tuple(out)
@@ -611,15 +748,18 @@ class Tracer:
         loop = self._new_id()
         key = ("online", id(node))
         if key not in self.memo:
-            self.memo[key] = online.records_before_update(node)   # type: ignore[assignment]
+            self.memo[key] = online.records_before_update(node)  # type: ignore[assignment]
         if self.memo[key]:
             self.online_loops.add(loop)
         names = frozenset(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
-        inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
-                        active=ctx.active and runs is not False)
+        inner = ctx.but(
+            loops=ctx.loops + (loop,),
+            loop_vars=ctx.loop_vars + ((loop, names),),
+            active=ctx.active and runs is not False,
+        )
         # what the loop variable selects carries the loop's mark: a score whose data lacks it scores
         # the same tokens on every pass of the loop (epochs), one that has it moves on (chunks)
-        byte_loop = {"bytelevel"} if {"pbytes", "target"} <= labels else E   # for b in piece_bytes[tok]
+        byte_loop = {"bytelevel"} if {"pbytes", "target"} <= labels else E  # for b in piece_bytes[tok]
         self.bind(node.target, labels | {f"lv{loop}"} | byte_loop, inner, node, UNKNOWN)
         self.frame.loop_depth += 1
         try:
@@ -632,7 +772,7 @@ class Tracer:
 
     def _loop_body(self, node: ast.For, inner: Ctx) -> None:
         variants = list(dispatch.loop_variants(self, node, inner))
-        for binding, variant in variants:   # `for label, scorer in passes:` once per function it names
+        for binding, variant in variants:  # `for label, scorer in passes:` once per function it names
             saved = dict(self.frame.locals_fn)
             self.frame.locals_fn.update(binding)
             self.block(node.body, variant)
@@ -654,10 +794,13 @@ class Tracer:
     def s_While(self, node: ast.While, ctx: Ctx) -> None:
         self.expr(node.test, ctx)
         known = truthy(self.res.fold(node.test, self.frame.consts))
-        loop = -self._new_id()   # negative: a while loop, whose passes no variable tells apart
+        loop = -self._new_id()  # negative: a while loop, whose passes no variable tells apart
         names = frozenset(n.id for n in ast.walk(node.test) if isinstance(n, ast.Name))
-        inner = ctx.but(loops=ctx.loops + (loop,), loop_vars=ctx.loop_vars + ((loop, names),),
-                        active=ctx.active and known is not False)
+        inner = ctx.but(
+            loops=ctx.loops + (loop,),
+            loop_vars=ctx.loop_vars + ((loop, names),),
+            active=ctx.active and known is not False,
+        )
         self.frame.loop_depth += 1
         try:
             self.block(node.body, inner)
@@ -672,7 +815,7 @@ class Tracer:
             mode = self._grad_mode(item.context_expr)
             if mode is not None:
                 no_grad = mode
-            if item.optional_vars is not None:   # `with open(val_path) as f`: f reads what the path names
+            if item.optional_vars is not None:  # `with open(val_path) as f`: f reads what the path names
                 self.bind(item.optional_vars, labels, ctx, node, UNKNOWN)
         self.block(node.body, ctx.but(no_grad=no_grad))
 
@@ -708,7 +851,7 @@ class Tracer:
     # ------------------------------------------------------------------ binding
     def lookup(self, name: str) -> Labels:
         frame: Frame | None = self.frame
-        while frame is not None:               # the function, then the functions it is nested in
+        while frame is not None:  # the function, then the functions it is nested in
             if name in frame.env:
                 return frame.env[name]
             frame = frame.parent
@@ -745,9 +888,13 @@ class Tracer:
             self._subscript_write(target, labels, ctx, node)
 
     def _subscript_write(self, target: ast.Subscript, labels: Labels, ctx: Ctx, node: ast.AST) -> None:
-        key = self.expr(target.slice, ctx)   # a write keyed by (context, token) is how counts are kept: no finding
-        if "val" in key and "loss" not in labels and _is_table_write(key, target, node) and \
-                not self._is_mask(target.slice):
+        key = self.expr(target.slice, ctx)  # a write keyed by (context, token) is how counts are kept: no finding
+        if (
+            "val" in key
+            and "loss" not in labels
+            and _is_table_write(key, target, node)
+            and not self._is_mask(target.slice)
+        ):
             self.emit(ev.TABLE_WRITE, node, key | labels, ctx)
         if isinstance(target.value, ast.Name):
             name = target.value.id
@@ -822,9 +969,9 @@ class Tracer:
         self._check_key(node, key, ctx)
         out = base | (key - {"hash", "thash", "shift"})
         if "val" in base and ("shift" in key or _is_shifted(node.slice)):
-            out |= {"target"}   # the stream one position on: the tokens being predicted
+            out |= {"target"}  # the stream one position on: the tokens being predicted
         elif "target" in base and _restricts(node.slice):
-            out |= {"tsub"}     # some of the targets (a mask, a prefix): maybe only the scored context
+            out |= {"tsub"}  # some of the targets (a mask, a prefix): maybe only the scored context
         return out
 
     def e_Slice(self, node: ast.Slice, ctx: Ctx) -> Labels:
@@ -840,16 +987,17 @@ class Tracer:
         left, right = self.expr(node.left, ctx), self.expr(node.right, ctx)
         out = left | right
         if isinstance(node.op, ast.Div) and "loss" in left and "sum" not in left and {"pbytes", "target"} <= right:
-            out |= {"spread"}           # a token's log-probability divided among its bytes: p^(1/n) per byte
+            out |= {"spread"}  # a token's log-probability divided among its bytes: p^(1/n) per byte
         if isinstance(node.op, ast.Add) and (_is_one(node.left) or _is_one(node.right)):
-            out |= {"shift"}            # position + 1: where the next token, the target, sits
+            out |= {"shift"}  # position + 1: where the next token, the target, sits
         elif isinstance(node.op, ast.Sub):
-            out -= {"shift"}            # back into the context
-        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (isinstance(node.op, ast.Mult) and (
-                self._big(node.left) or self._big(node.right))):
+            out -= {"shift"}  # back into the context
+        if isinstance(node.op, (ast.BitXor, ast.Mod)) or (
+            isinstance(node.op, ast.Mult) and (self._big(node.left) or self._big(node.right))
+        ):
             out |= {"hash"}
             if "target" in out:
-                out |= {"thash"}        # a hash that mixes in the token being predicted
+                out |= {"thash"}  # a hash that mixes in the token being predicted
         return out
 
     def e_Compare(self, node: ast.Compare, ctx: Ctx) -> Labels:
@@ -896,8 +1044,9 @@ class Tracer:
         candidates = dispatch.call_candidates(self, node, ctx)
         if candidates:
             self._call_line = node.lineno
-            return frozenset().union(*(local_call(self, fn, node, receiver, arg_labels, kw_labels, inner)
-                                       for fn, inner in candidates))
+            return frozenset().union(
+                *(local_call(self, fn, node, receiver, arg_labels, kw_labels, inner) for fn, inner in candidates)
+            )
         special = self._special_call(node, dotted, last, receiver, arg_labels, kw_labels, args, ctx)
         if special is not None:
             return special
@@ -916,7 +1065,7 @@ class Tracer:
                 out |= {"loss"}
             return out
         if any(label.startswith("new") for label in receiver):
-            return receiver | _no_identity(args)   # `lora.to(device)`: still the receiver, whatever the args
+            return receiver | _no_identity(args)  # `lora.to(device)`: still the receiver, whatever the args
         return receiver | args
 
     def _is_object_call(self, func: ast.expr) -> bool:
@@ -928,9 +1077,17 @@ class Tracer:
             return False
         return not (isinstance(func, ast.Attribute) or (isinstance(func, ast.Name) and func.id in __builtins_names__))
 
-    def _special_call(self, node: ast.Call, dotted: str, last: str | None, receiver: Labels,
-                      arg_labels: list[Labels], kw_labels: dict[str, Labels], args: Labels,
-                      ctx: Ctx) -> Labels | None:
+    def _special_call(
+        self,
+        node: ast.Call,
+        dotted: str,
+        last: str | None,
+        receiver: Labels,
+        arg_labels: list[Labels],
+        kw_labels: dict[str, Labels],
+        args: Labels,
+        ctx: Ctx,
+    ) -> Labels | None:
         if last in _LOSS_FUNCS:
             if len(node.args) >= 2:
                 self._mark_target(node.args[1])
@@ -941,19 +1098,19 @@ class Tracer:
             # a length is no data, except the byte length of a token's piece
             return (args | receiver) & {"pbytes", "target"} if "pbytes" in args | receiver else E
         if last in _PIECE_FUNCS:
-            return args | receiver | {"pbytes"}     # a piece's text: its bytes are what val_bpb counts
+            return args | receiver | {"pbytes"}  # a piece's text: its bytes are what val_bpb counts
         if last == "repeat" and len(arg_labels) >= 2 and {"pbytes", "target"} <= arg_labels[1]:
             return args | receiver | {"bytelevel"}  # np.repeat(per_token, byte_counts): one entry per byte
         if last == "multinomial" or last == "randint" or last == "generate":
-            return E   # self-generated tokens carry no data
+            return E  # self-generated tokens carry no data
         if last == "backward" or dotted.endswith("autograd.grad"):
             data = receiver | args
             self.emit(ev.UPDATE, node, data, ctx, optim=self._current_optim())
             return E
         if self._is_optimizer(dotted, last):
             params = arg_labels[0] if arg_labels else kw_labels.get("params", E)
-            labels = _no_identity(args) | params | {"optim"}   # it steps what its params belong to
-            if "modparams" in params:   # a module's parameters (a model, a LoRA): no bare delta or bias
+            labels = _no_identity(args) | params | {"optim"}  # it steps what its params belong to
+            if "modparams" in params:  # a module's parameters (a model, a LoRA): no bare delta or bias
                 labels -= {"fresh"}
             event = self.emit(ev.OPTIM, node, labels, ctx)
             self.frame.optim = event
@@ -970,9 +1127,9 @@ class Tracer:
             self.frame.hooks = False
             return E
         if last == "load_state_dict":
-            if "copy" in args:   # a snapshot taken earlier is put back: the state in between is thrown away
+            if "copy" in args:  # a snapshot taken earlier is put back: the state in between is thrown away
                 self.emit(ev.RESTORE, node, args, ctx)
-            if isinstance(node.func, ast.Attribute):   # the receiver now holds the weights of what it loaded
+            if isinstance(node.func, ast.Attribute):  # the receiver now holds the weights of what it loaded
                 self.bind_inplace(node.func.value, frozenset(a for a in args if a.startswith("new")), ctx, node)
             return E
         if last == "requires_grad_" or (last in _FRESH_FACTORIES and _kw_true(node, "requires_grad")):
@@ -982,32 +1139,55 @@ class Tracer:
         if last in ("parameters", "named_parameters") and isinstance(node.func, ast.Attribute):
             return receiver | args | {"modparams"}
         if self._module_class(dotted, last) and len(self.stack) > 1 and not self._resolve_local(node.func):
-            label = f"new{node.lineno}"   # `probe = nn.Linear(d, v)` in a function: an object of its own
+            label = f"new{node.lineno}"  # `probe = nn.Linear(d, v)` in a function: an object of its own
             self.emit(ev.NEW, node, E, ctx, label=label)
             held = args if last in _CONTAINERS else _no_identity(args)
             return held | receiver | {label}
         if last in ("deepcopy", "clone"):
             return receiver | args | {"copy"}
-        if last == "at" and isinstance(node.func, ast.Attribute) and node.args and len(node.args) >= 2 \
-                and self._names_module(node.func.value):
+        if (
+            last == "at"
+            and isinstance(node.func, ast.Attribute)
+            and node.args
+            and len(node.args) >= 2
+            and self._names_module(node.func.value)
+        ):
             # np.add.at(table, keys, 1): a table write at keys
             key, values = arg_labels[1], frozenset().union(*arg_labels[2:])
             if "val" in key and "loss" not in values:
                 self.emit(ev.TABLE_WRITE, node, key | values, ctx)
             self.bind_inplace(node.args[0], (key - {"target", "hash", "thash", "shift"}) | values, ctx, node)
             return E
-        if last in ("index_add_", "scatter_add_", "index_put_", "put_") and len(arg_labels) >= 2 \
-                and "val" in arg_labels[1 if last != "put_" else 0] and "loss" not in args:
+        if (
+            last in ("index_add_", "scatter_add_", "index_put_", "put_")
+            and len(arg_labels) >= 2
+            and "val" in arg_labels[1 if last != "put_" else 0]
+            and "loss" not in args
+        ):
             self.emit(ev.TABLE_WRITE, node, args, ctx)
-        if last in ("add_", "copy_", "index_add_", "scatter_add_", "put_", "index_put_", "scatter_", "fill_",
-                    "masked_fill_", "index_fill_"):
+        if last in (
+            "add_",
+            "copy_",
+            "index_add_",
+            "scatter_add_",
+            "put_",
+            "index_put_",
+            "scatter_",
+            "fill_",
+            "masked_fill_",
+            "index_fill_",
+        ):
             if "loss" in args:
                 args |= self._maybe_score(node, args, ctx)
             if isinstance(node.func, ast.Attribute):
                 self.bind_inplace(node.func.value, args, ctx, node)
             return receiver | args
-        if last in _FILLERS and isinstance(node.func, ast.Attribute) and not self._names_module(node.func.value) \
-                and self._own_method(node.func) is None:
+        if (
+            last in _FILLERS
+            and isinstance(node.func, ast.Attribute)
+            and not self._names_module(node.func.value)
+            and self._own_method(node.func) is None
+        ):
             # a list or dict filled in place carries what was put in it
             if "loss" in args and last in ("append", "extend"):
                 args |= self._maybe_score(node, args, ctx)
@@ -1022,8 +1202,11 @@ class Tracer:
         if dotted in _SAVE_FUNCS or (last == "save" and "torch" in dotted):
             self.emit(ev.SAVE, node, args, ctx, call=dotted)
             return E
-        if "sentencepiece" in dotted.lower() or last == "SentencePieceTrainer" or (
-                last == "train" and "SentencePieceTrainer" in dotted):
+        if (
+            "sentencepiece" in dotted.lower()
+            or last == "SentencePieceTrainer"
+            or (last == "train" and "SentencePieceTrainer" in dotted)
+        ):
             if "val" in args:
                 self.emit(ev.TOKENIZER, node, args, ctx)
             return args
@@ -1043,9 +1226,9 @@ class Tracer:
         if isinstance(node, ast.Constant):
             return isinstance(node.value, int) and not isinstance(node.value, bool) and abs(node.value) > _BIG_PRIME
         if isinstance(node, ast.Call) and node.args:
-            return self._big(node.args[0])          # np.uint64(36313)
+            return self._big(node.args[0])  # np.uint64(36313)
         if isinstance(node, ast.Subscript):
-            return self._big(node.value)            # PRIMES[k % 5]
+            return self._big(node.value)  # PRIMES[k % 5]
         if isinstance(node, ast.Attribute):
             return node.attr in self.prime_names
         return isinstance(node, ast.Name) and node.id in self.prime_names
@@ -1078,8 +1261,17 @@ class Tracer:
                 root = _root_name(node.args[leak.param])
                 if root is not None:
                     self.bind_inplace(root, args | {"tgate"}, ctx, node)
-                self.emit(ev.NATIVE_GATE, node, args | {"tgate"}, ctx, kernel=leak.file, kernel_line=leak.line,
-                          seed_line=leak.seed_line, output=leak.param_name, call=last)
+                self.emit(
+                    ev.NATIVE_GATE,
+                    node,
+                    args | {"tgate"},
+                    ctx,
+                    kernel=leak.file,
+                    kernel_line=leak.line,
+                    seed_line=leak.seed_line,
+                    output=leak.param_name,
+                    call=last,
+                )
 
     def _names_module(self, node: ast.expr) -> bool:
         root = node
@@ -1117,8 +1309,12 @@ class Tracer:
     @staticmethod
     def _module_class(dotted: str, last: str | None) -> bool:
         """A torch.nn layer or container (`nn.Linear`, `torch.nn.ModuleList`)."""
-        return bool(last and last[:1].isupper() and (dotted.startswith("torch.nn.") or dotted.startswith("nn."))
-                    and last not in ("Parameter", "Module", "functional"))
+        return bool(
+            last
+            and last[:1].isupper()
+            and (dotted.startswith("torch.nn.") or dotted.startswith("nn."))
+            and last not in ("Parameter", "Module", "functional")
+        )
 
     def _is_network(self, dotted: str, last: str | None, args: Labels) -> bool:
         if last in _NET_FUNCS or any(dotted == m or dotted.startswith(m + ".") for m in _NET_MODULES):
@@ -1165,7 +1361,7 @@ class Tracer:
         """A function that patches a module's forward, or accumulates X^T X: quantization calibration."""
         key = ("stats", id(fn))
         if key not in self.memo:
-            self.memo[key] = _gram_or_patch(fn)   # type: ignore[assignment]
+            self.memo[key] = _gram_or_patch(fn)  # type: ignore[assignment]
         return bool(self.memo[key])
 
     def _backward_names(self, fn: ast.AST) -> frozenset[str]:
@@ -1174,24 +1370,47 @@ class Tracer:
             self._grad_names[key] = _backward_receivers(fn, frozenset(self.res.aliases))
         return self._grad_names[key]
 
-    def call_function(self, fn: Func, arg_labels: list[Labels], kw_labels: dict[str, Labels], ctx: Ctx,
-                      receiver: Labels | None, fnrefs: dict[str, ast.AST] | None = None,
-                      consts: dict[str, object] | None = None) -> Labels:
+    def call_function(
+        self,
+        fn: Func,
+        arg_labels: list[Labels],
+        kw_labels: dict[str, Labels],
+        ctx: Ctx,
+        receiver: Labels | None,
+        fnrefs: dict[str, ast.AST] | None = None,
+        consts: dict[str, object] | None = None,
+    ) -> Labels:
         self.entered.add(id(fn))
         if len(self.stack) >= _MAX_DEPTH or any(f.fn == id(fn) for f in self.stack) or self.budget <= 0:
             return frozenset().union(*arg_labels, *kw_labels.values()) | (receiver or E)
-        key = (id(fn), tuple(arg_labels), tuple(sorted(kw_labels.items())), receiver, ctx.no_grad,
-               self.frame.hooks, ctx.active, ctx.gates, tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())),
-               tuple(sorted((k, repr(v)) for k, v in (consts or {}).items())))
+        key = (
+            id(fn),
+            tuple(arg_labels),
+            tuple(sorted(kw_labels.items())),
+            receiver,
+            ctx.no_grad,
+            self.frame.hooks,
+            ctx.active,
+            ctx.gates,
+            tuple(sorted((k, id(v)) for k, v in (fnrefs or {}).items())),
+            tuple(sorted((k, repr(v)) for k, v in (consts or {}).items())),
+        )
         if key in self.memo:
             self.tuple_call = (None, self.memo_elts.get(key))
             return self.memo[key]
         cls = self._class_of(fn)
         parent = self.def_frames.get(id(fn))
-        frame = Frame(fn=id(fn), fid=self._new_id(), cls=cls, in_init=fn.name == "__init__",
-                      parent=parent if parent is not None and any(f is parent for f in self.stack) else None,
-                      hooks=self.frame.hooks or self._collects_statistics(fn), target_names=self._targets_of(fn),
-                      grad_names=self._backward_names(fn), outer_loops=len(ctx.loops))
+        frame = Frame(
+            fn=id(fn),
+            fid=self._new_id(),
+            cls=cls,
+            in_init=fn.name == "__init__",
+            parent=parent if parent is not None and any(f is parent for f in self.stack) else None,
+            hooks=self.frame.hooks or self._collects_statistics(fn),
+            target_names=self._targets_of(fn),
+            grad_names=self._backward_names(fn),
+            outer_loops=len(ctx.loops),
+        )
         self.frame_names[frame.fid] = (fn.name, self._call_line)
         self._fn_nodes[id(fn)] = fn
         self._bind_params(fn, frame, arg_labels, kw_labels, receiver)
@@ -1206,7 +1425,7 @@ class Tracer:
         finally:
             self.stack.pop()
         if frame.optim is not None and "optim" in frame.returns:
-            self.frame.optim = frame.optim   # `opt = build_opt(lora)`: the caller steps what the helper built
+            self.frame.optim = frame.optim  # `opt = build_opt(lora)`: the caller steps what the helper built
         elts = None if frame.returns_mixed else frame.returns_elts
         if len(self.events) == before:
             self.memo[key] = frame.returns
@@ -1220,8 +1439,9 @@ class Tracer:
                 return cname
         return None
 
-    def _bind_params(self, fn: Func, frame: Frame, arg_labels: list[Labels], kw_labels: dict[str, Labels],
-                     receiver: Labels | None) -> None:
+    def _bind_params(
+        self, fn: Func, frame: Frame, arg_labels: list[Labels], kw_labels: dict[str, Labels], receiver: Labels | None
+    ) -> None:
         params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
         if receiver is not None and params:
             frame.env[params[0]] = receiver
@@ -1230,7 +1450,7 @@ class Tracer:
         for name, labels in zip(params, arg_labels, strict=False):
             frame.env[name] = labels | (frozenset({"target"}) if name in frame.target_names else E)
         if fn.args.vararg is not None and len(arg_labels) > len(params):
-            frame.env[fn.args.vararg.arg] = frozenset().union(*arg_labels[len(params):])
+            frame.env[fn.args.vararg.arg] = frozenset().union(*arg_labels[len(params) :])
         for name, labels in kw_labels.items():
             frame.env[name] = labels
         for name in params:
@@ -1239,8 +1459,15 @@ class Tracer:
             frame.env.setdefault(kw.arg, E)
 
 
-def local_call(tracer: Tracer, target: ast.AST, node: ast.Call, receiver: Labels,
-               arg_labels: list[Labels], kw_labels: dict[str, Labels], ctx: Ctx) -> Labels:
+def local_call(
+    tracer: Tracer,
+    target: ast.AST,
+    node: ast.Call,
+    receiver: Labels,
+    arg_labels: list[Labels],
+    kw_labels: dict[str, Labels],
+    ctx: Ctx,
+) -> Labels:
     if isinstance(target, ast.ClassDef):
         init = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
         instance = frozenset().union(*arg_labels, *kw_labels.values()) - {"loss"}
@@ -1248,29 +1475,38 @@ def local_call(tracer: Tracer, target: ast.AST, node: ast.Call, receiver: Labels
             event = tracer.emit(ev.OPTIM, node, instance | {"optim"}, ctx)
             tracer.frame.optim = event
             return instance | {"optim"}
-        if len(tracer.stack) > 1:   # an object made in a function may be a throw-away one (verdicts.py)
+        if len(tracer.stack) > 1:  # an object made in a function may be a throw-away one (verdicts.py)
             instance = _own_instance(tracer, target, node, arg_labels, kw_labels, instance, ctx)
         if init is not None:
             tracer.call_function(init, arg_labels, kw_labels, ctx, instance)
         post = next((i for i in target.body if isinstance(i, ast.FunctionDef) and i.name == "__post_init__"), None)
-        if post is not None:   # a dataclass computes its derived fields here
+        if post is not None:  # a dataclass computes its derived fields here
             tracer.call_function(post, [], {}, ctx, instance)
         return instance
     if not isinstance(target, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return frozenset().union(receiver, *arg_labels, *kw_labels.values())   # nothing to inline
+        return frozenset().union(receiver, *arg_labels, *kw_labels.values())  # nothing to inline
     is_method = tracer._class_of(target) is not None
     if is_method and not isinstance(node.func, ast.Attribute):
-        receiver = E   # a bound method called through a name (`fwd = torch.compile(model.forward_logits)`)
-    return tracer.call_function(target, arg_labels, kw_labels, ctx, receiver if is_method else None,
-                                _function_args(tracer, target, node, is_method),
-                                _constant_args(tracer, target, node, is_method))
+        receiver = E  # a bound method called through a name (`fwd = torch.compile(model.forward_logits)`)
+    return tracer.call_function(
+        target,
+        arg_labels,
+        kw_labels,
+        ctx,
+        receiver if is_method else None,
+        _function_args(tracer, target, node, is_method),
+        _constant_args(tracer, target, node, is_method),
+    )
 
 
 def _float_format(part: ast.FormattedValue) -> bool:
     """`{bpb:.4f}`: a rate or a loss, not a count of positions."""
     spec = part.format_spec
-    text = "".join(str(v.value) for v in spec.values if isinstance(v, ast.Constant)) if isinstance(
-        spec, ast.JoinedStr) else ""
+    text = (
+        "".join(str(v.value) for v in spec.values if isinstance(v, ast.Constant))
+        if isinstance(spec, ast.JoinedStr)
+        else ""
+    )
     return any(c in text for c in "fFeEgG%")
 
 
@@ -1278,9 +1514,15 @@ def _no_identity(labels: Labels) -> Labels:
     return frozenset(label for label in labels if not label.startswith("new"))
 
 
-def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels: list[Labels],
-                  kw_labels: dict[str, Labels],
-                  instance: Labels, ctx: Ctx) -> Labels:
+def _own_instance(
+    tracer: Tracer,
+    cls: ast.ClassDef,
+    node: ast.Call,
+    arg_labels: list[Labels],
+    kw_labels: dict[str, Labels],
+    instance: Labels,
+    ctx: Ctx,
+) -> Labels:
     """The instance gets a label of its own; it takes on the objects its constructor keeps
     (`self.model = model`), not those it only reads (`model.dim` for a LoRA's shape)."""
     kept = _kept_params(tracer, cls)
@@ -1290,8 +1532,8 @@ def _own_instance(tracer: Tracer, cls: ast.ClassDef, node: ast.Call, arg_labels:
     for name, labels in list(zip(params, arg_labels, strict=False)) + list(kw_labels.items()):
         if name not in kept:
             foreign |= {label for label in labels if label.startswith("new")}
-    for labels in (arg_labels[len(params):] if init is not None else ()):
-        foreign -= labels   # *args: kept, as far as anyone can tell
+    for labels in arg_labels[len(params) :] if init is not None else ():
+        foreign -= labels  # *args: kept, as far as anyone can tell
     label = f"new{node.lineno}"
     tracer.emit(ev.NEW, node, E, ctx, label=label)
     return (instance - foreign) | {label}
@@ -1377,10 +1619,13 @@ def _function_args(tracer: Tracer, target: Func, node: ast.Call, is_method: bool
 
 def _pairwise(node: ast.Assign) -> bool:
     """`x, y = a, b`: bind element-wise so inputs and targets keep apart."""
-    return (len(node.targets) == 1 and isinstance(node.targets[0], (ast.Tuple, ast.List))
-            and isinstance(node.value, (ast.Tuple, ast.List))
-            and len(node.targets[0].elts) == len(node.value.elts)
-            and not any(isinstance(e, ast.Starred) for e in node.targets[0].elts))
+    return (
+        len(node.targets) == 1
+        and isinstance(node.targets[0], (ast.Tuple, ast.List))
+        and isinstance(node.value, (ast.Tuple, ast.List))
+        and len(node.targets[0].elts) == len(node.value.elts)
+        and not any(isinstance(e, ast.Starred) for e in node.targets[0].elts)
+    )
 
 
 def _target_names(fn: ast.AST) -> frozenset[str]:
@@ -1388,8 +1633,11 @@ def _target_names(fn: ast.AST) -> frozenset[str]:
     names = set()
     for node in ast.walk(fn):
         if isinstance(node, ast.Call) and Tracer._last(node.func) in _LOSS_FUNCS:
-            target = node.args[1] if len(node.args) >= 2 else next(
-                (k.value for k in node.keywords if k.arg == "target"), None)
+            target = (
+                node.args[1]
+                if len(node.args) >= 2
+                else next((k.value for k in node.keywords if k.arg == "target"), None)
+            )
             if isinstance(target, ast.Name):
                 names.add(target.id)
     return frozenset(names)
@@ -1405,10 +1653,13 @@ def _literal_labels(text: str) -> Labels:
     if "fineweb_train" in text or "_train_0" in text:
         out.add("train")
     split = _SPLIT_ENV.match(text)
-    if split:   # `os.environ["PGOLF_VAL_DATA"]`: the variable that names a split's files
+    if split:  # `os.environ["PGOLF_VAL_DATA"]`: the variable that names a split's files
         out.add("train" if split.group(1) == "TRAIN" else "val")
-    if text.startswith(("http://", "https://", "ftp://", "hf://")) or " curl " in f" {text} " or \
-            " wget " in f" {text} ":
+    if (
+        text.startswith(("http://", "https://", "ftp://", "hf://"))
+        or " curl " in f" {text} "
+        or " wget " in f" {text} "
+    ):
         out.add("url")
     return frozenset(out)
 
@@ -1421,8 +1672,12 @@ def _is_shifted(node: ast.expr) -> bool:
             low = part.lower
             if isinstance(low, ast.Constant) and low.value == 1:
                 return True
-            if isinstance(low, ast.BinOp) and isinstance(low.op, ast.Add) and \
-                    isinstance(low.right, ast.Constant) and low.right.value == 1:
+            if (
+                isinstance(low, ast.BinOp)
+                and isinstance(low.op, ast.Add)
+                and isinstance(low.right, ast.Constant)
+                and low.right.value == 1
+            ):
                 return True
     return False
 
@@ -1438,12 +1693,17 @@ def _gram_or_patch(fn: ast.AST) -> bool:
     for node in ast.walk(fn):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) and _is_transpose(node.left):
             return True
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                node.func.attr in ("addmm_", "addmm", "matmul", "mm") and node.args and \
-                any(_is_transpose(a) for a in node.args[:2]):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("addmm_", "addmm", "matmul", "mm")
+            and node.args
+            and any(_is_transpose(a) for a in node.args[:2])
+        ):
             return True
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "forward"
-                                                for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Attribute) and t.attr == "forward" for t in node.targets
+        ):
             return True
     return False
 
@@ -1467,8 +1727,14 @@ def _prime_tables(module: ast.Module) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(module):
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, (ast.List, ast.Tuple, ast.Call)):
-            bigs = sum(1 for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, int)
-                       and not isinstance(c.value, bool) and abs(c.value) > _BIG_PRIME)
+            bigs = sum(
+                1
+                for c in ast.walk(node.value)
+                if isinstance(c, ast.Constant)
+                and isinstance(c.value, int)
+                and not isinstance(c.value, bool)
+                and abs(c.value) > _BIG_PRIME
+            )
             if bigs >= 2:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in targets:
@@ -1492,8 +1758,13 @@ def _root_name(node: ast.expr) -> ast.expr | None:
         elif isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute) and not isinstance(node.func.value, ast.Name):
                 node = node.func.value
-            elif isinstance(node.func, ast.Attribute) and node.func.attr not in ("byref", "cast", "pointer",
-                                                                                  "ascontiguousarray", "addressof"):
+            elif isinstance(node.func, ast.Attribute) and node.func.attr not in (
+                "byref",
+                "cast",
+                "pointer",
+                "ascontiguousarray",
+                "addressof",
+            ):
                 node = node.func.value
             elif node.args:
                 node = node.args[0]
@@ -1528,8 +1799,22 @@ def _same(a: object, b: object) -> bool:
 
 def _never_none(value: ast.expr, tracer: Tracer) -> bool:
     """A literal container, a comprehension, arithmetic, or a library constructor: not None."""
-    if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.Tuple, ast.DictComp, ast.ListComp, ast.SetComp,
-                          ast.GeneratorExp, ast.JoinedStr, ast.BinOp, ast.Lambda)):
+    if isinstance(
+        value,
+        (
+            ast.Dict,
+            ast.List,
+            ast.Set,
+            ast.Tuple,
+            ast.DictComp,
+            ast.ListComp,
+            ast.SetComp,
+            ast.GeneratorExp,
+            ast.JoinedStr,
+            ast.BinOp,
+            ast.Lambda,
+        ),
+    ):
         return True
     if isinstance(value, ast.Call):
         root = value.func
@@ -1569,23 +1854,32 @@ def _is_one(node: ast.expr) -> bool:
 
 
 def _big_int(node: ast.BinOp) -> bool:
-    return any(isinstance(side, ast.Constant) and isinstance(side.value, int)
-               and not isinstance(side.value, bool) and abs(side.value) > _BIG_PRIME
-               for side in (node.left, node.right))
+    return any(
+        isinstance(side, ast.Constant)
+        and isinstance(side.value, int)
+        and not isinstance(side.value, bool)
+        and abs(side.value) > _BIG_PRIME
+        for side in (node.left, node.right)
+    )
 
 
 def _kw_true(node: ast.Call, name: str) -> bool:
-    return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True
-               for k in node.keywords)
+    return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords)
 
 
 def _log_sum_exp_max(node: ast.BinOp) -> set[int]:
     """`max(a, b) + log1p(exp(-|a - b|))` is log(e^a + e^b), a mixture of both, not the better of two."""
     for part, other in ((node.left, node.right), (node.right, node.left)):
-        if isinstance(part, ast.Call) and Tracer._last(part.func) == "max" and any(
-                isinstance(n, ast.Call) and Tracer._last(n.func) in ("log1p", "log") and any(
-                    isinstance(m, ast.Call) and Tracer._last(m.func) == "exp" for m in ast.walk(n))
-                for n in ast.walk(other)):
+        if (
+            isinstance(part, ast.Call)
+            and Tracer._last(part.func) == "max"
+            and any(
+                isinstance(n, ast.Call)
+                and Tracer._last(n.func) in ("log1p", "log")
+                and any(isinstance(m, ast.Call) and Tracer._last(m.func) == "exp" for m in ast.walk(n))
+                for n in ast.walk(other)
+            )
+        ):
             return {id(part)}
     return set()
 
@@ -1619,9 +1913,9 @@ def _loss_names(node: ast.expr, modules: frozenset[str]) -> set[str]:
     if isinstance(node, ast.BinOp):
         return _loss_names(node.left, modules) | _loss_names(node.right, modules)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        if node.func.attr == "scale" and node.args:       # AMP: scaler.scale(loss)
+        if node.func.attr == "scale" and node.args:  # AMP: scaler.scale(loss)
             return _loss_names(node.args[0], modules)
-        root = node.func.value                             # loss.mean(), loss.float().sum()
+        root = node.func.value  # loss.mean(), loss.float().sum()
         return _loss_names(root, modules) if not isinstance(root, ast.Name) or root.id not in modules else set()
     return set()
 
@@ -1629,7 +1923,8 @@ def _loss_names(node: ast.expr, modules: frozenset[str]) -> set[str]:
 def _referenced_names(module: ast.Module) -> set[str]:
     """Names read anywhere (a function passed as a value, a thread target, a registry entry)."""
     return {n.id for n in ast.walk(module) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} | {
-        n.attr for n in ast.walk(module) if isinstance(n, ast.Attribute)}
+        n.attr for n in ast.walk(module) if isinstance(n, ast.Attribute)
+    }
 
 
 def _source_of(node: ast.expr) -> str:
@@ -1672,8 +1967,12 @@ def _literal_texts(node: ast.expr, fold: Fold | None = None) -> list[str]:
             if isinstance(part, ast.Constant) and isinstance(part.value, str):
                 current += part.value
                 continue
-            known = fold is not None and isinstance(part, ast.FormattedValue) and part.format_spec is None \
+            known = (
+                fold is not None
+                and isinstance(part, ast.FormattedValue)
+                and part.format_spec is None
                 and part.conversion in (-1, 115)
+            )
             value = fold(part.value) if known and fold is not None and isinstance(part, ast.FormattedValue) else None
             if isinstance(value, str):
                 current += value

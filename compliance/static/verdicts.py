@@ -6,6 +6,7 @@ reach the print of the metric the record's logs report as final. A diagnostic pa
 after the reported one, or one the run never prints, does not count against it.
 Without logs (a lone script), every score counts.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,10 +23,10 @@ if TYPE_CHECKING:
 @dataclass
 class UpdateJudgement:
     update: Event
-    kind: str                  # "score_first" (legal) | "adapt_first" | "last_epoch_only" | "before_pass"
-                               # | "after_all" | "throwaway"
-    score: Event | None        # the score it is judged against
-    rescored: Event | None = None   # a later score pass over the same data (C4)
+    kind: str  # "score_first" (legal) | "adapt_first" | "last_epoch_only" | "before_pass"
+    # | "after_all" | "throwaway"
+    score: Event | None  # the score it is judged against
+    rescored: Event | None = None  # a later score pass over the same data (C4)
     scored_before: Event | None = None
 
 
@@ -109,13 +110,14 @@ def claimed_lines(ctx: ScriptContext) -> list[str]:
     if not claims:
         return []
     from .logsignals import from_record
+
     out: list[str] = []
     for text in from_record(record).texts:
         for line in text.splitlines():
             if "bpb" not in line.lower() and "mix" not in line.lower():
                 continue
             numbers = [float(m) for m in _NUMBER.findall(line)]
-            if any(abs(n - value) <= 0.5 * 10 ** -places for n in numbers for value, places in claims):
+            if any(abs(n - value) <= 0.5 * 10**-places for n in numbers for value, places in claims):
                 out.append(line)
     return out
 
@@ -127,14 +129,16 @@ def _mean_matches(ctx: ScriptContext, prints: list[Event]) -> list[Event]:
         return []
     claims = [c for c in _claimed_bpb(record.submission.raw) if c[1] >= 3]
     from .logsignals import from_record
+
     texts = from_record(record).texts
     if len(texts) < 2 or not claims:
         return []
     found = []
     for event in prints:
         columns = _printed_numbers(event, texts)
-        if columns and any(abs(sum(col) / len(col) - value) <= 0.5 * 10 ** -places + 1e-9
-                           for col in columns for value, places in claims):
+        if columns and any(
+            abs(sum(col) / len(col) - value) <= 0.5 * 10**-places + 1e-9 for col in columns for value, places in claims
+        ):
             found.append(event)
     return found
 
@@ -188,8 +192,13 @@ def is_throwaway(update: Event, events: list[Event], scores: list[Event]) -> boo
         return True
     later_scores = [s.seq for s in scores if s.seq > update.seq]
     horizon = min(later_scores) if later_scores else None
-    return any(e.kind == ev.RESTORE and e.seq > update.seq and (horizon is None or e.seq < horizon)
-               and not e.shares_loop(update) for e in events)
+    return any(
+        e.kind == ev.RESTORE
+        and e.seq > update.seq
+        and (horizon is None or e.seq < horizon)
+        and not e.shares_loop(update)
+        for e in events
+    )
 
 
 def _per_pass_object(update: Event, events: list[Event]) -> bool:
@@ -205,11 +214,11 @@ def _per_pass_object(update: Event, events: list[Event]) -> bool:
         if new is None:
             return False
         per_pass = bool(new.loops) and new.loops[-1] in update.loops
-        local = len(new.frames) > 1 and update.frames[:len(new.frames)] == new.frames
+        local = len(new.frames) > 1 and update.frames[: len(new.frames)] == new.frames
         if not (per_pass or local):
             return False
         if any(label in e.labels for e in events if e.kind == ev.SCORE and "val" in e.labels):
-            return False   # an adapter a score reads (on any path) is test-time training, judged as such
+            return False  # an adapter a score reads (on any path) is test-time training, judged as such
         if any(label in e.labels for e in events if e.seq > update.seq and e.kind == ev.SAVE):
             return False
     return True
@@ -228,8 +237,9 @@ def judge_update(update: Event, events: list[Event], reported: list[Event] | Non
     if is_throwaway(update, events, scores):
         legal = [s for s in in_loop_reported if s.seq < update.seq]
         if not legal:
-            return UpdateJudgement(update, "throwaway", rescored or (in_loop[0] if in_loop else None),
-                                   None, scored_before)
+            return UpdateJudgement(
+                update, "throwaway", rescored or (in_loop[0] if in_loop else None), None, scored_before
+            )
     if later_passes and not in_loop_reported:
         # the model (or cache) the reported pass scores with was changed on validation tokens first
         return UpdateJudgement(update, "before_pass", later_passes[0], rescored, scored_before)

@@ -13,6 +13,7 @@ imports, docstrings and inert assignments (payload pieces, aliases). A real
 script that merely embeds a packed blob is not a wrapper: unwrapping it would
 hide the outer code from the checker.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,6 +32,7 @@ __all__ = ["Decoded", "UnpackError", "build_wrapper", "decode_script", "is_wrapp
 
 # ---------------------------------------------------------------- public API
 
+
 def is_wrapper(source: str | bytes) -> bool:
     """True when `source` is a self-extracting wrapper (decodable or not)."""
     try:
@@ -43,8 +45,12 @@ def is_wrapper(source: str | bytes) -> bool:
         return True
 
 
-def decode_script(source: str | bytes, max_bytes: int = 64 * _MIB,
-                  max_depth: int = 4, sibling: Callable[[str], str | None] | None = None) -> Decoded:
+def decode_script(
+    source: str | bytes,
+    max_bytes: int = 64 * _MIB,
+    max_depth: int = 4,
+    sibling: Callable[[str], str | None] | None = None,
+) -> Decoded:
     """Peel up to `max_depth` nested wrappers; a non-wrapper comes back as is.
 
     `sibling(name)` reads a file next to the script, for a script that only execs another

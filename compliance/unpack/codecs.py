@@ -1,4 +1,5 @@
 """The decoders, each with a hard output limit, so a decompression bomb costs neither time nor memory."""
+
 from __future__ import annotations
 
 import base64
@@ -63,8 +64,12 @@ def _convert(kind: str, data: str | bytes, encoding: Any) -> str | bytes:
 
 
 _BASE64_FUNCS: dict[str, Callable[..., bytes]] = {
-    "b85": base64.b85decode, "b64": base64.b64decode, "b64url": base64.urlsafe_b64decode,
-    "a85": base64.a85decode, "b32": base64.b32decode, "b16": base64.b16decode,
+    "b85": base64.b85decode,
+    "b64": base64.b64decode,
+    "b64url": base64.urlsafe_b64decode,
+    "a85": base64.a85decode,
+    "b32": base64.b32decode,
+    "b16": base64.b16decode,
 }
 
 
@@ -95,8 +100,7 @@ def _sniff(data: bytes, options: dict[str, Any]) -> str:
         return "gzip"
     if data.startswith(b"BZh"):
         return "bz2"
-    if "wbits" in options or (len(data) > 1 and data[0] & 0x0F == 8
-                              and (data[0] << 8 | data[1]) % 31 == 0):
+    if "wbits" in options or (len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0):
         return "zlib"
     return "brotli"
 
@@ -118,16 +122,22 @@ def _dict_size(spec: dict[str, Any]) -> int:
 
 
 def _lzma(data: bytes, options: dict[str, Any], limit: int) -> bytes:
-    return _multistream(lambda: _lzma_decompressor(options), data, limit, "lzma",
-                        (lzma.LZMAError, ValueError, TypeError, KeyError, MemoryError))
+    return _multistream(
+        lambda: _lzma_decompressor(options),
+        data,
+        limit,
+        "lzma",
+        (lzma.LZMAError, ValueError, TypeError, KeyError, MemoryError),
+    )
 
 
 def _bz2(data: bytes, options: dict[str, Any], limit: int) -> bytes:
     return _multistream(bz2.BZ2Decompressor, data, limit, "bz2", (OSError, ValueError))
 
 
-def _multistream(make: Callable[[], Any], data: bytes, limit: int, kind: str,
-                 errors: tuple[type[BaseException], ...]) -> bytes:
+def _multistream(
+    make: Callable[[], Any], data: bytes, limit: int, kind: str, errors: tuple[type[BaseException], ...]
+) -> bytes:
     """Concatenated streams like lzma.decompress/bz2.decompress, output capped."""
     out = bytearray()
     while True:
@@ -200,7 +210,7 @@ def _brotli_bytewise(decomp: Any, data: bytes, limit: int) -> bytes:
     """Feed one byte at a time so the size check runs between small expansions."""
     out = bytearray()
     for i in range(len(data)):
-        out += decomp.process(data[i:i + 1])
+        out += decomp.process(data[i : i + 1])
         if len(out) > limit:
             raise _too_big(limit)
     if not decomp.is_finished():
@@ -209,5 +219,9 @@ def _brotli_bytewise(decomp: Any, data: bytes, limit: int) -> bytes:
 
 
 _DECOMPRESSORS: dict[str, Callable[[bytes, dict[str, Any], int], bytes]] = {
-    "lzma": _lzma, "zlib": _zlib, "gzip": _gzip, "bz2": _bz2, "brotli": _brotli,
+    "lzma": _lzma,
+    "zlib": _zlib,
+    "gzip": _gzip,
+    "bz2": _bz2,
+    "brotli": _brotli,
 }

@@ -1,5 +1,6 @@
 """For wrappers that do not parse (a newer grammar, stray bytes): cut the exec call out by bracket matching
 and parse only that."""
+
 from __future__ import annotations
 
 import ast
@@ -10,8 +11,7 @@ from .model import _FALLBACK_CODE, _FALLBACK_LEFTOVER, UnpackError, _Plan
 from .resolve import _EXEC_RE, _WRAPPER_LIKE_RE, _checked_plan, _collect_aliases, _Resolver
 
 _STRING_RES = {
-    q * 3: re.compile(q * 3 + r"(?:[^" + q + r"\\]|\\.|" + q + "(?!" + q * 2 + "))*" + q * 3, re.S)
-    for q in "'\""
+    q * 3: re.compile(q * 3 + r"(?:[^" + q + r"\\]|\\.|" + q + "(?!" + q * 2 + "))*" + q * 3, re.S) for q in "'\""
 }
 _STRING_RES.update({q: re.compile(q + r"(?:[^" + q + r"\\\n]|\\.)*" + q, re.S) for q in "'\""})
 _IMPORT_RE = re.compile(r"(?m)(?:^|;)[ \t]*((?:import|from)[ \t][^;\n]*)")
@@ -26,7 +26,7 @@ def _mask(text: str) -> str:
     out: list[str] = []
     pos = 0
     while (m := _TOKEN_START.search(text, pos)) is not None:
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         token = m.group()
         if token.startswith("#"):
             out.append(" " * len(token))
@@ -34,7 +34,7 @@ def _mask(text: str) -> str:
             continue
         end, closed = _string_end(text, m.start(), token)
         body_end = end - len(token) if closed else end
-        body = text[m.start() + len(token):body_end]
+        body = text[m.start() + len(token) : body_end]
         out.append(token + re.sub(r"[^\n]", "\0", body) + (token if closed else ""))
         pos = end
     out.append(text[pos:])
@@ -65,7 +65,7 @@ def _statement_end(masked: str, start: int) -> int | None:
                 return None
         elif ch == "\\":
             continue
-        elif depth == 0 and not (ch == "\n" and masked[m.start() - 1:m.start()] == "\\"):
+        elif depth == 0 and not (ch == "\n" and masked[m.start() - 1 : m.start()] == "\\"):
             return m.start()
     return len(masked) if depth == 0 else None
 
@@ -88,21 +88,22 @@ def _parse_expr(text: str) -> ast.expr | None:
         return None
 
 
-def _fragments_from_text(text: str, masked: str, limit: int
-                         ) -> tuple[list[ast.stmt], dict[str, ast.expr], list[tuple[int, int]]]:
+def _fragments_from_text(
+    text: str, masked: str, limit: int
+) -> tuple[list[ast.stmt], dict[str, ast.expr], list[tuple[int, int]]]:
     """Import statements and assignments before `limit`, with their spans."""
     imports: list[ast.stmt] = []
     env: dict[str, ast.expr] = {}
     spans: list[tuple[int, int]] = []
     for m in _IMPORT_RE.finditer(masked, 0, limit):
         try:
-            imports.extend(ast.parse(text[m.start(1):m.end(1)]).body)
+            imports.extend(ast.parse(text[m.start(1) : m.end(1)]).body)
             spans.append((m.start(1), m.end(1)))
         except (SyntaxError, ValueError):
             continue
     for m in _ASSIGN_RE.finditer(masked, 0, limit):
         end = _statement_end(masked, m.end())
-        node = _parse_expr(text[m.end():end]) if end is not None else None
+        node = _parse_expr(text[m.end() : end]) if end is not None else None
         if node is not None:
             env[m.group(1)] = node
             spans.append((m.start(1), end))  # type: ignore[arg-type]
@@ -112,7 +113,7 @@ def _fragments_from_text(text: str, masked: str, limit: int
 def _leftover(masked: str, spans: list[tuple[int, int]]) -> int:
     kept, pos = [], 0
     for start, end in sorted(spans):
-        kept.append(masked[pos:max(pos, start)])
+        kept.append(masked[pos : max(pos, start)])
         pos = max(pos, end)
     kept.append(masked[pos:])
     return len(re.sub(r"[\s;]", "", "".join(kept)))
@@ -123,7 +124,7 @@ def _plan_from_text(text: str) -> _Plan | None:
     masked = _mask(text)
     for m in _EXEC_RE.finditer(masked):
         close = _close_paren(masked, m.end() - 1)
-        call = _parse_expr(text[m.start():close + 1]) if close is not None else None
+        call = _parse_expr(text[m.start() : close + 1]) if close is not None else None
         if not isinstance(call, ast.Call) or not call.args:
             continue
         imports, env, spans = _fragments_from_text(text, masked, m.start())

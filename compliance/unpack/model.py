@@ -1,4 +1,5 @@
 """What the parts of the unpacker share: limits, the error, the decode plan, source text."""
+
 from __future__ import annotations
 
 import io
@@ -13,9 +14,9 @@ _LZMA_MEMLIMIT = _MAX_LZMA_DICT + 64 * _MIB
 # Records' stub decodes with the default LZMA2 filter, whose dictionary is 8 MiB.
 _STUB_DICT = 8 * _MIB
 _BROTLI_STEP = _MIB
-_MAX_LIMIT = 1 << 62      # decompressors take a C ssize_t output limit
-_FALLBACK_LEFTOVER = 64   # stray code allowed around an unparseable wrapper
-_FALLBACK_CODE = 512      # code size under which unreadable exec chains raise
+_MAX_LIMIT = 1 << 62  # decompressors take a C ssize_t output limit
+_FALLBACK_LEFTOVER = 64  # stray code allowed around an unparseable wrapper
+_FALLBACK_CODE = 512  # code size under which unreadable exec chains raise
 
 _STUB_HEAD = 'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
 _STUB_TAIL = '"),format=L.FORMAT_RAW,filters=[{"id":L.FILTER_LZMA2}]))\n'
@@ -30,15 +31,15 @@ class UnpackError(Exception):
 
 @dataclass
 class Decoded:
-    text: str               # the innermost source
-    layers: list[str]       # transforms, outermost first; [] when not wrapped
+    text: str  # the innermost source
+    layers: list[str]  # transforms, outermost first; [] when not wrapped
     wrapped: bool
-    origin: str | None = None   # the sibling file the source was read from (`exec(open(...).read())`)
+    origin: str | None = None  # the sibling file the source was read from (`exec(open(...).read())`)
 
 
 @dataclass(frozen=True)
 class _Op:
-    kind: str                       # a decoder id, or "encode" / "decode"
+    kind: str  # a decoder id, or "encode" / "decode"
     options: tuple[tuple[str, Any], ...] = ()
 
     @property

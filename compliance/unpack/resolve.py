@@ -1,4 +1,5 @@
 """Work out, from the syntax tree alone, which chain of decode calls a wrapper's exec applies to which literal."""
+
 from __future__ import annotations
 
 import ast
@@ -15,44 +16,71 @@ class _Unresolved(Exception):
 
 
 _FUNC_IDS = {
-    "base64.b85decode": "b85", "base64.b64decode": "b64",
-    "base64.standard_b64decode": "b64", "base64.urlsafe_b64decode": "b64url",
-    "base64.a85decode": "a85", "base64.b32decode": "b32",
-    "base64.b16decode": "b16", "binascii.a2b_base64": "b64",
-    "lzma.decompress": "lzma", "zlib.decompress": "zlib",
-    "gzip.decompress": "gzip", "bz2.decompress": "bz2",
+    "base64.b85decode": "b85",
+    "base64.b64decode": "b64",
+    "base64.standard_b64decode": "b64",
+    "base64.urlsafe_b64decode": "b64url",
+    "base64.a85decode": "a85",
+    "base64.b32decode": "b32",
+    "base64.b16decode": "b16",
+    "binascii.a2b_base64": "b64",
+    "lzma.decompress": "lzma",
+    "zlib.decompress": "zlib",
+    "gzip.decompress": "gzip",
+    "bz2.decompress": "bz2",
     "brotli.decompress": "brotli",
 }
 # When a module alias is missing (broken stubs exist), go by the attribute.
 _ATTR_IDS = {q.split(".")[1]: k for q, k in _FUNC_IDS.items() if q.startswith("base64.")}
 _ATTR_IDS["decompress"] = "auto"
 _PARAMS = {
-    "b85": ("b",), "b64": ("s", "altchars", "validate"), "b64url": ("s",),
-    "a85": ("b",), "b32": ("s", "casefold", "map01"), "b16": ("s", "casefold"),
-    "lzma": ("data", "format", "memlimit", "filters"), "zlib": ("data", "wbits", "bufsize"),
-    "gzip": ("data",), "bz2": ("data",), "brotli": ("string",), "auto": ("data",),
+    "b85": ("b",),
+    "b64": ("s", "altchars", "validate"),
+    "b64url": ("s",),
+    "a85": ("b",),
+    "b32": ("s", "casefold", "map01"),
+    "b16": ("s", "casefold"),
+    "lzma": ("data", "format", "memlimit", "filters"),
+    "zlib": ("data", "wbits", "bufsize"),
+    "gzip": ("data",),
+    "bz2": ("data",),
+    "brotli": ("string",),
+    "auto": ("data",),
 }
 _OPTIONS = {
-    "b64": {"altchars", "validate"}, "a85": {"foldspaces", "adobe", "ignorechars"},
-    "b32": {"casefold", "map01"}, "b16": {"casefold"},
-    "lzma": {"format", "memlimit", "filters"}, "zlib": {"wbits"},
+    "b64": {"altchars", "validate"},
+    "a85": {"foldspaces", "adobe", "ignorechars"},
+    "b32": {"casefold", "map01"},
+    "b16": {"casefold"},
+    "lzma": {"format", "memlimit", "filters"},
+    "zlib": {"wbits"},
     "auto": {"format", "memlimit", "filters", "wbits"},
 }
 _LAYER_NAMES = {"b64url": "b64"}
 _PASSTHROUGH = {"compile", "bytes", "str"}
 _IMPORTERS = {"__import__", "importlib.import_module"}
 _CONST_MODULES = {"lzma": lzma, "zlib": zlib}
-_INERT_NODES = (ast.expr_context, ast.operator, ast.unaryop, ast.Constant, ast.Name,
-                ast.Attribute, ast.List, ast.Tuple, ast.Dict, ast.BinOp,
-                ast.UnaryOp, ast.keyword)
+_INERT_NODES = (
+    ast.expr_context,
+    ast.operator,
+    ast.unaryop,
+    ast.Constant,
+    ast.Name,
+    ast.Attribute,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.keyword,
+)
 
 
 def _star_names(module: str) -> dict[str, str]:
     names = {q.split(".")[1]: q for q in _FUNC_IDS if q.startswith(module + ".")}
     mod = _CONST_MODULES.get(module)
     if mod is not None:
-        names.update({n: f"{module}.{n}" for n in dir(mod)
-                      if n.isupper() and isinstance(getattr(mod, n), int)})
+        names.update({n: f"{module}.{n}" for n in dir(mod) if n.isupper() and isinstance(getattr(mod, n), int)})
     return names
 
 
@@ -88,8 +116,7 @@ def _collect_env(stmts: list[ast.stmt]) -> dict[str, ast.expr]:
 def _bind_target(env: dict[str, ast.expr], target: ast.expr, value: ast.expr) -> None:
     if isinstance(target, ast.Name):
         env[target.id] = value
-    elif (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple)
-          and len(target.elts) == len(value.elts)):
+    elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
         for t, v in zip(target.elts, value.elts, strict=True):
             _bind_target(env, t, v)
 
@@ -248,11 +275,12 @@ class _Resolver:
         if isinstance(node, ast.Dict):
             if any(k is None for k in node.keys):
                 raise _Unresolved
-            return {self.const(k, hops + 1): self.const(v, hops + 1)  # type: ignore[arg-type]
-                    for k, v in zip(node.keys, node.values, strict=True)}
+            return {
+                self.const(k, hops + 1): self.const(v, hops + 1)  # type: ignore[arg-type]
+                for k, v in zip(node.keys, node.values, strict=True)
+            }
         if isinstance(node, ast.BinOp):
-            return _int_binop(node.op, self.const(node.left, hops + 1),
-                              self.const(node.right, hops + 1))
+            return _int_binop(node.op, self.const(node.left, hops + 1), self.const(node.right, hops + 1))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -_as_int(self.const(node.operand, hops + 1))
         if isinstance(node, ast.Name) and node.id in self.env and node.id not in self.aliases:
@@ -265,8 +293,9 @@ class _Resolver:
         value = getattr(_CONST_MODULES.get(module), attr, None) if attr.isupper() else None
         if module == "?" and attr.isupper():
             # Unaliased module prefix: the constant names are unique across lzma and zlib.
-            value = next((getattr(m, attr) for m in _CONST_MODULES.values()
-                          if isinstance(getattr(m, attr, None), int)), None)
+            value = next(
+                (getattr(m, attr) for m in _CONST_MODULES.values() if isinstance(getattr(m, attr, None), int)), None
+            )
         if not isinstance(value, int):
             raise _Unresolved
         return value
@@ -302,7 +331,8 @@ _EXEC_RE = re.compile(r"\bexec\s*\(")
 _TOP_EXEC_RE = re.compile(r"(?m)(?:^|;)[ \t]*exec\s*\(")
 _WRAPPER_LIKE_RE = re.compile(
     r"\bexec\s*\(\s*(?:compile\s*\(\s*)?[\w.]*"
-    r"(?:decompress|b85decode|b64decode|a85decode|b32decode|b16decode|a2b_base64)\s*\(")
+    r"(?:decompress|b85decode|b64decode|a85decode|b32decode|b16decode|a2b_base64)\s*\("
+)
 
 
 def _exec_arg(stmt: ast.stmt) -> ast.expr | None:
@@ -320,7 +350,7 @@ def _plan_from_module(tree: ast.Module) -> _Plan | None:
         return None
     index = execs[0]
     resolver = _Resolver(_collect_aliases(stmts), _collect_env(stmts[:index]))
-    others = stmts[:index] + stmts[index + 1:]
+    others = stmts[:index] + stmts[index + 1 :]
     if not all(_is_inert(s, resolver) for s in others):
         return None
     return _checked_plan(resolver, _exec_arg(stmts[index]))
@@ -351,8 +381,12 @@ def _is_inert(stmt: ast.stmt, resolver: _Resolver) -> bool:
 
 
 def _is_linecache_entry(target: ast.expr, resolver: _Resolver) -> bool:
-    return (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute)
-            and target.value.attr == "cache" and resolver.qualname(target.value.value) == "linecache")
+    return (
+        isinstance(target, ast.Subscript)
+        and isinstance(target.value, ast.Attribute)
+        and target.value.attr == "cache"
+        and resolver.qualname(target.value.value) == "linecache"
+    )
 
 
 def sibling_exec(tree: ast.Module) -> str | None:
@@ -361,15 +395,24 @@ def sibling_exec(tree: ast.Module) -> str | None:
     Only a top level made of imports and that one exec counts; the name must be a plain file
     name next to the script (no directories), so the folder's own reader can open it.
     """
-    stmts = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass))
-             and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    stmts = [
+        s
+        for s in tree.body
+        if not isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass))
+        and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+    ]
     if len(stmts) != 1:
         return None
     arg = _exec_arg(stmts[0])
     if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "compile" and arg.args:
         arg = arg.args[0]
-    if not (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "read"
-            and isinstance(arg.func.value, ast.Call) and arg.func.value.args):
+    if not (
+        isinstance(arg, ast.Call)
+        and isinstance(arg.func, ast.Attribute)
+        and arg.func.attr == "read"
+        and isinstance(arg.func.value, ast.Call)
+        and arg.func.value.args
+    ):
         return None
     opener = arg.func.value
     if not (isinstance(opener.func, ast.Name) and opener.func.id == "open"):
@@ -382,8 +425,13 @@ def _sibling_name(node: ast.expr) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value.rsplit("/", 1)[-1] if node.value.startswith("./") else node.value
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        if node.func.attr == "replace" and len(node.args) == 2 and isinstance(node.args[1], ast.Constant) \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "__file__":
+        if (
+            node.func.attr == "replace"
+            and len(node.args) == 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "__file__"
+        ):
             return node.args[1].value if isinstance(node.args[1].value, str) else None
         if node.func.attr == "join" and node.args:
             return _sibling_name(node.args[-1])

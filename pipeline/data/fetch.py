@@ -456,8 +456,14 @@ def _fetch_one(config, report, remote, hashes, lock, progress, log) -> FileResul
         log(f"{remote}: local copy does not match the expected hash; downloading again")
     url = file_url(report.endpoint, report.repo, report.revision, remote)
     digest, size, resumed = download(
-        url, dest, label=remote, expected=expected, retries=config.retries,
-        backoff_s=config.backoff_s, timeout_s=config.timeout_s, progress=progress,
+        url,
+        dest,
+        label=remote,
+        expected=expected,
+        retries=config.retries,
+        backoff_s=config.backoff_s,
+        timeout_s=config.timeout_s,
+        progress=progress,
     )
     action = "resumed" if resumed else "downloaded"
     return _finish(lock, FileResult(remote, dest, digest, size, action, expected is None), log)

@@ -5,6 +5,7 @@ Everything is configured through environment variables (see README.md beside thi
 Runs on CUDA (bf16 autocast, FlashAttention-3 on SM90 when installed) and on CPU (fp32),
 single process or under torchrun.
 """
+
 from __future__ import annotations
 
 import glob
@@ -34,13 +35,25 @@ except ImportError:
 IS_MASTER = int(os.environ.get("RANK", "0")) == 0
 SHARD_MAGIC, SHARD_VERSION = 20240520, 1
 STAGES = ("train", "quantize", "eval")
-POSITIVE = ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "train_seq_len",
-            "train_batch_tokens", "iterations", "train_log_every", "val_batch_tokens", "ttt_chunk_tokens")
+POSITIVE = (
+    "num_layers",
+    "model_dim",
+    "num_heads",
+    "num_kv_heads",
+    "mlp_mult",
+    "train_seq_len",
+    "train_batch_tokens",
+    "iterations",
+    "train_log_every",
+    "val_batch_tokens",
+    "ttt_chunk_tokens",
+)
 
 
 @dataclass
 class Hyperparameters:
     """Each field is read from the environment variable of its upper-cased name."""
+
     pgolf_stage: str = ""
     pgolf_train_data: str = "./data/datasets/fineweb10B_sp1024"
     pgolf_val_data: str = "./data/datasets/fineweb10B_sp1024"
@@ -110,6 +123,7 @@ def fail(msg: str) -> None:
 
 # ----------------------------------------------------------------------------- distributed
 
+
 @dataclass
 class Dist:
     rank: int
@@ -154,6 +168,7 @@ def sync(device: torch.device) -> None:
 
 # ----------------------------------------------------------------------------- data
 
+
 def shard_files(spec: str, kind: str) -> list[str]:
     pattern = os.path.join(spec, f"fineweb_{kind}_*.bin") if os.path.isdir(spec) else spec
     files = sorted(glob.glob(pattern))
@@ -186,7 +201,7 @@ class TokenStream:
                 self.index = (self.index + 1) % len(self.files)
                 self.tokens, self.pos = read_shard(self.files[self.index]), 0
             k = min(n, len(self.tokens) - self.pos)
-            parts.append(self.tokens[self.pos:self.pos + k])
+            parts.append(self.tokens[self.pos : self.pos + k])
             self.pos, n = self.pos + k, n - k
         return np.concatenate(parts)
 
@@ -209,6 +224,7 @@ def load_val_tokens(hp: Hyperparameters) -> tuple[np.ndarray, int]:
 @dataclass
 class ByteTables:
     """Per token id, what RULES.md section 6 charges a scored target in bytes."""
+
     base: torch.Tensor  # UTF-8 bytes of the piece without its leading "▁"
     space: torch.Tensor  # the piece starts with "▁"
     boundary: torch.Tensor  # control/unknown/unused: no leading space is charged after it
@@ -240,6 +256,7 @@ def load_tokenizer(path: str) -> spm.SentencePieceProcessor:
 
 
 # ----------------------------------------------------------------------------- model
+
 
 @dataclass
 class ModelConfig:
@@ -330,9 +347,11 @@ class GPT(nn.Module):
 
 # ----------------------------------------------------------------------------- scoring
 
+
 @torch.no_grad()
-def score_range(model: nn.Module, tokens: np.ndarray, first: int, last: int,
-                hp: Hyperparameters, tables: ByteTables, d: Dist) -> torch.Tensor:
+def score_range(
+    model: nn.Module, tokens: np.ndarray, first: int, last: int, hp: Hyperparameters, tables: ByteTables, d: Dist
+) -> torch.Tensor:
     """[loss sum, targets, bytes] over validation sequences [first, last), each target once."""
     t = hp.train_seq_len
     per_batch = max(1, hp.val_batch_tokens // (t * d.world))
@@ -341,17 +360,25 @@ def score_range(model: nn.Module, tokens: np.ndarray, first: int, last: int,
     model.eval()
     for s in range(lo, hi, per_batch):
         e = min(hi, s + per_batch)
-        x, y = to_batch(tokens[s * t:e * t + 1], t, d.device)
+        x, y = to_batch(tokens[s * t : e * t + 1], t, d.device)
         with autocast(d.device):
             logits = model(x)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
-        sums += torch.stack([loss.double(), torch.tensor(y.numel(), device=d.device).double(),
-                             tables.count(x, y).sum().double()])
+        sums += torch.stack(
+            [loss.double(), torch.tensor(y.numel(), device=d.device).double(), tables.count(x, y).sum().double()]
+        )
     return d.all_reduce(sums)
 
 
-def adapt(model: nn.Module, opt: torch.optim.Optimizer, tokens: np.ndarray, first: int, last: int,
-          hp: Hyperparameters, d: Dist) -> None:
+def adapt(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    tokens: np.ndarray,
+    first: int,
+    last: int,
+    hp: Hyperparameters,
+    d: Dist,
+) -> None:
     """SGD on validation sequences [first, last); the caller has already scored them."""
     t = hp.train_seq_len
     per_step = max(1, hp.val_batch_tokens // t)
@@ -362,7 +389,7 @@ def adapt(model: nn.Module, opt: torch.optim.Optimizer, tokens: np.ndarray, firs
         for p in model.parameters():
             p.grad = torch.zeros_like(p)  # a rank with no sequences still joins the all-reduce
         if hi > lo:
-            x, y = to_batch(tokens[lo * t:hi * t + 1], t, d.device)
+            x, y = to_batch(tokens[lo * t : hi * t + 1], t, d.device)
             with autocast(d.device):
                 loss = model(x, y)
             (loss * (hi - lo) / (e - s)).backward()  # summed over ranks: the mean over [s, e)
@@ -371,8 +398,9 @@ def adapt(model: nn.Module, opt: torch.optim.Optimizer, tokens: np.ndarray, firs
         opt.step()
 
 
-def score_with_ttt(model: nn.Module, tokens: np.ndarray, n_seq: int, hp: Hyperparameters,
-                   tables: ByteTables, d: Dist) -> torch.Tensor:
+def score_with_ttt(
+    model: nn.Module, tokens: np.ndarray, n_seq: int, hp: Hyperparameters, tables: ByteTables, d: Dist
+) -> torch.Tensor:
     """Legal test-time training (RULES.md R-TTT-SCORE-FIRST): score each chunk, then train on it."""
     chunk = max(1, hp.ttt_chunk_tokens // hp.train_seq_len)
     opt = torch.optim.SGD(model.parameters(), lr=hp.ttt_lr, momentum=0.9)
@@ -393,6 +421,7 @@ def metrics(sums: torch.Tensor) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- quantization
 
+
 def quantize_state(state: dict[str, torch.Tensor], bits: int) -> dict:
     """Per-row symmetric integers with fp16 scales for matrices; other tensors in fp16."""
     qmax = 2 ** (bits - 1) - 1  # int6 values live in int8 storage and compress well
@@ -410,8 +439,10 @@ def quantize_state(state: dict[str, torch.Tensor], bits: int) -> dict:
 
 
 def dequantize_state(qstate: dict) -> dict[str, torch.Tensor]:
-    return {name: v["q"].float() * v["scale"].float()[:, None] if isinstance(v, dict) else v.float()
-            for name, v in qstate.items()}
+    return {
+        name: v["q"].float() * v["scale"].float()[:, None] if isinstance(v, dict) else v.float()
+        for name, v in qstate.items()
+    }
 
 
 def compress(data: bytes, name: str) -> tuple[bytes, str]:
@@ -419,9 +450,11 @@ def compress(data: bytes, name: str) -> tuple[bytes, str]:
     try:
         if name == "zstd":
             import zstandard
+
             return zstandard.ZstdCompressor(level=22).compress(data), name
         if name == "brotli":
             import brotli
+
             return brotli.compress(data, quality=11), name
     except ImportError:
         log(f"compressor:{name} unavailable, falling back to zlib")
@@ -432,15 +465,18 @@ def decompress(blob: bytes) -> tuple[bytes, str]:
     """The payload and the compressor's name, told apart by the stream's first bytes."""
     if blob[:4] == b"\x28\xb5\x2f\xfd":
         import zstandard
+
         return zstandard.ZstdDecompressor().decompress(blob), "zstd"
     try:
         return zlib.decompress(blob), "zlib"
     except zlib.error:  # brotli streams have no magic number
         import brotli
+
         return brotli.decompress(blob), "brotli"
 
 
 # ----------------------------------------------------------------------------- stages
+
 
 def lr_scale(step: int, train_ms: float, hp: Hyperparameters) -> float:
     """Linear warm-up, then linear warm-down over the last WARMDOWN_ITERS steps; the steps
@@ -456,8 +492,7 @@ def train(hp: Hyperparameters, d: Dist) -> None:
     sp = load_tokenizer(hp.pgolf_tokenizer)
     files = shard_files(hp.pgolf_train_data, "train")
     log(f"train_shards:{len(files)}")
-    cfg = ModelConfig(sp.vocab_size(), hp.num_layers, hp.model_dim, hp.num_heads,
-                      hp.num_kv_heads, hp.mlp_mult)
+    cfg = ModelConfig(sp.vocab_size(), hp.num_layers, hp.model_dim, hp.num_heads, hp.num_kv_heads, hp.mlp_mult)
     use_fa3 = fa3_usable(d.device)
     log(f"vocab_size:{cfg.vocab_size} attention:{'fa3' if use_fa3 else 'sdpa'}")
     torch.manual_seed(hp.seed)
@@ -478,7 +513,7 @@ def train(hp: Hyperparameters, d: Dist) -> None:
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         # Every rank reads the same span and keeps its own slice, so ranks never overlap.
         span = stream.take(d.world * micro + 1)
-        return to_batch(span[d.rank * micro:(d.rank + 1) * micro + 1], hp.train_seq_len, d.device)
+        return to_batch(span[d.rank * micro : (d.rank + 1) * micro + 1], hp.train_seq_len, d.device)
 
     if compiled:  # compile outside the timed loop; no optimizer step, so nothing is learned
         for _ in range(2):
@@ -526,8 +561,10 @@ def train(hp: Hyperparameters, d: Dist) -> None:
             log(f"stopping_early: wallclock_cap train_time:{train_ms:.0f}ms step:{step}/{hp.iterations}")
             break
     if d.device.type == "cuda":
-        log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
-            f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
+        log(
+            f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
+            f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB"
+        )
     if d.rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(hp.pgolf_checkpoint)), exist_ok=True)
         torch.save({"config": asdict(cfg), "state": base.state_dict()}, hp.pgolf_checkpoint)
@@ -541,8 +578,9 @@ def quantize(hp: Hyperparameters, d: Dist) -> None:
         fail(f"checkpoint not found: {hp.pgolf_checkpoint}")
     ckpt = torch.load(hp.pgolf_checkpoint, map_location="cpu", weights_only=True)
     buf = io.BytesIO()
-    torch.save({"config": ckpt["config"], "bits": hp.quant_bits,
-                "weights": quantize_state(ckpt["state"], hp.quant_bits)}, buf)
+    torch.save(
+        {"config": ckpt["config"], "bits": hp.quant_bits, "weights": quantize_state(ckpt["state"], hp.quant_bits)}, buf
+    )
     blob, name = compress(buf.getvalue(), hp.compressor)
     os.makedirs(os.path.dirname(os.path.abspath(hp.pgolf_artifact)), exist_ok=True)
     with open(hp.pgolf_artifact, "wb") as f:
@@ -591,8 +629,14 @@ def evaluate(hp: Hyperparameters, d: Dist) -> None:
         log(f"{label} val_loss:{val_loss:.8f} val_bpb:{val_bpb:.8f}")
         log(f"eval_time:{eval_ms:.0f}ms")
     if d.rank == 0:  # the last pass is the score
-        result = {"val_loss": val_loss, "val_bpb": val_bpb, "val_tokens": int(sums[1].item()),
-                  "val_bytes": int(sums[2].item()), "eval_time_ms": eval_ms, "metric_label": label}
+        result = {
+            "val_loss": val_loss,
+            "val_bpb": val_bpb,
+            "val_tokens": int(sums[1].item()),
+            "val_bytes": int(sums[2].item()),
+            "eval_time_ms": eval_ms,
+            "metric_label": label,
+        }
         os.makedirs(os.path.dirname(os.path.abspath(hp.pgolf_result)), exist_ok=True)
         with open(hp.pgolf_result, "w") as f:
             json.dump(result, f, indent=2)

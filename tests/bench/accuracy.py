@@ -16,6 +16,7 @@ Prints a confusion table per label and per family, one line per wrong case (id,
 expected, got, rule, file:line) for each form, and the time; writes accuracy.json.
 A benchmark, not a test: it reads the real corpus and takes tens of seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,9 +67,9 @@ class Outcome:
     case: str
     label: str
     form: str
-    verdict: str                       # pass | review | fail
+    verdict: str  # pass | review | fail
     right: bool
-    soft: bool                         # right, but a review a person has to read
+    soft: bool  # right, but a review a person has to read
     expected: str
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
@@ -148,16 +149,28 @@ def run(cases: list[dict], forms: tuple[str, ...], families: dict[str, tuple], p
                     findings, seconds = legality_findings(path)
                     outcomes.append(judge(entry, form, findings, seconds, families))
                 except Exception as exc:  # noqa: BLE001 - a crash is a wrong case, reported, not a stop
-                    outcomes.append(Outcome(entry["id"], entry["label"], form, "crash", False, False, "no crash",
-                                            error=f"{type(exc).__name__}: {exc}"))
+                    outcomes.append(
+                        Outcome(
+                            entry["id"],
+                            entry["label"],
+                            form,
+                            "crash",
+                            False,
+                            False,
+                            "no crash",
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
+                    )
             progress(f"\r  {i}/{len(cases)} cases", end="", flush=True)
     progress("")
     return outcomes
 
 
 def table(outcomes: list[Outcome], form: str) -> list[str]:
-    rows = ["label      cases  pass review fail-right fail-wrong crash   right",
-            "---------- -----  ---- ------ ---------- ---------- -----   -----"]
+    rows = [
+        "label      cases  pass review fail-right fail-wrong crash   right",
+        "---------- -----  ---- ------ ---------- ---------- -----   -----",
+    ]
     for label in ("legal", "illegal", "disputed"):
         mine = [o for o in outcomes if o.form == form and o.label == label]
         if not mine:
@@ -166,8 +179,10 @@ def table(outcomes: list[Outcome], form: str) -> list[str]:
         fail_right = sum(1 for o in mine if o.verdict == "fail" and o.right)
         fail_wrong = c["fail"] - fail_right
         right = sum(o.right for o in mine)
-        rows.append(f"{label:10} {len(mine):5}  {c['pass']:4} {c['review']:6} {fail_right:10} {fail_wrong:10} "
-                    f"{c['crash']:5}   {right}/{len(mine)}")
+        rows.append(
+            f"{label:10} {len(mine):5}  {c['pass']:4} {c['review']:6} {fail_right:10} {fail_wrong:10} "
+            f"{c['crash']:5}   {right}/{len(mine)}"
+        )
     return rows
 
 
@@ -180,8 +195,10 @@ def family_table(outcomes: list[Outcome], cases: dict[str, dict], form: str) -> 
                 by[fam].append(o)
     for fam in sorted(by):
         mine = by[fam]
-        rows.append(f"{fam:24} {len(mine):5}  {sum(o.verdict == 'fail' and o.right for o in mine):10} "
-                    f"{sum(o.verdict == 'review' for o in mine):6} {sum(not o.right for o in mine):10}")
+        rows.append(
+            f"{fam:24} {len(mine):5}  {sum(o.verdict == 'fail' and o.right for o in mine):10} "
+            f"{sum(o.verdict == 'review' for o in mine):6} {sum(not o.right for o in mine):10}"
+        )
     return rows
 
 
@@ -231,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         cases = [c for c in cases if any(part in c["id"] for part in args.only)]
     forms = tuple(f for f in args.forms.split(",") if f)
-    families = {r.id: r.family for name in ("track_10min_16mb", "track_non_record_16mb")
-                for r in load_ruleset(name).rules}
+    families = {
+        r.id: r.family for name in ("track_10min_16mb", "track_non_record_16mb") for r in load_ruleset(name).rules
+    }
     start = time.perf_counter()
     outcomes = run(cases, forms, families)
     wall = time.perf_counter() - start
@@ -251,11 +269,30 @@ def main(argv: list[str] | None = None) -> int:
     static = sum(o.seconds for o in outcomes if o.form == "plain")
     print(f"static analysis of the corpus (plain form): {static:.1f} s (target < 60 s); wall {wall:.1f} s")
     report["form_differences"] = differ
-    report["cases"] = [{"id": o.case, "label": o.label, "form": o.form, "verdict": o.verdict, "right": o.right,
-                        "expected": o.expected, "seconds": round(o.seconds, 3), "error": o.error,
-                        "findings": [{"rule": f.rule, "severity": f.severity, "active": f.active, "file": f.file,
-                                      "line": f.line, "message": f.message} for f in o.decisive()]}
-                       for o in outcomes]
+    report["cases"] = [
+        {
+            "id": o.case,
+            "label": o.label,
+            "form": o.form,
+            "verdict": o.verdict,
+            "right": o.right,
+            "expected": o.expected,
+            "seconds": round(o.seconds, 3),
+            "error": o.error,
+            "findings": [
+                {
+                    "rule": f.rule,
+                    "severity": f.severity,
+                    "active": f.active,
+                    "file": f.file,
+                    "line": f.line,
+                    "message": f.message,
+                }
+                for f in o.decisive()
+            ],
+        }
+        for o in outcomes
+    ]
     args.output.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"wrote {args.output}")
     return 0

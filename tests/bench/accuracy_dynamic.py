@@ -14,6 +14,7 @@ Writes build/accuracy-dynamic.json (and each run's log under build/accuracy-dyna
 
     python tests/bench/accuracy_dynamic.py [--only ID[,ID...]] [--cap 600] [--nproc 0] [--out FILE]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus-dev"
 TOKENIZERS = REPO.parent / "shared" / "tokenizers"
-ILLEGAL_TECHNIQUES = ("pre-quant-ttt", "pre-eval-ttt", "multi-epoch-ttt-last-epoch", "slot", "two-pass-ngram",
-                      "ngram-target-key", "ngram-target-gate", "byte-ppm-mixture")
+ILLEGAL_TECHNIQUES = (
+    "pre-quant-ttt",
+    "pre-eval-ttt",
+    "multi-epoch-ttt-last-epoch",
+    "slot",
+    "two-pass-ngram",
+    "ngram-target-key",
+    "ngram-target-gate",
+    "byte-ppm-mixture",
+)
 DYNAMIC_FAILS = {"R-DYN-SCORE-FIRST", "R-DYN-SINGLE-PASS", "R-DYN-CANARY"}
 
 
@@ -58,8 +67,17 @@ def data_for(vocab: int, root: Path) -> Path:
     else a SentencePiece BPE trained by synth itself (up to date: nothing is redone)."""
     out = root / f"sp{vocab}"
     official = TOKENIZERS / f"fineweb_{vocab}_bpe.model"
-    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "data", "synth", "--out", str(out),
-            "--max-chars", "4000000"]
+    argv = [
+        sys.executable,
+        "-c",
+        "from pgolf.pipeline.cli import main; main()",
+        "data",
+        "synth",
+        "--out",
+        str(out),
+        "--max-chars",
+        "4000000",
+    ]
     argv += ["--tokenizer", str(official)] if official.is_file() else ["--vocab-size", str(vocab)]
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     return out
@@ -112,28 +130,46 @@ def _outcome(report, wall: float) -> dict:
     run = next((f for f in findings if f.rule == "R-DYN-RUN" and f.message.startswith("traced run")), None)
     trouble = [_trouble(f) for f in findings if f.rule == "R-DYN-RUN" and f.severity != "info"]
     canary = next((f.evidence for f in findings if f.rule == "R-DYN-CANARY" and f.evidence), None)
-    capped = next((f.evidence for f in findings if f.rule == "R-DYN-RUN" and f.evidence
-                   and "capped" in f.evidence and f.message.startswith("evaluation work capped")), {})
+    capped = next(
+        (
+            f.evidence
+            for f in findings
+            if f.rule == "R-DYN-RUN"
+            and f.evidence
+            and "capped" in f.evidence
+            and f.message.startswith("evaluation work capped")
+        ),
+        {},
+    )
     evidence = run.evidence if run else {}
     ran = bool(run) and evidence.get("status") == "ok"
-    return {"ran": ran, "why": None if ran else (trouble[0] if trouble else "no traced run"),
-            "verdict": "fail" if fails else report.records[0].verdict, "dynamic_fails": fails,
-            "evidence_nats": None if canary is None else round(canary["evidence_nats"], 1),
-            "threshold_nats": None if canary is None else round(canary["threshold_nats"], 1),
-            "canary_targets": evidence.get("targets"), "wall_s": round(wall, 1),
-            "attempts": evidence.get("attempts", []),
-            "capped": [f"{c['knob']} {c['before']}->{c['after']}" for c in capped.get("capped", [])],
-            "findings": [f"{f.rule} {f.severity}: {f.message[:600]}" for f in findings
-                         if f.active and f.severity in ("fail", "review")],
-            "unsettable": capped.get("unsettable", [])}
+    return {
+        "ran": ran,
+        "why": None if ran else (trouble[0] if trouble else "no traced run"),
+        "verdict": "fail" if fails else report.records[0].verdict,
+        "dynamic_fails": fails,
+        "evidence_nats": None if canary is None else round(canary["evidence_nats"], 1),
+        "threshold_nats": None if canary is None else round(canary["threshold_nats"], 1),
+        "canary_targets": evidence.get("targets"),
+        "wall_s": round(wall, 1),
+        "attempts": evidence.get("attempts", []),
+        "capped": [f"{c['knob']} {c['before']}->{c['after']}" for c in capped.get("capped", [])],
+        "findings": [
+            f"{f.rule} {f.severity}: {f.message[:600]}"
+            for f in findings
+            if f.active and f.severity in ("fail", "review")
+        ],
+        "unsettable": capped.get("unsettable", []),
+    }
 
 
 def _trouble(finding) -> str:
     """What went wrong, in a line: how the run ended and its last log line (the exception, mostly)."""
     head = finding.message.splitlines()[0].split(";")[0]
     tail = (finding.evidence or {}).get("log_tail") or []
-    errors = [line for line in tail if re.search(r"\w(Error|Exception|Interrupt)\b", line)
-              and "ChildFailedError" not in line]  # torchrun's summary: the rank's own error says why
+    errors = [
+        line for line in tail if re.search(r"\w(Error|Exception|Interrupt)\b", line) and "ChildFailedError" not in line
+    ]  # torchrun's summary: the rank's own error says why
     last = (errors or tail or [""])[-1].replace("[rank0]: ", "")
     return f"{head}: {last[:160]}" if last else head[:200]
 
@@ -149,9 +185,11 @@ def line(row: dict) -> str:
         what = f"did not run ({row.get('why')})"
     else:
         shrunk = [a for a in row.get("attempts", []) if a.get("status") == "shrunk"]
-        what = (f"ran{' (canary ' + str(row['canary_targets']) + ')' if shrunk else ''}, "
-                f"{row['verdict']} {','.join(r.replace('R-DYN-', '') for r in row['dynamic_fails']) or '-'}, "
-                f"evidence {row['evidence_nats'] if row['evidence_nats'] is not None else '-'} nats")
+        what = (
+            f"ran{' (canary ' + str(row['canary_targets']) + ')' if shrunk else ''}, "
+            f"{row['verdict']} {','.join(r.replace('R-DYN-', '') for r in row['dynamic_fails']) or '-'}, "
+            f"evidence {row['evidence_nats'] if row['evidence_nats'] is not None else '-'} nats"
+        )
     return f"{mark} {row['id']:<48} {row['label']:<7} {what}; {row.get('wall_s', 0):.0f}s"
 
 
@@ -165,8 +203,12 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated case ids (prefixes) to run")
     parser.add_argument("--cap", type=float, default=600.0)
     # two processes of one thread beat one of two on two cores (../shared/notes/cpu-harness.md)
-    parser.add_argument("--nproc", type=int, default=0,
-                        help="traced processes (torchrun on gloo when > 1); 0: two for distributed scripts")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=0,
+        help="traced processes (torchrun on gloo when > 1); 0: two for distributed scripts",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "build" / "accuracy-dynamic.json")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "pgolf-accuracy-dynamic-data")
     args = parser.parse_args()
@@ -195,18 +237,25 @@ def _write(out: Path, rows: list[dict], load: tuple, seconds: float, cap: float)
     illegal = [r for r in rows if r["label"] == "illegal"]
     legal = [r for r in rows if r["label"] == "legal"]
     summary = {
-        "cases": len(rows), "right": sum(right(r) for r in rows), "cap_s": cap,
+        "cases": len(rows),
+        "right": sum(right(r) for r in rows),
+        "cap_s": cap,
         "ran_to_the_end": sum(bool(r.get("ran")) for r in rows),
-        "illegal_flagged": sum(right(r) for r in illegal), "illegal": len(illegal),
-        "legal_clean": sum(right(r) for r in legal), "legal": len(legal),
+        "illegal_flagged": sum(right(r) for r in illegal),
+        "illegal": len(illegal),
+        "legal_clean": sum(right(r) for r in legal),
+        "legal": len(legal),
         "within_cap": sum(r.get("wall_s", 0) <= cap + 15 for r in rows),
-        "seconds": round(seconds, 1), "load_at_start": [round(x, 2) for x in load], "cpus": os.cpu_count(),
+        "seconds": round(seconds, 1),
+        "load_at_start": [round(x, 2) for x in load],
+        "cpus": os.cpu_count(),
     }
     summary["summary_line"] = (
         f"accuracy-dynamic: {summary['right']}/{len(rows)} right; illegal flagged {summary['illegal_flagged']}/"
         f"{len(illegal)}, legal clean {summary['legal_clean']}/{len(legal)}; ran to the end "
         f"{summary['ran_to_the_end']}/{len(rows)} within a {cap:.0f}s cap; {seconds / 60:.1f} min on "
-        f"{os.cpu_count()} cores (load at start {load[0]:.2f})")
+        f"{os.cpu_count()} cores (load at start {load[0]:.2f})"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "cases": rows}, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -10,6 +10,7 @@ delete are skipped. Prints each PR's verdict on the record rules (legality rules
 their own benchmark) and every record-rule fail and review with its evidence, then the count.
 It writes nothing but a temporary export per PR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,19 @@ from pgolf.compliance import prmeta
 from pgolf.compliance.audit import audit_git
 from pgolf.compliance.context import AuditOptions
 
-RECORD_RULES = {"R-RECORD-FILES", "R-LOG-PARSE", "R-SIZE", "R-TRAIN-TIME", "R-EVAL-TIME", "R-SEEDS", "R-FULL-VAL",
-                "R-JSON-CONSISTENCY", "R-CODE-IDENTITY", "R-SIGNIFICANCE", "R-TRACK-HW"}
+RECORD_RULES = {
+    "R-RECORD-FILES",
+    "R-LOG-PARSE",
+    "R-SIZE",
+    "R-TRAIN-TIME",
+    "R-EVAL-TIME",
+    "R-SEEDS",
+    "R-FULL-VAL",
+    "R-JSON-CONSISTENCY",
+    "R-CODE-IDENTITY",
+    "R-SIGNIFICANCE",
+    "R-TRACK-HW",
+}
 PR = re.compile(r"(?:Merge pull request|Merge PR) #(\d+)|\(#(\d+)\)\s*$")
 
 
@@ -35,8 +47,9 @@ def git(repo: Path, *args: str) -> str:
 def merged_record_prs(repo: Path) -> list[tuple[int, str, str]]:
     """(number, base, head) of every PR that brought record files onto main."""
     found = []
-    for line in git(repo, "log", "--first-parent", "--reverse", "--format=%H %P|%s", "main", "--",
-                    "records/").splitlines():
+    for line in git(
+        repo, "log", "--first-parent", "--reverse", "--format=%H %P|%s", "main", "--", "records/"
+    ).splitlines():
         shas, subject = line.split("|", 1)
         commit, *parents = shas.split()
         match = PR.search(subject)
@@ -70,13 +83,19 @@ def main() -> int:
     for number, base, head in prs:
         started = time.monotonic()
         report = audit_git(args.repo, f"{base}..{head}", options)
-        bad = [(record.path.rsplit("/", 1)[-1], f) for record in report.records for f in record.findings
-               if f.rule in RECORD_RULES and f.active and f.severity in ("fail", "review")]
+        bad = [
+            (record.path.rsplit("/", 1)[-1], f)
+            for record in report.records
+            for f in record.findings
+            if f.rule in RECORD_RULES and f.active and f.severity in ("fail", "review")
+        ]
         fails = [item for item in bad if item[1].severity == "fail"]
         failing += bool(fails) or bool(report.error)
         state = "error" if report.error else "fail" if fails else "review" if bad else "pass"
-        print(f"PR #{number}: {state} ({len(report.records)} folder(s), {time.monotonic() - started:.0f} s)"
-              + (f" {report.error}" if report.error else ""))
+        print(
+            f"PR #{number}: {state} ({len(report.records)} folder(s), {time.monotonic() - started:.0f} s)"
+            + (f" {report.error}" if report.error else "")
+        )
         for folder, finding in bad:
             where = f"{finding.file}:{finding.line}" if finding.file and finding.line else finding.file or "-"
             print(f"    {finding.severity:<6} {finding.rule:<18} {folder[:48]} {where}: {finding.message[:180]}")

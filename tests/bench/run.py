@@ -15,6 +15,7 @@
 Every line names the load average it ran under: on a shared machine the figures move with it.
 Run some with `python tests/bench/run.py help audit-one ...`.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,6 +39,7 @@ def bench_audit() -> bool:
         return True
     from pgolf.compliance.audit import audit
     from pgolf.compliance.context import AuditOptions
+
     start = time.perf_counter()
     report = audit([str(RECORDS)], AuditOptions())
     seconds = time.perf_counter() - start
@@ -49,6 +51,7 @@ def bench_audit() -> bool:
 def bench_static() -> bool:
     """A 150 KB script made of the reference submission's own code, renamed per copy."""
     from pgolf.compliance.static import bench_static as analyse
+
     source = REFERENCE.read_text(encoding="utf-8")
     copies, i = [], 0
     while sum(map(len, copies)) < 150_000:
@@ -59,8 +62,10 @@ def bench_static() -> bool:
         path.write_text("\n".join(copies), encoding="utf-8")
         result = analyse(path)
     ok = result["seconds"] < 1.0 and result["parsed"]
-    print(f"static: {result['bytes'] / 1000:.0f} KB script, {result['events']} events in {result['seconds']:.2f} s "
-          f"(target < 1 s) {'OK' if ok else 'SLOW'}")
+    print(
+        f"static: {result['bytes'] / 1000:.0f} KB script, {result['events']} events in {result['seconds']:.2f} s "
+        f"(target < 1 s) {'OK' if ok else 'SLOW'}"
+    )
     return ok
 
 
@@ -81,30 +86,58 @@ def _by_hand(work: Path, data, profile, seeds) -> _Clock:
     """The stages as a competitor would launch them: the same processes and environment, nothing else."""
     from pgolf.compliance.stage_contract import STAGES
     from pgolf.pipeline.stages import SeedPaths, contract_spec
+
     with _Clock() as clock:
         for seed in seeds:
             paths = SeedPaths(work / "hand" / f"seed_{seed}")
             paths.root.mkdir(parents=True)
             for stage in STAGES:
                 spec = contract_spec(stage, REFERENCE, seed, profile, data, paths, {})
-                subprocess.run(spec.argv, env=spec.env, cwd=spec.cwd, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    spec.argv,
+                    env=spec.env,
+                    cwd=spec.cwd,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
     return clock
 
 
 def _by_pgolf(work: Path, data, seeds) -> tuple[_Clock, dict]:
-    argv = [sys.executable, "-c", "from pgolf.pipeline.cli import main; main()", "submit",
-            "--seeds", " ".join(map(str, seeds)),
-            "--train-data", str(data.train), "--val-data", str(data.val), "--tokenizer", str(data.tokenizer),
-            "--records-dir", str(work / "records"), "--work-dir", str(work / "runs"), "--name", "bench",
-            "--no-dynamic"]  # the dynamic check has its own bench
+    argv = [
+        sys.executable,
+        "-c",
+        "from pgolf.pipeline.cli import main; main()",
+        "submit",
+        "--seeds",
+        " ".join(map(str, seeds)),
+        "--train-data",
+        str(data.train),
+        "--val-data",
+        str(data.val),
+        "--tokenizer",
+        str(data.tokenizer),
+        "--records-dir",
+        str(work / "records"),
+        "--work-dir",
+        str(work / "runs"),
+        "--name",
+        "bench",
+        "--no-dynamic",
+    ]  # the dynamic check has its own bench
     with _Clock() as clock:
         done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stages = sum(s["wall_s"] for seed in seeds
-                 for s in json.loads((work / "runs" / f"seed_{seed}" / "outcome.json").read_text())["stages"])
+    stages = sum(
+        s["wall_s"]
+        for seed in seeds
+        for s in json.loads((work / "runs" / f"seed_{seed}" / "outcome.json").read_text())["stages"]
+    )
     calibration = json.loads((work / "runs" / "calibration.json").read_text())
-    print(f"pipeline: pgolf exit {done.returncode}, stages {stages:.1f} s with {calibration['threads']} thread(s), "
-          f"whole submit {clock.wall:.1f} s (calibration, record, provenance and check {clock.wall - stages:.1f} s)")
+    print(
+        f"pipeline: pgolf exit {done.returncode}, stages {stages:.1f} s with {calibration['threads']} thread(s), "
+        f"whole submit {clock.wall:.1f} s (calibration, record, provenance and check {clock.wall - stages:.1f} s)"
+    )
     return clock, calibration
 
 
@@ -116,6 +149,7 @@ def bench_pipeline() -> bool:
     """
     from pgolf.pipeline.cli import _default_data
     from pgolf.pipeline.profiles import get_profile
+
     data = _default_data(REPO / "data" / "synth")
     seeds = (1, 2, 3)
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,9 +160,11 @@ def bench_pipeline() -> bool:
         hand = _by_hand(work, data, profile, seeds)
     overhead, cpu_overhead = (pgolf.wall - hand.wall) / hand.wall, (pgolf.cpu - hand.cpu) / hand.cpu
     ok = overhead < 0.02
-    print(f"pipeline: by hand {hand.wall:.1f} s (cpu {hand.cpu:.1f} s), pgolf {pgolf.wall:.1f} s (cpu "
-          f"{pgolf.cpu:.1f} s), overhead {overhead:+.1%} wall, {cpu_overhead:+.1%} cpu (target < 2%) "
-          f"{'OK' if ok else 'SLOW'}; {_load()}")
+    print(
+        f"pipeline: by hand {hand.wall:.1f} s (cpu {hand.cpu:.1f} s), pgolf {pgolf.wall:.1f} s (cpu "
+        f"{pgolf.cpu:.1f} s), overhead {overhead:+.1%} wall, {cpu_overhead:+.1%} cpu (target < 2%) "
+        f"{'OK' if ok else 'SLOW'}; {_load()}"
+    )
     return ok
 
 
@@ -157,8 +193,10 @@ def _pgolf_check() -> str:
 def bench_help() -> bool:
     seconds, cpu = _median_run([_pgolf_check(), "--help"])
     ok = seconds < 0.3
-    print(f"help: pgolf-check --help in {seconds:.3f} s (cpu {cpu:.3f} s), median of 7 (target < 0.3 s) "
-          f"{'OK' if ok else 'SLOW'}; {_load()}")
+    print(
+        f"help: pgolf-check --help in {seconds:.3f} s (cpu {cpu:.3f} s), median of 7 (target < 0.3 s) "
+        f"{'OK' if ok else 'SLOW'}; {_load()}"
+    )
     return ok
 
 
@@ -169,11 +207,14 @@ def bench_audit_one() -> bool:
         if folder is None:
             sys.path.insert(0, str(REPO))
             from tests.factory import make_record
+
             folder = make_record(Path(tmp))
         seconds, cpu = _median_run([_pgolf_check(), str(folder)])
     ok = seconds < 0.6
-    print(f"audit-one: pgolf-check {folder.name} in {seconds:.3f} s (cpu {cpu:.3f} s), median of 7 "
-          f"(target < 0.6 s) {'OK' if ok else 'SLOW'}; {_load()}")
+    print(
+        f"audit-one: pgolf-check {folder.name} in {seconds:.3f} s (cpu {cpu:.3f} s), median of 7 "
+        f"(target < 0.6 s) {'OK' if ok else 'SLOW'}; {_load()}"
+    )
     return ok
 
 
@@ -192,8 +233,7 @@ def _fresh_clone_to_pass(label: str, concurrent_load: bool) -> bool:
         try:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            done = subprocess.run(["make", "submit", "SEEDS=1 2 3"], cwd=clone, env=env, capture_output=True,
-                                  text=True)
+            done = subprocess.run(["make", "submit", "SEEDS=1 2 3"], cwd=clone, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
         finally:
@@ -207,14 +247,21 @@ def _fresh_clone_to_pass(label: str, concurrent_load: bool) -> bool:
         steps = _record_steps(clone)
     ok = done.returncode == 0 and verdict == ["PASS"] and len(steps) == 1 and seconds < 360
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    print(f"{label}: fresh clone to {verdict[-1] if verdict else 'no verdict'} (exit {done.returncode}) in "
-          f"{seconds:.0f} s (cpu {cpu:.0f} s), install included (target PASS, exit 0, < 360 s) "
-          f"{'OK' if ok else 'FAILED'}; {_load()}")
-    print(f"{label}: " + ", ".join(f"{name} {s} s" for name, s in phases) + "; " +
-          ("; ".join(calibration) or "no calibration line") + f"; seeds ran {sorted(steps)} steps")
+    print(
+        f"{label}: fresh clone to {verdict[-1] if verdict else 'no verdict'} (exit {done.returncode}) in "
+        f"{seconds:.0f} s (cpu {cpu:.0f} s), install included (target PASS, exit 0, < 360 s) "
+        f"{'OK' if ok else 'FAILED'}; {_load()}"
+    )
+    print(
+        f"{label}: "
+        + ", ".join(f"{name} {s} s" for name, s in phases)
+        + "; "
+        + ("; ".join(calibration) or "no calibration line")
+        + f"; seeds ran {sorted(steps)} steps"
+    )
     ticks = re.compile(r"^(pgolf: dynamic: \d+s /|seed \d+/\d+ \(seed=\d+\) \w+: )")
     said = [line for line in output.splitlines() if not ticks.match(line)]
-    print("\n".join(f"{label}:   {line}" for line in said[-(40 if not ok else 12):]))
+    print("\n".join(f"{label}:   {line}" for line in said[-(40 if not ok else 12) :]))
     return ok
 
 
@@ -236,18 +283,27 @@ def bench_fresh_loaded() -> bool:
 
 def _stage_env(profile, data, paths, val_dir: Path) -> dict:
     from pgolf.pipeline.stages import base_env
+
     env = base_env(profile, 1, {})
-    env.update({"PGOLF_TRAIN_DATA": str(data.train), "PGOLF_VAL_DATA": str(val_dir),
-                "PGOLF_TOKENIZER": str(data.tokenizer), "PGOLF_CHECKPOINT": str(paths.checkpoint),
-                "PGOLF_ARTIFACT": str(paths.artifact), "PGOLF_RESULT": str(paths.result),
-                "PGOLF_TRAIN_BUDGET_S": str(profile.train_cap_s - profile.quantize_reserve_s)})
+    env.update(
+        {
+            "PGOLF_TRAIN_DATA": str(data.train),
+            "PGOLF_VAL_DATA": str(val_dir),
+            "PGOLF_TOKENIZER": str(data.tokenizer),
+            "PGOLF_CHECKPOINT": str(paths.checkpoint),
+            "PGOLF_ARTIFACT": str(paths.artifact),
+            "PGOLF_RESULT": str(paths.result),
+            "PGOLF_TRAIN_BUDGET_S": str(profile.train_cap_s - profile.quantize_reserve_s),
+        }
+    )
     return env
 
 
 def _timed(env: dict) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(REFERENCE)], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(REFERENCE)], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -259,6 +315,7 @@ def bench_dynamic() -> bool:
     from pgolf.pipeline.cli import _default_data
     from pgolf.pipeline.profiles import get_profile
     from pgolf.pipeline.stages import SeedPaths
+
     data = _default_data(REPO / "data" / "synth")
     profile = get_profile("cpu-smoke")
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,10 +340,14 @@ def bench_dynamic() -> bool:
         whole = time.perf_counter() - start
     overhead = traced / plain - 1
     ok = overhead < 0.25 and report.verdict == "pass"
-    print(f"dynamic: reference eval pass on a {len(canary.tokens) - 1}-token canary: plain {plain:.1f} s, traced "
-          f"{traced:.1f} s, tracer overhead {overhead:+.0%} (target < 25%) {'OK' if ok else 'SLOW'}")
-    print(f"dynamic: whole check (train, quantize, eval traced; verdict {report.verdict}) {whole:.1f} s = "
-          f"{whole / plain:.1f}x a plain eval pass")
+    print(
+        f"dynamic: reference eval pass on a {len(canary.tokens) - 1}-token canary: plain {plain:.1f} s, traced "
+        f"{traced:.1f} s, tracer overhead {overhead:+.0%} (target < 25%) {'OK' if ok else 'SLOW'}"
+    )
+    print(
+        f"dynamic: whole check (train, quantize, eval traced; verdict {report.verdict}) {whole:.1f} s = "
+        f"{whole / plain:.1f}x a plain eval pass"
+    )
     return ok
 
 
@@ -295,6 +356,7 @@ def bench_margin() -> bool:
 
     from pgolf.compliance.dynamic.margin import measure
     from pgolf.compliance.rules.registry import CATALOG_DIR
+
     rules = {r["id"]: r for r in yaml.safe_load((CATALOG_DIR / "dynamic.yaml").read_text())["rules"]}
     params = rules["R-DYN-CANARY"]["params"]
     worst = {}
@@ -305,15 +367,25 @@ def bench_margin() -> bool:
         params["margin_nats_per_token"] > worst["fp32_loss"]
         and params["lowp_margin_nats_per_token"] > worst["bf16_loss"]
     )
-    print(f"margin: worst mean shift per token: fp32 loss {worst['fp32_loss']:.2e} (catalog "
-          f"{params['margin_nats_per_token']:.0e}), bf16 loss {worst['bf16_loss']:.4f} (catalog "
-          f"{params['lowp_margin_nats_per_token']}) {'OK' if ok else 'TOO SMALL'}")
+    print(
+        f"margin: worst mean shift per token: fp32 loss {worst['fp32_loss']:.2e} (catalog "
+        f"{params['margin_nats_per_token']:.0e}), bf16 loss {worst['bf16_loss']:.4f} (catalog "
+        f"{params['lowp_margin_nats_per_token']}) {'OK' if ok else 'TOO SMALL'}"
+    )
     return ok
 
 
-BENCHES = {"help": bench_help, "audit-one": bench_audit_one, "audit": bench_audit, "static": bench_static,
-           "pipeline": bench_pipeline, "dynamic": bench_dynamic, "margin": bench_margin, "fresh": bench_fresh,
-           "fresh-loaded": bench_fresh_loaded}
+BENCHES = {
+    "help": bench_help,
+    "audit-one": bench_audit_one,
+    "audit": bench_audit,
+    "static": bench_static,
+    "pipeline": bench_pipeline,
+    "dynamic": bench_dynamic,
+    "margin": bench_margin,
+    "fresh": bench_fresh,
+    "fresh-loaded": bench_fresh_loaded,
+}
 
 if __name__ == "__main__":
     os.chdir(REPO)

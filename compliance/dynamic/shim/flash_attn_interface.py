@@ -6,12 +6,10 @@ flash-attention; this module has the same signatures and return values (the outp
 FP8 descales, deterministic, num_splits, pack_gqa and sm_margin are GPU tuning knobs: accepted
 and ignored. qv and attention_chunk change the result and are refused with NotImplementedError.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import torch
-
 from pgolf_shim_attention import AttnOptions, AttnResult, dense_attention, varlen_attention
 
 Tensor = torch.Tensor
@@ -21,17 +19,17 @@ def flash_attn_func(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    softmax_scale: Optional[float] = None,
+    softmax_scale: float | None = None,
     causal: bool = False,
-    qv: Optional[Tensor] = None,
-    q_descale: Optional[Tensor] = None,
-    k_descale: Optional[Tensor] = None,
-    v_descale: Optional[Tensor] = None,
-    window_size: Tuple[int, int] = (-1, -1),
+    qv: Tensor | None = None,
+    q_descale: Tensor | None = None,
+    k_descale: Tensor | None = None,
+    v_descale: Tensor | None = None,
+    window_size: tuple[int, int] = (-1, -1),
     attention_chunk: int = 0,
     softcap: float = 0.0,
     num_splits: int = 1,
-    pack_gqa: Optional[bool] = None,
+    pack_gqa: bool | None = None,
     deterministic: bool = False,
     sm_margin: int = 0,
     return_attn_probs: bool = False,
@@ -47,21 +45,21 @@ def flash_attn_varlen_func(
     v: Tensor,
     cu_seqlens_q: Tensor,
     cu_seqlens_k: Tensor,
-    max_seqlen_q: Optional[int] = None,
-    max_seqlen_k: Optional[int] = None,
-    seqused_q: Optional[Tensor] = None,
-    seqused_k: Optional[Tensor] = None,
-    softmax_scale: Optional[float] = None,
+    max_seqlen_q: int | None = None,
+    max_seqlen_k: int | None = None,
+    seqused_q: Tensor | None = None,
+    seqused_k: Tensor | None = None,
+    softmax_scale: float | None = None,
     causal: bool = False,
-    qv: Optional[Tensor] = None,
-    q_descale: Optional[Tensor] = None,
-    k_descale: Optional[Tensor] = None,
-    v_descale: Optional[Tensor] = None,
-    window_size: Tuple[int, int] = (-1, -1),
+    qv: Tensor | None = None,
+    q_descale: Tensor | None = None,
+    k_descale: Tensor | None = None,
+    v_descale: Tensor | None = None,
+    window_size: tuple[int, int] = (-1, -1),
     attention_chunk: int = 0,
     softcap: float = 0.0,
     num_splits: int = 1,
-    pack_gqa: Optional[bool] = None,
+    pack_gqa: bool | None = None,
     deterministic: bool = False,
     sm_margin: int = 0,
     return_attn_probs: bool = False,
@@ -73,23 +71,30 @@ def flash_attn_varlen_func(
 
 def flash_attn_qkvpacked_func(
     qkv: Tensor,
-    softmax_scale: Optional[float] = None,
+    softmax_scale: float | None = None,
     causal: bool = False,
-    q_descale: Optional[Tensor] = None,
-    k_descale: Optional[Tensor] = None,
-    v_descale: Optional[Tensor] = None,
-    window_size: Tuple[int, int] = (-1, -1),
+    q_descale: Tensor | None = None,
+    k_descale: Tensor | None = None,
+    v_descale: Tensor | None = None,
+    window_size: tuple[int, int] = (-1, -1),
     attention_chunk: int = 0,
     softcap: float = 0.0,
     deterministic: bool = False,
-    num_heads_q: Optional[int] = None,
+    num_heads_q: int | None = None,
     sm_margin: int = 0,
     return_attn_probs: bool = False,
 ) -> AttnResult:
     q, k, v = _unpack_qkv(qkv, num_heads_q)
     return flash_attn_func(
-        q, k, v, softmax_scale, causal, window_size=window_size, attention_chunk=attention_chunk,
-        softcap=softcap, return_attn_probs=return_attn_probs,
+        q,
+        k,
+        v,
+        softmax_scale,
+        causal,
+        window_size=window_size,
+        attention_chunk=attention_chunk,
+        softcap=softcap,
+        return_attn_probs=return_attn_probs,
     )
 
 
@@ -97,7 +102,7 @@ def flash_attn_with_kvcache(*args, **kwargs):
     raise NotImplementedError("pgolf-shim: flash_attn_with_kvcache has no CPU stand-in")
 
 
-def _unpack_qkv(qkv: Tensor, num_heads_q: Optional[int]) -> Tuple[Tensor, Tensor, Tensor]:
+def _unpack_qkv(qkv: Tensor, num_heads_q: int | None) -> tuple[Tensor, Tensor, Tensor]:
     if qkv.dim() == 5:
         q, k, v = qkv.unbind(dim=-3)
         return q, k, v
@@ -108,7 +113,7 @@ def _unpack_qkv(qkv: Tensor, num_heads_q: Optional[int]) -> Tuple[Tensor, Tensor
     return q, k, v
 
 
-def _refuse(qv: Optional[Tensor], attention_chunk: int) -> None:
+def _refuse(qv: Tensor | None, attention_chunk: int) -> None:
     if qv is not None:
         raise NotImplementedError("pgolf-shim: FA3 qv (extra query-value term) has no CPU stand-in")
     if attention_chunk:

@@ -19,31 +19,32 @@ were written for them (`y, _ = flash_attn_func(q, k, v, causal=True)`). A plain 
 unpacked along its batch dimension there: silently wrong when the batch is 2, an error otherwise.
 So when the script's own frame unpacks an FA3 call into exactly two names, the pair is returned.
 """
+
 from __future__ import annotations
 
 import dis
 import functools
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import CodeType
-from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 Tensor = torch.Tensor
-AttnResult = Union[Tensor, Tuple[Tensor, Tensor]]
+AttnResult = Tensor | tuple[Tensor, Tensor]
 
 
 @dataclass(frozen=True)
 class AttnOptions:
     causal: bool = False
-    softmax_scale: Optional[float] = None
-    window: Tuple[int, int] = (-1, -1)
+    softmax_scale: float | None = None
+    window: tuple[int, int] = (-1, -1)
     softcap: float = 0.0
     dropout_p: float = 0.0
-    alibi_slopes: Optional[Tensor] = None
+    alibi_slopes: Tensor | None = None
     return_lse: bool = False
 
 
@@ -73,8 +74,8 @@ def varlen_attention(
     cu_seqlens_q: Tensor,
     cu_seqlens_k: Tensor,
     opts: AttnOptions,
-    seqused_q: Optional[Tensor] = None,
-    seqused_k: Optional[Tensor] = None,
+    seqused_q: Tensor | None = None,
+    seqused_k: Tensor | None = None,
 ) -> AttnResult:
     """Attention over packed (total, H, D) tensors, one dense call per cu_seqlens segment."""
     _check_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k)
@@ -84,7 +85,7 @@ def varlen_attention(
     out_pieces: list[Tensor] = []
     lse_pieces: list[Tensor] = []
     cursor = 0
-    for (q_start, q_end, q_stop), (k_start, k_end, _) in zip(spans_q, spans_k):
+    for (q_start, q_end, q_stop), (k_start, k_end, _) in zip(spans_q, spans_k, strict=False):
         _append_gap(q, v, cursor, q_start, out_pieces, lse_pieces)
         out_seg, lse_seg = _segment(q, k, v, (q_start, q_end), (k_start, k_end), opts)
         out_pieces.append(out_seg)
@@ -137,10 +138,10 @@ def _unpacks_two_after(code: CodeType, last_offset: int) -> bool:
 
 
 def _segment(
-    q: Tensor, k: Tensor, v: Tensor, q_span: Tuple[int, int], k_span: Tuple[int, int], opts: AttnOptions
-) -> Tuple[Tensor, Tensor]:
-    q_seg = q[q_span[0]:q_span[1]]
-    k_seg, v_seg = k[k_span[0]:k_span[1]], v[k_span[0]:k_span[1]]
+    q: Tensor, k: Tensor, v: Tensor, q_span: tuple[int, int], k_span: tuple[int, int], opts: AttnOptions
+) -> tuple[Tensor, Tensor]:
+    q_seg = q[q_span[0] : q_span[1]]
+    k_seg, v_seg = k[k_span[0] : k_span[1]], v[k_span[0] : k_span[1]]
     if q_seg.shape[0] == 0 or k_seg.shape[0] == 0:
         return _empty_rows(q, v, q_seg.shape[0])
     out, lse = _dense_pair(q_seg[None], k_seg[None], v_seg[None], opts)
@@ -149,13 +150,13 @@ def _segment(
     return out[0], lse[0]
 
 
-def _empty_rows(q: Tensor, v: Tensor, n_rows: int) -> Tuple[Tensor, Tensor]:
+def _empty_rows(q: Tensor, v: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
     # Rows that see no key: zeros out, +inf log-sum-exp (flash-attention's convention).
     out = q.new_zeros(n_rows, q.shape[1], v.shape[-1])
     return out, torch.full((q.shape[1], n_rows), float("inf"), device=q.device)
 
 
-def _spans(cu_seqlens: Tensor, seqused: Optional[Tensor]) -> list[Tuple[int, int, int]]:
+def _spans(cu_seqlens: Tensor, seqused: Tensor | None) -> list[tuple[int, int, int]]:
     # (start, end of the used part, end of the segment) per sequence.
     offsets = [int(x) for x in cu_seqlens.tolist()]
     used = [int(x) for x in seqused.tolist()] if seqused is not None else None
@@ -175,12 +176,12 @@ def _append_gap(q: Tensor, v: Tensor, start: int, stop: int, outs: list, lses: l
         lses.append(lse)
 
 
-def _dense_pair(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions) -> Tuple[Tensor, Optional[Tensor]]:
+def _dense_pair(q: Tensor, k: Tensor, v: Tensor, opts: AttnOptions) -> tuple[Tensor, Tensor | None]:
     result = dense_attention(q, k, v, opts)
     return result if isinstance(result, tuple) else (result, None)
 
 
-def _expand_kv_heads(k: Tensor, v: Tensor, n_heads_q: int) -> Tuple[Tensor, Tensor]:
+def _expand_kv_heads(k: Tensor, v: Tensor, n_heads_q: int) -> tuple[Tensor, Tensor]:
     n_heads_kv = k.shape[1]
     if n_heads_kv == n_heads_q:
         return k, v
@@ -188,7 +189,7 @@ def _expand_kv_heads(k: Tensor, v: Tensor, n_heads_q: int) -> Tuple[Tensor, Tens
     return k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
 
 
-def _visibility(t_q: int, t_k: int, causal: bool, window: Sequence[int], device) -> Optional[Tensor]:
+def _visibility(t_q: int, t_k: int, causal: bool, window: Sequence[int], device) -> Tensor | None:
     """Boolean (t_q, t_k) mask of visible keys; None when SDPA can do without one."""
     left, right = int(window[0]), int(window[1])
     if causal:
@@ -207,15 +208,16 @@ def _visibility(t_q: int, t_k: int, causal: bool, window: Sequence[int], device)
     return mask
 
 
-def _needs_explicit_softmax(opts: AttnOptions, mask: Optional[Tensor]) -> bool:
+def _needs_explicit_softmax(opts: AttnOptions, mask: Tensor | None) -> bool:
     # the log-sum-exp alone does not need it (_log_sum_exp): SDPA keeps its fused backward
     if opts.softcap > 0.0 or opts.alibi_slopes is not None:
         return True
     return mask is not None and not bool(mask.any(dim=-1).all())
 
 
-def _sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float, mask: Optional[Tensor],
-          opts: AttnOptions) -> Tuple[Tensor, Optional[Tensor]]:
+def _sdpa(
+    q: Tensor, k: Tensor, v: Tensor, scale: float, mask: Tensor | None, opts: AttnOptions
+) -> tuple[Tensor, Tensor | None]:
     """SDPA's output, and the log-sum-exp when asked: from torch's fused CPU flash kernel when it
     can serve the call (one pass, as fast as SDPA), else recomputed beside SDPA."""
     plain_causal = opts.causal and mask is None
@@ -229,8 +231,9 @@ def _sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float, mask: Optional[Tensor],
     return out, (_log_sum_exp(q, k, scale, mask, plain_causal) if opts.return_lse else None)
 
 
-def _cpu_flash_with_lse(q: Tensor, k: Tensor, v: Tensor, scale: float, causal: bool,
-                        dropout_p: float) -> Optional[Tuple[Tensor, Tensor]]:
+def _cpu_flash_with_lse(
+    q: Tensor, k: Tensor, v: Tensor, scale: float, causal: bool, dropout_p: float
+) -> tuple[Tensor, Tensor] | None:
     kernel = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if kernel is None:
         return None
@@ -242,7 +245,7 @@ def _cpu_flash_with_lse(q: Tensor, k: Tensor, v: Tensor, scale: float, causal: b
     return out, lse
 
 
-def _log_sum_exp(q: Tensor, k: Tensor, scale: float, mask: Optional[Tensor], causal: bool) -> Tensor:
+def _log_sum_exp(q: Tensor, k: Tensor, scale: float, mask: Tensor | None, causal: bool) -> Tensor:
     """The float32 softmax normaliser of SDPA's scores, outside autograd (every row sees a key)."""
     with torch.no_grad(), torch.autocast(device_type=q.device.type, enabled=False):
         scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
@@ -254,8 +257,8 @@ def _log_sum_exp(q: Tensor, k: Tensor, scale: float, mask: Optional[Tensor], cau
 
 
 def _explicit_softmax_attention(
-    q: Tensor, k: Tensor, v: Tensor, scale: float, mask: Optional[Tensor], opts: AttnOptions
-) -> Tuple[Tensor, Optional[Tensor]]:
+    q: Tensor, k: Tensor, v: Tensor, scale: float, mask: Tensor | None, opts: AttnOptions
+) -> tuple[Tensor, Tensor | None]:
     scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
     if opts.softcap > 0.0:
         scores = opts.softcap * torch.tanh(scores / opts.softcap)

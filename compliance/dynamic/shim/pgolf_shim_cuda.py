@@ -4,29 +4,31 @@ Each becomes a no-op or a fake of an H100 (sm_90) for the script; torch's own ca
 CPU build's functions (being told CUDA is unavailable, they expect those to fail or answer as on
 CPU). "cuda" random ops draw from the CPU generator, so the CUDA RNG state is the CPU one.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from pgolf_shim_gpu import GPU_MEMORY_MIB, GPU_NAME, GPU_SMS, called_from_internals, null_context
-
 
 
 class _FakeEvent:
     """torch.cuda.Event on the host clock: record() stamps time, elapsed_time() is in ms."""
 
-    def __init__(self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False,
-                 **kwargs) -> None:
-        self._stamp: Optional[float] = None
+    def __init__(
+        self, enable_timing: bool = False, blocking: bool = False, interprocess: bool = False, **kwargs
+    ) -> None:
+        self._stamp: float | None = None
 
     def record(self, stream: Any = None) -> None:
         self._stamp = time.perf_counter()
 
-    def elapsed_time(self, end_event: "_FakeEvent") -> float:
+    def elapsed_time(self, end_event: _FakeEvent) -> float:
         if self._stamp is None or end_event._stamp is None:
             raise RuntimeError("pgolf-shim: elapsed_time on an Event that was not recorded")
         return (end_event._stamp - self._stamp) * 1000.0
@@ -52,7 +54,7 @@ class _FakeStream:
     def wait_event(self, event: Any) -> None:
         return None
 
-    def record_event(self, event: Optional[_FakeEvent] = None) -> _FakeEvent:
+    def record_event(self, event: _FakeEvent | None = None) -> _FakeEvent:
         event = event or _FakeEvent()
         event.record()
         return event
@@ -108,7 +110,7 @@ def _for_the_script(fake: Callable, real: Callable) -> Callable:
     return dispatch
 
 
-def _device_fakes() -> Dict[str, Any]:
+def _device_fakes() -> dict[str, Any]:
     rank = os.environ.get("LOCAL_RANK", "0")
     state = _CudaState(int(rank) if rank.isdigit() else 0)
 
@@ -133,21 +135,27 @@ def _device_fakes() -> Dict[str, Any]:
     }
 
 
-def _memory_fakes() -> Dict[str, Any]:
+def _memory_fakes() -> dict[str, Any]:
     import collections
 
     zero = lambda device=None: 0  # noqa: E731
     none = lambda device=None: None  # noqa: E731
     total = GPU_MEMORY_MIB * 1024 * 1024
-    fakes: Dict[str, Any] = {
-        name: zero
-        for name in ("memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved")
+    fakes: dict[str, Any] = {
+        name: zero for name in ("memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved")
     }
-    fakes.update({
-        name: none
-        for name in ("reset_peak_memory_stats", "reset_max_memory_allocated", "reset_accumulated_memory_stats",
-                     "empty_cache", "ipc_collect")
-    })
+    fakes.update(
+        {
+            name: none
+            for name in (
+                "reset_peak_memory_stats",
+                "reset_max_memory_allocated",
+                "reset_accumulated_memory_stats",
+                "empty_cache",
+                "ipc_collect",
+            )
+        }
+    )
     fakes["memory_stats"] = lambda device=None: collections.defaultdict(int)
     fakes["memory_summary"] = lambda device=None, abbreviated=False: "pgolf-shim: no CUDA memory on CPU\n"
     fakes["mem_get_info"] = lambda device=None: (total, total)
@@ -155,7 +163,7 @@ def _memory_fakes() -> Dict[str, Any]:
     return fakes
 
 
-def _rng_fakes(torch: ModuleType) -> Dict[str, Any]:
+def _rng_fakes(torch: ModuleType) -> dict[str, Any]:
     # "cuda" random ops now draw from the CPU generator, so the CUDA RNG state *is* the CPU one;
     # seeding calls are no-ops because torch.manual_seed already seeds that generator.
     noop = lambda *args, **kwargs: None  # noqa: E731
@@ -172,7 +180,7 @@ def _rng_fakes(torch: ModuleType) -> Dict[str, Any]:
     }
 
 
-def _stream_fakes() -> Dict[str, Any]:
+def _stream_fakes() -> dict[str, Any]:
     default = _FakeStream()
     return {
         "Event": _FakeEvent,
@@ -191,4 +199,3 @@ def _patch_nvtx(nvtx: ModuleType) -> None:
     nvtx.range_end = lambda range_id: None
     nvtx.mark = lambda msg: None
     nvtx.range = null_context
-

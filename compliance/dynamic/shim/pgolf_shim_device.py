@@ -14,14 +14,15 @@ modules, one job each:
   must go on seeing no Triton, or it takes its GPU paths).
 What is patched and why is the table in shared/notes/cpu-harness.md.
 """
+
 from __future__ import annotations
 
 import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable
 
 from pgolf_shim_hooks import when_imported
 
@@ -38,6 +39,7 @@ def install() -> None:
     _INSTALLED = True
     _install_fake_nvidia_smi()
     from pgolf_shim_triton import offer_stand_in
+
     offer_stand_in(FALLBACK_DIR)
     when_imported("torch", lambda: _run_patch(_patch_torch, "torch"))
     when_imported("triton", lambda: _run_patch(_patch_triton, "triton"))
@@ -46,12 +48,14 @@ def install() -> None:
 def _patch_torch(torch: ModuleType) -> None:
     from pgolf_shim_torch import patch_torch
     from pgolf_shim_triton import hide_stand_in_from, known_kernels
+
     patch_torch(torch, known_kernels())
     hide_stand_in_from(torch)
 
 
 def _patch_triton(triton: ModuleType) -> None:
     from pgolf_shim_triton import patch_triton
+
     patch_triton(triton)
 
 
@@ -98,4 +102,3 @@ def _remove_at_exit(folder: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
     atexit.register(remove)
-

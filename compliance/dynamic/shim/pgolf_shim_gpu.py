@@ -4,6 +4,7 @@ The script is told it runs on H100s (one per rank); torch's own code (and triton
 truth, judged by the calling frame's module, since torch.compile, RNG and distributed code break
 when they believe in a GPU. Standard library only: the fake nvidia-smi imports it too.
 """
+
 from __future__ import annotations
 
 import contextlib

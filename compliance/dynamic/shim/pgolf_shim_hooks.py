@@ -5,6 +5,7 @@ that import them, so torchrun's launcher and plain helpers pay nothing. They sha
 the patches run in the order they were armed (the device shim first) and none hides another.
 Standard library only: it runs in every Python process of the run.
 """
+
 import importlib.abc
 import importlib.util
 import sys
@@ -46,6 +47,7 @@ class _PostImport(importlib.abc.MetaPathFinder):
             original(module)
             for callback in callbacks:
                 callback()
+
         spec.loader.exec_module = exec_module
         return spec
 

@@ -13,6 +13,7 @@ plain run would fail with a SyntaxError:
   when its payload needs 3.12, the `exec` call gets the rewritten payload.
 A script that still cannot be compiled ends the run with one line on stderr and exit status 3.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tokenize
 import types
-from typing import Optional, Union
 
 EXIT_CANNOT_COMPILE = 3
 _REWRITE_TIMEOUT_S = 120
@@ -31,7 +31,7 @@ _REWRITE_TIMEOUT_S = 120
 # Every f-string (outermost JoinedStr) becomes ('<literal parts, {:{}} fields>'.format(value,
 # spec, ...)); str.format applies the same conversion and format spec as the f-string did, and
 # a literal's .format cannot be shadowed by the script's own names.
-_REWRITER = r'''
+_REWRITER = r"""
 import ast, io, sys, tokenize
 
 if sys.version_info < (3, 12):
@@ -94,7 +94,7 @@ except SyntaxError as err:
     sys.stderr.write("SyntaxError: %s (line %s)\n" % (err.msg, err.lineno))
     sys.exit(2)
 sys.stdout.buffer.write(out.encode("utf-8"))
-'''
+"""
 
 
 class CannotCompile(Exception):
@@ -140,15 +140,16 @@ def compile_script(source: bytes, filename: str, label: str) -> types.CodeType:
         raise CannotCompile(_needs_312(label)) from None
 
 
-def rewrite_for_this_python(source: Union[bytes, str], label: str, error: SyntaxError) -> str:
+def rewrite_for_this_python(source: bytes | str, label: str, error: SyntaxError) -> str:
     """The source rewritten by the PGOLF_PY312 interpreter; CannotCompile when that is not possible."""
     python = os.environ.get("PGOLF_PY312", "")
     if not python:
         raise CannotCompile(f"pgolf-shim: {label}: {_describe(error)} (set PGOLF_PY312 to try a 3.12 rewrite)")
     data = source.encode("utf-8") if isinstance(source, str) else source
     try:
-        done = subprocess.run([python, "-I", "-c", _REWRITER], input=data, capture_output=True,
-                              timeout=_REWRITE_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            [python, "-I", "-c", _REWRITER], input=data, capture_output=True, timeout=_REWRITE_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         raise CannotCompile(_needs_312(label)) from None
     if done.returncode == 2:  # 3.12 cannot parse it either: a plain syntax error
@@ -200,7 +201,7 @@ def _rewrite_failing_exec_payloads(script_globals: dict, label: str) -> None:
     builtins.exec = exec_with_rewrite
 
 
-def _payload_code(source: Union[str, bytes], label: str) -> Optional[types.CodeType]:
+def _payload_code(source: str | bytes, label: str) -> types.CodeType | None:
     """None when the source compiles here; else its rewrite (or exit 3 with one line)."""
     try:
         compile(source, "<string>", "exec", dont_inherit=True)
@@ -220,7 +221,7 @@ def _payload_code(source: Union[str, bytes], label: str) -> Optional[types.CodeT
     raise SystemExit(EXIT_CANNOT_COMPILE)
 
 
-def _decode(source: Union[str, bytes]) -> str:
+def _decode(source: str | bytes) -> str:
     if isinstance(source, str):
         return source
     encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)

@@ -4,24 +4,40 @@ Scripts call `nvidia-smi` (a log line, a GPU count), some with check=False, whic
 when there is no such program. The device shim puts a launcher for this file first on PATH; it
 runs isolated (-I -S), so it finds the simulated GPU's identity beside itself.
 """
+
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pgolf_shim_gpu import CUDA_VERSION as CUDA, DRIVER_VERSION as DRIVER, GPU_MEMORY_MIB as MEM  # noqa: E402
-from pgolf_shim_gpu import GPU_NAME as NAME, fake_gpu_count as count  # noqa: E402
+from pgolf_shim_gpu import CUDA_VERSION as CUDA  # noqa: E402
+from pgolf_shim_gpu import DRIVER_VERSION as DRIVER
+from pgolf_shim_gpu import GPU_MEMORY_MIB as MEM
+from pgolf_shim_gpu import GPU_NAME as NAME  # noqa: E402
+from pgolf_shim_gpu import fake_gpu_count as count
 
 
 def field(name, i):
     values = {
-        "name": NAME, "gpu_name": NAME, "index": str(i), "count": str(count()),
-        "uuid": "GPU-00000000-0000-0000-0000-" + str(i).zfill(12), "driver_version": DRIVER,
-        "memory.total": f"{MEM} MiB", "memory.used": "0 MiB", "memory.free": f"{MEM} MiB",
-        "utilization.gpu": "0 %", "utilization.memory": "0 %", "temperature.gpu": "30",
-        "power.draw": "70.00 W", "power.limit": "700.00 W", "compute_cap": "9.0",
-        "pci.bus_id": f"00000000:{0x18 + i:02X}:00.0", "clocks.sm": "1980 MHz",
-        "clocks.max.sm": "1980 MHz", "persistence_mode": "Enabled",
+        "name": NAME,
+        "gpu_name": NAME,
+        "index": str(i),
+        "count": str(count()),
+        "uuid": "GPU-00000000-0000-0000-0000-" + str(i).zfill(12),
+        "driver_version": DRIVER,
+        "memory.total": f"{MEM} MiB",
+        "memory.used": "0 MiB",
+        "memory.free": f"{MEM} MiB",
+        "utilization.gpu": "0 %",
+        "utilization.memory": "0 %",
+        "temperature.gpu": "30",
+        "power.draw": "70.00 W",
+        "power.limit": "700.00 W",
+        "compute_cap": "9.0",
+        "pci.bus_id": f"00000000:{0x18 + i:02X}:00.0",
+        "clocks.sm": "1980 MHz",
+        "clocks.max.sm": "1980 MHz",
+        "persistence_mode": "Enabled",
     }
     return values.get(name, "[N/A]")
 

@@ -12,18 +12,32 @@ every tensor later built from outside data (torch.load, from_numpy, torch.tensor
 mode cannot follow is assumed to reach. Lost flows can only hide an update, never invent one:
 a bit only ever marks positions trained before it existed.
 """
+
 from __future__ import annotations
 
 IN_PLACE_DUNDERS = {"__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ior__", "__iand__"}
-OVERWRITES = {"zero_", "fill_", "copy_", "normal_", "uniform_", "bernoulli_", "exponential_", "random_",
-              "geometric_", "cauchy_", "log_normal_", "set_", "fill_diagonal_"}
+OVERWRITES = {
+    "zero_",
+    "fill_",
+    "copy_",
+    "normal_",
+    "uniform_",
+    "bernoulli_",
+    "exponential_",
+    "random_",
+    "geometric_",
+    "cauchy_",
+    "log_normal_",
+    "set_",
+    "fill_diagonal_",
+}
 ESCAPES = {"numpy", "__array__", "__reduce_ex__", "tobytes", "untyped_storage", "data_ptr"}
 FROM_OUTSIDE = {"from_numpy", "tensor", "as_tensor", "frombuffer", "asarray"}
 
 
 class Taint:
     def __init__(self) -> None:
-        self.masks: dict[int, int] = {}   # storage address -> bits
+        self.masks: dict[int, int] = {}  # storage address -> bits
         self.escaped = 0
         self.steps = 0
 
@@ -54,6 +68,7 @@ class Taint:
 
     def propagate(self, func, args, kwargs, out) -> None:
         import torch
+
         name = getattr(func, "__name__", "")
         values = list(_flat(args, kwargs))
         mask = 0
@@ -115,6 +130,7 @@ def _flat(args, kwargs):
 
 def _tensors(out):
     import torch
+
     if isinstance(out, torch.Tensor):
         yield out
     elif isinstance(out, (list, tuple)):
@@ -126,6 +142,7 @@ def _tensors(out):
 def _walk(obj, depth: int = 0):
     """Tensors inside what torch.save writes: state dicts, modules, nested containers."""
     import torch
+
     if depth > 6:
         return
     if isinstance(obj, torch.Tensor):

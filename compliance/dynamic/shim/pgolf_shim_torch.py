@@ -13,6 +13,7 @@
 Each patch is applied on its own: one that fails is named on the shim's stderr line, and the
 others still help.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,17 +21,17 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, List, Optional
+from typing import Any
 
 from pgolf_shim_cuda import patch_cuda_module
 from pgolf_shim_gpu import called_from_internals, fake_gpu_count, null_context
 
-_KEEP: List[Any] = []  # objects that must outlive the patch (the main-thread mode)
+_KEEP: list[Any] = []  # objects that must outlive the patch (the main-thread mode)
 
 
 @dataclass
 class _Patched:
-    names: List[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
     def add(self, name: str) -> None:
         self.names.append(name)
@@ -38,8 +39,17 @@ class _Patched:
 
 def patch_torch(torch: ModuleType, known_kernels: int = 0) -> None:
     done = _Patched()
-    steps = (_patch_availability, _push_device_mode, patch_cuda_module, _patch_is_cuda, _patch_compile,
-             _patch_autocast, _patch_sdp_toggles, _patch_distributed, _patch_load)
+    steps = (
+        _patch_availability,
+        _push_device_mode,
+        patch_cuda_module,
+        _patch_is_cuda,
+        _patch_compile,
+        _patch_autocast,
+        _patch_sdp_toggles,
+        _patch_distributed,
+        _patch_load,
+    )
     for step in steps:
         try:
             step(torch, done)
@@ -107,12 +117,12 @@ def _device_mode_class(torch: ModuleType) -> type:
             kwargs = {**kwargs, "pin_memory": False}
         return kwargs
 
-    def needs_cpu(index: int, value: Any, position: Optional[int]) -> bool:
+    def needs_cpu(index: int, value: Any, position: int | None) -> bool:
         if isinstance(value, device_type):
             return value.type == "cuda"
         return index == position and is_cuda_spec(value, True)
 
-    def cpu_args(args: tuple, position: Optional[int]) -> tuple:
+    def cpu_args(args: tuple, position: int | None) -> tuple:
         for index, value in enumerate(args):
             if needs_cpu(index, value, position):
                 break
@@ -252,4 +262,3 @@ def _patch_load(torch: ModuleType, done: _Patched) -> None:
 
     torch.load = load
     done.add("torch.load map_location")
-

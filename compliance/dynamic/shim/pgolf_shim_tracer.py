@@ -17,6 +17,7 @@ Child-side: stdlib, numpy and torch only. Output goes to $PGOLF_LEDGER_DIR/<rank
 events.jsonl, plus positions/offsets (int32) and losses (float32) in three flat files that
 each loss event indexes by (start, count).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 
-NGRAM = 16                      # a random canary makes every 16-token window unique
+NGRAM = 16  # a random canary makes every 16-token window unique
 FILE_MARKERS = ("fineweb_train_", "fineweb_val_", "fineweb_val_bytes_")
 LINE_MARKERS = ("val_loss", "val_bpb")
 _HASH_MULT = 0x9E3779B97F4A7C15
@@ -39,8 +40,9 @@ class _Writer:
         os.makedirs(folder, exist_ok=True)
         self.lock = threading.Lock()
         self.events = open(os.path.join(folder, "events.jsonl"), "a", buffering=1, encoding="utf-8")
-        self.arrays = {name: open(os.path.join(folder, f"{name}.bin"), "ab")
-                       for name in ("positions", "offsets", "losses")}
+        self.arrays = {
+            name: open(os.path.join(folder, f"{name}.bin"), "ab") for name in ("positions", "offsets", "losses")
+        }
         self.count = 0
         self.next_id = 0
 
@@ -77,6 +79,7 @@ class Locator:
 
     def __init__(self, tokens) -> None:
         import numpy as np
+
         self.np = np
         self.tokens = np.asarray(tokens, dtype=np.int64)
         self.powers = np.array([pow(_HASH_MULT, k, 1 << 64) for k in range(NGRAM)], dtype=np.uint64)
@@ -125,6 +128,7 @@ class Locator:
 def run_offsets(pos):
     """Each target's offset inside its run of consecutive positions: the context it was scored with."""
     import numpy as np
+
     flat = pos.reshape(-1)
     starts = np.ones(len(flat), dtype=bool)
     starts[1:] = flat[1:] != flat[:-1] + 1
@@ -139,19 +143,28 @@ class _Ledger:
         self.failures = 0
         self.canary_since_step = False
         from pgolf_shim_taint import Taint
+
         self.taint = Taint()
 
     def loss_call(self, func, args, kwargs, out) -> None:
         import inspect
 
         import torch
+
         bound = inspect.signature(func).bind(*args, **kwargs)
         target, logits = bound.arguments.get("target"), bound.arguments.get("input")
         if self.locator is None or not isinstance(target, torch.Tensor) or target.is_floating_point():
             return
         grad = isinstance(out, torch.Tensor) and out.grad_fn is not None
-        event = self.record(target, lambda: _per_token(func, bound, logits, target), func.__name__, grad,
-                            logits, bound.arguments.get("ignore_index", -100), taint=self.taint.of(logits))
+        event = self.record(
+            target,
+            lambda: _per_token(func, bound, logits, target),
+            func.__name__,
+            grad,
+            logits,
+            bound.arguments.get("ignore_index", -100),
+            taint=self.taint.of(logits),
+        )
         if event is not None and grad:
             out.grad_fn.register_prehook(lambda _grads, e=event: self.backward(e))
 
@@ -167,9 +180,16 @@ class _Ledger:
         losses = losses_of().reshape(-1)
         offsets = run_offsets(pos).reshape(-1)
         extra = {} if taint is None else {"taint": format(taint, "x")}
-        return self.writer.loss(pos.reshape(-1)[keep], offsets[keep], losses[keep], fn=fn, grad=grad,
-                                site=call_site(), dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""),
-                                **extra)
+        return self.writer.loss(
+            pos.reshape(-1)[keep],
+            offsets[keep],
+            losses[keep],
+            fn=fn,
+            grad=grad,
+            site=call_site(),
+            dtype=str(getattr(logits, "dtype", "?")).replace("torch.", ""),
+            **extra,
+        )
 
     def backward(self, event: int) -> None:
         self.canary_since_step = True
@@ -187,8 +207,8 @@ class _Ledger:
         self.canary_since_step = False
 
 
-_LEDGER: "_Ledger | None" = None
-_KERNEL_FORWARDS: dict = {}   # fingerprint of a kernel call's targets -> its loss event
+_LEDGER: _Ledger | None = None
+_KERNEL_FORWARDS: dict = {}  # fingerprint of a kernel call's targets -> its loss event
 
 
 def _fingerprint(target) -> int:
@@ -201,8 +221,7 @@ def kernel_loss(logits, target, losses) -> None:
     logits carry no taint, and time order alone judges these scores)."""
     if _LEDGER is None or _LEDGER.locator is None:
         return
-    event = _LEDGER.record(target, lambda: losses.detach().float().cpu().numpy(), "fused_cross_entropy",
-                           False, logits)
+    event = _LEDGER.record(target, lambda: losses.detach().float().cpu().numpy(), "fused_cross_entropy", False, logits)
     if event is not None:
         _KERNEL_FORWARDS[_fingerprint(target)] = event
         while len(_KERNEL_FORWARDS) > 256:  # forwards never backpropagated (scoring) age out
@@ -219,6 +238,7 @@ def kernel_backward(target) -> None:
 def _per_token(func, bound, logits, target):
     """The loss of each target, from the same logits, in fp32 (what the distribution really gives)."""
     import torch
+
     args = dict(bound.arguments)
     args.update(reduction="none", size_average=None, reduce=None)
     args["input"] = logits.detach().float()
@@ -287,8 +307,8 @@ def _audit_hook(writer: _Writer):
         elif event == "socket.getaddrinfo":
             writer.event("resolve", host=repr(args[0])[:200], site=call_site())
         elif event in ("subprocess.Popen", "os.system", "os.posix_spawn", "os.exec"):
-            writer.event("subprocess", argv=repr(args[1] if event != "os.system" else args[0])[:300],
-                         site=call_site())
+            writer.event("subprocess", argv=repr(args[1] if event != "os.system" else args[0])[:300], site=call_site())
+
     return hook
 
 
@@ -354,6 +374,7 @@ def _follow_serialization(torch, taint) -> None:
         if taint.escaped:
             taint.loaded(obj)
         return obj
+
     torch.save, torch.load = traced_save, traced_load
 
 
@@ -364,6 +385,7 @@ def _enter_in_threads(mode) -> None:
     def run(self, *args, **kwargs):
         mode.__enter__()
         return original(self, *args, **kwargs)
+
     threading.Thread.run = run
 
 
@@ -381,8 +403,11 @@ def install() -> None:
     def torch_ready() -> None:
         global _LEDGER
         import numpy as np
+
         locator = Locator(np.load(canary)) if canary else None
         _LEDGER = _Ledger(writer, locator)
         _install_torch(_LEDGER, writer)
+
     from pgolf_shim_hooks import when_imported
+
     when_imported("torch", torch_ready)

@@ -6,6 +6,7 @@ CPU). autotune and heuristics only tune launch parameters, which the references 
 cross-entropy reference tells the tracer about its losses directly, since a custom_op may hide
 it from the tracer's TorchFunctionMode.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,9 @@ import importlib.abc
 import importlib.machinery
 import inspect
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable, Dict, List
+from typing import Any
 
 _INTERNAL_ROOTS = frozenset({"torch", "functorch"})
 
@@ -90,7 +92,7 @@ class ShimKernel:
         self._announce()
         reference(values)
 
-    def _bind(self, args: tuple, kwargs: dict) -> List[Any]:
+    def _bind(self, args: tuple, kwargs: dict) -> list[Any]:
         # Launch options (num_warps, num_stages, ...) are not kernel parameters: drop them.
         signature = inspect.signature(self.fn)
         own = {key: value for key, value in kwargs.items() if key in signature.parameters}
@@ -134,7 +136,7 @@ def _tensor_of(arg: Any):
     return getattr(arg, "base", arg)
 
 
-def _ref_linear_leaky_relu_square(values: List[Any]) -> None:
+def _ref_linear_leaky_relu_square(values: list[Any]) -> None:
     """Forward: c = a @ b.T, aux = leaky_relu(c, 0.5)**2. Backward (FORWARD false): aux holds
     the pre-activation and c = (a @ b.T) * d/dpre[leaky_relu(pre, 0.5)**2]."""
     import torch
@@ -152,7 +154,7 @@ def _ref_linear_leaky_relu_square(values: List[Any]) -> None:
             c.copy_(product * torch.where(pre > 0, 2.0 * pre, 0.5 * pre))
 
 
-def _ref_fused_leaky_relu_sq(values: List[Any]) -> None:
+def _ref_fused_leaky_relu_sq(values: list[Any]) -> None:
     """c = bf16(a @ b.T) (fp32 accumulation, then the kernel's bf16 cast); act_grad = the derivative
     of leaky_relu(c, 0.5)**2 (2c, or c/2 below zero) into c_desc, post = leaky_relu(c, 0.5)**2 =
     act_grad * c / 2 into aux_desc."""
@@ -166,7 +168,7 @@ def _ref_fused_leaky_relu_sq(values: List[Any]) -> None:
         post.copy_(grad.mul_(c).mul_(0.5))
 
 
-def _ref_softcapped_ce_fwd(values: List[Any]) -> None:
+def _ref_softcapped_ce_fwd(values: list[Any]) -> None:
     """losses = cross-entropy of softcap * tanh(logits / softcap) per row; lse keeps the
     kernel's convention (the log-sum-exp of the softcapped logits shifted by +softcap)."""
     import torch
@@ -183,7 +185,7 @@ def _ref_softcapped_ce_fwd(values: List[Any]) -> None:
     _tell_tracer("kernel_loss", capped, targets, losses)
 
 
-def _ref_softcapped_ce_bwd(values: List[Any]) -> None:
+def _ref_softcapped_ce_bwd(values: list[Any]) -> None:
     """grad_logits = grad_loss * (softmax(capped) - onehot(target)) * (1 - tanh(logits/softcap)**2),
     the softmax from the saved lse (the forward reference's own), recomputed where it does not fit;
     without F.cross_entropy, so the backward pass is not mistaken for a second scoring of the tokens."""
@@ -209,7 +211,7 @@ def _tell_tracer(name: str, *args) -> None:
         getattr(tracer, name)(*args)
 
 
-_KERNEL_REFERENCES: Dict[str, Callable[[List[Any]], None]] = {
+_KERNEL_REFERENCES: dict[str, Callable[[list[Any]], None]] = {
     "linear_leaky_relu_square_kernel": _ref_linear_leaky_relu_square,
     "_fused_leaky_relu_sq_kernel": _ref_fused_leaky_relu_sq,
     "_softcapped_ce_fwd_kernel": _ref_softcapped_ce_fwd,
@@ -265,10 +267,16 @@ def hide_stand_in_from(torch: ModuleType) -> None:
             from torch.utils._triton import has_triton_package as check
         except ImportError:
             return
-    stand_in = {k: m for k, m in sys.modules.items() if (k == "triton" or k.startswith("triton."))
-                and isinstance(getattr(m, "__version__", None), str) and m.__version__.endswith("stand-in")
-                or k.startswith("triton.") and "triton" in sys.modules
-                and str(getattr(sys.modules["triton"], "__version__", "")).endswith("stand-in")}
+    stand_in = {
+        k: m
+        for k, m in sys.modules.items()
+        if (k == "triton" or k.startswith("triton."))
+        and isinstance(getattr(m, "__version__", None), str)
+        and m.__version__.endswith("stand-in")
+        or k.startswith("triton.")
+        and "triton" in sys.modules
+        and str(getattr(sys.modules["triton"], "__version__", "")).endswith("stand-in")
+    }
     for name in stand_in:
         del sys.modules[name]
     try:

@@ -8,6 +8,7 @@ Both patch torch through the one post-import hook of pgolf_shim_hooks. A shim th
 install says so on stderr and the run goes on: the parent sees the missing ledger and reports
 the check as not run, rather than the script failing for us.
 """
+
 import os
 import sys
 

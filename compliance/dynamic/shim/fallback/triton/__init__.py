@@ -6,6 +6,7 @@ refuses the others. This package only has to import and decorate: it is on sys.p
 real site-packages, so an installed Triton always wins, and the device shim replaces `jit`,
 `autotune` and `heuristics` as soon as it is imported.
 """
+
 __version__ = "0.0+pgolf-cpu-stand-in"
 
 from . import language  # noqa: F401,E402
@@ -25,7 +26,12 @@ def heuristics(values=None):
 
 class Config:
     def __init__(self, kwargs=None, num_warps=4, num_stages=2, num_ctas=1, pre_hook=None, **more):
-        self.kwargs, self.num_warps, self.num_stages, self.num_ctas = dict(kwargs or {}), num_warps, num_stages, num_ctas
+        self.kwargs, self.num_warps, self.num_stages, self.num_ctas = (
+            dict(kwargs or {}),
+            num_warps,
+            num_stages,
+            num_ctas,
+        )
         self.pre_hook = pre_hook
 
 

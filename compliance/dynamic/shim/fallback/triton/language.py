@@ -18,8 +18,23 @@ class dtype:  # noqa: N801
         return f"triton.language.{self.name}"
 
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64", "int1", "int8", "int16", "int32", "int64", "uint8",
-           "uint16", "uint32", "uint64", "float8e4nv", "float8e5")
+_DTYPES = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "int1",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float8e4nv",
+    "float8e5",
+)
 globals().update({name: dtype(name) for name in _DTYPES})
 
 
