@@ -114,4 +114,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+try:  # hypothesis keeps its example database and caches in ./.hypothesis: the checkout is not for writing
+    import tempfile as _tempfile
+
+    from hypothesis import settings as _hypothesis_settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(_tempfile.mkdtemp(prefix="pgolf-hypothesis-"))
+    _hypothesis_settings.register_profile("pgolf", database=None)
+    _hypothesis_settings.load_profile("pgolf")
+except ImportError:  # the test extra brings it; without it the generated-input tests do not import
+    pass
+
+
 _BEFORE = pytest.StashKey[set[str] | None]()
