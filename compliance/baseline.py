@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from .context import Baseline, seed_rows
 from .errors import InputError
@@ -46,17 +47,18 @@ def from_record(record: Record, label: str) -> Baseline | None:
     rows = [r for r in seed_rows(record) if r.val_bpb is not None]
     if rows:
         losses = tuple(r.val_loss for r in rows)
+        # casts: the filters above (val_bpb) and all() (val_loss) leave no None, which mypy cannot follow
         return Baseline(
             label,
-            tuple(r.val_bpb for r in rows),  # type: ignore[misc]
-            losses if all(v is not None for v in losses) else None,
-        )  # type: ignore[arg-type]
+            cast("tuple[float, ...]", tuple(r.val_bpb for r in rows)),
+            cast("tuple[float, ...]", losses) if all(v is not None for v in losses) else None,
+        )
     claims = [c for c in (record.submission.seed_claims.values() if record.submission else []) if c.val_bpb is not None]
     if not claims:
         return None
     claim_losses = tuple(c.val_loss for c in claims)
     return Baseline(
         f"{label} (submission.json)",
-        tuple(c.val_bpb for c in claims),  # type: ignore[misc]
-        claim_losses if all(v is not None for v in claim_losses) else None,
-    )  # type: ignore[arg-type]
+        cast("tuple[float, ...]", tuple(c.val_bpb for c in claims)),
+        cast("tuple[float, ...]", claim_losses) if all(v is not None for v in claim_losses) else None,
+    )

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -22,6 +24,10 @@ from .formatters import FORMATTERS
 from .progress import Progress
 from .rules import load_ruleset, ruleset_names
 from .sandbox import DEFAULT_SANDBOX, runtime_help, runtime_names
+
+if TYPE_CHECKING:  # the dynamic check loads only with --dynamic: --help and --version stay instant
+    from .dynamic.harness import DynamicOptions
+    from .selection import Selection
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -128,31 +134,31 @@ from .sandbox import DEFAULT_SANDBOX, runtime_help, runtime_names
 @review_options
 @click.version_option(__version__, prog_name="pgolf-check")
 def main(
-    targets,
-    fmt,
-    output,
-    against,
-    pr_meta,
-    policy,
-    ruleset,
-    verbose,
-    list_rules,
-    git_repo,
-    git_range,
-    dynamic,
-    dyn_data,
-    dyn_tokenizer,
-    dyn_runtime,
-    unsafe_local,
-    dyn_image,
-    dyn_nproc,
-    dyn_cap,
-    dyn_env,
-    no_preset,
-    dyn_shim,
-    dyn_keep,
-    **review,
-):
+    targets: Sequence[str],
+    fmt: str,
+    output: Path | None,
+    against: str | None,
+    pr_meta: Path | None,
+    policy: str | None,
+    ruleset: str | None,
+    verbose: bool,
+    list_rules: bool,
+    git_repo: Path | None,
+    git_range: str | None,
+    dynamic: bool,
+    dyn_data: Path | None,
+    dyn_tokenizer: Path | None,
+    dyn_runtime: str,
+    unsafe_local: bool,
+    dyn_image: str | None,
+    dyn_nproc: int,
+    dyn_cap: float,
+    dyn_env: tuple[tuple[str, str], ...],
+    no_preset: bool,
+    dyn_shim: str,
+    dyn_keep: Path | None,
+    **review: Any,
+) -> None:
     """Audit record folders (or trees of them), single scripts, or the folders a git range adds."""
     started = time.monotonic()
     # the audit's modules load here, not with the CLI: --help and --version stay instant
@@ -198,7 +204,8 @@ def main(
         )
         if settings.ruleset:
             load_ruleset(settings.ruleset)  # an unknown name is bad input, not a per-record error
-        report = audit_git(git_repo, git_range, options) if git_repo else audit(list(targets), options)
+        # --git and --range go together (checked above): with git_repo, git_range is a str
+        report = audit_git(git_repo, cast(str, git_range), options) if git_repo else audit(list(targets), options)
     except InputError as exc:
         click.echo(f"pgolf-check: {exc}", err=True)
         sys.exit(2)
@@ -208,7 +215,15 @@ def main(
     checking.finish(report, output, time.monotonic() - started)
 
 
-def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn, selection=None) -> AuditOptions:
+def _audit_options(
+    policy: str,
+    against: str | None,
+    pr_meta: Path | None,
+    pr_mode: bool,
+    ruleset: str | None,
+    dyn: DynamicOptions | None,
+    selection: Selection | None = None,
+) -> AuditOptions:
     from . import prmeta
 
     meta = prmeta.load(pr_meta) if pr_meta else None
@@ -230,7 +245,19 @@ def _audit_options(policy, against, pr_meta, pr_mode, ruleset, dyn, selection=No
     )
 
 
-def _dynamic_options(data, tokenizer, runtime, unsafe_local, image, nproc, cap, env, no_preset, shim, keep):
+def _dynamic_options(
+    data: Path | None,
+    tokenizer: Path | None,
+    runtime: str,
+    unsafe_local: bool,
+    image: str | None,
+    nproc: int,
+    cap: float,
+    env: tuple[tuple[str, str], ...],
+    no_preset: bool,
+    shim: str,
+    keep: Path | None,
+) -> DynamicOptions:
     """Where no sandbox can start, --dynamic refuses (one line, exit 2) unless --unsafe-local."""
     from .dynamic.harness import DynamicOptions
     from .sandbox import RuntimeOptions, choose_runtime

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import InputError
 
@@ -95,14 +95,14 @@ class Runtime:
     def run(self, spec: StageSpec, tick: Tick | None = None) -> StageResult:
         raise NotImplementedError
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"runtime": self.name}
 
     def unavailable(self) -> str | None:
         """Why this runtime cannot start here, or None when it can."""
         return None
 
-    def env_report(self) -> dict | None:
+    def env_report(self) -> dict[str, Any] | None:
         """`pgolf env --json` as the stages' own environment sees itself; None: the caller's is theirs."""
         return None
 

@@ -26,8 +26,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from . import nettrace, pidns
 from .base import Runtime, RuntimeOptions, SandboxUnavailable, StageResult, StageSpec, Tick, wait_under_cap
@@ -46,7 +48,7 @@ SUPERVISOR = Path(__file__).with_name("supervisor.py")
 INSIDE = Path("/.pgolf")  # pgolf's own files in the sandbox: the supervisor, the trace
 FIRST_STAGE_PID = 3  # 1: bubblewrap's init, 2: the tracer; the supervisor and the stage after
 GIB = 1 << 30
-_PROBED: dict[tuple, str | None] = {}
+_PROBED: dict[tuple[int, str, str, str | None, str | None], str | None] = {}
 
 
 class BwrapRuntime(Runtime):
@@ -72,7 +74,7 @@ class BwrapRuntime(Runtime):
     def from_options(cls, options: RuntimeOptions) -> BwrapRuntime:
         return cls(device=options.device)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "runtime": self.name,
             "bwrap": _version([_which("bwrap"), "--version"]),
@@ -134,7 +136,9 @@ class BwrapRuntime(Runtime):
             shutil.rmtree(trace_dir, ignore_errors=True)
         return _result(spec, code, wall, killed, trace)
 
-    def _supervise(self, spec: StageSpec, trace_dir: Path, log, tick: Tick | None) -> tuple[int | None, float, bool]:
+    def _supervise(
+        self, spec: StageSpec, trace_dir: Path, log: IO[bytes], tick: Tick | None
+    ) -> tuple[int | None, float, bool]:
         status_read, status_write = os.pipe()
         ns = pidns.Namespace()
         argv = self.command(spec, trace_dir, status_write)
@@ -167,8 +171,9 @@ class BwrapRuntime(Runtime):
 
     def command(self, spec: StageSpec, trace_dir: Path, status_fd: int) -> list[str]:
         """The bwrap command line: namespaces, mounts, then tracer -> supervisor -> the stage's argv."""
+        # run() builds this only after unavailable() found both bwrap and strace
         argv = [
-            _which("bwrap"),
+            cast(str, _which("bwrap")),
             "--unshare-pid",
             "--unshare-net",
             "--unshare-ipc",
@@ -199,7 +204,7 @@ class BwrapRuntime(Runtime):
             str(spec.cwd),
             "--",
         ]
-        argv += nettrace.strace_argv(_which("strace"), INSIDE / "trace" / "net.trace")
+        argv += nettrace.strace_argv(cast(str, _which("strace")), INSIDE / "trace" / "net.trace")
         config = {
             "uid": self.uid if os.getuid() == 0 else None,
             "gid": self.uid if os.getuid() == 0 else None,
@@ -258,7 +263,7 @@ class BwrapRuntime(Runtime):
             ro.append(spec.log_path)  # pgolf's record of the stage, in its folder: not the stage's to rewrite
         system = _interpreter_roots([self.python])
         ro += [p for p in _interpreter_roots([spec.argv[0], *spec.env.values()]) if p not in ro + system]
-        binds = sorted(
+        binds: list[tuple[Path, str]] = sorted(
             [(p, "--bind") for p in rw] + [(p, "--ro-bind") for p in ro],
             key=lambda item: (len(item[0].parts), item[1] == "--ro-bind"),
         )
@@ -270,11 +275,12 @@ class BwrapRuntime(Runtime):
         return [str(Path(self.python).parent), "/usr/local/bin", "/usr/bin", "/bin"]
 
 
-def _version(argv: list) -> str | None:
+def _version(argv: list[str | None]) -> str | None:
     if argv[0] is None:
         return None
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        # argv[0] is not None here (checked above); the rest are literal arguments
+        out = subprocess.run(cast("list[str]", argv), capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.splitlines()[0] if out else None
@@ -288,7 +294,7 @@ def _default_memory() -> int:
         return 16 * GIB
 
 
-def _interpreter_roots(values) -> list[Path]:
+def _interpreter_roots(values: Sequence[object]) -> list[Path]:
     """Install prefixes of the Python interpreters named (a venv and the interpreter it links to),
     outside the system directories that are mounted anyway."""
     roots: list[Path] = []
@@ -301,7 +307,7 @@ def _interpreter_roots(values) -> list[Path]:
     if any(Path(v).name.startswith("python") for v in values if isinstance(v, str)):
         roots += [Path(p) for p in (sys.prefix, sys.base_prefix) if Path(p).exists()]
     system = [Path(p) for p in SYSTEM_DIRS]
-    unique = []
+    unique: list[Path] = []
     for root in sorted(set(roots), key=lambda p: len(p.parts)):
         if not any(root == s or s in root.parents for s in system + unique):
             unique.append(root)
@@ -345,12 +351,12 @@ def _hand_over(path: Path, uid: int) -> None:
                 pass
 
 
-def _copy(source: IO[bytes], sink) -> None:
+def _copy(source: BufferedIOBase, sink: IO[bytes]) -> None:
     for chunk in iter(lambda: source.read1(65536), b""):
         sink.write(chunk)
 
 
-def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     try:
         proc.wait(timeout=timeout)
         return True
@@ -358,7 +364,7 @@ def _exited(proc: subprocess.Popen, timeout: float) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen, ns: pidns.Namespace, grace_s: float) -> None:
+def _stop(proc: subprocess.Popen[bytes], ns: pidns.Namespace, grace_s: float) -> None:
     """SIGTERM to the stage's processes (the supervisor passes it on), SIGKILL to the namespace after the grace."""
     if ns.ready.wait(timeout=1) and ns.inode is not None:
         pidns.signal_members(ns.inode, signal.SIGTERM, FIRST_STAGE_PID)
@@ -366,7 +372,7 @@ def _stop(proc: subprocess.Popen, ns: pidns.Namespace, grace_s: float) -> None:
         _kill(proc, ns)
 
 
-def _kill(proc: subprocess.Popen, ns: pidns.Namespace) -> None:
+def _kill(proc: subprocess.Popen[bytes], ns: pidns.Namespace) -> None:
     pidns.kill_namespace(ns, proc.pid)
     try:
         proc.kill()

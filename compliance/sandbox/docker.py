@@ -18,11 +18,18 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from .base import Runtime, RuntimeOptions, StageResult, StageSpec, Tick, wait_under_cap
 from .envpolicy import allowed_environment
 from .mounts import read_only_sources, within, writable_dirs
+
+if TYPE_CHECKING:  # the SDK is imported only when this runtime is chosen
+    from docker.client import DockerClient
+    from docker.models.containers import Container
+    from docker.types import DeviceRequest, Mount
 
 IMAGE_USER = "10001:10001"  # the image's `pgolf` user
 NET_AUDIT_MARK = b"pgolf-net-audit:"
@@ -68,7 +75,7 @@ class DockerRuntime(Runtime):
         memory: str | None = None,
         pids_limit: int = 4096,
         user: str | None = None,
-        client=None,
+        client: DockerClient | None = None,
     ) -> None:
         self.image, self.gpus, self.shm_size = image, gpus, shm_size
         self.memory, self.pids_limit = memory or _default_memory(), pids_limit
@@ -94,7 +101,7 @@ class DockerRuntime(Runtime):
         return None if self.gpus else self
 
     @property
-    def client(self):
+    def client(self) -> DockerClient:
         if self._client is None:
             import docker  # the SDK is only needed when this runtime is chosen
 
@@ -105,7 +112,7 @@ class DockerRuntime(Runtime):
                 raise DockerRuntimeError(f"no docker engine answers ({type(exc).__name__}: {exc})") from None
         return self._client
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         try:
             image = self.client.images.get(self.image)
         except DockerRuntimeError:
@@ -122,11 +129,11 @@ class DockerRuntime(Runtime):
             "user": self.user,
         }
 
-    def env_report(self) -> dict:
+    def env_report(self) -> dict[str, Any]:
         """`pgolf env --json` as the image sees itself (with the GPUs a stage would get), for provenance."""
         import json
 
-        options = dict(
+        options: dict[str, Any] = dict(
             network_mode="none", user=self.user, init=True, cap_drop=["ALL"], security_opt=["no-new-privileges"]
         )
         if self.gpus:
@@ -141,11 +148,12 @@ class DockerRuntime(Runtime):
         finally:
             _remove(container)
         try:
-            return json.loads(out)
+            report: dict[str, Any] = json.loads(out)
+            return report
         except ValueError:
             raise DockerRuntimeError(f"{self.image}: pgolf env printed no report") from None
 
-    def _options_gpus(self) -> list:
+    def _options_gpus(self) -> list[DeviceRequest]:
         import docker.types
 
         return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
@@ -173,7 +181,7 @@ class DockerRuntime(Runtime):
                 _remove(container)
         return _result(spec, code, wall, killed, scan)
 
-    def _options(self, spec: StageSpec) -> dict:
+    def _options(self, spec: StageSpec) -> dict[str, Any]:
         options = dict(
             image=self.image,
             command=_argv(spec.argv),
@@ -235,13 +243,13 @@ def _environment(spec: StageSpec) -> dict[str, str]:
     return env
 
 
-def _mounted_path_list(value: str, read_only) -> bool:
+def _mounted_path_list(value: str, read_only: Sequence[str | Path]) -> bool:
     """A host PYTHONPATH means something inside only when each entry is a read-only input."""
     parts = [Path(p) for p in value.split(os.pathsep) if p]
     return bool(parts) and all(any(_within(p, Path(r)) for r in read_only) for p in parts)
 
 
-def _mounts(spec: StageSpec, user: str) -> list:
+def _mounts(spec: StageSpec, user: str) -> list[Mount]:
     """Bind mounts at the host paths: read-only inputs (and the files their links point to), writable outputs."""
     from docker.types import Mount
 
@@ -296,7 +304,7 @@ class _Scanner:
             self.errors += 1
 
 
-def _copy(container, sink, scan: _Scanner) -> None:
+def _copy(container: Container, sink: IO[bytes], scan: _Scanner) -> None:
     """Stream output to the log as it comes, so a killed stage keeps what it printed."""
     try:
         for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
@@ -307,7 +315,7 @@ def _copy(container, sink, scan: _Scanner) -> None:
     scan.close()
 
 
-def _exited(container, timeout: float) -> bool:
+def _exited(container: Container, timeout: float) -> bool:
     import requests
 
     try:
@@ -317,7 +325,7 @@ def _exited(container, timeout: float) -> bool:
         return False
 
 
-def _stop(container, grace_s: float) -> None:
+def _stop(container: Container, grace_s: float) -> None:
     """SIGTERM (forwarded by tini to the tree), SIGKILL after the grace period."""
     try:
         container.stop(timeout=max(1, int(round(grace_s))))
@@ -325,7 +333,7 @@ def _stop(container, grace_s: float) -> None:
         pass
 
 
-def _remove(container) -> None:
+def _remove(container: Container) -> None:
     try:
         container.remove(force=True)
     except Exception:

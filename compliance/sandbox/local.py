@@ -21,13 +21,14 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO
+from io import BufferedIOBase
+from typing import IO, Any, cast
 
 from . import pidns
 from .base import Runtime, StageResult, StageSpec, Tick, find_tool, wait_under_cap
 
 CONTAINED_NOTE = "no PID namespace (bwrap unavailable): a child that left the process group may outlive the stage"
-_PROBED: dict[tuple, bool] = {}
+_PROBED: dict[tuple[int, str | None], bool] = {}
 
 
 class LocalRuntime(Runtime):
@@ -35,7 +36,7 @@ class LocalRuntime(Runtime):
     isolated = False
     summary = "this machine, as the caller: no isolation (trusted code, or --unsafe-local)"
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"runtime": self.name, "pid_namespace": contained()}
 
     def run(self, spec: StageSpec, tick: Tick | None = None) -> StageResult:
@@ -97,7 +98,8 @@ def _namespace_args() -> list[str]:
 def _wrap(argv: list[str], status_fd: int) -> list[str]:
     """The stage's argv inside a PID namespace (bwrap's status on `status_fd`), or with a parent-death signal."""
     if status_fd >= 0:
-        return [find_tool("bwrap"), *_namespace_args(), "--json-status-fd", str(status_fd), "--", *argv]
+        # a status fd is opened only where contained() found bwrap
+        return [cast(str, find_tool("bwrap")), *_namespace_args(), "--json-status-fd", str(status_fd), "--", *argv]
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
 
@@ -107,13 +109,13 @@ def _close(fd: int) -> None:
         os.close(fd)
 
 
-def _copy(source: IO[bytes], sink) -> None:
+def _copy(source: BufferedIOBase, sink: IO[bytes]) -> None:
     """Stream output to the log as it comes, so a killed run keeps what it printed."""
     for chunk in iter(lambda: source.read1(65536), b""):
         sink.write(chunk)
 
 
-def _exited(proc: subprocess.Popen, timeout: float) -> bool:
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     try:
         proc.wait(timeout=timeout)
         return True
@@ -121,7 +123,7 @@ def _exited(proc: subprocess.Popen, timeout: float) -> bool:
         return False
 
 
-def _terminate(proc: subprocess.Popen, ns: pidns.Namespace | None, grace_s: float) -> None:
+def _terminate(proc: subprocess.Popen[bytes], ns: pidns.Namespace | None, grace_s: float) -> None:
     """SIGTERM (to the namespace's processes, or the group), SIGKILL after the grace period."""
     if ns is not None and ns.ready.wait(timeout=1):
         pidns.signal_members(ns.inode, signal.SIGTERM, 2)
@@ -134,7 +136,7 @@ def _terminate(proc: subprocess.Popen, ns: pidns.Namespace | None, grace_s: floa
     proc.wait()
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:

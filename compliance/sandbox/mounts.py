@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import StageSpec
 
 
-def read_only_sources(paths) -> list[Path]:
+def read_only_sources(paths: Iterable[str | Path]) -> list[Path]:
     """Each input, plus the targets of links inside an input directory (the eval stage's
     validation shards are links into the dataset; the dataset itself stays unmounted)."""
-    out = []
+    out: list[Path] = []
     for path in (Path(p) for p in paths):
         if not path.exists():
             continue  # the stage will find it missing, as it would locally
@@ -26,7 +31,7 @@ def within(path: Path, parent: Path) -> bool:
         return False
 
 
-def writable_dirs(spec) -> list[Path]:
+def writable_dirs(spec: StageSpec) -> list[Path]:
     """The stage's outputs and its working directory (created when missing)."""
     dirs = [Path(p) for p in spec.writable]
     if not any(within(Path(spec.cwd), d) for d in dirs):

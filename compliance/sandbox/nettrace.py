@@ -18,6 +18,7 @@ reaching for a network it does not have.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def read_trace(path: Path) -> Trace:
     return Trace(_connections(calls), truncated)
 
 
-def _calls(lines: list[str]):
+def _calls(lines: list[str]) -> Iterator[_Call]:
     """One _Call per completed syscall, an <unfinished ...> line joined with its <... resumed> one."""
     pending: dict[int, str] = {}
     for index, line in enumerate(lines):

@@ -38,7 +38,7 @@ def _drop_bounding_set() -> None:
             break  # EINVAL past the last capability; EPERM without CAP_SETPCAP (not root: nothing to drop)
 
 
-def _spared() -> set:
+def _spared() -> set[int]:
     """This process and its ancestors (pgolf's tracer, the namespace's init)."""
     spared, pid = {os.getpid()}, os.getpid()
     while pid > 1:
@@ -55,11 +55,11 @@ def _ppid(pid: int) -> int:
         return 1
 
 
-def _others(spared: set) -> list:
+def _others(spared: set[int]) -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) not in spared]
 
 
-def _signal_all(sig: int, spared: set) -> int:
+def _signal_all(sig: int, spared: set[int]) -> int:
     sent = 0
     for pid in _others(spared):
         try:
@@ -80,7 +80,7 @@ def _reap() -> None:
             return
 
 
-def _sweep(spared: set) -> None:
+def _sweep(spared: set[int]) -> None:
     """SIGKILL whatever is left until nothing is (a fork racing the kill shows up in the next round)."""
     for _ in range(200):
         _reap()
@@ -89,7 +89,7 @@ def _sweep(spared: set) -> None:
         time.sleep(0.01)
 
 
-def main(argv: list) -> int:
+def main(argv: list[str]) -> int:
     config = json.loads(argv[1])
     command = argv[argv.index("--") + 1 :]
     for name, value in config.get("limits", {}).items():
