@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from ..report import Finding
 from ..rules import Rule, check
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..dynamic.context import DynamicContext
-    from ..dynamic.ledger import Order
+    from ..dynamic.harness import DynamicRun
+    from ..dynamic.ledger import Ledger, Order
+    from ..sandbox.base import Connection
 
 
 def _order(ctx: DynamicContext, rule: Rule) -> Order | None:
@@ -106,6 +108,7 @@ def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
 def _preset_findings(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     """What the run was set to: the run's own configuration, the caps on evaluation work, what no knob bounds."""
     run = ctx.run
+    assert run is not None  # run_state returned without a run
     if run.run_config:
         shown = ", ".join(f"{k}={printable(v)[:40]}" for k, v in list(run.run_config.items())[:16])
         more = f" and {len(run.run_config) - 16} more" if len(run.run_config) > 16 else ""
@@ -137,7 +140,7 @@ def _preset_findings(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         yield rule.finding(f"preset knobs not found in the script's source: {shown}", file=ctx.file, severity="info")
 
 
-def _budget_text(run) -> str:
+def _budget_text(run: DynamicRun) -> str:
     shrunk = [a for a in run.attempts if a.get("status") == "shrunk"]
     budget = run.budget or {}
     parts = []
@@ -155,13 +158,13 @@ def _budget_text(run) -> str:
     return ("; " + "; ".join(parts)) if parts else ""
 
 
-def _how(run) -> str:
+def _how(run: DynamicRun) -> str:
     if run.status == "timeout":
         return f"killed at its {run.wall_s:.0f}s cap"
     return f"exit {run.returncode}"
 
 
-def _kept(run) -> str:
+def _kept(run: DynamicRun) -> str:
     if run.workdir is not None:
         return f"; log and ledger kept in {run.workdir}"
     return "; rerun with --keep DIR to keep its log and ledger"
@@ -184,6 +187,7 @@ def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
 
     from ..dynamic.ledger import position_ranges
 
+    assert ctx.run is not None  # an order comes only from a ready context
     ledger, late = ctx.run.ledger, order.c3_positions
     updates = np.isfinite(ledger.update_t) & np.isin(ledger.pos, late)
     update_site = _most_common(ledger, updates)
@@ -206,7 +210,7 @@ def score_first(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     )
 
 
-def _most_common(ledger, which: np.ndarray) -> str:
+def _most_common(ledger: Ledger, which: np.ndarray) -> str:
     """The call site most of these entries (a mask or indices) were made at."""
     counts = Counter(ledger.site_of[which].tolist())
     return ledger.site[counts.most_common(1)[0][0]] if counts else "?"
@@ -275,6 +279,7 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     lowp = order is not None and order.judged is not None and order.judged.lowp
     alpha = rule.params.get("alpha", 1e-6)
     ev = ctx.canary(rule.params)
+    assert ev is not None and ctx.run is not None and ctx.reported is not None  # _ready: a run with a reported score
     evidence = {
         **ev.as_dict(),
         "alpha": alpha,
@@ -308,7 +313,7 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
 def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if ctx.run is None:
         return
-    by_site: dict[str, list[dict]] = {}
+    by_site: dict[str, list[dict[str, Any]]] = {}
     for event in ctx.run.ledger.of_kind("connect", "resolve"):
         by_site.setdefault(event["site"], []).append(event)
     seen = _sandbox_attempts(ctx)
@@ -351,16 +356,17 @@ def network(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
                 yield rule.finding(note.split(": ", 1)[-1], file=ctx.file)
 
 
-def _sandbox_attempts(ctx: DynamicContext) -> dict[str, list]:
+def _sandbox_attempts(ctx: DynamicContext) -> dict[str, list[Connection]]:
     """Connection attempts the sandbox traced outside the run itself, by address."""
-    out: dict[str, list] = {}
+    assert ctx.run is not None  # network returned without a run
+    out: dict[str, list[Connection]] = {}
     for conn in ctx.run.connections:
         if not conn.internal:
             out.setdefault(conn.address, []).append(conn)
     return out
 
 
-def _claim(seen: dict[str, list], addresses: list[str]) -> list:
+def _claim(seen: dict[str, list[Connection]], addresses: list[str]) -> list[Connection]:
     """The traced attempts that are the hooked calls themselves (one each, from a Python process),
     taken out of `seen` so one connect is one finding."""
     claimed = []
@@ -392,6 +398,7 @@ def _host_port(target: str) -> str:
 def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     if not _ready(ctx):
         return
+    assert ctx.run is not None  # _ready: a run with a reported score
     window = ctx.eval_window(_order(ctx, rule))
     opens = ctx.run.ledger.of_kind("open")
     if window is None:
@@ -427,13 +434,21 @@ def train_in_eval(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     params={"abs_tolerance": 1e-3, "rel_tolerance": 5e-4, "lowp_abs_tolerance": 0.1, "ratio_tolerance": 2e-3},
 )
 def tokenizer_bpb(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
-    if not _ready(ctx) or ctx.reported.val_bpb is None or not math.isfinite(ctx.reported.val_bpb):
+    # _ready implies both: the tests of run and reported only narrow the types
+    if (
+        not _ready(ctx)
+        or ctx.run is None
+        or ctx.reported is None
+        or ctx.reported.val_bpb is None
+        or not math.isfinite(ctx.reported.val_bpb)
+    ):
         return
     from ..dynamic.evidence import byte_recount
 
     positions = ctx.counted_positions(_order(ctx, rule))
+    # reported: its val_loss is finite
     recount = byte_recount(
-        ctx.run.canary.tokens, positions, ctx.run.tokenizer, ctx.reported.val_loss, ctx.reported.val_bpb
+        ctx.run.canary.tokens, positions, ctx.run.tokenizer, cast(float, ctx.reported.val_loss), ctx.reported.val_bpb
     )
     if recount is None:
         return

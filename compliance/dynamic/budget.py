@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class Budget:
     passes_hint: int = 0  # an update loop no knob bounds runs this many times (a literal count)
     spawn_ns: int = field(default_factory=time.monotonic_ns)
     processes: dict[str, _Process] = field(default_factory=dict)
-    predictions: list[dict] = field(default_factory=list)
+    predictions: list[dict[str, float]] = field(default_factory=list)
     _read_at: float = -math.inf
     _told: int = 0
     _noted: int = 0
@@ -125,7 +126,7 @@ class Budget:
             for event in _new_events(folder / "events.jsonl", proc):
                 self._event(folder, proc, event)
 
-    def _event(self, folder: Path, proc: _Process, event: dict) -> None:
+    def _event(self, folder: Path, proc: _Process, event: dict[str, Any]) -> None:
         kind, t = event.get("kind"), event.get("t")
         if not isinstance(t, int):
             return
@@ -168,7 +169,13 @@ class Budget:
         still to come (and a scoring pass after them) are counted in at the same pace."""
         ends = []
         for proc in self.processes.values():
-            if proc.pass_seen is None or proc.last_ns is None or proc.last_ns <= proc.pass_start_ns:
+            # pass_start_ns is set with pass_seen: its test only narrows the type
+            if (
+                proc.pass_seen is None
+                or proc.pass_start_ns is None
+                or proc.last_ns is None
+                or proc.last_ns <= proc.pass_start_ns
+            ):
                 continue
             seen = int(proc.pass_seen.sum())
             if seen - proc.pass_base < 0.05 * self.tokens:
@@ -195,23 +202,26 @@ class Budget:
         tokens = int(left / (per_token * SLACK)) // 2048 * 2048
         return tokens if MIN_TOKENS <= tokens < self.tokens else None
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """What was measured, for the finding: first training step, first evaluation window, passes."""
         steps = [b - a for p in self.processes.values() for a, b in zip(p.train_steps, p.train_steps[1:], strict=False)]
         first = [p for p in self.processes.values() if p.second_eval_ns is not None]
-        window = min(first, key=lambda p: p.first_eval_ns) if first else None
+        # a process with a second eval event has a first one
+        window = min(first, key=lambda p: cast(int, p.first_eval_ns)) if first else None
         return {
             "train_step_s": round(min(steps) / 1e9, 3) if steps else None,
             "train_steps_seen": max((len(p.train_steps) for p in self.processes.values()), default=0),
-            "eval_start_s": None if self.eval_start_s() is None else round(self.eval_start_s(), 1),
-            "first_eval_window_s": round((window.second_eval_ns - window.first_eval_ns) / 1e9, 3) if window else None,
+            "eval_start_s": None if self.eval_start_s() is None else round(cast(float, self.eval_start_s()), 1),
+            "first_eval_window_s": round((cast(int, window.second_eval_ns) - cast(int, window.first_eval_ns)) / 1e9, 3)
+            if window
+            else None,
             "first_eval_window_targets": window.first_window_positions if window else None,
             "passes_seen": max((p.passes for p in self.processes.values()), default=0),
             "predictions": list(self.predictions),
         }
 
 
-def _new_events(path: Path, proc: _Process):
+def _new_events(path: Path, proc: _Process) -> Iterator[dict[str, Any]]:
     """Complete lines appended since the last read (a line still being written waits)."""
     try:
         with open(path, "rb") as handle:
@@ -228,7 +238,7 @@ def _new_events(path: Path, proc: _Process):
             continue
 
 
-def _positions(folder: Path, event: dict) -> np.ndarray | None:
+def _positions(folder: Path, event: dict[str, Any]) -> np.ndarray | None:
     start, n = event.get("start"), event.get("n")
     if not isinstance(start, int) or not isinstance(n, int) or n <= 0:
         return None

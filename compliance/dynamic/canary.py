@@ -15,11 +15,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
 from ..shards import shard_name, write_shard
+
+if TYPE_CHECKING:
+    import sentencepiece as spm
 
 BOS_ID = 1
 DEFAULT_SCORED_TOKENS = 16384  # 8 x 2048: whole sequences at the records' lengths
@@ -56,7 +60,7 @@ class Canary:
         return nll
 
 
-def _processor(tokenizer: Path):
+def _processor(tokenizer: Path) -> spm.SentencePieceProcessor:
     import sentencepiece as spm
 
     try:

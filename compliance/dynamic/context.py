@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
+from ..logparse.facts import MetricLine
 from .evidence import CanaryEvidence, canary_evidence, printed_decimals
 from .harness import DynamicRun
 from .ledger import Order, Tolerance, judge_order
@@ -22,28 +25,31 @@ class DynamicContext:
     run: DynamicRun | None
     error: str | None = None  # why no run happened (bad data, no script)
     file: str | None = None  # the script's name, for findings
-    _orders: dict = field(default_factory=dict)
+    _orders: dict[Tolerance, Order] = field(default_factory=dict)
 
     @property
-    def reported(self):
+    def reported(self) -> MetricLine | None:
         """The final metric line of the traced run, as the log parser reads it."""
         score = self.run.facts.score if self.run else None
         return score if score is not None and score.val_loss is not None and math.isfinite(score.val_loss) else None
 
-    def order(self, params: dict) -> Order | None:
-        if self.reported is None or not self.run.ledger.traced:
+    def order(self, params: Mapping[str, Any]) -> Order | None:
+        # a reported score implies a run: `self.run is None` only narrows the type
+        if self.reported is None or self.run is None or not self.run.ledger.traced:
             return None
         tolerance = Tolerance(
             params.get("abs_tolerance", 1e-3), params.get("rel_tolerance", 5e-4), params.get("lowp_abs_tolerance", 0.1)
         )
         if tolerance not in self._orders:
-            self._orders[tolerance] = judge_order(self.run.ledger, self.reported.val_loss, tolerance)
+            # reported: its val_loss is finite
+            self._orders[tolerance] = judge_order(self.run.ledger, cast(float, self.reported.val_loss), tolerance)
         return self._orders[tolerance]
 
     def scored_positions(self, order: Order | None) -> np.ndarray:
         """Targets the reported score covers: the traced pass, else what the log's count implies."""
         if order is not None and order.judged is not None:
             return order.judged.positions
+        assert self.run is not None  # the checks ask only of a run
         n = len(self.run.canary.tokens) - 1
         count = self.run.facts.val_tokens
         return np.arange(1, 1 + min(n, count if count else n))
@@ -55,17 +61,20 @@ class DynamicContext:
         luck again). Else every score the script could have counted (the judged window's scores, repeats
         included, so the threshold grows with R), at N_eff x val_loss; untraced, the log's count, with
         as many repeats as that count allows."""
+        assert self.run is not None  # the checks ask only of a run
         if order is not None and order.matched is not None:
             entries = order.matched.entries
             return self.run.ledger.pos[entries], float(self.run.ledger.loss[entries].sum()), None
         positions = self._countable(order)
+        assert self.reported is not None  # canary() asks only of a reported score, its val_loss finite
         return (
             positions,
-            len(positions) * self.reported.val_loss,
+            len(positions) * cast(float, self.reported.val_loss),
             printed_decimals(order.report_line if order else None),
         )
 
     def _countable(self, order: Order | None) -> np.ndarray:
+        assert self.run is not None  # the checks ask only of a run
         ledger = self.run.ledger
         if order is not None and order.judged is not None:
             judged = order.judged
@@ -83,6 +92,7 @@ class DynamicContext:
         the report, else the pass judged, else what the log's count implies."""
         chosen = order.matched or order.judged if order is not None else None
         if chosen is not None:
+            assert self.run is not None  # the checks ask only of a run
             return self.run.ledger.pos[chosen.weighted]
         return self.scored_positions(order)
 
@@ -92,6 +102,7 @@ class DynamicContext:
         the artifact is written (a GPTQ calibration on training data) belong to training."""
         if order is None or order.judged is None:
             return None
+        assert self.run is not None  # the checks ask only of a run
         ledger = self.run.ledger
         first = float(ledger.t[order.judged.entries].min())
         writes = [e["t"] for e in ledger.of_kind("write") if e["t"] < first]
@@ -101,7 +112,7 @@ class DynamicContext:
 
     # ---------------------------------------------------------------- judgements shared with audit
 
-    def canary(self, params: dict) -> CanaryEvidence | None:
+    def canary(self, params: Mapping[str, Any]) -> CanaryEvidence | None:
         """The canary evidence of the reported score (R-DYN-CANARY's judgement), None without one."""
         if self.run is None or self.reported is None:
             return None
@@ -113,7 +124,7 @@ class DynamicContext:
             self.run.canary.target_nll(), positions, scored_nats, margin, decimals, params.get("alpha", 1e-6)
         )
 
-    def family_outcomes(self, params: dict | None = None) -> dict[str, str]:
+    def family_outcomes(self, params: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Per rule family, what the traced run says, so a static verdict can be confirmed or contradicted:
         {"C1": ..., "C2": ..., "C3": ..., "C4": ..., "data": ...}, each "clean", "flagged" or "unknown".
 
@@ -159,9 +170,11 @@ class DynamicContext:
         return out
 
     def _updated_canary(self) -> bool:
+        assert self.run is not None  # the checks ask only of a run
         return bool(np.isfinite(self.run.ledger.update_t).any())
 
     def _rescored(self) -> bool:
+        assert self.run is not None  # the checks ask only of a run
         ledger = self.run.ledger
         scores = ledger.pos[~np.isfinite(ledger.update_t)]
         return len(scores) > len(np.unique(scores))
@@ -171,13 +184,14 @@ class DynamicContext:
         if window is None:
             return "unknown"
         start, end = window
+        assert self.run is not None  # the checks ask only of a run
         for event in self.run.ledger.of_kind("open"):
             if "fineweb_train_" in event["path"].rsplit("/", 1)[-1] and start <= event["t"] <= end:
                 return "flagged"
         return "clean"
 
 
-def _catalog_params() -> dict:
+def _catalog_params() -> dict[str, Any]:
     """R-DYN-CANARY's params from the dynamic catalog (tolerances, alpha, margins)."""
     from ..rules import load_ruleset
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -23,8 +24,8 @@ RULES_FILE = Path(__file__).with_name("eval_preset.yaml")
 
 
 @lru_cache(maxsize=1)
-def rules() -> dict:
-    return yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+def rules() -> dict[str, Any]:
+    return cast("dict[str, Any]", yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")))
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class EvalPreset:
     capped: list[Capped] = field(default_factory=list)
     unsettable: list[str] = field(default_factory=list)  # eval work no knob bounds
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"capped": [c.__dict__ for c in self.capped], "unsettable": self.unsettable}
 
 
@@ -77,7 +78,7 @@ def eval_preset(kmap: KnobMap, resolved: dict[str, str], fixed: set[str], scored
     return out
 
 
-def _cap(knob: Knob, value: float, r: dict, scored_tokens: int) -> tuple[float, str] | None:
+def _cap(knob: Knob, value: float, r: dict[str, Any], scored_tokens: int) -> tuple[float, str] | None:
     """(new value, role) when the knob's value is beyond its role's cap; None otherwise."""
     roles, name = set(knob.roles), knob.name.upper()
     if _named(name, r["protected_names"]):
@@ -96,7 +97,9 @@ def _cap(knob: Knob, value: float, r: dict, scored_tokens: int) -> tuple[float, 
     return _size_cap(roles, name, value, r, scored_tokens)
 
 
-def _size_cap(roles: set[str], name: str, value: float, r: dict, scored_tokens: int) -> tuple[float, str] | None:
+def _size_cap(
+    roles: set[str], name: str, value: float, r: dict[str, Any], scored_tokens: int
+) -> tuple[float, str] | None:
     """Tables, strides and chunk sizes (a float-written size still sizes)."""
     if "table_bits" in roles and value > r["table_bits"]:
         return r["table_bits"], "table_bits"

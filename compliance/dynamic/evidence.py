@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class CanaryEvidence:
         """exp(-E) underflows past ~745 nats; say the exponent instead."""
         return f"{self.p_value:.2g}" if self.p_value > 1e-300 else f"1e{self.log10_p:.0f}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         data = {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
         data["p_value"], data["log10_p"] = self.p_value, round(self.log10_p, 3)
         return data
@@ -132,7 +133,7 @@ class ByteRecount:
     implied_bytes: float  # N x val_loss / (ln 2 x val_bpb)
     ratio: float  # implied / true
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float]:
         return {
             "tokens": self.tokens,
             "true_bytes": self.true_bytes,

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
 from ..progress import Progress
 from ..sandbox import StageSpec, caller_environment, choose_runtime, compose_env
-from ..sandbox.base import StageResult
+from ..sandbox.base import Connection, Runtime, StageResult
 from ..sandbox.launch import CONTRACT_MARKER, launcher
 from ..shards import read_header, shard_paths, write_shard
 from . import canary as canary_mod
@@ -54,7 +55,7 @@ SCRUBBED = ("PGOLF_", "DATA_PATH", "DATA_DIR", "DATASETS_DIR", "TOKENIZER_PATH",
 class DynamicOptions:
     data: Path | None = None  # train shards of the script's vocabulary, or a `pgolf data synth` folder
     tokenizer: Path | None = None  # the SentencePiece model those shards were cut with
-    runtime: object | None = None  # a compliance.sandbox runtime; the default sandbox when None
+    runtime: Runtime | None = None  # a compliance.sandbox runtime; the default sandbox when None
     nproc: int = 1  # 0: two ranks for a script that starts a process group, on two or
     # more cores (two processes of one thread beat one of two), else one
     threads: int = 2
@@ -86,12 +87,12 @@ class DynamicRun:
     knobs_ignored: list[str]
     notes: list[str] = field(default_factory=list)
     workdir: Path | None = None
-    connections: list = field(default_factory=list)  # every attempt the sandbox saw (sandbox.Connection)
+    connections: list[Connection] = field(default_factory=list)  # every attempt the sandbox saw (sandbox.Connection)
     log_tail: list[str] = field(default_factory=list)  # the log's last lines, read before cleanup
     eval_preset: EvalPreset = field(default_factory=EvalPreset)
     run_config: dict[str, str] = field(default_factory=dict)  # knobs from the README and the logs
-    attempts: list[dict] = field(default_factory=list)  # every attempt: tokens, status, wall, why
-    budget: dict = field(default_factory=dict)  # what the budget measured and predicted
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # every attempt: tokens, status, wall, why
+    budget: dict[str, Any] = field(default_factory=dict)  # what the budget measured and predicted
 
     @property
     def scored_tokens(self) -> int:
@@ -116,7 +117,14 @@ def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRu
 
 
 def _run_within_budget(
-    script, work, train_dir, tokenizer, ids, plan: RunPlan, options: DynamicOptions, device_shim: bool
+    script: Path,
+    work: Path,
+    train_dir: Path,
+    tokenizer: Path,
+    ids: np.ndarray,
+    plan: RunPlan,
+    options: DynamicOptions,
+    device_shim: bool,
 ) -> DynamicRun:
     """Attempts on ever smaller canaries, each sized by what the one before measured, until one runs
     to its end (or fails, or reaches the cap with no smaller canary left to try)."""
@@ -153,7 +161,16 @@ def _run_within_budget(
 
 
 def _run(
-    script, work, train_dir, tokenizer, plan: RunPlan, canary, options, device_shim: bool, budget: Budget, cap_s: float
+    script: Path,
+    work: Path,
+    train_dir: Path,
+    tokenizer: Path,
+    plan: RunPlan,
+    canary: canary_mod.Canary,
+    options: DynamicOptions,
+    device_shim: bool,
+    budget: Budget,
+    cap_s: float,
 ) -> tuple[DynamicRun, BudgetStop | None]:
     vocab = plan.vocab
     run_dir, data_root, ledger_dir = _layout(work, script, train_dir, tokenizer, vocab, canary, plan.sidecar)
@@ -224,7 +241,9 @@ def _run(
     return run, stop
 
 
-def _run_watched(runtime, spec: StageSpec, budget: Budget, ticker) -> tuple:
+def _run_watched(
+    runtime: Runtime, spec: StageSpec, budget: Budget, ticker: Callable[[float], None]
+) -> tuple[StageResult, BudgetStop | None]:
     """The runtime's run, with the budget reading the ledger at every tick. A BudgetStop raised from
     the tick takes the stage down (every runtime stops its stage when pgolf is interrupted)."""
     start = time.monotonic()
@@ -296,7 +315,15 @@ def tokenizer_name(vocab: int) -> str:
     return f"fineweb_{vocab}_bpe.model"
 
 
-def _layout(work: Path, script: Path, train_dir: Path, tokenizer: Path, vocab: int, canary, sidecar: bool = False):
+def _layout(
+    work: Path,
+    script: Path,
+    train_dir: Path,
+    tokenizer: Path,
+    vocab: int,
+    canary: canary_mod.Canary,
+    sidecar: bool = False,
+) -> tuple[Path, Path, Path]:
     """work/run: a copy of the script's folder; work/data: the official layout (DATA_DIR and DATA_PATH
     styles both find it) with links to the training shards and the canary as the only val shard, plus
     its byte sidecar when the script reads one (a glob of fineweb_val_*.bin would take it for a shard)."""
@@ -317,7 +344,7 @@ def _layout(work: Path, script: Path, train_dir: Path, tokenizer: Path, vocab: i
     return run_dir, data_root, ledger_dir
 
 
-def write_byte_sidecar(canary, tokenizer: Path, folder: Path) -> Path:
+def write_byte_sidecar(canary: canary_mod.Canary, tokenizer: Path, folder: Path) -> Path:
     """fineweb_val_bytes_000000.bin: per position, the UTF-8 bytes its token stands for after the token
     before it (RULES.md §6), in the shard format, as CaseOps datasets ship beside their val shard."""
     base, space, boundary = byte_table(tokenizer)

@@ -23,6 +23,7 @@ they are reported as such, so the harness can bound the run another way.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _READERS = ("environ.get", "getenv", "environ.setdefault")
@@ -65,15 +66,15 @@ class KnobMap:
         return [k for k in self.knobs.values() if name in k.names]
 
 
-def _growing(flow: dict, direct: bool = True) -> set[str]:
+def _growing(flow: Flow, direct: bool = True) -> set[str]:
     return {k for k, (s, d) in flow.items() if s >= 0 and (d or not direct)}
 
 
-def _shrinking(flow: dict, direct: bool = True) -> set[str]:
+def _shrinking(flow: Flow, direct: bool = True) -> set[str]:
     return {k for k, (s, d) in flow.items() if s <= 0 and (d or not direct)}
 
 
-def _merge(into: dict, new: dict) -> None:
+def _merge(into: Flow, new: Flow) -> None:
     for knob, (sign, direct) in new.items():
         if knob in into:
             old_sign, old_direct = into[knob]
@@ -172,8 +173,8 @@ def _direct_read(node: ast.AST, aliases: set[str]) -> tuple[str, object] | None:
     return None
 
 
-Key = tuple  # ("attr", name) for attributes and fields; (scope id, name) for variables
-Flow = dict  # knob -> (direction, direct)
+Key = tuple[int | str, str]  # ("attr", name) for attributes and fields; (scope id, name) for variables
+Flow = dict[str, tuple[int, bool]]  # knob -> (direction, direct)
 _SCALAR_CALLS = frozenset(
     {"int", "float", "round", "abs", "max", "min", "ceil", "floor", "bool", "str", "field"}
 )  # dataclasses.field(default=..., default_factory=lambda: ...)
@@ -182,7 +183,7 @@ _SCALAR_METHODS = frozenset({"item"})
 
 def _module_constants(module: ast.Module) -> dict[str, int]:
     """Module-level names bound once, to an int literal (`EPOCHS = 15`, `EPOCHS, LR = 15, 1e-2`)."""
-    seen: dict[str, list] = {}
+    seen: dict[str, list[object]] = {}
     for stmt in module.body:
         if not isinstance(stmt, ast.Assign):
             continue
@@ -230,7 +231,7 @@ class _Scopes:
         return (id(owner), name)
 
 
-def _local_names(func: ast.AST) -> set[str]:
+def _local_names(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef) -> set[str]:
     if isinstance(func, ast.ClassDef):
         return set()
     args = func.args
@@ -239,7 +240,7 @@ def _local_names(func: ast.AST) -> set[str]:
     if isinstance(func, ast.Lambda):
         return names
     declared: set[str] = set()
-    stack = list(func.body)
+    stack: list[ast.AST] = list(func.body)
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Global, ast.Nonlocal)):
@@ -259,7 +260,7 @@ class _Flow:
     def __init__(self, module: ast.Module) -> None:
         self.module = module
         self.scopes = _Scopes(module)
-        self.functions: dict[str, ast.FunctionDef] = {}
+        self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
         self.classes: dict[str, ast.FunctionDef | None] = {}  # class -> its __init__
         for node in ast.walk(module):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -442,7 +443,7 @@ class _Flow:
     def _state(self) -> int:
         return hash(tuple(sorted((repr(k), tuple(sorted(v.items()))) for k, v in self._bound.items())))
 
-    def _flows(self, node: ast.AST):
+    def _flows(self, node: ast.AST) -> Iterator[tuple[Key, ast.expr]]:
         """(key, value expression) pairs an AST node creates."""
         if isinstance(node, ast.Assign):
             for target in node.targets:
@@ -458,7 +459,7 @@ class _Flow:
             for arg, default in zip(args.args[len(args.args) - len(args.defaults) :], args.defaults, strict=False):
                 yield (id(node), arg.arg), default
 
-    def _targets(self, target: ast.AST, value: ast.AST):
+    def _targets(self, target: ast.AST, value: ast.expr) -> Iterator[tuple[Key, ast.expr]]:
         if isinstance(target, (ast.Tuple, ast.List)):
             values = (
                 value.elts
@@ -472,7 +473,7 @@ class _Flow:
         if key is not None:
             yield key, value
 
-    def _call_flows(self, call: ast.Call):
+    def _call_flows(self, call: ast.Call) -> Iterator[tuple[Key, ast.expr]]:
         """Arguments to the script's own functions (and classes' __init__) bind their parameters;
         keywords to its classes (`Hyperparameters(ttt_epochs=...)`) also bind fields."""
         name = _dotted(call.func).split(".")[-1]
@@ -500,7 +501,7 @@ class _Flow:
             if isinstance(node, ast.For):
                 literal_loops += self._for_roles(node)
             elif isinstance(node, ast.While) and isinstance(node.test, ast.Compare):
-                bound = {}
+                bound: Flow = {}
                 for comparator in node.test.comparators:
                     _merge(bound, self._knobs_in(comparator))
                 self._mark(_growing(bound), "update_loop" if self._updates_in(node.body) else "loop", node.lineno)

@@ -23,10 +23,13 @@ import bisect
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 VAL_LOSS = re.compile(r"val_loss[:=\s]\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)")
 
@@ -41,10 +44,11 @@ class Ledger:
     site: list[str]  # call sites; site_of[i] indexes it for entry i
     site_of: np.ndarray
     lowp: np.ndarray  # the call's logits were bf16/fp16: its own arithmetic is coarse
-    reach: np.ndarray = None  # 1: an update on this position reached these logits (taint); 0: none
-    # did; -1: not known (no taint, or updates the taint cannot follow)
+    # 1: an update on this position reached these logits (taint); 0: none did; -1: not known (no taint,
+    # or updates the taint cannot follow). None only until __post_init__ fills it, hence the ignore.
+    reach: np.ndarray = None  # type: ignore[assignment]
     lines: list[tuple[int, str]] = field(default_factory=list)
-    events: list[dict] = field(default_factory=list)  # every non-loss event, all processes
+    events: list[dict[str, Any]] = field(default_factory=list)  # every non-loss event, all processes
     processes: int = 0
     torch_seen: bool = False
     trace_errors: list[str] = field(default_factory=list)
@@ -57,7 +61,7 @@ class Ledger:
     def traced(self) -> bool:
         return len(self.pos) > 0
 
-    def of_kind(self, *kinds: str) -> list[dict]:
+    def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] in kinds]
 
 
@@ -68,7 +72,7 @@ def read_ledger(folder: Path) -> Ledger:
         else []
     )
 
-    def cat(key, dtype):
+    def cat(key: str, dtype: npt.DTypeLike) -> np.ndarray:
         return np.concatenate([p[key] for p in parts]).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
     sites = sorted({s for p in parts for s in p["sites"]})
@@ -97,7 +101,7 @@ def read_ledger(folder: Path) -> Ledger:
     )
 
 
-def _reach(parts: list[dict]) -> np.ndarray:
+def _reach(parts: list[dict[str, Any]]) -> np.ndarray:
     """Per entry, from the taint of its logits: did a step that trained this very position reach it?
     A step's bit stands for the positions backpropagated (in any process: gradients are all-reduced)
     since the previous canary step of its process."""
@@ -122,8 +126,11 @@ def _reach(parts: list[dict]) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int8)
 
 
-def _bit_positions(steps: list[tuple[int, int]], backwards, times) -> dict[int, np.ndarray]:
-    trained, previous = {}, -math.inf
+def _bit_positions(
+    steps: list[tuple[int, int]], backwards: list[tuple[int, np.ndarray]], times: list[int]
+) -> dict[int, np.ndarray]:
+    trained: dict[int, np.ndarray] = {}
+    previous: float = -math.inf
     for t, bit in steps:
         lo, hi = bisect.bisect_right(times, previous), bisect.bisect_right(times, t)
         chunk = [pos for _, pos in backwards[lo:hi]]
@@ -132,7 +139,7 @@ def _bit_positions(steps: list[tuple[int, int]], backwards, times) -> dict[int, 
     return trained
 
 
-def _backwards(events: list[dict]) -> dict[int, int]:
+def _backwards(events: list[dict[str, Any]]) -> dict[int, int]:
     """Loss event -> time of the first backward pass that reached it: from then on an update on
     its positions is possible (whether it reaches a later score is the taint's to say)."""
     out: dict[int, int] = {}
@@ -142,7 +149,7 @@ def _backwards(events: list[dict]) -> dict[int, int]:
     return out
 
 
-def _read_process(folder: Path) -> dict:
+def _read_process(folder: Path) -> dict[str, Any]:
     events = []
     with open(folder / "events.jsonl", encoding="utf-8", errors="replace") as handle:
         for line in handle:
@@ -322,7 +329,7 @@ def _first_updates(ledger: Ledger) -> np.ndarray:
     return first
 
 
-def _candidates(ledger: Ledger, end_t: float):
+def _candidates(ledger: Ledger, end_t: float) -> Iterator[Pass]:
     """Windows back from the reporting line, latest start first; each with no-grad entries, then all;
     each counted once per position, then (for overlapping windows) as sliding windows count. Among all
     forwards, also each position's first: a script that scores and trains from one forward counts the

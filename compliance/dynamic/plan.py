@@ -18,6 +18,7 @@ import lzma
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from .eval_preset import EvalPreset, eval_preset, rules
 from .knobs import Knob, KnobMap, as_number, discover
@@ -84,7 +85,7 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
     vocab = user.get("VOCAB_SIZE") or config.get("VOCAB_SIZE")
     plan = RunPlan(
         knobs=kmap,
-        vocab=int(vocab) if str(vocab).isdigit() else vocab_size(kmap.reads()),
+        vocab=int(cast(str, vocab)) if str(vocab).isdigit() else vocab_size(kmap.reads()),
         sidecar=any(SIDECAR_MARKER in t for t in texts.values()),
         run_config=config,
         distributed=any("init_process_group" in t for t in texts.values()),
@@ -175,6 +176,7 @@ def run_configuration(folder: Path, kmap: KnobMap) -> dict[str, str]:
             continue
         text = _clean(value, knob) if knob is not None else None
         if text is not None:
+            assert knob is not None  # text is None whenever knob is
             out[knob.name] = text
     return out
 
