@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from . import __version__
-from .baseline import AUTO, parse_baseline
 from .cli_review import EXIT_CODES, explain, prepare, record_folders_of, review_options
 from .clitypes import KEY_VALUE
-from .context import AuditOptions
 from .errors import InputError
 from .formatters import FORMATTERS
 from .progress import Progress
@@ -26,6 +24,7 @@ from .rules import load_ruleset, ruleset_names
 from .sandbox import DEFAULT_SANDBOX, runtime_help, runtime_names
 
 if TYPE_CHECKING:  # the dynamic check loads only with --dynamic: --help and --version stay instant
+    from .context import AuditOptions
     from .dynamic.harness import DynamicOptions
     from .selection import Selection
 
@@ -224,7 +223,10 @@ def _audit_options(
     dyn: DynamicOptions | None,
     selection: Selection | None = None,
 ) -> AuditOptions:
+    # records, logs and baselines load here, not with the CLI: --help stays quick
     from . import prmeta
+    from .baseline import AUTO, parse_baseline
+    from .context import AuditOptions
 
     meta = prmeta.load(pr_meta) if pr_meta else None
     auto = against is not None and against.strip().lower() == AUTO
