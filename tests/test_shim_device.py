@@ -170,7 +170,7 @@ def test_the_shim_modules_each_do_one_job():
         "pgolf_shim_triton.py",
         "pgolf_shim_gpu.py",
     } <= set(sizes)
-    assert max(sizes.values()) < 400, sizes
+    assert max(sizes.values()) < 450, sizes  # lines as ruff format lays them out (120 columns)
     assert "_FAKE_SMI" not in (SHIM / "pgolf_shim_device.py").read_text()
     assert "MetaPathFinder" not in (SHIM / "pgolf_shim_device.py").read_text()
 
