@@ -64,16 +64,6 @@ def _metrics(save: Event) -> bool:
     return save.detail.get("call") == "json.dump" and any(label.startswith("score#") for label in save.labels)
 
 
-def _training_end(events: list[Event]) -> int | None:
-    """The trace position of the last training step on training data."""
-    steps = [
-        e.seq
-        for e in events
-        if e.kind == ev.UPDATE and "train" in e.labels and "val" not in e.labels and e.activity != "off"
-    ]
-    return max(steps) if steps else None
-
-
 def _content_reads(events: list[Event]) -> list[Event]:
     return [
         e

@@ -16,6 +16,7 @@ the data is prepared. A record shows it three ways, and this check reads all thr
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -155,9 +156,8 @@ def _linked_shards(rule: Rule, texts: dict[str, str]) -> Iterator[Finding]:
 def _computed_links(text: str) -> list[tuple[int, str]]:
     """`dst = src.replace("fineweb_val_", "fineweb_train_")` then `os.symlink(src, dst)`: a training
     shard's name made from a validation shard's, and the validation file linked or copied there."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
+    tree = _module(text)
+    if tree is None:
         return []
     renamed = {
         target.id
@@ -173,6 +173,15 @@ def _computed_links(text: str) -> list[tuple[int, str]]:
             if _val_to_train(dest) or any(isinstance(n, ast.Name) and n.id in renamed for n in ast.walk(dest)):
                 out.append((node.lineno, ast.unparse(node)))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _module(text: str) -> ast.Module | None:
+    """A setup script parsed once (the link and the split checks both read it), None where it cannot be."""
+    try:
+        return parse_source(text)
+    except StaticParseError:
+        return None
 
 
 def _val_to_train(node: ast.expr) -> bool:
@@ -275,9 +284,8 @@ def _invocation_args(texts: dict[str, str], script: str) -> dict[str, str]:
 
 def _validation_split(text: str, run_args: dict[str, str]) -> tuple[int, int] | None:
     """The document count at which a prep script switches from validation to training shards."""
-    try:
-        module = parse_source(text)
-    except StaticParseError:
+    module = _module(text)
+    if module is None:
         return None
     resolver = ConfigResolver.build(module, run_args, {})
     for node in ast.walk(module):

@@ -390,18 +390,21 @@ class Tracer:
         labels = self.expr(node.value, ctx)
         if self._total(node.value) and self.frame.loop_depth == 0:
             # `loss_sum = nll.sum()` over the whole pass at once: a score as much as a running sum
-            sid = self._maybe_score(node, labels, ctx)
-            labels |= sid | ({"sum"} if sid else E)
+            labels |= self._whole_pass_score(node, labels, ctx)
         if self._bind_tuple_return(node, ctx):
             return
         value = self.res.fold(node.value, self.frame.consts)
         for target in node.targets:
             if isinstance(target, ast.Name):
                 self._manual_update(node, target.id, node.value, ctx)
-                self._note_object(target.id, node.value)
             self.bind(target, labels, ctx, node, value)
             self._note_binding(target, node.value, value, labels)
             dispatch.note_assign(self, target, node.value, ctx)
+
+    def _whole_pass_score(self, node: ast.AST, data: Labels, ctx: Ctx) -> Labels:
+        """A whole pass's losses reduced at once: the score's id, and "sum", when `data` is one."""
+        sid = self._maybe_score(node, data, ctx)
+        return sid | ({"sum"} if sid else E)
 
     def _note_object(self, name: str, value: ast.expr) -> None:
         """`cache = NgramCache(v)`: calls of `cache.update` are the class's own method, not dict.update."""
@@ -483,6 +486,7 @@ class Tracer:
         """
         if not isinstance(target, ast.Name):
             return
+        self._note_object(target.id, value)
         frame = self.frame
         if isinstance(value, ast.Call) and self._last(value.func) in _FRESH_FACTORIES | {"clone", "copy"}:
             frame.created[target.id] = self._ctx_loops  # where a buffer is made: per window, or once
@@ -618,8 +622,7 @@ class Tracer:
         ]
         if frame.loop_depth == 0 and frame.outer_loops == 0 and totals:
             # `return (nll_buffer.sum() / n).item()` from a pass called once: the whole pass's score
-            sid = self._maybe_score(node, frozenset().union(*(self.lookup(name) for name in totals)), ctx)
-            labels |= sid | ({"sum"} if sid else E)
+            labels |= self._whole_pass_score(node, frozenset().union(*(self.lookup(name) for name in totals)), ctx)
         frame.returns |= labels
         if not (isinstance(value, ast.Constant) and value.value is None):
             frame.returns_elts, frame.returns_mixed = None, True
