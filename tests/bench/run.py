@@ -158,14 +158,22 @@ def bench_pipeline() -> bool:
         # by hand with the threads and budget pgolf's calibration chose, so both run the same processes
         profile = get_profile("cpu-smoke").scaled(measured["scale"]).with_threads(measured["threads"])
         hand = _by_hand(work, data, profile, seeds)
-    overhead, cpu_overhead = (pgolf.wall - hand.wall) / hand.wall, (pgolf.cpu - hand.cpu) / hand.cpu
+    overhead = (pgolf.wall - hand.wall) / hand.wall
     ok = overhead < 0.02
     print(
-        f"pipeline: by hand {hand.wall:.1f} s (cpu {hand.cpu:.1f} s), pgolf {pgolf.wall:.1f} s (cpu "
-        f"{pgolf.cpu:.1f} s), overhead {overhead:+.1%} wall, {cpu_overhead:+.1%} cpu (target < 2%) "
-        f"{'OK' if ok else 'SLOW'}; {_load()}"
+        f"pipeline: by hand {hand.wall:.1f} s (cpu {hand.cpu:.1f} s), pgolf {pgolf.wall:.1f} s, overhead "
+        f"{overhead:+.1%} wall (target < 2%) {'OK' if ok else 'SLOW'}; {_cpu_note(pgolf, hand)}; {_load()}"
     )
     return ok
+
+
+def _cpu_note(pgolf: _Clock, hand: _Clock) -> str:
+    """pgolf's CPU beside the stages' own. pgolf starts its stages under bubblewrap's PID namespace,
+    whose CPU time never reaches this process's child rusage (bwrap's init reaps them): then only
+    pgolf's own shows, and a CPU ratio would be meaningless."""
+    if pgolf.cpu < 0.5 * hand.cpu:
+        return f"pgolf's own cpu {pgolf.cpu:.1f} s (its stages' cpu is counted inside their PID namespace)"
+    return f"cpu {pgolf.cpu:.1f} s, {(pgolf.cpu - hand.cpu) / hand.cpu:+.1%} against by hand"
 
 
 def _load() -> str:
