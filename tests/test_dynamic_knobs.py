@@ -168,6 +168,69 @@ def test_the_run_configuration_maps_dumps_to_knobs_and_drops_paths_and_the_launc
     assert not caps.capped
 
 
+SWITCHED = textwrap.dedent("""
+    import os
+    class Hyperparameters:
+        ngram_eval = bool(int(os.environ.get("NGRAM_EVAL", "0")))
+        use_ttt = bool(int(os.environ.get("USE_TTT", "0")))
+        slot_on = bool(int(os.environ.get("SLOT_ON", "1")))
+        order = int(os.environ.get("NGRAM_ORDER", 9))
+    def log0(msg):
+        print(msg)
+    def main(args, rank):
+        log0(f"final_int6_roundtrip val_loss:{1.0:.4f} val_bpb:{0.5:.4f}")
+        if args.use_ttt:
+            log0(f"Starting TTT: {args.order} epochs")
+        if args.ngram_eval and rank == 0:
+            log0(f"Starting N-gram eval: order 2-{args.order}")
+            log0("NGRAM_EVAL_ORDER_MAX")
+        else:
+            log0(f"skipping the n-gram eval: {args.order}")
+        if args.slot_on:
+            log0("SLOT pass starting now")
+""")
+
+
+def _switched_record(tmp_path: Path, log: str, readme: str = "") -> Path:
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text(SWITCHED)
+    (folder / "README.md").write_text(readme)
+    (folder / "train_seed1.log").write_text(log)
+    return folder
+
+
+def test_a_branch_the_submitted_log_printed_from_turns_its_switch_on(tmp_path):
+    log = "Starting N-gram eval: order 2-12\nSLOT pass starting now\nfinal_int6_roundtrip val_loss:1.0 val_bpb:0.5\n"
+    folder = _switched_record(tmp_path, log)
+    plan = plan_run(folder / "train_gpt.py", SWITCHED, {}, preset=True)
+    assert plan.run_config.get("NGRAM_EVAL") == "1"
+    assert "USE_TTT" not in plan.run_config  # its line is not in the log
+    assert "SLOT_ON" not in plan.run_config  # on by default: nothing to turn on
+    assert plan.environment(16384)[0]["NGRAM_EVAL"] == "1"
+
+
+def test_log_switches_never_override_an_explicit_value(tmp_path):
+    log = "Starting N-gram eval: order 2-12\nStarting TTT: 3 epochs\n"
+    folder = _switched_record(tmp_path, log, readme="```\nNGRAM_EVAL=0\n```\n")
+    plan = plan_run(folder / "train_gpt.py", SWITCHED, {}, preset=True)
+    assert plan.run_config["NGRAM_EVAL"] == "0"
+    assert plan.run_config["USE_TTT"] == "1"
+
+
+def test_a_bare_key_in_the_log_is_no_printed_line(tmp_path):
+    folder = _switched_record(tmp_path, "NGRAM_EVAL_ORDER_MAX\n")
+    plan = plan_run(folder / "train_gpt.py", SWITCHED, {}, preset=True)
+    assert "NGRAM_EVAL" not in plan.run_config
+
+
+def test_a_line_printed_from_two_places_proves_no_switch(tmp_path):
+    source = SWITCHED.replace('log0("SLOT pass starting now")', 'log0(f"Starting TTT: {args.order} epochs")')
+    folder = _switched_record(tmp_path, "Starting TTT: 3 epochs\n")
+    plan = plan_run(folder / "train_gpt.py", source, {}, preset=True)
+    assert "USE_TTT" not in plan.run_config
+
+
 # ---------------------------------------------------------------- the real corpus
 
 
@@ -232,3 +295,28 @@ def test_no_corpus_script_gets_a_sequence_length_or_a_model_size_capped():
         _, capped = _plan(entry["id"])
         shaped = [k for k in capped if any(w in k for w in ("SEQ_LEN", "VOCAB", "DIM", "HEADS", "LAYERS"))]
         assert not shaped, (entry["id"], shaped)
+
+
+def test_a_dump_key_maps_to_a_knob_only_when_it_says_the_same_words(tmp_path):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    source = textwrap.dedent("""
+        import os
+        def normalize(text, mode):
+            return text.lower() if mode == "lower" else text
+        ttt_epochs = int(os.environ.get("TTT_NUM_EPOCHS", 3))
+        word_normalize = os.environ.get("WORD_NORMALIZE", "lower")
+        normalize("x", mode=word_normalize)
+    """)
+    (folder / "train_gpt.py").write_text(source)
+    (folder / "train_seed1.log").write_text("torch_compile:disable=False mode:inherit\nttt_epochs:5\n")
+    plan = plan_run(folder / "train_gpt.py", source, {}, preset=True)
+    assert "WORD_NORMALIZE" not in plan.run_config
+    assert plan.run_config.get("TTT_NUM_EPOCHS") == "5"
+
+
+def test_a_log_that_embeds_the_source_switches_nothing_on(tmp_path):
+    embedded = "\n".join("    " + line for line in SWITCHED.splitlines())
+    folder = _switched_record(tmp_path, embedded + "\nfinal_int6_roundtrip val_loss:1.0 val_bpb:0.5\n")
+    plan = plan_run(folder / "train_gpt.py", SWITCHED, {}, preset=True)
+    assert "USE_TTT" not in plan.run_config and "NGRAM_EVAL" not in plan.run_config

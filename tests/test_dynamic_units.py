@@ -481,12 +481,12 @@ def test_an_update_thrown_away_before_anything_reads_it_is_no_update(tmp_path, m
 # ------------------------------------------------------------------ per-family outcomes for the audit
 
 
-def _context(book: Book, reported: float, status: str = "ok"):
+def _context(book: Book, reported: float, status: str = "ok", bpb: float = 3.0, tokenizer: Path = Path("t.model")):
     from pgolf.compliance.dynamic.context import DynamicContext
     from pgolf.compliance.dynamic.harness import DynamicRun
     from pgolf.compliance.logparse import parse_log_bytes
 
-    facts = parse_log_bytes(f"final_int8_zlib_roundtrip_exact val_loss:{reported:.8f} val_bpb:3.0\n".encode())
+    facts = parse_log_bytes(f"final_int8_zlib_roundtrip_exact val_loss:{reported:.8f} val_bpb:{bpb:.8f}\n".encode())
     run = DynamicRun(
         script="s.py",
         status=status,
@@ -494,7 +494,7 @@ def _context(book: Book, reported: float, status: str = "ok"):
         wall_s=1.0,
         log_path=Path("run.log"),
         canary=make_canary(400),
-        tokenizer=Path("t.model"),
+        tokenizer=tokenizer,
         facts=facts,
         ledger=book.build(),
         env={},
@@ -559,3 +559,23 @@ def test_an_unexplained_report_over_overlapping_windows_is_tested_with_its_repea
     ev = ctx.canary({"alpha": 1e-6})
     assert ctx.order({}).matched is None and ev.repeats == 4
     assert ev.threshold_nats == pytest.approx(4 * math.log(1e6))
+
+
+@needs_tokenizer
+def test_a_val_bpb_below_what_the_val_loss_gives_is_judged_in_bytes():
+    """A byte-level mixture prints its own val_bpb beside the network's val_loss: the bpb ranks,
+    so the canary tests it too, over the tokenizer's own bytes of the scored targets."""
+    from pgolf.compliance.dynamic.evidence import true_bytes
+
+    book = Book()
+    book.loss(1, np.arange(1, 401), losses=np.full(400, math.log(len(IDS))))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
+    honest = _context(book, math.log(len(IDS)), tokenizer=SP1024)
+    truth = true_bytes(honest.run.canary.tokens, np.arange(1, 401), SP1024)
+    as_bytes = 400 * math.log(len(IDS)) / (math.log(2) * truth)
+    params = {"alpha": 1e-6}
+    same = _context(book, math.log(len(IDS)), bpb=as_bytes, tokenizer=SP1024).canary(params)
+    assert same.lines == 1 and same.evidence_nats < same.threshold_nats  # one statistic: nothing proven
+    mixed = _context(book, math.log(len(IDS)), bpb=0.9 * as_bytes, tokenizer=SP1024).canary(params)
+    assert mixed.lines == 2 and mixed.evidence_nats > mixed.threshold_nats
+    assert mixed.evidence_nats == pytest.approx(0.1 * 400 * math.log(len(IDS)), rel=0.05)

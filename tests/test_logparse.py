@@ -605,3 +605,18 @@ def test_large_log_parses_in_seconds() -> None:
     elapsed = time.perf_counter() - start
     assert facts.score.val_bpb == 1.2243657
     assert elapsed < 2.0, f"{len(text) / 1e6:.0f} MB took {elapsed:.2f}s"
+
+
+def test_an_exact_line_with_val_bpb_alone_takes_its_rounded_twins_loss():
+    text = (
+        "final_int6_zstd-22_roundtrip val_loss:6.9162 val_bpb:2.8794 eval:7176ms\n"
+        "final_int6_zstd-22_roundtrip_exact val_bpb:2.87942270\n"
+    )
+    score = parse_log(text).score
+    assert score.label == "final_int6_zstd-22_roundtrip_exact"
+    assert (score.val_loss, score.val_bpb) == (6.9162, 2.8794227)
+
+
+def test_an_exact_line_of_another_pass_takes_no_loss():
+    text = "final_roundtrip val_loss:6.9162 val_bpb:2.8794\nfinal_roundtrip_exact val_bpb:2.70000000\n"
+    assert parse_log(text).score.val_loss is None

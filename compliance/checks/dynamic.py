@@ -270,6 +270,7 @@ def single_pass(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
         "alpha": 1e-6,
         "margin_nats_per_token": 1e-4,
         "lowp_margin_nats_per_token": 0.1,
+        "ratio_tolerance": 2e-3,
     },
 )
 def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:

@@ -10,7 +10,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..logparse.facts import MetricLine
-from .evidence import CanaryEvidence, canary_evidence, printed_decimals
+from .evidence import CanaryEvidence, canary_evidence, printed_decimals, true_bytes
 from .harness import DynamicRun
 from .ledger import Order, Tolerance, judge_order
 
@@ -120,9 +120,35 @@ class DynamicContext:
         positions, scored_nats, decimals = self.scored(order)
         lowp = order is not None and order.judged is not None and order.judged.lowp
         margin = params.get("lowp_margin_nats_per_token" if lowp else "margin_nats_per_token", 1e-4)
-        return canary_evidence(
-            self.run.canary.target_nll(), positions, scored_nats, margin, decimals, params.get("alpha", 1e-6)
-        )
+        alpha = params.get("alpha", 1e-6)
+        nll = self.run.canary.target_nll()
+        by_loss = canary_evidence(nll, positions, scored_nats, margin, decimals, alpha)
+        by_bpb = self._bpb_evidence(nll, positions, margin, alpha, params.get("ratio_tolerance", 2e-3))
+        if by_bpb is None:
+            return by_loss
+        # two statistics of one run tested: each at m = 2, and the stronger one speaks
+        by_loss = canary_evidence(nll, positions, scored_nats, margin, decimals, alpha, lines=2)
+        return by_bpb if by_bpb.evidence_nats > by_loss.evidence_nats else by_loss
+
+    def _bpb_evidence(
+        self, nll: np.ndarray, positions: np.ndarray, margin: float, alpha: float, tolerance: float
+    ) -> CanaryEvidence | None:
+        """The claim as val_bpb states it, in nats over the tokenizer's own bytes of the scored targets,
+        when it is not the val_loss in other units (a byte-level mixture prints the mixture's val_bpb
+        beside the network's val_loss): the bpb is what ranks, so it is what the canary tests."""
+        assert self.run is not None and self.reported is not None  # canary() asks only of a reported score
+        bpb = self.reported.val_bpb
+        if bpb is None or not math.isfinite(bpb) or bpb <= 0 or len(positions) == 0:
+            return None
+        if not self.run.tokenizer.is_file():  # a run always has one; a hand-built context may not
+            return None
+        truth = true_bytes(self.run.canary.tokens, positions, self.run.tokenizer)
+        implied = len(positions) * cast(float, self.reported.val_loss) / (math.log(2) * bpb)
+        if not truth or abs(implied / truth - 1) <= tolerance:
+            return None
+        nats = bpb * math.log(2) * truth
+        rounding = 0.5 * 10.0 ** -_decimals(bpb) * math.log(2) * truth
+        return canary_evidence(nll, positions, nats + rounding, margin, None, alpha, lines=2)
 
     def family_outcomes(self, params: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Per rule family, what the traced run says, so a static verdict can be confirmed or contradicted:
@@ -200,3 +226,10 @@ def _catalog_params() -> dict[str, Any]:
     except (StopIteration, Exception):  # noqa: BLE001 - the documented defaults stand in
         return {}
     return dict(rule.params)
+
+
+def _decimals(value: float) -> int:
+    """Decimals a parsed value was printed with (repr gives back the shortest text of a float, so
+    trailing zeros drop: fewer decimals, a wider rounding margin, never a narrower one)."""
+    text = repr(value)
+    return len(text.split(".")[1]) if "." in text and "e" not in text else 0

@@ -44,7 +44,7 @@ from .budget import MIN_TOKENS, Budget, BudgetStop
 from .eval_preset import EvalPreset
 from .evidence import byte_table
 from .ledger import Ledger, read_ledger
-from .plan import RunPlan, plan_run
+from .plan import RunPlan, judged_pass, plan_run
 
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"
@@ -226,7 +226,7 @@ def _run(
         log_path=spec.log_path,
         canary=canary,
         tokenizer=tokenizer,
-        facts=parse_log_bytes(log_bytes),
+        facts=judged_pass(parse_log_bytes(log_bytes), plan.claimed),
         env=knobs,
         ledger=read_ledger(ledger_dir) if stop is None else read_ledger(work / "none"),
         knobs_ignored=plan.ignored(),

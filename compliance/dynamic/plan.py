@@ -16,17 +16,20 @@ from __future__ import annotations
 import base64
 import lzma
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
+from ..logparse import LogFacts
 from .eval_preset import EvalPreset, eval_preset, rules
 from .knobs import Knob, KnobMap, as_number, discover
+from .logswitches import switches_from_logs
 from .preset import tiny_preset, vocab_size
 
 SIDECAR_MARKER = "fineweb_val_bytes_"
 _PAYLOAD = re.compile(r"""(?:b?(?:'''|\"\"\"|'|"))([A-Za-z0-9!#$%&()*+\-;<=>?@^_`{|}~\s]{512,})""")
 _MAX_PAYLOAD = 16 << 20
+_MAX_LOG_BYTES = 8 << 20
 _VALUE_JUNK = "`,;)(\"' "
 # A run's sequence length beyond this does not fit the tiny preset's batch (8 micro-steps of whole
 # sequences in 32,768 tokens): the script's own default stands in.
@@ -43,6 +46,7 @@ class RunPlan:
     tiny: dict[str, str] = field(default_factory=dict)
     user: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # where knobs were read from
+    claimed: str | None = None  # the label of the final pass the record's score rests on
 
     def environment(self, scored_tokens: int) -> tuple[dict[str, str], EvalPreset]:
         """The knobs for a run on a canary of `scored_tokens` targets, and the caps behind them."""
@@ -81,7 +85,7 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
     texts = {script.name: source, **_payloads(source)}
     texts.update(_siblings(script, "\n".join(texts.values())))
     kmap = _merged(texts)
-    config = run_configuration(script.parent, kmap)
+    config = run_configuration(script.parent, kmap, list(texts.values()))
     vocab = user.get("VOCAB_SIZE") or config.get("VOCAB_SIZE")
     plan = RunPlan(
         knobs=kmap,
@@ -92,6 +96,7 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
         tiny=dict(tiny_preset()) if preset else {},
         user=dict(user),
         sources=sorted(texts),
+        claimed=claimed_label(script.parent),
     )
     return plan
 
@@ -157,9 +162,10 @@ def _unpack(blob: str) -> str | None:
     return None
 
 
-def run_configuration(folder: Path, kmap: KnobMap) -> dict[str, str]:
+def run_configuration(folder: Path, kmap: KnobMap, texts: list[str] | None = None) -> dict[str, str]:
     """The submitted run's knobs (README code blocks and run command, then the logs' dumps), as the
-    script reads them. Knobs it does not read, and the launcher's own variables, are left out."""
+    script reads them, plus the switches the logs show were on (logswitches). Knobs it does not
+    read, and the launcher's own variables, are left out."""
     try:
         from ..record import load_record
         from ..static.runconfig import config_from_record
@@ -178,7 +184,51 @@ def run_configuration(folder: Path, kmap: KnobMap) -> dict[str, str]:
         if text is not None:
             assert knob is not None  # text is None whenever knob is
             out[knob.name] = text
+    for name, value in switches_from_logs(texts or [], kmap, _log_texts(folder, record)).items():
+        out.setdefault(name, value)
     return out
+
+
+def claimed_label(folder: Path) -> str | None:
+    """The label of the final pass the record's score rests on (`final_compressed_eval_exact`): the
+    pass the traced run is judged by, wherever the eval preset's caps move it in the log."""
+    try:
+        from ..record import load_record
+
+        scored = load_record(folder).scored_logs()
+    except Exception:  # noqa: BLE001 - a folder that is no record claims no pass
+        return None
+    labels = [log.score.label for log in scored if log.score is not None and log.score.label]
+    return labels[0] if labels else None
+
+
+def judged_pass(facts: LogFacts, claimed: str | None) -> LogFacts:
+    """The traced log's facts with the claimed pass as its score. The preset's caps can add a pass
+    after it (a smaller eval stride makes a script print a stride-64 pass last), and judging that
+    one would judge a pass the record never claimed."""
+    if not claimed:
+        return facts
+    base = claimed.replace("_exact", "")
+    same = [m for m in facts.finals if m.label.replace("_exact", "") == base and m.val_loss is not None]
+    if not same or facts.score in same:
+        return facts
+    note = (same[-1].line, f"judged by the pass the record claims ({claimed}), not the log's last pass")
+    return replace(facts, score=same[-1], notes=[*facts.notes, note])
+
+
+def _log_texts(folder: Path, record: object) -> list[str]:
+    """The submitted logs' text (bounded): what the run printed."""
+    texts = []
+    for log in getattr(record, "scored_logs", lambda: [])():
+        path = folder / log.rel
+        if path.is_symlink():
+            continue  # a link may lead out of the folder: the record checks report it
+        try:
+            with open(path, "rb") as handle:
+                texts.append(handle.read(_MAX_LOG_BYTES).decode("utf-8", errors="replace"))
+        except OSError:
+            continue
+    return texts
 
 
 def _too_long(name: str, value: str) -> bool:
@@ -211,7 +261,9 @@ def _knob_for(key: str, kmap: KnobMap) -> Knob | None:
         return kmap.knobs[key]
     if key.upper() in kmap.knobs:
         return kmap.knobs[key.upper()]
-    bound = kmap.by_binding(key)
+    # A dump key names a knob through what it is bound to only when it says the same words: a
+    # function's `mode` parameter holds WORD_NORMALIZE, but a `mode:inherit` dump is another setting.
+    bound = [k for k in kmap.by_binding(key) if set(key.upper().split("_")) <= set(k.name.split("_"))]
     return bound[0] if len(bound) == 1 else None
 
 

@@ -19,6 +19,13 @@ def _same_numbers(a: MetricLine, b: MetricLine) -> bool:
     return known and (a.val_loss, a.val_bpb) == (b.val_loss, b.val_bpb)
 
 
+def _same_pass(rounded: MetricLine, exact: MetricLine) -> bool:
+    """The rounded line's val_bpb is the exact one's to the digits it prints (4 in practice)."""
+    if rounded.val_bpb is None or exact.val_bpb is None:
+        return False
+    return abs(rounded.val_bpb - exact.val_bpb) <= 5.1e-5
+
+
 def _short_label(prefix: str) -> str:
     """First token, then the words after it that are not `key:value` settings."""
     tokens = prefix.split()
@@ -74,13 +81,18 @@ class ScoreLines(ParserState):
         self._inherit_eval_time(metric)
 
     def _inherit_eval_time(self, metric: MetricLine) -> None:
-        """An `_exact` line repeats the pass printed just before it, with its time."""
-        if metric.eval_time_ms is not None or "_exact" not in metric.label or not self.metrics:
+        """An `_exact` line repeats the pass printed just before it: its time, and its val_loss where
+        the exact line prints val_bpb alone (the canary needs the loss)."""
+        if "_exact" not in metric.label or not self.metrics:
             return
         prev = self.metrics[-1]
-        valid = prev.eval_time_ms is not None and impossible("eval_time_ms", prev.eval_time_ms) is None
-        if valid and "_exact" not in prev.label and _base_label(prev.label) == _base_label(metric.label):
-            metric.eval_time_ms = prev.eval_time_ms
+        if "_exact" in prev.label or _base_label(prev.label) != _base_label(metric.label):
+            return
+        if metric.eval_time_ms is None and prev.eval_time_ms is not None:
+            if impossible("eval_time_ms", prev.eval_time_ms) is None:
+                metric.eval_time_ms = prev.eval_time_ms
+        if metric.val_loss is None and prev.val_loss is not None and _same_pass(prev, metric):
+            metric.val_loss = prev.val_loss
 
     def _on_evalstart(self, n: int, line: str) -> None:
         if self.run.pending_eval is None:
