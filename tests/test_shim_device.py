@@ -233,6 +233,8 @@ out["user"] = [torch.cuda.is_available(), torch.cuda.device_count(), torch.zeros
 
 buffer = io.BytesIO(); torch.save({"w": torch.ones(2)}, buffer); buffer.seek(0)
 out["load"] = str(torch.load(buffer, map_location="cuda:0")["w"].device)
+rng = torch.Generator(device="cuda"); rng.manual_seed(5)
+out["generator"] = [str(rng.device), isinstance(rng, torch._C.Generator), torch.randint(0, 9, (2,), generator=rng).numel()]
 out["smi_list"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
 out["smi_query"] = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
                                   capture_output=True, text=True).stdout.strip()
@@ -357,6 +359,7 @@ def test_shim_behaviours_beyond_the_fixture(triton_stub: Path):
     assert out["thread"] == "cpu"
     assert out["internal"] == [False, 0, False] and out["user"] == [True, 1, True]
     assert out["load"] == "cpu"
+    assert out["generator"] == ["cpu", True, 2]
     assert out["smi_list"].startswith("GPU 0: NVIDIA H100 80GB HBM3")
     assert out["smi_query"] == "NVIDIA H100 80GB HBM3, 81559"
     assert out["ce_fwd"] == [True, True, 0]  # not through F.cross_entropy: a mode may not see it

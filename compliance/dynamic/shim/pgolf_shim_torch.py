@@ -9,7 +9,8 @@
 - torch.compile is the identity (PGOLF_SHIM_COMPILE=inductor keeps the real one); autocast on
   "cuda" becomes CPU autocast with the same dtype; the SDPA backend toggles are no-ops;
 - NCCL process groups become gloo, device_id(s) are dropped, DDP gets no device_ids;
-- torch.load maps CUDA locations to the CPU.
+- torch.load maps CUDA locations to the CPU;
+- `torch.Generator(device="cuda")` (a class, which no TorchFunctionMode sees) makes a CPU generator.
 Each patch is applied on its own: one that fails is named on the shim's stderr line, and the
 others still help.
 """
@@ -49,6 +50,7 @@ def patch_torch(torch: ModuleType, known_kernels: int = 0) -> None:
         _patch_sdp_toggles,
         _patch_distributed,
         _patch_load,
+        _patch_generator,
     )
     for step in steps:
         try:
@@ -262,3 +264,21 @@ def _patch_load(torch: ModuleType, done: _Patched) -> None:
 
     torch.load = load
     done.add("torch.load map_location")
+
+
+def _patch_generator(torch: ModuleType, done: _Patched) -> None:
+    base = torch.Generator
+
+    def on_cpu(device: Any) -> Any:
+        kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+        return "cpu" if kind == "cuda" else device
+
+    class Generator(base):  # type: ignore[misc, valid-type]  # a subclass: isinstance checks still hold
+        def __new__(cls, device: Any = "cpu") -> Any:
+            return base.__new__(cls, on_cpu(device))
+
+        def __init__(self, device: Any = "cpu") -> None:  # the base took the device in __new__
+            pass
+
+    torch.Generator = Generator
+    done.add("Generator(cuda)->cpu")
