@@ -210,6 +210,16 @@ def test_score_first_ttt_passes():
     assert order.matched is not None and order.matched.n == 400 and len(order.c3_positions) == 0
 
 
+def test_of_passes_with_the_same_mean_the_latest_is_the_reported_one():
+    book = Book()
+    book.loss(10, np.arange(1, 401), losses=np.full(400, 7.0))  # a diagnostic pass
+    book.line(20, "diagnostic val_loss:7.00000000")
+    book.loss(30, np.arange(1, 401), losses=np.full(400, 7.0 + 1e-7))  # the reported one, equal to 1e-7
+    book.line(40, "final val_loss:7.00000000")
+    order = judge_order(book.build(), 7.0)
+    assert order.matched is not None and order.matched.start_t == 20
+
+
 def test_pre_eval_adaptation_is_c3_on_every_position():
     book = Book()
     book.loss(1, np.arange(1, 401), backward_at=2)

@@ -269,7 +269,12 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
         for i, c in enumerate(candidates)
         if abs(c.mean - reported) <= tolerance.of(c, reported)
     ]
-    matched = candidates[min(fits)[1]] if fits else None
+    # Means that agree to within summation noise are the same numbers: the latest such window is the
+    # pass that was reported (a near-uniform model prints near-equal passes, and a window reaching
+    # back over an earlier pass would move the evaluation's start before a GPTQ calibration).
+    noise = 1e-6 * max(1.0, abs(reported))
+    best = min(fits)[0] if fits else math.inf
+    matched = candidates[min(i for d, i in fits if d <= best + noise)] if fits else None
     judged = matched or (candidates[0] if candidates else None)
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
