@@ -18,13 +18,16 @@ import lzma
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ..logparse import LogFacts
 from .eval_preset import EvalPreset, eval_preset, rules
 from .knobs import Knob, KnobMap, as_number, discover
 from .logswitches import switches_from_logs
 from .preset import tiny_preset, vocab_size
+
+if TYPE_CHECKING:
+    from ..record import Record
 
 SIDECAR_MARKER = "fineweb_val_bytes_"
 _PAYLOAD = re.compile(r"""(?:b?(?:'''|\"\"\"|'|"))([A-Za-z0-9!#$%&()*+\-;<=>?@^_`{|}~\s]{512,})""")
@@ -85,7 +88,8 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
     texts = {script.name: source, **_payloads(source)}
     texts.update(_siblings(script, "\n".join(texts.values())))
     kmap = _merged(texts)
-    config = run_configuration(script.parent, kmap, list(texts.values()))
+    record = _record(script.parent)
+    config = run_configuration(record, kmap, list(texts.values()))
     vocab = user.get("VOCAB_SIZE") or config.get("VOCAB_SIZE")
     plan = RunPlan(
         knobs=kmap,
@@ -96,7 +100,7 @@ def plan_run(script: Path, source: str, user: dict[str, str], preset: bool) -> R
         tiny=dict(tiny_preset()) if preset else {},
         user=dict(user),
         sources=sorted(texts),
-        claimed=claimed_label(script.parent),
+        claimed=claimed_label(record),
     )
     return plan
 
@@ -162,17 +166,27 @@ def _unpack(blob: str) -> str | None:
     return None
 
 
-def run_configuration(folder: Path, kmap: KnobMap, texts: list[str] | None = None) -> dict[str, str]:
+def _record(folder: Path) -> Record | None:
+    """The script's record folder, loaded once for the run configuration and the claimed pass."""
+    try:
+        from ..record import load_record
+
+        return load_record(folder)
+    except Exception:  # noqa: BLE001 - a folder that is no record has no run configuration
+        return None
+
+
+def run_configuration(record: Record | None, kmap: KnobMap, texts: list[str] | None = None) -> dict[str, str]:
     """The submitted run's knobs (README code blocks and run command, then the logs' dumps), as the
     script reads them, plus the switches the logs show were on (logswitches). Knobs it does not
     read, and the launcher's own variables, are left out."""
+    if record is None:
+        return {}
     try:
-        from ..record import load_record
         from ..static.runconfig import config_from_record
 
-        record = load_record(folder)
-        raw = {**readme_assignments(getattr(record, "readme", None)), **config_from_record(record)}
-    except Exception:  # noqa: BLE001 - a folder that is no record has no run configuration
+        raw = {**readme_assignments(record.readme), **config_from_record(record)}
+    except Exception:  # noqa: BLE001 - a record whose files say nothing usable has no run configuration
         return {}
     out: dict[str, str] = {}
     launcher = set(rules()["launcher"])
@@ -184,20 +198,15 @@ def run_configuration(folder: Path, kmap: KnobMap, texts: list[str] | None = Non
         if text is not None:
             assert knob is not None  # text is None whenever knob is
             out[knob.name] = text
-    for name, value in switches_from_logs(texts or [], kmap, _log_texts(folder, record)).items():
+    for name, value in switches_from_logs(texts or [], kmap, _log_texts(record)).items():
         out.setdefault(name, value)
     return out
 
 
-def claimed_label(folder: Path) -> str | None:
+def claimed_label(record: Record | None) -> str | None:
     """The label of the final pass the record's score rests on (`final_compressed_eval_exact`): the
     pass the traced run is judged by, wherever the eval preset's caps move it in the log."""
-    try:
-        from ..record import load_record
-
-        scored = load_record(folder).scored_logs()
-    except Exception:  # noqa: BLE001 - a folder that is no record claims no pass
-        return None
+    scored = record.scored_logs() if record is not None else []
     labels = [log.score.label for log in scored if log.score is not None and log.score.label]
     return labels[0] if labels else None
 
@@ -216,11 +225,11 @@ def judged_pass(facts: LogFacts, claimed: str | None) -> LogFacts:
     return replace(facts, score=same[-1], notes=[*facts.notes, note])
 
 
-def _log_texts(folder: Path, record: object) -> list[str]:
+def _log_texts(record: Record) -> list[str]:
     """The submitted logs' text (bounded): what the run printed."""
     texts = []
-    for log in getattr(record, "scored_logs", lambda: [])():
-        path = folder / log.rel
+    for log in record.scored_logs():
+        path = record.root / log.rel
         if path.is_symlink():
             continue  # a link may lead out of the folder: the record checks report it
         try:
