@@ -550,3 +550,37 @@ def test_launcher_refuses_what_cannot_compile_with_one_line(tmp_path: Path, py31
     done = _run([sys.executable, LAUNCHER, new_grammar], _child_env(PGOLF_PY312=py312))
     assert done.returncode == 3
     assert done.stderr.strip() == f"pgolf-shim: {new_grammar}: needs Python 3.12 grammar and could not be rewritten"
+
+
+TEARDOWN_ABORT = """
+import atexit, os, sys, threading, time
+
+class AbortsAtTeardown:  # as gloo's threads can at interpreter teardown, after a clean run
+    def __del__(self):
+        os.abort()
+
+keeper = AbortsAtTeardown()
+atexit.register(lambda: print("atexit ran", flush=True))
+threading.Thread(target=lambda: (time.sleep(0.2), print("thread joined", flush=True))).start()
+mode = sys.argv[1]
+if mode == "code":
+    sys.exit(3)
+if mode == "text":
+    sys.exit("stopped early")
+if mode == "raise":
+    raise ValueError("boom")
+"""
+
+
+@pytest.mark.parametrize(
+    "mode, status, on_stderr", [("end", 0, ""), ("code", 3, ""), ("text", 1, "stopped early"), ("raise", 1, "ValueError: boom")]
+)
+def test_launcher_exits_with_pythons_status_and_without_the_teardown_abort(tmp_path: Path, mode, status, on_stderr):
+    script = tmp_path / "teardown.py"
+    script.write_text(TEARDOWN_ABORT)
+    plain = _run([sys.executable, script, mode], _child_env(), timeout=60)
+    assert plain.returncode < 0 or plain.returncode == 134  # the abort the launcher must not turn into a failure
+    done = _run([sys.executable, LAUNCHER, script, mode], _child_env(), timeout=60)
+    assert done.returncode == status, done.stderr
+    assert done.stdout.splitlines() == ["thread joined", "atexit ran"]  # Python's exit order, up to atexit
+    assert on_stderr in done.stderr

@@ -12,6 +12,13 @@ plain run would fail with a SyntaxError:
 - the records' self-extracting form `exec(lzma.decompress(base64.b85decode(...)))` runs as is;
   when its payload needs 3.12, the `exec` call gets the rewritten payload.
 A script that still cannot be compiled ends the run with one line on stderr and exit status 3.
+
+After the script's code has ended, the launcher does what the interpreter's exit does up to its
+atexit handlers (wait for non-daemon threads, run the handlers, flush), then leaves with the
+status Python would have given. What it skips is the interpreter's own teardown: there, a gloo
+process group's C++ threads can abort the process ("terminate called without an active
+exception", SIGABRT) after a run that has finished and said everything, even when the script
+destroyed the group; the run would read as failed for a reason that is not the script's.
 """
 
 from __future__ import annotations
@@ -228,5 +235,43 @@ def _decode(source: str | bytes) -> str:
     return source.decode(encoding)
 
 
+def exit_status(run, *args) -> int:
+    """What `sys.exit(run(*args))` would give, an uncaught exception reported as Python does.
+    KeyboardInterrupt is left to the interpreter (it exits by the signal)."""
+    try:
+        return _status_of_exit_code(run(*args))
+    except SystemExit as stop:
+        return _status_of_exit_code(stop.code)
+    except Exception:  # noqa: BLE001 - every uncaught exception is the script's exit status 1
+        sys.excepthook(*sys.exc_info())
+        return 1
+
+
+def _status_of_exit_code(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def exit_without_teardown(status: int) -> None:
+    """Python's exit up to its atexit handlers, then os._exit (see the module's docstring)."""
+    import atexit
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)  # joins non-daemon threads, as exit does
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_without_teardown(exit_status(main, sys.argv[1:]))
