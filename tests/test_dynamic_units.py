@@ -589,3 +589,24 @@ def test_a_val_bpb_below_what_the_val_loss_gives_is_judged_in_bytes():
     mixed = _context(book, math.log(len(IDS)), bpb=0.9 * as_bytes, tokenizer=SP1024).canary(params)
     assert mixed.lines == 2 and mixed.evidence_nats > mixed.threshold_nats
     assert mixed.evidence_nats == pytest.approx(0.1 * 400 * math.log(len(IDS)), rel=0.05)
+
+
+@needs_tokenizer
+def test_a_byte_mixture_the_canary_cannot_fault_is_not_clean():
+    """A claimed val_bpb that is not the traced loss in bytes (a mixture worse than the network on
+    the canary) proves nothing, and it must not clear a static C1/C2 fail either."""
+    from pgolf.compliance.dynamic.evidence import true_bytes
+
+    book = Book()
+    book.loss(1, np.arange(1, 401), losses=np.full(400, math.log(len(IDS))))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
+    loss = math.log(len(IDS))
+    truth = true_bytes(_context(book, loss, tokenizer=SP1024).run.canary.tokens, np.arange(1, 401), SP1024)
+    as_bytes = 400 * loss / (math.log(2) * truth)
+    params = {"alpha": 1e-6}
+    honest = _context(book, loss, bpb=as_bytes, tokenizer=SP1024).family_outcomes(params)
+    assert honest["C1"] == honest["C2"] == "clean"
+    worse = _context(book, loss, bpb=1.2 * as_bytes, tokenizer=SP1024)
+    evidence = worse.canary(params)
+    assert evidence.lines == 2 and evidence.evidence_nats < evidence.threshold_nats
+    assert worse.family_outcomes(params)["C1"] == worse.family_outcomes(params)["C2"] == "unknown"

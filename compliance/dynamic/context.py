@@ -136,7 +136,16 @@ class DynamicContext:
         """The claim as val_bpb states it, in nats over the tokenizer's own bytes of the scored targets,
         when it is not the val_loss in other units (a byte-level mixture prints the mixture's val_bpb
         beside the network's val_loss): the bpb is what ranks, so it is what the canary tests."""
-        assert self.run is not None and self.reported is not None  # canary() asks only of a reported score
+        claimed = self._bpb_apart(positions, tolerance)
+        if claimed is None:
+            return None
+        nats, rounding = claimed
+        return canary_evidence(nll, positions, nats + rounding, margin, None, alpha, lines=2)
+
+    def _bpb_apart(self, positions: np.ndarray, tolerance: float) -> tuple[float, float] | None:
+        """(nats, rounding) the reported val_bpb claims over the scored targets' own bytes, when that
+        bpb is not the reported val_loss in other units; None when it is, or cannot be told."""
+        assert self.run is not None and self.reported is not None  # asked only of a reported score
         bpb = self.reported.val_bpb
         if bpb is None or not math.isfinite(bpb) or bpb <= 0 or len(positions) == 0:
             return None
@@ -146,9 +155,7 @@ class DynamicContext:
         implied = len(positions) * cast(float, self.reported.val_loss) / (math.log(2) * bpb)
         if not truth or abs(implied / truth - 1) <= tolerance:
             return None
-        nats = bpb * math.log(2) * truth
-        rounding = 0.5 * 10.0 ** -_decimals(bpb) * math.log(2) * truth
-        return canary_evidence(nll, positions, nats + rounding, margin, None, alpha, lines=2)
+        return bpb * math.log(2) * truth, 0.5 * 10.0 ** -_decimals(bpb) * math.log(2) * truth
 
     def family_outcomes(self, params: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Per rule family, what the traced run says, so a static verdict can be confirmed or contradicted:
@@ -165,8 +172,9 @@ class DynamicContext:
                  happened (test-time training ran) and none reached a counted score; C4, some
                  canary position was scored more than once (a rescoring path ran) and the reported
                  value is still one pass; C1/C2, the reported value is the mean of the traced
-                 cross-entropies (normalized over the vocabulary) and the canary evidence is below
-                 its threshold; data, the scored evaluation was located and no training shard was
+                 cross-entropies (normalized over the vocabulary), its val_bpb is that loss over the
+                 targets' bytes (not a byte-level mixture's) and the canary evidence is below its
+                 threshold; data, the scored evaluation was located and no training shard was
                  opened in it.
         unknown  anything else: no run, a run that failed, timed out or printed no score, a score
                  the tracer did not see (a report no traced pass explains is unknown for C4: a
@@ -190,7 +198,9 @@ class DynamicContext:
             if matched and self._rescored()
             else "unknown",
         }
-        mixed = "flagged" if proven and not c3 else "clean" if matched and not proven else "unknown"
+        # a bpb apart from the loss (a byte-level mixture) is a score no traced cross-entropy explains
+        apart = self._bpb_apart(self.scored(order)[0], params.get("ratio_tolerance", 2e-3)) is not None
+        mixed = "flagged" if proven and not c3 else "clean" if matched and not proven and not apart else "unknown"
         out["C1"] = out["C2"] = mixed
         out["data"] = self._data_outcome(order)
         return out

@@ -41,10 +41,11 @@ from ..sandbox.launch import CONTRACT_MARKER, launcher
 from ..shards import read_header, shard_paths, write_shard
 from . import canary as canary_mod
 from .budget import MIN_TOKENS, Budget, BudgetStop
+from .claimed import judged_pass
 from .eval_preset import EvalPreset
 from .evidence import byte_table
 from .ledger import Ledger, read_ledger
-from .plan import RunPlan, judged_pass, plan_run
+from .plan import RunPlan, plan_run
 
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"

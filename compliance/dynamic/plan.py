@@ -16,11 +16,11 @@ from __future__ import annotations
 import base64
 import lzma
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from ..logparse import LogFacts
+from .claimed import claimed_label
 from .eval_preset import EvalPreset, eval_preset, rules
 from .knobs import Knob, KnobMap, as_number, discover
 from .logswitches import switches_from_logs
@@ -201,28 +201,6 @@ def run_configuration(record: Record | None, kmap: KnobMap, texts: list[str] | N
     for name, value in switches_from_logs(texts or [], kmap, _log_texts(record)).items():
         out.setdefault(name, value)
     return out
-
-
-def claimed_label(record: Record | None) -> str | None:
-    """The label of the final pass the record's score rests on (`final_compressed_eval_exact`): the
-    pass the traced run is judged by, wherever the eval preset's caps move it in the log."""
-    scored = record.scored_logs() if record is not None else []
-    labels = [log.score.label for log in scored if log.score is not None and log.score.label]
-    return labels[0] if labels else None
-
-
-def judged_pass(facts: LogFacts, claimed: str | None) -> LogFacts:
-    """The traced log's facts with the claimed pass as its score. The preset's caps can add a pass
-    after it (a smaller eval stride makes a script print a stride-64 pass last), and judging that
-    one would judge a pass the record never claimed."""
-    if not claimed:
-        return facts
-    base = claimed.replace("_exact", "")
-    same = [m for m in facts.finals if m.label.replace("_exact", "") == base and m.val_loss is not None]
-    if not same or facts.score in same:
-        return facts
-    note = (same[-1].line, f"judged by the pass the record claims ({claimed}), not the log's last pass")
-    return replace(facts, score=same[-1], notes=[*facts.notes, note])
 
 
 def _log_texts(record: Record) -> list[str]:

@@ -36,6 +36,9 @@ class LogFacts:
     metrics: list[MetricLine] = field(default_factory=list)
     finals: list[MetricLine] = field(default_factory=list)  # this run's final passes, `_exact` twins preferred
     score: MetricLine | None = None
+    # this run's other bits-per-byte figures (`ppm_mix ... mix_bpb=1.0003`), labelled "<first word> <key>":
+    # a record may claim one of them rather than its val_bpb
+    named_bpb: list[MetricLine] = field(default_factory=list)
     bytes_code: int | None = None
     code_compressed: bool = False  # the log counts its code compressed ("Code size (compressed): N bytes")
     bytes_model: int | None = None

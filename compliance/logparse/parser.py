@@ -80,6 +80,8 @@ class _Parser(SourceBlocks, HyperparamDumps, ScoreLines):
             return
         if "val_loss" in line or "val_bpb" in line:
             self._on_metric(i + 1, line, in_training=False)
+        elif "bpb" in line:
+            self._on_named_bpb(i + 1, line)
         elif " ws:" in line and "params:" in line:
             self._on_compact(i + 1, line)
             return  # a model summary, not configuration
@@ -208,6 +210,7 @@ class _Parser(SourceBlocks, HyperparamDumps, ScoreLines):
             run.lines["gpu_names"] = run.gpu_line
         facts.metrics = self.metrics
         facts.finals = self._final_passes()
+        facts.named_bpb = run.named_bpb
         facts.score = self._pick_score()
         if facts.score is not None:
             run.lines["score"] = facts.score.line

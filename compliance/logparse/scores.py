@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .facts import MetricLine, impossible
-from .grammar import EVAL_TIME, VAL_BPB, VAL_LOSS, to_ms
+from .grammar import EVAL_TIME, NAMED_BPB, VAL_BPB, VAL_LOSS, to_ms
 from .state import ParserState
 
 
@@ -69,6 +69,17 @@ class ScoreLines(ParserState):
         if metric.role == "final":
             self.run.has_final = True
             self.run.pending_eval = None
+
+    def _on_named_bpb(self, n: int, line: str) -> None:
+        """`ppm_mix bytes=10982035 mix_bpb=1.000307 ppm_only=2.38`: each bpb the line names, as a
+        pass of its own ("ppm_mix mix_bpb"); no val_loss, role "named". Never the log's score."""
+        words = line.split()
+        first = words[0].strip("[]:") if words else ""
+        for match in NAMED_BPB.finditer(line):
+            value = float(match.group(2))
+            if impossible("val_bpb", value) is None and match.start() > 0:
+                label = f"{first} {match.group(1)}"
+                self.run.named_bpb.append(MetricLine(label, None, value, None, n, "named"))
 
     def _describe_pass(self, metric: MetricLine, line: str, found: list[re.Match[str]]) -> None:
         """Label, role and eval time of a line that is not an in-training validation."""

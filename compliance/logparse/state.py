@@ -26,6 +26,7 @@ class _Run:
     has_final: bool = False
     output_seen: bool = False
     pending_eval: int | None = None  # line of an eval pass that started after the last final
+    named_bpb: list[MetricLine] = field(default_factory=list)
 
 
 class ParserState:
