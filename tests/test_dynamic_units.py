@@ -62,6 +62,17 @@ def test_target_nll_is_the_generators_exact_likelihood():
         assert nll[i] == pytest.approx(want, abs=1e-12)
 
 
+def test_a_shrunk_canary_keeps_the_default_document_count():
+    """Document-scheduled evaluation (phased TTT, per-document batches over ranks) was planned
+    against the default canary's documents; a smaller canary keeps their number, not their length."""
+    assert [canary_mod.mean_doc_len_for(n) for n in (65536, 16384, 4096)] == [512, 512, 128]
+    docs = [
+        int((canary_mod.generate(IDS, n, canary_mod.mean_doc_len_for(n), entropy=b"\x03" * 32).tokens == 1).sum())
+        for n in (16384, 4096)
+    ]
+    assert 20 <= docs[0] <= 48 and 0.6 <= docs[1] / docs[0] <= 1.6, docs
+
+
 def test_fresh_canaries_differ():
     assert canary_mod.generate(IDS, 256).sha256 != canary_mod.generate(IDS, 256).sha256
 

@@ -81,6 +81,14 @@ def content_ids(tokenizer: Path, vocab_size: int | None = None) -> np.ndarray:
     return np.array(ids, dtype=np.int64)
 
 
+def mean_doc_len_for(scored_tokens: int) -> int:
+    """Documents as long as keeps a smaller canary's document count the default one's. Scripts
+    schedule evaluation by documents (phased TTT prefixes, per-document LoRA batches split over
+    ranks) and the eval preset caps document counts against the default canary: a shrunk canary with
+    long documents left a phased TTT 9 documents for 2 ranks and a 4-document prefix, and it hung."""
+    return max(1, round(DEFAULT_MEAN_DOC_LEN * min(1.0, scored_tokens / DEFAULT_SCORED_TOKENS)))
+
+
 def generate(
     ids: np.ndarray,
     scored_tokens: int = DEFAULT_SCORED_TOKENS,

@@ -131,7 +131,7 @@ def _run_within_budget(
     to its end (or fails, or reaches the cap with no smaller canary left to try)."""
     tokens, spent, attempts = options.scored_tokens, 0.0, []
     while True:
-        canary = canary_mod.generate(ids, tokens)
+        canary = canary_mod.generate(ids, tokens, canary_mod.mean_doc_len_for(tokens))
         budget = Budget(
             work / "ledger",
             options.cap_s,
