@@ -573,7 +573,8 @@ if mode == "raise":
 
 
 @pytest.mark.parametrize(
-    "mode, status, on_stderr", [("end", 0, ""), ("code", 3, ""), ("text", 1, "stopped early"), ("raise", 1, "ValueError: boom")]
+    "mode, status, on_stderr",
+    [("end", 0, ""), ("code", 3, ""), ("text", 1, "stopped early"), ("raise", 1, "ValueError: boom")],
 )
 def test_launcher_exits_with_pythons_status_and_without_the_teardown_abort(tmp_path: Path, mode, status, on_stderr):
     script = tmp_path / "teardown.py"
@@ -584,3 +585,53 @@ def test_launcher_exits_with_pythons_status_and_without_the_teardown_abort(tmp_p
     assert done.returncode == status, done.stderr
     assert done.stdout.splitlines() == ["thread joined", "atexit ran"]  # Python's exit order, up to atexit
     assert on_stderr in done.stderr
+
+
+SSM_CHECK = """
+import math, torch
+import torch.nn.functional as F
+import causal_conv1d, mamba_ssm
+from causal_conv1d import causal_conv1d_fn
+from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+assert mamba_ssm.__version__.endswith("stand-in") and causal_conv1d.__version__.endswith("stand-in")
+torch.manual_seed(0)
+b, d, n, L, W = 2, 6, 4, 9, 4
+x, w, bias = torch.randn(b, d, L), torch.randn(d, W), torch.randn(d)
+conv = torch.zeros(b, d, L)
+for t in range(L):
+    for k in range(W):
+        if t - (W - 1) + k >= 0:
+            conv[:, :, t] += w[:, k] * x[:, :, t - (W - 1) + k]
+assert torch.allclose(causal_conv1d_fn(x, w, bias, activation="silu"), F.silu(conv + bias[:, None]), atol=1e-5)
+
+u = torch.randn(b, d, L, requires_grad=True)
+delta, A, B, C = torch.randn(b, d, L), -torch.rand(d, n), torch.randn(b, n, L), torch.randn(b, n, L)
+D, z, delta_bias = torch.randn(d), torch.randn(b, d, L), torch.randn(d)
+y, last = selective_scan_fn(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=True, return_last_state=True)
+dt = F.softplus(delta + delta_bias[:, None]).tolist()
+h = [[[0.0] * n for _ in range(d)] for _ in range(b)]
+want = torch.zeros(b, d, L)
+for t in range(L):
+    for i in range(b):
+        for c in range(d):
+            for s in range(n):
+                h[i][c][s] = math.exp(dt[i][c][t] * A[c, s].item()) * h[i][c][s] + dt[i][c][t] * B[i, s, t].item() * u[i, c, t].item()
+            want[i, c, t] = sum(h[i][c][s] * C[i, s, t].item() for s in range(n)) + D[c].item() * u[i, c, t].item()
+assert torch.allclose(y, want * F.silu(z), atol=1e-4)
+assert torch.allclose(last, torch.tensor(h), atol=1e-4)
+y.sum().backward()
+assert torch.isfinite(u.grad).all()
+print("ssm stand-ins agree")
+"""
+
+
+def test_cuda_only_ssm_packages_have_plain_torch_stand_ins(tmp_path: Path):
+    """A hybrid-SSM record imports mamba_ssm's selective scan and causal_conv1d: under the device
+    shim both resolve to stand-ins whose outputs match the recurrences written out by hand."""
+    script = tmp_path / "ssm.py"
+    script.write_text(SSM_CHECK)
+    done = _run([sys.executable, script], _child_env(), timeout=120)
+    assert done.returncode == 0 and "ssm stand-ins agree" in done.stdout, done.stderr[-2000:]
+    plain = _run([sys.executable, "-c", "import mamba_ssm"], {**_child_env(), "PGOLF_SHIM_DEVICE": ""}, timeout=60)
+    assert plain.returncode != 0  # without the device shim nothing stands in

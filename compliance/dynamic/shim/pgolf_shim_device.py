@@ -11,7 +11,9 @@ modules, one job each:
   pgolf_shim_cuda's fakes of torch.cuda;
 - pgolf_shim_triton: the Triton kernels found in record scripts, as torch references; where no
   Triton is installed, fallback/triton stands in for it, for the script only (torch's own code
-  must go on seeing no Triton, or it takes its GPU paths).
+  must go on seeing no Triton, or it takes its GPU paths);
+- fallback/mamba_ssm, fallback/causal_conv1d: those CUDA-only packages' ops in plain torch, found
+  only where they are not installed (the finder sits last on sys.meta_path).
 What is patched and why is the table in shared/notes/cpu-harness.md.
 """
 
@@ -41,8 +43,26 @@ def install() -> None:
     from pgolf_shim_triton import offer_stand_in
 
     offer_stand_in(FALLBACK_DIR)
+    sys.meta_path.append(_CudaOnlyPackages(FALLBACK_DIR))
     when_imported("torch", lambda: _run_patch(_patch_torch, "torch"))
     when_imported("triton", lambda: _run_patch(_patch_triton, "triton"))
+
+
+class _CudaOnlyPackages:
+    """Last on sys.meta_path: CUDA-only packages a record imports, from the stand-in folder, when
+    nothing before it found them installed."""
+
+    NAMES = ("mamba_ssm", "causal_conv1d")
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.NAMES:
+            return None
+        import importlib.machinery
+
+        return importlib.machinery.PathFinder.find_spec(name, [self.folder])
 
 
 def _patch_torch(torch: ModuleType) -> None:
