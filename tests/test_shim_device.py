@@ -635,3 +635,62 @@ def test_cuda_only_ssm_packages_have_plain_torch_stand_ins(tmp_path: Path):
     assert done.returncode == 0 and "ssm stand-ins agree" in done.stdout, done.stderr[-2000:]
     plain = _run([sys.executable, "-c", "import mamba_ssm"], {**_child_env(), "PGOLF_SHIM_DEVICE": ""}, timeout=60)
     assert plain.returncode != 0  # without the device shim nothing stands in
+
+
+FLEX_CHECK = """
+import math, torch
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+import torch.nn.attention.flex_attention as fa_mod
+assert fa_mod.flex_attention.__module__ == "pgolf_shim_flex", fa_mod.flex_attention.__module__
+torch.manual_seed(0)
+B, H, L, E, W = 2, 4, 200, 8, 50
+q = torch.randn(B, H, L, E, requires_grad=True); k = torch.randn(B, 2, L, E, requires_grad=True); v = torch.randn(B, 2, L, E, requires_grad=True)
+def swa(b, h, qi, ki): return (qi > ki) & ((qi - ki) < W)   # the first row sees nothing
+mask = create_block_mask(swa, B=None, H=None, Q_LEN=L, KV_LEN=L, device="cpu")
+out, lse = flex_attention(q, k, v, block_mask=mask, enable_gqa=True, return_lse=True, score_mod=lambda s, b, h, qi, ki: s + 0.01 * h)
+# by hand
+kk, vv = k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)
+s = q @ kk.transpose(-2, -1) / math.sqrt(E) + 0.01 * torch.arange(H).view(1, H, 1, 1)
+qi, ki = torch.arange(L).view(L, 1), torch.arange(L).view(1, L)
+vis = (qi > ki) & ((qi - ki) < W)
+s = s.masked_fill(~vis, float("-inf"))
+p = torch.softmax(s[:, :, 1:], -1)
+want = torch.cat([torch.zeros(B, H, 1, E), p @ vv], dim=2)
+assert torch.allclose(out, want, atol=1e-5)
+assert torch.isinf(lse[:, :, 0]).all() and torch.allclose(lse[:, :, 1:], torch.logsumexp(s[:, :, 1:], -1), atol=1e-5)
+g = torch.randn_like(out)
+grads = torch.autograd.grad(out, (q, k, v), g)
+wants = torch.autograd.grad(want, (q, k, v), g)
+assert all(torch.isfinite(x).all() and torch.allclose(x, y, atol=1e-4) for x, y in zip(grads, wants))
+print("flex stand-in agrees")
+"""
+
+
+def test_flex_attention_stand_in_matches_torchs_forward_and_the_masked_softmax_gradients(tmp_path: Path):
+    """FlexAttention's CPU path has no backward (a hybrid record's training died on it): under the
+    device shim the module's flex_attention is a dense stand-in, equal to torch's own forward
+    (outputs and log-sum-exp, GQA, score_mod, sliding-window block mask) and to a masked softmax
+    written out by hand, gradients included, rows that see no key giving zeros."""
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask
+    from torch.nn.attention.flex_attention import flex_attention as torch_flex
+
+    sys.path.insert(0, str(SHIM))
+    try:
+        from pgolf_shim_flex import flex_attention as stand_in
+    finally:
+        sys.path.remove(str(SHIM))
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 200, 16), torch.randn(2, 2, 200, 16), torch.randn(2, 2, 200, 16)
+    mask = create_block_mask(lambda b, h, i, j: (i >= j) & ((i - j) < 50), None, None, 200, 200, device="cpu")
+
+    def score_mod(s, b, h, i, j):
+        return s * 0.9 + 0.01 * (i - j)
+
+    want = torch_flex(q, k, v, score_mod=score_mod, block_mask=mask, enable_gqa=True, return_lse=True)
+    got = stand_in(q, k, v, score_mod=score_mod, block_mask=mask, enable_gqa=True, return_lse=True)
+    assert torch.allclose(got[0], want[0], atol=1e-4) and torch.allclose(got[1], want[1], atol=1e-4)
+    script = tmp_path / "flex.py"
+    script.write_text(FLEX_CHECK)
+    done = _run([sys.executable, script], _child_env(), timeout=120)
+    assert done.returncode == 0 and "flex stand-in agrees" in done.stdout, done.stderr[-2000:]

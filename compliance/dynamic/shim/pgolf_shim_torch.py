@@ -51,6 +51,7 @@ def patch_torch(torch: ModuleType, known_kernels: int = 0) -> None:
         _patch_distributed,
         _patch_load,
         _patch_generator,
+        _patch_flex_attention,
     )
     for step in steps:
         try:
@@ -282,3 +283,17 @@ def _patch_generator(torch: ModuleType, done: _Patched) -> None:
 
     torch.Generator = Generator
     done.add("Generator(cuda)->cpu")
+
+
+def _patch_flex_attention(torch: ModuleType, done: _Patched) -> None:
+    """FlexAttention has no CPU backward: a dense stand-in (pgolf_shim_flex), put in place when the
+    module is imported, before a script's `from ... import flex_attention` binds the name."""
+    from pgolf_shim_hooks import when_imported
+
+    def patch() -> None:
+        from pgolf_shim_flex import flex_attention
+
+        sys.modules["torch.nn.attention.flex_attention"].flex_attention = flex_attention
+
+    when_imported("torch.nn.attention.flex_attention", patch)
+    done.add("flex_attention->dense")
