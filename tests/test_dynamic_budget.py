@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from pgolf.compliance.audit import audit
 from pgolf.compliance.context import AuditOptions
 from pgolf.compliance.dynamic.budget import MIN_TOKENS, Budget, BudgetStop
 from pgolf.compliance.dynamic.harness import DynamicOptions
+from pgolf.compliance.dynamic.stall import StallWatch
 
 REPO = Path(__file__).resolve().parents[1]
 SP1024 = REPO.parent / "shared" / "tokenizers" / "fineweb_1024_bpe.model"
@@ -195,3 +197,63 @@ def test_a_run_killed_at_the_cap_still_shows_its_log_without_keep(official_data,
     run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and "did not finish" in f.message)
     assert "killed at its" in run.message and "    | started" in run.message and "--keep" in run.message
     assert math.isfinite(run.evidence["wall_s"]) and run.evidence["wall_s"] < 600  # killed, not slept out
+
+
+# ---------------------------------------------------------------- a run that waits on itself
+
+
+def _beats(watch: StallWatch, name: str, until_s: float, cpu_per_s: float, work_at: float | None = 0.0) -> None:
+    if work_at is not None:
+        watch.event(name, {"kind": "step", "t": int(work_at * S)})
+    for second in range(1, int(until_s) + 1, 10):
+        watch.event(name, {"kind": "beat", "t": second * S, "cpu_s": 5.0 + cpu_per_s * second})
+
+
+def test_working_processes_that_beat_without_cpu_have_stalled():
+    watch = StallWatch(stall_s=90.0)
+    _beats(watch, "0-11", 120, cpu_per_s=0.001)
+    _beats(watch, "1-12", 120, cpu_per_s=0.0)
+    _beats(watch, "0-7", 120, cpu_per_s=0.0, work_at=None)  # the launcher never works: not counted
+    assert watch.stalled() is not None and "2 working process(es)" in cast(str, watch.stalled())
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["one rank still computes", "beats stopped (the GIL held in a C call)", "traced work came lately", "too short"],
+)
+def test_a_run_that_may_still_move_has_not_stalled(why):
+    watch = StallWatch(stall_s=90.0)
+    _beats(watch, "0-11", 120, cpu_per_s=0.0)
+    if why == "one rank still computes":
+        _beats(watch, "1-12", 120, cpu_per_s=0.9)
+    elif why == "beats stopped (the GIL held in a C call)":
+        _beats(watch, "1-12", 60, cpu_per_s=0.0)
+        watch.event("0-11", {"kind": "beat", "t": 200 * S, "cpu_s": 5.0})
+    elif why == "traced work came lately":
+        watch.event("0-11", {"kind": "loss", "t": 95 * S})
+    else:
+        watch = StallWatch(stall_s=150.0)
+        _beats(watch, "0-11", 120, cpu_per_s=0.0)
+    assert watch.stalled() is None
+
+
+WAITS_ON_ITSELF = """
+import threading, torch
+weight = torch.nn.Parameter(torch.zeros(4))
+opt = torch.optim.SGD([weight], lr=0.1)
+(weight * 2).sum().backward()
+opt.step()
+print("stepped; now waiting for a peer that never comes", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_run_that_waits_on_itself_is_stopped_as_stalled_before_the_cap(official_data, tmp_path):
+    script = tmp_path / "src" / "waits.py"
+    script.parent.mkdir()
+    script.write_text(WAITS_ON_ITSELF)
+    record = _check(script, official_data, cap_s=300, stall_s=6.0)
+    run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and "did not finish" in f.message)
+    assert "stalled:" in run.message and "waiting on each other" in run.message, run.message
+    assert "    | stepped; now waiting" in run.message and record.verdict == "review"
+    assert run.evidence["wall_s"] < 120  # stopped when the stall showed, not at the 300 s cap

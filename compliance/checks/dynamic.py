@@ -159,6 +159,9 @@ def _budget_text(run: DynamicRun) -> str:
 
 
 def _how(run: DynamicRun) -> str:
+    stalled = next((note for note in run.notes if note.startswith("stalled:")), None)
+    if stalled is not None:
+        return f"{stalled}; stopped after {run.wall_s:.0f}s"
     if run.status == "timeout":
         return f"killed at its {run.wall_s:.0f}s cap"
     return f"exit {run.returncode}"

@@ -25,6 +25,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from .stall import RunStalled, StallWatch
+
 MIN_TOKENS = 4096  # two 2048-token sequences: below this no record's evaluation is meaningful
 SLACK = 1.5  # passes not seen yet: the shrunk run is sized for 1.5x the measured work
 READ_EVERY_S = 3.0
@@ -68,6 +70,7 @@ class Budget:
     may_shrink: bool = True
     say: Callable[[str], None] | None = None  # progress lines: what was measured, what is projected
     passes_hint: int = 0  # an update loop no knob bounds runs this many times (a literal count)
+    stall: StallWatch = field(default_factory=StallWatch)  # a run waiting on itself is stopped, not shrunk
     spawn_ns: int = field(default_factory=time.monotonic_ns)
     processes: dict[str, _Process] = field(default_factory=dict)
     predictions: list[dict[str, float]] = field(default_factory=list)
@@ -82,6 +85,9 @@ class Budget:
             return
         self._read_at = elapsed
         self.read()
+        stalled = self.stall.stalled()
+        if stalled is not None:
+            raise RunStalled(stalled)
         projected = self.projected_end_s()
         if projected is None:
             return
@@ -124,6 +130,7 @@ class Budget:
         for folder in sorted(p for p in self.ledger_dir.iterdir() if p.is_dir()):
             proc = self.processes.setdefault(folder.name, _Process())
             for event in _new_events(folder / "events.jsonl", proc):
+                self.stall.event(folder.name, event)
                 self._event(folder, proc, event)
 
     def _event(self, folder: Path, proc: _Process, event: dict[str, Any]) -> None:

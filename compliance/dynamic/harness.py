@@ -46,6 +46,7 @@ from .eval_preset import EvalPreset
 from .evidence import byte_table
 from .ledger import Ledger, read_ledger
 from .plan import RunPlan, plan_run
+from .stall import STALL_S, RunStalled, StallWatch, beat_s
 
 SHIM_DIR = Path(__file__).with_name("shim")
 LAUNCHER = SHIM_DIR / "pgolf_shim_launch.py"
@@ -71,6 +72,7 @@ class DynamicOptions:
     python: str = sys.executable
     progress: Progress | None = None  # compliance.progress: where the run shows how far it is
     budget: bool = True  # shrink the canary when the run cannot finish within the cap
+    stall_s: float = STALL_S  # stop a run whose working processes all wait this long (compliance.dynamic.stall)
 
 
 @dataclass
@@ -140,6 +142,7 @@ def _run_within_budget(
             may_shrink=options.budget and tokens > MIN_TOKENS,
             say=_say(options),
             passes_hint=max((loop.count for loop in plan.knobs.literal_update_loops), default=0),
+            stall=StallWatch(options.stall_s, beat_s(options.stall_s)),
         )
         run, stop = _run(
             script, work, train_dir, tokenizer, plan, canary, options, device_shim, budget, options.cap_s - spent
@@ -189,6 +192,7 @@ def _run(
             "PGOLF_LEDGER_DIR": str(ledger_dir),
             "PGOLF_CANARY": str(work / "canary" / canary_mod.CANARY_FILE),
             "PGOLF_SCRIPT_DIR": str(run_dir),
+            "PGOLF_BEAT_S": f"{beat_s(options.stall_s):g}",
             **_contract_paths(dataset, run_dir),
         },
     )
@@ -259,6 +263,9 @@ def _run_watched(
     except BudgetStop as stop:
         wall = time.monotonic() - start
         return StageResult(spec.name, "timeout", None, wall, killed=True, notes=[stop.reason]), stop
+    except RunStalled as stalled:
+        wall = time.monotonic() - start
+        return StageResult(spec.name, "timeout", None, wall, killed=True, notes=[stalled.reason]), None
 
 
 def log_tail(data: bytes, lines: int = 20) -> list[str]:

@@ -389,12 +389,31 @@ def _enter_in_threads(mode) -> None:
     threading.Thread.run = run
 
 
+def _beat(writer: _Writer, period: float) -> None:
+    """The process's CPU time every `period` seconds: by it the harness tells a run that waits on
+    itself from a slow one (compliance/dynamic/stall.py)."""
+    while True:
+        time.sleep(period)
+        try:
+            writer.event("beat", cpu_s=round(time.process_time(), 3))
+        except (OSError, ValueError):  # the ledger closed at exit
+            return
+
+
 def install() -> None:
     root = os.environ["PGOLF_LEDGER_DIR"]
     rank = os.environ.get("RANK", "0")
     writer = _Writer(os.path.join(root, f"{rank}-{os.getpid()}"))
     writer.event("start", rank=int(rank), argv=sys.argv[:4], python=sys.version.split()[0])
     atexit.register(lambda: (writer.event("exit"), writer.close()))
+
+    def fresh_lock() -> None:  # a fork while another thread wrote must not leave the child's lock held
+        writer.lock = threading.Lock()
+
+    os.register_at_fork(after_in_child=fresh_lock)
+    period = float(os.environ.get("PGOLF_BEAT_S") or 0)
+    if period > 0:
+        threading.Thread(target=_beat, args=(writer, period), name="pgolf-beat", daemon=True).start()
     sys.addaudithook(_audit_hook(writer))
     sys.stdout = _LineTap(sys.stdout, writer, "stdout")
     sys.stderr = _LineTap(sys.stderr, writer, "stderr")
