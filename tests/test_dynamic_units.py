@@ -502,12 +502,20 @@ def test_an_update_thrown_away_before_anything_reads_it_is_no_update(tmp_path, m
 # ------------------------------------------------------------------ per-family outcomes for the audit
 
 
-def _context(book: Book, reported: float, status: str = "ok", bpb: float = 3.0, tokenizer: Path = Path("t.model")):
+def _context(
+    book: Book,
+    reported: float,
+    status: str = "ok",
+    bpb: float = 3.0,
+    tokenizer: Path = Path("t.model"),
+    before: str = "",
+):
     from pgolf.compliance.dynamic.context import DynamicContext
     from pgolf.compliance.dynamic.harness import DynamicRun
     from pgolf.compliance.logparse import parse_log_bytes
 
-    facts = parse_log_bytes(f"final_int8_zlib_roundtrip_exact val_loss:{reported:.8f} val_bpb:{bpb:.8f}\n".encode())
+    final = f"final_int8_zlib_roundtrip_exact val_loss:{reported:.8f} val_bpb:{bpb:.8f}\n"
+    facts = parse_log_bytes((before + final).encode())
     run = DynamicRun(
         script="s.py",
         status=status,
@@ -621,3 +629,25 @@ def test_a_byte_mixture_the_canary_cannot_fault_is_not_clean():
     evidence = worse.canary(params)
     assert evidence.lines == 2 and evidence.evidence_nats < evidence.threshold_nats
     assert worse.family_outcomes(params)["C1"] == worse.family_outcomes(params)["C2"] == "unknown"
+
+
+@needs_tokenizer
+def test_a_claimed_bpb_apart_from_a_sound_byte_table_is_not_called_a_wrong_byte_table():
+    """A mixture's bpb beside the network's loss implies the wrong bytes, but another pass of the same
+    run shows the byte table right: review, not a byte-table fail. Without that pass it stays a fail."""
+    from pgolf.compliance.audit import run_check
+    from pgolf.compliance.dynamic.evidence import true_bytes
+    from pgolf.compliance.rules import load_ruleset
+
+    rule = next(r for r in load_ruleset("dynamic").rules if r.id == "R-DYN-TOKENIZER-BPB")
+    book = Book()
+    book.loss(1, np.arange(1, 401), losses=np.full(400, math.log(len(IDS))))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
+    loss = math.log(len(IDS))
+    truth = true_bytes(_context(book, loss, tokenizer=SP1024).run.canary.tokens, np.arange(1, 401), SP1024)
+    as_bytes = 400 * loss / (math.log(2) * truth)
+    sound = f"diagnostic quantized val_loss:{loss:.8f} val_bpb:{as_bytes:.8f}\n"
+    mixed = run_check(rule, _context(book, loss, bpb=0.8 * as_bytes, tokenizer=SP1024, before=sound))
+    assert [f.severity for f in mixed] == ["review"] and "byte table is right" in mixed[0].message
+    wrong = run_check(rule, _context(book, loss, bpb=0.8 * as_bytes, tokenizer=SP1024))
+    assert [f.severity for f in wrong] == ["fail"] and "byte table is wrong" in wrong[0].message
