@@ -257,3 +257,24 @@ def test_a_run_that_waits_on_itself_is_stopped_as_stalled_before_the_cap(officia
     assert "stalled:" in run.message and "waiting on each other" in run.message, run.message
     assert "    | stepped; now waiting" in run.message and record.verdict == "review"
     assert run.evidence["wall_s"] < 120  # stopped when the stall showed, not at the 300 s cap
+
+
+WAITS_ON_A_BUSY_CHILD = """
+import subprocess, sys, torch
+weight = torch.nn.Parameter(torch.zeros(4))
+opt = torch.optim.SGD([weight], lr=0.1)
+(weight * 2).sum().backward()
+opt.step()
+busy = "import time\\nt = time.time()\\nwhile time.time() - t < 15: pass"
+subprocess.run([sys.executable, "-c", busy], check=True)  # as a rank waits on the compressor it started
+print("the child is done", flush=True)
+"""
+
+
+def test_a_process_waiting_on_a_busy_child_is_not_stalled(official_data, tmp_path):
+    script = tmp_path / "src" / "compresses.py"
+    script.parent.mkdir()
+    script.write_text(WAITS_ON_A_BUSY_CHILD)
+    record = _check(script, official_data, cap_s=300, stall_s=6.0)
+    messages = [f.message for f in record.findings if f.rule == "R-DYN-RUN"]
+    assert not any("stalled" in m or "did not finish" in m for m in messages), messages

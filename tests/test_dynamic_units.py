@@ -259,7 +259,20 @@ def test_a_later_global_step_over_scored_documents_is_not_the_counted_score():
     book.loss(100, np.arange(1, 401), offsets=np.arange(400) + 1000, losses=np.full(400, 6.5), backward_at=101)
     book.line(200, "final val_loss:7.0")
     order = judge_order(book.build(), 7.0, Tolerance(lowp_abs=0.1))
-    assert order.matched.rule == "first" and len(order.c3_positions) == 0
+    assert order.matched.mean == pytest.approx(7.0) and len(order.c3_positions) == 0
+
+
+def test_a_longer_context_after_an_update_is_not_preferred_to_the_score_before_it():
+    """Score-first TTT scoring and training from one forward per chunk; then a global step over the
+    scored documents joined together gives three positions a longer context, with the same loss (a
+    near-uniform model). Each position's counted score is its longest context before its update."""
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 * i, chunk, losses=np.full(100, 6.9), backward_at=10 * i + 1)
+    book.loss(100, np.arange(1, 4), offsets=np.arange(3) + 1000, losses=np.full(3, 6.9), backward_at=101)
+    book.line(200, "final val_loss:6.9")
+    order = judge_order(book.build(), 6.9)
+    assert order.matched is not None and len(order.c3_positions) == 0
 
 
 def test_scores_taken_from_the_last_epochs_training_forward_are_c3():

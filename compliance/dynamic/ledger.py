@@ -261,7 +261,7 @@ class Tolerance:
 def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Tolerance()) -> Order:
     end_t, report_line = _report_time(ledger, reported)
     first_update = _first_updates(ledger)
-    candidates = list(_candidates(ledger, end_t))
+    candidates = list(_candidates(ledger, end_t, first_update))
     # the closest of the passes within tolerance (the latest window first on ties): a bf16 tolerance
     # of 0.1 nats lets many passes of a near-uniform model fit, and only one is what was summed
     fits = [
@@ -334,19 +334,21 @@ def _first_updates(ledger: Ledger) -> np.ndarray:
     return first
 
 
-def _candidates(ledger: Ledger, end_t: float) -> Iterator[Pass]:
+def _candidates(ledger: Ledger, end_t: float, first_update: np.ndarray) -> Iterator[Pass]:
     """Windows back from the reporting line, latest start first; each with no-grad entries, then all;
     each counted once per position, then (for overlapping windows) as sliding windows count. Among all
-    forwards, also each position's first: a script that scores and trains from one forward counts the
-    one before its update, while later forwards of the same tokens (a global TTT step over scored
-    documents joined together) may see longer contexts."""
+    forwards, a position's longest context is looked for before its first update where it has entries
+    there, and each position's first and last forward are candidates too: a script that scores and
+    trains from one forward counts the one before its update, while later forwards of the same tokens
+    (a global TTT step over scored documents joined together) may see longer contexts."""
     bounds = sorted({float(t) for t, text in ledger.lines if t < end_t and VAL_LOSS.search(text)}, reverse=True)
     for start_t in [*bounds, -math.inf]:
         inside = (ledger.t > start_t) & (ledger.t < end_t)
         for mode in ("scores", "forwards"):
             sel = inside & ~np.isfinite(ledger.update_t) if mode == "scores" else inside
             if sel.any():
-                once = _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode)
+                chosen = _before_updates(ledger, np.flatnonzero(sel), first_update) if mode == "forwards" else None
+                once = _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode, among=chosen)
                 yield once
                 windows = _sliding(ledger, np.flatnonzero(sel), once)
                 if windows is not None:
@@ -390,9 +392,28 @@ def _sliding(ledger: Ledger, idx: np.ndarray, once: Pass) -> Pass | None:
     )
 
 
-def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str, rule: str = "once") -> Pass:
-    """Per position, the entry with the longest context, the earliest on ties; or ("first", "last") its
-    earliest or latest entry, whatever the context."""
+def _before_updates(ledger: Ledger, idx: np.ndarray, first_update: np.ndarray) -> np.ndarray:
+    """Of the entries `idx`, those made before their position's first update, and every entry of a
+    position that has none there."""
+    early = ledger.t[idx] < first_update[ledger.pos[idx]]
+    covered = np.zeros(len(first_update), dtype=bool)
+    covered[ledger.pos[idx][early]] = True
+    return idx[early | ~covered[ledger.pos[idx]]]
+
+
+def _counted(
+    ledger: Ledger,
+    idx: np.ndarray,
+    start_t: float,
+    end_t: float,
+    mode: str,
+    rule: str = "once",
+    among: np.ndarray | None = None,
+) -> Pass:
+    """Per position, the entry with the longest context, the earliest on ties (looked for `among` those
+    entries when given); or ("first", "last") its earliest or latest entry, whatever the context."""
+    if among is not None:
+        idx = among
     keys = {"first": (ledger.t[idx], ledger.pos[idx]), "last": (-ledger.t[idx], ledger.pos[idx])}.get(
         rule, (ledger.t[idx], -ledger.off[idx], ledger.pos[idx])
     )
