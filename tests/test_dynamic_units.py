@@ -664,3 +664,17 @@ def test_a_claimed_bpb_apart_from_a_sound_byte_table_is_not_called_a_wrong_byte_
     assert [f.severity for f in mixed] == ["review"] and "byte table is right" in mixed[0].message
     wrong = run_check(rule, _context(book, loss, bpb=0.8 * as_bytes, tokenizer=SP1024))
     assert [f.severity for f in wrong] == ["fail"] and "byte table is wrong" in wrong[0].message
+
+
+def test_the_latest_window_that_explains_the_report_is_the_reported_pass():
+    """A diagnostic pass, then the final pass; on a near-uniform model a window reaching back over
+    both fits the report closer by chance. The pass printed last before the report is the one."""
+    book = Book()
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(10 + i, chunk, losses=np.full(100, 7.0))
+    book.line(20, "diagnostic quantized val_loss:7.00000000")
+    for i, chunk in enumerate(CHUNKS):
+        book.loss(30 + i, chunk, losses=np.full(100, 7.0003))
+    book.line(40, "final val_loss:7.00000000")
+    order = judge_order(book.build(), 7.0)
+    assert order.matched is not None and order.matched.start_t == 20 and order.matched.mean == pytest.approx(7.0003)

@@ -262,19 +262,25 @@ def judge_order(ledger: Ledger, reported: float, tolerance: Tolerance = Toleranc
     end_t, report_line = _report_time(ledger, reported)
     first_update = _first_updates(ledger)
     candidates = list(_candidates(ledger, end_t, first_update))
-    # the closest of the passes within tolerance (the latest window first on ties): a bf16 tolerance
-    # of 0.1 nats lets many passes of a near-uniform model fit, and only one is what was summed
+    # the passes within tolerance: a bf16 tolerance of 0.1 nats lets many passes of a near-uniform
+    # model fit, and only one is what was summed
     fits = [
         (abs(c.mean - reported), i)
         for i, c in enumerate(candidates)
         if abs(c.mean - reported) <= tolerance.of(c, reported)
     ]
-    # Means that agree to within summation noise are the same numbers: the latest such window is the
-    # pass that was reported (a near-uniform model prints near-equal passes, and a window reaching
-    # back over an earlier pass would move the evaluation's start before a GPTQ calibration).
-    noise = 1e-6 * max(1.0, abs(reported))
-    best = min(fits)[0] if fits else math.inf
-    matched = candidates[min(i for d, i in fits if d <= best + noise)] if fits else None
+    # The latest window that explains the report is the reported pass: a near-uniform model prints
+    # near-equal passes, and a window reaching back over an earlier one (a diagnostic pass before a
+    # GPTQ calibration) fitted 3e-6 closer by chance, moving the evaluation's start before the
+    # calibration's training reads. Within it, the closest; means that agree to within summation
+    # noise are the same numbers, and the first candidate of them is taken.
+    matched = None
+    if fits:
+        latest = candidates[min(i for _, i in fits)].start_t  # candidates come latest window first
+        in_window = [(d, i) for d, i in fits if candidates[i].start_t == latest]
+        noise = 1e-6 * max(1.0, abs(reported))
+        best = min(in_window)[0]
+        matched = candidates[min(i for d, i in in_window if d <= best + noise)]
     judged = matched or (candidates[0] if candidates else None)
     tol = tolerance.of(judged, reported) if judged else tolerance.abs
     if judged is None:
@@ -398,7 +404,8 @@ def _before_updates(ledger: Ledger, idx: np.ndarray, first_update: np.ndarray) -
     early = ledger.t[idx] < first_update[ledger.pos[idx]]
     covered = np.zeros(len(first_update), dtype=bool)
     covered[ledger.pos[idx][early]] = True
-    return idx[early | ~covered[ledger.pos[idx]]]
+    kept: np.ndarray = idx[early | ~covered[ledger.pos[idx]]]
+    return kept
 
 
 def _counted(
