@@ -389,54 +389,6 @@ def _enter_in_threads(mode) -> None:
     threading.Thread.run = run
 
 
-def _beat(writer: _Writer, period: float) -> None:
-    """The CPU time of the process and of everything it started, every `period` seconds: by it the
-    harness tells a run that waits on itself from a slow one (compliance/dynamic/stall.py). A rank
-    waiting on a compressor it started (lrzip, a compile worker) is busy, not stalled."""
-    while True:
-        time.sleep(period)
-        try:
-            writer.event("beat", cpu_s=round(_cpu_with_descendants(), 3))
-        except (OSError, ValueError):  # the ledger closed at exit
-            return
-
-
-def _cpu_with_descendants() -> float:
-    done = os.times()
-    total = time.process_time() + done.children_user + done.children_system  # children already reaped
-    try:
-        tick = os.sysconf("SC_CLK_TCK")
-        for pid in _descendants(os.getpid()):
-            try:
-                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
-            except (OSError, IndexError, ValueError):  # gone meanwhile
-                continue
-    except (OSError, ValueError):  # no /proc: the process's own time only
-        pass
-    return total
-
-
-def _descendants(root: int) -> list[int]:
-    found, todo = [], [root]
-    while todo and len(found) < 4096:
-        pid = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as handle:
-                    children = [int(c) for c in handle.read().split()]
-            except (OSError, ValueError):
-                continue
-            found += children
-            todo += children
-    return found
-
-
 def install() -> None:
     root = os.environ["PGOLF_LEDGER_DIR"]
     rank = os.environ.get("RANK", "0")
@@ -450,7 +402,9 @@ def install() -> None:
     os.register_at_fork(after_in_child=fresh_lock)
     period = float(os.environ.get("PGOLF_BEAT_S") or 0)
     if period > 0:
-        threading.Thread(target=_beat, args=(writer, period), name="pgolf-beat", daemon=True).start()
+        from pgolf_shim_beat import start_beating
+
+        start_beating(writer, period)
     sys.addaudithook(_audit_hook(writer))
     sys.stdout = _LineTap(sys.stdout, writer, "stdout")
     sys.stderr = _LineTap(sys.stderr, writer, "stderr")
