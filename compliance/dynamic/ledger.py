@@ -353,15 +353,16 @@ def _candidates(ledger: Ledger, end_t: float, first_update: np.ndarray) -> Itera
         for mode in ("scores", "forwards"):
             sel = inside & ~np.isfinite(ledger.update_t) if mode == "scores" else inside
             if sel.any():
-                chosen = _before_updates(ledger, np.flatnonzero(sel), first_update) if mode == "forwards" else None
-                once = _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode, among=chosen)
+                idx = np.flatnonzero(sel)
+                looked = _before_updates(ledger, idx, first_update) if mode == "forwards" else idx
+                once = _counted(ledger, looked, start_t, end_t, mode)
                 yield once
-                windows = _sliding(ledger, np.flatnonzero(sel), once)
+                windows = _sliding(ledger, idx, once)
                 if windows is not None:
                     yield windows
                 if mode == "forwards":
                     for which in ("first", "last"):
-                        pick = _counted(ledger, np.flatnonzero(sel), start_t, end_t, mode, which)
+                        pick = _counted(ledger, idx, start_t, end_t, mode, which)
                         if not np.array_equal(pick.entries, once.entries):
                             yield pick
 
@@ -408,19 +409,9 @@ def _before_updates(ledger: Ledger, idx: np.ndarray, first_update: np.ndarray) -
     return kept
 
 
-def _counted(
-    ledger: Ledger,
-    idx: np.ndarray,
-    start_t: float,
-    end_t: float,
-    mode: str,
-    rule: str = "once",
-    among: np.ndarray | None = None,
-) -> Pass:
-    """Per position, the entry with the longest context, the earliest on ties (looked for `among` those
-    entries when given); or ("first", "last") its earliest or latest entry, whatever the context."""
-    if among is not None:
-        idx = among
+def _counted(ledger: Ledger, idx: np.ndarray, start_t: float, end_t: float, mode: str, rule: str = "once") -> Pass:
+    """Per position, the entry with the longest context, the earliest on ties; or ("first", "last") its
+    earliest or latest entry, whatever the context."""
     keys = {"first": (ledger.t[idx], ledger.pos[idx]), "last": (-ledger.t[idx], ledger.pos[idx])}.get(
         rule, (ledger.t[idx], -ledger.off[idx], ledger.pos[idx])
     )
