@@ -603,38 +603,37 @@ def test_an_unexplained_report_over_overlapping_windows_is_tested_with_its_repea
     assert ev.threshold_nats == pytest.approx(4 * math.log(1e6))
 
 
+def _uniform_scores_and_their_bpb() -> tuple[Book, float, float]:
+    """400 targets scored at the canary's own uniform loss, and the val_bpb that is that loss over
+    the tokenizer's bytes of those targets."""
+    from pgolf.compliance.dynamic.evidence import true_bytes
+
+    book = Book()
+    loss = math.log(len(IDS))
+    book.loss(1, np.arange(1, 401), losses=np.full(400, loss))
+    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
+    truth = true_bytes(_context(book, loss, tokenizer=SP1024).run.canary.tokens, np.arange(1, 401), SP1024)
+    return book, loss, 400 * loss / (math.log(2) * truth)
+
+
 @needs_tokenizer
 def test_a_val_bpb_below_what_the_val_loss_gives_is_judged_in_bytes():
     """A byte-level mixture prints its own val_bpb beside the network's val_loss: the bpb ranks,
     so the canary tests it too, over the tokenizer's own bytes of the scored targets."""
-    from pgolf.compliance.dynamic.evidence import true_bytes
-
-    book = Book()
-    book.loss(1, np.arange(1, 401), losses=np.full(400, math.log(len(IDS))))
-    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
-    honest = _context(book, math.log(len(IDS)), tokenizer=SP1024)
-    truth = true_bytes(honest.run.canary.tokens, np.arange(1, 401), SP1024)
-    as_bytes = 400 * math.log(len(IDS)) / (math.log(2) * truth)
+    book, loss, as_bytes = _uniform_scores_and_their_bpb()
     params = {"alpha": 1e-6}
-    same = _context(book, math.log(len(IDS)), bpb=as_bytes, tokenizer=SP1024).canary(params)
+    same = _context(book, loss, bpb=as_bytes, tokenizer=SP1024).canary(params)
     assert same.lines == 1 and same.evidence_nats < same.threshold_nats  # one statistic: nothing proven
-    mixed = _context(book, math.log(len(IDS)), bpb=0.9 * as_bytes, tokenizer=SP1024).canary(params)
+    mixed = _context(book, loss, bpb=0.9 * as_bytes, tokenizer=SP1024).canary(params)
     assert mixed.lines == 2 and mixed.evidence_nats > mixed.threshold_nats
-    assert mixed.evidence_nats == pytest.approx(0.1 * 400 * math.log(len(IDS)), rel=0.05)
+    assert mixed.evidence_nats == pytest.approx(0.1 * 400 * loss, rel=0.05)
 
 
 @needs_tokenizer
 def test_a_byte_mixture_the_canary_cannot_fault_is_not_clean():
     """A claimed val_bpb that is not the traced loss in bytes (a mixture worse than the network on
     the canary) proves nothing, and it must not clear a static C1/C2 fail either."""
-    from pgolf.compliance.dynamic.evidence import true_bytes
-
-    book = Book()
-    book.loss(1, np.arange(1, 401), losses=np.full(400, math.log(len(IDS))))
-    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
-    loss = math.log(len(IDS))
-    truth = true_bytes(_context(book, loss, tokenizer=SP1024).run.canary.tokens, np.arange(1, 401), SP1024)
-    as_bytes = 400 * loss / (math.log(2) * truth)
+    book, loss, as_bytes = _uniform_scores_and_their_bpb()
     params = {"alpha": 1e-6}
     honest = _context(book, loss, bpb=as_bytes, tokenizer=SP1024).family_outcomes(params)
     assert honest["C1"] == honest["C2"] == "clean"
@@ -649,16 +648,10 @@ def test_a_claimed_bpb_apart_from_a_sound_byte_table_is_not_called_a_wrong_byte_
     """A mixture's bpb beside the network's loss implies the wrong bytes, but another pass of the same
     run shows the byte table right: review, not a byte-table fail. Without that pass it stays a fail."""
     from pgolf.compliance.audit import run_check
-    from pgolf.compliance.dynamic.evidence import true_bytes
     from pgolf.compliance.rules import load_ruleset
 
     rule = next(r for r in load_ruleset("dynamic").rules if r.id == "R-DYN-TOKENIZER-BPB")
-    book = Book()
-    book.loss(1, np.arange(1, 401), losses=np.full(400, math.log(len(IDS))))
-    book.line(9, "final_int8_zlib_roundtrip_exact val_loss:6.92853781")
-    loss = math.log(len(IDS))
-    truth = true_bytes(_context(book, loss, tokenizer=SP1024).run.canary.tokens, np.arange(1, 401), SP1024)
-    as_bytes = 400 * loss / (math.log(2) * truth)
+    book, loss, as_bytes = _uniform_scores_and_their_bpb()
     sound = f"diagnostic quantized val_loss:{loss:.8f} val_bpb:{as_bytes:.8f}\n"
     mixed = run_check(rule, _context(book, loss, bpb=0.8 * as_bytes, tokenizer=SP1024, before=sound))
     assert [f.severity for f in mixed] == ["review"] and "byte table is right" in mixed[0].message
