@@ -659,6 +659,24 @@ def test_a_claimed_bpb_apart_from_a_sound_byte_table_is_not_called_a_wrong_byte_
     assert [f.severity for f in wrong] == ["fail"] and "byte table is wrong" in wrong[0].message
 
 
+@needs_tokenizer
+def test_a_byte_ratio_off_for_a_report_no_pass_reproduces_is_review():
+    """The report's val_loss matches no traced pass (a last-epoch rescoring): its val_loss/val_bpb may
+    cover other tokens than the pass recounted, so a ratio off the pieces proves no wrong byte table."""
+    from pgolf.compliance.audit import run_check
+    from pgolf.compliance.rules import load_ruleset
+
+    rule = next(r for r in load_ruleset("dynamic").rules if r.id == "R-DYN-TOKENIZER-BPB")
+    book, loss, as_bytes = _uniform_scores_and_their_bpb()
+    unexplained = run_check(
+        rule, _context(book, loss - 0.5, bpb=0.8 * (loss - 0.5) / loss * as_bytes, tokenizer=SP1024)
+    )
+    assert [f.severity for f in unexplained] == ["review"], [f.message for f in unexplained]
+    assert "no traced pass reproduces" in unexplained[0].message
+    explained = run_check(rule, _context(book, loss, bpb=0.8 * as_bytes, tokenizer=SP1024))
+    assert [f.severity for f in explained] == ["fail"]
+
+
 def test_the_latest_window_that_explains_the_report_is_the_reported_pass():
     """A diagnostic pass, then the final pass; on a near-uniform model a window reaching back over
     both fits the report closer by chance. The pass printed last before the report is the one."""
