@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..logparse import LogFacts, MetricLine
+from ..logparse.facts import pass_name
 from ..scoring import same_value
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ def judged_pass(facts: LogFacts, claimed: str | None) -> LogFacts:
     """The traced log's facts with the claimed pass as its score (see the module's docstring)."""
     if not claimed:
         return facts
-    base = _base(claimed)
-    same = [m for m in facts.finals if _base(m.label) == base and m.val_loss is not None]
+    base = pass_name(claimed)
+    same = [m for m in facts.finals if m.pass_name == base and m.val_loss is not None]
     if same:
         if facts.score in same:
             return facts
@@ -59,10 +60,6 @@ def judged_pass(facts: LogFacts, claimed: str | None) -> LogFacts:
 
 def _judged(facts: LogFacts, score: MetricLine, note: str) -> LogFacts:
     return replace(facts, score=score, notes=[*facts.notes, (score.line, note)])
-
-
-def _base(label: str) -> str:
-    return label.replace("_exact", "")
 
 
 def _not_final(facts: LogFacts) -> list[MetricLine]:

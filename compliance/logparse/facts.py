@@ -6,6 +6,11 @@ import math
 from dataclasses import dataclass, field
 
 
+def pass_name(label: str) -> str:
+    """The evaluation pass a metric line reports: a rounded line and its `_exact` twin share it."""
+    return label.replace("_exact", "")
+
+
 @dataclass
 class MetricLine:
     label: str  # e.g. "final_int8_zlib_roundtrip_exact", "legal_ttt_exact"
@@ -14,6 +19,10 @@ class MetricLine:
     eval_time_ms: float | None  # from the same line, or the eval_time line that belongs to it
     line: int  # 1-based
     role: str  # "final" | "diagnostic" | "pre_quant" | "post_ema" | "in_training" | "invalid"
+
+    @property
+    def pass_name(self) -> str:
+        return pass_name(self.label)
 
 
 @dataclass

@@ -10,10 +10,6 @@ from .grammar import EVAL_TIME, NAMED_BPB, VAL_BPB, VAL_LOSS, to_ms
 from .state import ParserState
 
 
-def _base_label(label: str) -> str:
-    return label.replace("_exact", "")
-
-
 def _same_numbers(a: MetricLine, b: MetricLine) -> bool:
     known = a.val_bpb is not None and a.val_loss is not None
     return known and (a.val_loss, a.val_bpb) == (b.val_loss, b.val_bpb)
@@ -97,7 +93,7 @@ class ScoreLines(ParserState):
         if "_exact" not in metric.label or not self.metrics:
             return
         prev = self.metrics[-1]
-        if "_exact" in prev.label or _base_label(prev.label) != _base_label(metric.label):
+        if "_exact" in prev.label or prev.pass_name != metric.pass_name:
             return
         if metric.eval_time_ms is None and prev.eval_time_ms is not None:
             if impossible("eval_time_ms", prev.eval_time_ms) is None:
@@ -138,7 +134,7 @@ class ScoreLines(ParserState):
                 prev is not None
                 and "_exact" in metric.label
                 and "_exact" not in prev.label
-                and _base_label(prev.label) == _base_label(metric.label)
+                and prev.pass_name == metric.pass_name
             ):
                 kept[-1] = metric
             else:
@@ -157,7 +153,7 @@ class ScoreLines(ParserState):
         best = finals[idx]
         if "_exact" not in best.label and idx > 0:
             prev = finals[idx - 1]
-            if "_exact" in prev.label and _base_label(prev.label) == _base_label(best.label):
+            if "_exact" in prev.label and prev.pass_name == best.pass_name:
                 best = prev
         if best.role == "invalid":  # never fall back on an earlier pass: that is not the run's score
             self.notes.append((best.line, "the last final scoring pass has impossible numbers: no score"))
