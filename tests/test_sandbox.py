@@ -316,6 +316,47 @@ def test_sigkill_of_pgolf_reaches_every_process_of_the_stage(kind, tmp_path, mar
     assert wait_gone(mark) == []
 
 
+def test_a_trace_folder_left_by_a_killed_pgolf_is_swept_by_the_next_run(tmp_path, mark):
+    """SIGKILL skips pgolf's cleanup: the bwrap runtime's trace folder stays behind, naming its dead
+    maker, and the next run removes it (never a folder whose maker still runs)."""
+    import tempfile
+
+    from pgolf.compliance.sandbox import scratch
+
+    runtime = _runtime("bwrap")
+    (tmp_path / "run").mkdir()
+    driver = (
+        f"from pathlib import Path; from pgolf.compliance.sandbox import get_runtime, StageSpec\n"
+        f"spec = StageSpec('run', ['/bin/bash', '-c', {DAEMON.format(mark=mark) + f' sleep 300 # {mark}'!r}], "
+        f"{{'PATH': '/usr/bin:/bin'}}, "
+        f"cwd=Path({str(tmp_path / 'run')!r}), cap_s=300, log_path=Path({str(tmp_path / 'log')!r}))\n"
+        f"get_runtime('bwrap').run(spec)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", driver])
+    try:
+        _wait_for_stage(mark, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert wait_gone(mark) == []
+
+    def made_by(pid: int) -> list[Path]:
+        found = Path(tempfile.gettempdir()).glob("pgolf-trace-*")
+        return [
+            f for f in found if (f / scratch.OWNER).is_file() and (f / scratch.OWNER).read_text().split()[0] == str(pid)
+        ]
+
+    left = made_by(proc.pid)
+    assert len(left) == 1
+    mine = scratch.make("pgolf-trace-")  # a live maker's folder survives the sweep
+    try:
+        assert runtime.run(bash_spec(tmp_path, "true")).ok
+        assert not left[0].exists() and mine.is_dir()
+    finally:
+        mine.joinpath(scratch.OWNER).unlink()
+        mine.rmdir()
+
+
 def _runtime(kind: str) -> Runtime:
     runtime = get_runtime(kind)
     if kind == "bwrap" and runtime.unavailable():

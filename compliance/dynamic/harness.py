@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,7 +34,7 @@ import numpy as np
 from ..errors import InputError
 from ..logparse import LogFacts, parse_log_bytes
 from ..progress import Progress
-from ..sandbox import StageSpec, caller_environment, choose_runtime, compose_env
+from ..sandbox import StageSpec, caller_environment, choose_runtime, compose_env, scratch
 from ..sandbox.base import Connection, Runtime, StageResult
 from ..sandbox.launch import CONTRACT_MARKER, launcher
 from ..shards import read_header, shard_paths, write_shard
@@ -109,7 +108,7 @@ def run_dynamic(script: Path, source: str, options: DynamicOptions) -> DynamicRu
     train_dir, tokenizer = resolve_data(options, plan.vocab)
     ids = canary_mod.content_ids(tokenizer, plan.vocab)
     keep = options.workdir is not None
-    work = Path(options.workdir or tempfile.mkdtemp(prefix="pgolf-dynamic-"))
+    work = Path(options.workdir) if options.workdir else scratch.make("pgolf-dynamic-")
     try:
         return _run_within_budget(
             script, work, train_dir, tokenizer, ids, plan, options, _wants_device_shim(options, source)

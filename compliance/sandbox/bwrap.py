@@ -31,7 +31,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
-from . import nettrace, pidns
+from . import nettrace, pidns, scratch
 from .base import Runtime, RuntimeOptions, SandboxUnavailable, StageResult, StageSpec, Tick, wait_under_cap
 from .base import find_tool as _which
 from .envpolicy import stage_environment
@@ -127,7 +127,7 @@ class BwrapRuntime(Runtime):
 
     def _run(self, spec: StageSpec, tick: Tick | None) -> StageResult:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        trace_dir = Path(tempfile.mkdtemp(prefix="pgolf-trace-"))  # 0700: not the stage's to read or write
+        trace_dir = scratch.make("pgolf-trace-")  # 0700: not the stage's to read or write
         try:
             with open(spec.log_path, "ab", buffering=0) as log:
                 code, wall, killed = self._supervise(spec, trace_dir, log, tick)
