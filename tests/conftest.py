@@ -115,12 +115,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 try:  # hypothesis keeps its example database and caches in ./.hypothesis: the checkout is not for writing
+    import atexit as _atexit
+    import shutil as _shutil
     import tempfile as _tempfile
 
     from hypothesis import settings as _hypothesis_settings
     from hypothesis.configuration import set_hypothesis_home_dir
 
-    set_hypothesis_home_dir(_tempfile.mkdtemp(prefix="pgolf-hypothesis-"))
+    _hypothesis_home = _tempfile.mkdtemp(prefix="pgolf-hypothesis-")
+    _atexit.register(_shutil.rmtree, _hypothesis_home, True)  # one per session, or /tmp fills with them
+    set_hypothesis_home_dir(_hypothesis_home)
     _hypothesis_settings.register_profile("pgolf", database=None)
     _hypothesis_settings.load_profile("pgolf")
 except ImportError:  # the test extra brings it; without it the generated-input tests do not import
