@@ -212,6 +212,15 @@ def test_unparseable_source_asks_for_review() -> None:
     assert findings and all(f.severity == "review" for f in findings)
 
 
+@pytest.mark.parametrize("source", ["", "# the code is in another repository\n\n"])
+def test_an_entry_script_without_code_is_review_saying_so(source: str) -> None:
+    _, findings = audit(source)
+    assert [(f.rule, f.severity) for f in findings if f.active and f.severity != "info"] == [
+        ("R-SCORING-FOUND", "review")
+    ]
+    assert "has no code" in findings[0].message
+
+
 _VAL_TABLE_SAVED = """
 import glob, numpy as np, torch
 val = np.concatenate([np.fromfile(f, dtype=np.uint16) for f in sorted(glob.glob("/data/fineweb_val_*.bin"))])

@@ -30,6 +30,13 @@ def scoring_found(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
 
     if ctx.module is None or ctx.parse_error:
         return
+    if not ctx.module.body:  # an empty file, or comments only: the folder holds no code at all
+        yield rule.finding(
+            f"the entry script has no code ({len(ctx.source.encode())} bytes, not one statement): "
+            "nothing in the folder computes the reported number",
+            file=ctx.path,
+        )
+        return
     if not val_scores(ctx.events) and not ctx.limits:
         yield rule.finding(
             "no scoring of validation tokens was found in the entry script (its data loader or "
