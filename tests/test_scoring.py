@@ -145,6 +145,31 @@ def test_claimed_seed_without_a_log_fails_with_its_line(tmp_path):
     assert any(f.message == "seed 999 is claimed but has no log" and f.line for f in fails)
 
 
+def _cut_mid_eval(text: str) -> str:
+    """The log as a run leaves it when it is killed during its last evaluation pass."""
+    head = text.split("final_int8_zlib_roundtrip ")[0]
+    return head + "final_eval:start windows=121136\n  sliding_eval [ 26.4%] 32032/121136 windows running_bpb=1.6\n"
+
+
+def test_seeds_whose_logs_end_mid_evaluation_fail_saying_where(tmp_path):
+    folder = make_record(tmp_path)
+    for seed in (314, 999):
+        log = folder / f"train_seed{seed}.log"
+        log.write_text(_cut_mid_eval(log.read_text()))
+    (finding,) = _findings(report := audit([str(folder)], AuditOptions()), "R-SEEDS")
+    assert finding.severity == "fail" and report.verdict == "fail"
+    assert "cut short: train_seed314.log: an evaluation pass starts at line" in finding.message
+
+
+def test_seeds_in_logs_the_parser_cannot_read_ask_for_review(tmp_path):
+    folder = make_record(tmp_path)
+    for seed in (314, 999):  # a layout pgolf does not know: the score may be there, in words it cannot read
+        (folder / f"train_seed{seed}.log").write_text(f"run {seed}: done, bits per byte 1.2003 (all tokens)\n")
+    (finding,) = _findings(audit([str(folder)], AuditOptions()), "R-SEEDS")
+    assert finding.severity == "review"
+    assert "2 log(s) with no score the parser could read (train_seed314.log, train_seed999.log)" in finding.message
+
+
 def test_reruns_of_a_claimed_seed_are_not_scored(tmp_path):
     folder = make_record(tmp_path)
     (folder / "train_seed42_rerun.log").write_text(log_text(42, 1.2011, 2.03))

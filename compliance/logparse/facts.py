@@ -58,6 +58,9 @@ class LogFacts:
     lines: dict[str, int] = field(default_factory=dict)  # "hyperparams.<key>" for each key too
     notes: list[tuple[int | None, str]] = field(default_factory=list)
     invalid: list[tuple[int | None, str]] = field(default_factory=list)  # impossible numbers, by line
+    # How the log itself shows its run ended before the score (a pass it starts and never ends,
+    # training short of its planned steps); None where it cannot tell that from a layout it misread.
+    cut_short: str | None = None
 
 
 # What no physical run can print, whatever the rules: (lowest, highest, lowest excluded).

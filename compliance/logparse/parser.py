@@ -218,6 +218,7 @@ class _Parser(SourceBlocks, HyperparamDumps, ScoreLines):
         facts.lines = run.lines
         facts.notes = self.notes
         facts.invalid = sorted(self.invalid, key=lambda item: (item[0] or 0, item[1]))
+        facts.cut_short = self.cut_short
         return facts
 
     def _drop_impossible(self) -> None:

@@ -160,6 +160,7 @@ class ScoreLines(ParserState):
             return None
         pending = self.run.pending_eval
         if pending is not None and pending > best.line:
+            self.cut_short = f"an evaluation pass starts at line {pending} and the log ends before its result"
             msg = (
                 f"an evaluation pass starts here and the log ends before its result; "
                 f"line {best.line} is an earlier pass, not the score"
@@ -180,5 +181,10 @@ class ScoreLines(ParserState):
             and 0 < planned
             and last < planned
         ):
+            self.cut_short = f"training stops at step {last} of {planned}"
             return f"no final metric line: training stops at step {last} of {planned} (truncated or run failed)"
+        if self.run.pending_eval is not None:
+            self.cut_short = (
+                f"an evaluation pass starts at line {self.run.pending_eval} and the log ends before its result"
+            )
         return "no final metric line: the log ends before the final evaluation (truncated or run failed)"

@@ -46,6 +46,7 @@ class ParserState:
         self.no_source_before = 0  # lines below this index were rejected as source
         self.continuing_stage = False
         self.invalid: list[tuple[int | None, str]] = []
+        self.cut_short: str | None = None  # set when the log shows its run ended before the score
 
     def _clean(self, line: str) -> str | None:
         return clean_line(line, self.layout)
