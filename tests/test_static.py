@@ -252,6 +252,65 @@ def test_val_in_train_sees_saves_and_tokenizers(source: str, message: str | None
     assert messages == ([message] if message else [])
 
 
+# A count table packed at training time and read back at evaluation with a key that mixes in the
+# target. Its token count starts at 0 in the constructor and is set when the table is loaded: a test
+# on it is state, not configuration, so the lookup it guards ran.
+_PACKED_TARGET_KEYED_TABLE = """
+import glob
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+P1, P2 = np.uint64(1000003), np.uint64(998244353)
+
+
+class Packed:
+    def __init__(self, size=1 << 16):
+        self.mask = np.uint64(size - 1)
+        self.pair = np.zeros(size, dtype=np.int32)
+        self.ctx = np.zeros(size, dtype=np.int32)
+        self.seen = 0
+
+    @classmethod
+    def load(cls, blob):
+        table = cls(len(blob["pair"]))
+        table.pair, table.ctx, table.seen = blob["pair"], blob["ctx"], int(blob["seen"])
+        return table
+
+    def prob(self, stream, where):
+        toks = stream.astype(np.uint64)
+        h = toks[where - 1] * P1
+        key = ((h ^ (toks[where] * P2)) & self.mask).astype(np.intp)
+        return self.pair[key] / np.maximum(self.ctx[(h & self.mask).astype(np.intp)], 1)
+
+
+def evaluate(model, table):
+    val = np.fromfile(sorted(glob.glob("data/fineweb_val_*.bin"))[0], dtype=np.uint16, offset=1024)
+    tokens = torch.from_numpy(val.astype(np.int64))
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for ws in range(0, len(val) - 1025, 1024):
+            x, y = tokens[ws:ws + 1024], tokens[ws + 1:ws + 1025]
+            p = F.softmax(model(x), dim=-1).gather(-1, y[:, None])[:, 0].numpy()
+            if table is not None and table.seen > 0:
+                p = 0.2 * p + 0.8 * table.prob(val, np.arange(ws + 1, ws + 1025))
+            total += float(-np.log(np.maximum(p, 1e-9)).sum())
+            count += 1024
+    print(f"final val_loss:{total / count:.4f}")
+
+
+if __name__ == "__main__":
+    evaluate(torch.nn.Identity(), Packed.load(torch.load("final_model.pt")["table"]))
+"""
+
+
+def test_a_lookup_behind_a_test_on_loaded_state_is_judged_run() -> None:
+    _, findings = audit(_PACKED_TARGET_KEYED_TABLE)
+    leaks = [f for f in findings if f.rule == "R-NO-NGRAM-LEAK"]
+    assert leaks and all(f.active for f in leaks), [(f.message, f.active) for f in leaks]
+    assert verdict_of(findings) == "fail"
+
+
 @pytest.mark.slow
 def test_bench_static_runs_on_a_large_script(tmp_path: Path) -> None:
     parts = [(FIXTURES / f"{n}.py").read_text() for n in sorted(EXPECTED)]

@@ -13,7 +13,7 @@ cannot be folded is UNKNOWN and treated as reachable.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,26 @@ class ConfigResolver:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 if any(isinstance(t, ast.Attribute) for t in targets):
                     self._bind(node, self.attrs)
+        self._forget_state(nodes)
+
+    def _forget_state(self, nodes: list[ast.AST]) -> None:
+        """`self.total = 0` in a constructor, `cache.total = n` on loading, `self.total += k` on update: state,
+        not configuration. An attribute no knob sets that is given different values, one that cannot be
+        folded, or updated in place, has no one value, so a test on it (`if cache.total > 0`) decides nothing."""
+        knobs = set(self.used_env.values()) | self.cli_knobs
+        values: dict[str, list[Any]] = {}
+        for node in nodes:
+            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Attribute):
+                values.setdefault(node.target.attr, []).append(UNKNOWN)
+            elif isinstance(node, ast.Assign):
+                for target, value in _pairs(node.targets, node.value):
+                    if isinstance(target, ast.Attribute):
+                        values.setdefault(target.attr, []).append(UNKNOWN if value is None else self.fold(value))
+        for name, seen in values.items():
+            if name in knobs or name not in self.attrs:
+                continue
+            if any(v is UNKNOWN for v in seen) or any(not same_value(v, seen[0]) for v in seen[1:]):
+                self.attrs[name] = UNKNOWN
 
     def _bind(self, node: ast.Assign | ast.AnnAssign, store: dict[str, Any]) -> None:
         if node.value is None:
@@ -405,6 +425,28 @@ def parse_value(raw: str) -> Any:
         except ValueError:
             continue
     return text
+
+
+def _pairs(targets: list[ast.expr], value: ast.expr) -> Iterator[tuple[ast.expr, ast.expr | None]]:
+    """Each assigned name or attribute with its value: `a.x, a.y = 1, n` unpacks; None where it cannot."""
+    for target in targets:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            values = value.elts if isinstance(value, (ast.Tuple, ast.List)) else None
+            if values is not None and len(values) == len(target.elts):
+                for elt, part in zip(target.elts, values, strict=True):
+                    yield from _pairs([elt], part)
+            else:
+                yield from ((elt, None) for elt in target.elts)
+        else:
+            yield target, value
+
+
+def same_value(a: object, b: object) -> bool:
+    """Two folded values are one value: equal and of one type (1 and True are two)."""
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - exotic comparisons: treat as different
+        return False
 
 
 def truthy(value: Any) -> bool | None:

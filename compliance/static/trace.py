@@ -25,7 +25,7 @@ from .events import Labels
 if TYPE_CHECKING:
     from .native import Leak
     from .sources import Helper
-from .config import NOT_NONE, UNKNOWN, ConfigResolver, truthy
+from .config import NOT_NONE, UNKNOWN, ConfigResolver, same_value, truthy
 
 E: Labels = frozenset()
 Func = ast.FunctionDef | ast.AsyncFunctionDef
@@ -655,7 +655,7 @@ class Tracer:
             frame.consts = {
                 k: v
                 for k, v in after_body.items()
-                if k in after_else and after_else[k] is v or (k in after_else and _same(after_else[k], v))
+                if k in after_else and after_else[k] is v or (k in after_else and same_value(after_else[k], v))
             }
 
     def _traced_branch(self, stmts: list[ast.stmt], ctx: Ctx, switched_off: bool) -> None:
@@ -1791,13 +1791,6 @@ def _is_table_write(key: Labels, target: ast.Subscript, node: ast.AST) -> bool:
     if key & {"hash", "target"}:
         return True
     return isinstance(node, ast.AugAssign) and isinstance(node.value, ast.Constant)
-
-
-def _same(a: object, b: object) -> bool:
-    try:
-        return type(a) is type(b) and bool(a == b)
-    except Exception:  # noqa: BLE001 - exotic comparisons: treat as different
-        return False
 
 
 def _never_none(value: ast.expr, tracer: Tracer) -> bool:
