@@ -196,6 +196,7 @@ def test_a_run_killed_at_the_cap_still_shows_its_log_without_keep(official_data,
     record = _check(script, official_data, cap_s=30)  # 'started' is printed well within it, loaded or not
     run = next(f for f in record.findings if f.rule == "R-DYN-RUN" and "did not finish" in f.message)
     assert "killed at its" in run.message and "    | started" in run.message and "--keep" in run.message
+    assert "the script's last output" in run.message and "before the end: `started`" in run.message, run.message
     assert math.isfinite(run.evidence["wall_s"]) and run.evidence["wall_s"] < 600  # killed, not slept out
 
 

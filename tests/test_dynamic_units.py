@@ -689,3 +689,26 @@ def test_the_latest_window_that_explains_the_report_is_the_reported_pass():
     book.line(40, "final val_loss:7.00000000")
     order = judge_order(book.build(), 7.0)
     assert order.matched is not None and order.matched.start_t == 20 and order.matched.mean == pytest.approx(7.0003)
+
+
+def test_the_last_output_is_the_newest_line_any_process_printed_and_how_long_before_the_end():
+    empty = np.zeros(0)
+    ledger = Ledger(
+        t=empty.astype(np.int64),
+        pos=empty.astype(np.int64),
+        off=empty.astype(np.int64),
+        loss=empty,
+        update_t=empty,
+        site=[],
+        site_of=empty.astype(np.int64),
+        lowp=empty.astype(bool),
+        events=[
+            {"kind": "beat", "t": 10 * 10**9, "cpu_s": 1.0, "said_t": 9 * 10**9, "said": "launcher: starting 2 ranks"},
+            {"kind": "beat", "t": 20 * 10**9, "cpu_s": 9.0, "said_t": 15 * 10**9, "said": "gptq: generating 64 seqs"},
+            {"kind": "beat", "t": 30 * 10**9, "cpu_s": 2.0},
+            {"kind": "beat", "t": 615 * 10**9, "cpu_s": 600.0},
+        ],
+    )
+    assert ledger.last_output() == ("gptq: generating 64 seqs", 600.0)
+    ledger.events = [e for e in ledger.events if "said" not in e]
+    assert ledger.last_output() is None

@@ -58,8 +58,8 @@ def run_state(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     }
     if run.status != "ok":
         yield rule.finding(
-            f"the traced run did not finish ({_how(run)}){_kept(run)}; its last {len(run.log_tail)} "
-            f"lines:{_tail_block(run.log_tail)}",
+            f"the traced run did not finish ({_how(run)}){_last_said(ledger)}{_kept(run)}; its last "
+            f"{len(run.log_tail)} lines:{_tail_block(run.log_tail)}",
             file=ctx.file,
             evidence=base,
         )
@@ -166,6 +166,14 @@ def _how(run: DynamicRun) -> str:
     if run.status == "timeout":
         return f"killed at its {run.wall_s:.0f}s cap"
     return f"exit {run.returncode}"
+
+
+def _last_said(ledger: Ledger) -> str:
+    said = ledger.last_output()
+    if said is None:
+        return ""
+    text, before = said
+    return f"; the script's last output, {before:.0f}s before the end: `{printable(text)[:200]}`"
 
 
 def _kept(run: DynamicRun) -> str:

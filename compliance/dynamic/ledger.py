@@ -64,6 +64,16 @@ class Ledger:
     def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] in kinds]
 
+    def last_output(self) -> tuple[str, float] | None:
+        """The last line any traced process printed (as its heartbeats reported it) and how many seconds
+        before the ledger's last event: what a run killed at its cap was doing all that while."""
+        said = [e for e in self.events if e["kind"] == "beat" and isinstance(e.get("said"), str)]
+        if not said or not self.events:
+            return None
+        last = max(said, key=lambda e: int(e.get("said_t") or 0))
+        end = max(int(e["t"]) for e in self.events)
+        return last["said"], max(0.0, (end - int(last.get("said_t") or end)) / 1e9)
+
 
 def read_ledger(folder: Path) -> Ledger:
     parts = (

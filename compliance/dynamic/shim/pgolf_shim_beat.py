@@ -19,11 +19,18 @@ def start_beating(writer, period: float) -> None:
 def _beat(writer, period: float) -> None:
     """The CPU time of the process and of everything it started, every `period` seconds: by it the
     harness tells a run that waits on itself from a slow one (compliance/dynamic/stall.py). A rank
-    waiting on a compressor it started (lrzip, a compile worker) is busy, not stalled."""
+    waiting on a compressor it started (lrzip, a compile worker) is busy, not stalled. A beat also
+    carries the last line the process printed, when it is new: where a run killed at its cap was."""
+    reported = None
     while True:
         time.sleep(period)
+        fields = {"cpu_s": round(_cpu_with_descendants(), 3)}
+        said = getattr(writer, "said", None)
+        if said is not None and said is not reported:
+            fields.update(said_t=said[0], said=said[1])
+            reported = said
         try:
-            writer.event("beat", cpu_s=round(_cpu_with_descendants(), 3))
+            writer.event("beat", **fields)
         except (OSError, ValueError):  # the ledger closed at exit
             return
 

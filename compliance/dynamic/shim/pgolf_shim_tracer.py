@@ -45,6 +45,7 @@ class _Writer:
         }
         self.count = 0
         self.next_id = 0
+        self.said = None  # (time, text) of the last line the process printed: the heartbeat reports it
 
     def event(self, kind: str, **fields) -> int:
         with self.lock:
@@ -276,6 +277,9 @@ class _LineTap:
             self._pending += text
             if "\n" in self._pending:
                 *lines, self._pending = self._pending.split("\n")
+                said = [line for line in lines if line.strip()]
+                if said:
+                    self._writer.said = (time.monotonic_ns(), said[-1][:300])
                 for line in lines:
                     if any(marker in line for marker in LINE_MARKERS):
                         self._writer.event("line", stream=self._name, text=line[:2000])
