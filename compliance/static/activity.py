@@ -28,24 +28,24 @@ class GateState:
 def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) -> dict[int, GateState]:
     prints = [e for e in events if e.kind == ev.LOG and e.active]
     captured = _captured_channels(prints, logs)
-    writers: dict[str, list[Event]] = defaultdict(list)  # fragment -> every traced print that writes it
+    writers: dict[str, list[Event]] = defaultdict(list)  # fragment -> every traced print that may write it
     for p in prints:
-        for fragment in p.detail.get("fragments", ()):
+        for fragment in _may_write(p):
             writers[fragment].append(p)
     states = {}
     for gid, gate in gates.items():
         inside = [p for p in prints if gid in p.gates]
-        outside = {f for p in prints if gid not in p.gates for f in p.detail.get("fragments", ())}
+        outside = {f for p in prints if gid not in p.gates for f in _may_write(p)}
         # a helper's print reached from inside the branch and from elsewhere too tells nothing
         own = sorted(
             {
                 f
                 for p in inside
-                for f in p.detail.get("fragments", ())
+                for f in _may_write(p)
                 if all(gid in w.gates for w in writers[f]) and not any(f in other for other in outside)
             }
         )
-        # only what goes to a channel the logs capture can show that a branch did not run
+        # only what goes to a channel the logs capture, for sure, can show that a branch did not run
         heard = sorted(
             {
                 f
@@ -57,6 +57,11 @@ def judge_gates(events: list[Event], gates: dict[int, Gate], logs: LogEvidence) 
         )
         states[gid] = _judge(gate, own, heard, logs)
     return states
+
+
+def _may_write(p: Event) -> tuple[str, ...]:
+    """Text a print writes whenever it runs, and text it writes on one side of a conditional expression."""
+    return (*p.detail.get("fragments", ()), *p.detail.get("maybe_fragments", ()))
 
 
 def _captured_channels(prints: list[Event], logs: LogEvidence) -> set[str]:

@@ -48,6 +48,7 @@ class Event:
     active: bool  # False when a branch is switched off by the configuration
     no_grad: bool = False
     gates: tuple[int, ...] = ()  # unresolved branches enclosing it (Tracer.gates), outermost first
+    arms: tuple[tuple[int, int], ...] = ()  # the sides of configuration if/else forks it lies on
     activity: str = "unknown"  # on | off | unknown, once gates are judged (activity.py)
     file: str | None = None  # the file the line is in (a helper module, or the entry script)
     loopvar_guards: frozenset[int] = frozenset()  # loops whose variable decides a branch around it
@@ -57,6 +58,11 @@ class Event:
     @property
     def on(self) -> bool:
         return self.activity == "on"
+
+    def excludes(self, other: Event) -> bool:
+        """On opposite sides of one configuration if/else: no run does both, so neither comes after the other."""
+        mine = dict(self.arms)
+        return any(fork in mine and mine[fork] != side for fork, side in other.arms)
 
     def shares_loop(self, other: Event) -> bool:
         return bool(set(self.loops) & set(other.loops))

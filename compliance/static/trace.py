@@ -163,6 +163,7 @@ class Ctx:
     no_grad: bool = False
     guards: frozenset[int] = frozenset()
     gates: tuple[int, ...] = ()  # unresolved branches around it (Tracer.gates)
+    arms: tuple[tuple[int, int], ...] = ()  # (fork, 0 if body else 1) of the configuration's if/else around it
 
     def but(self, **changes: Any) -> Ctx:
         data = {**self.__dict__, **changes}
@@ -336,6 +337,7 @@ class Tracer:
             optim=optim,
             detail=detail,
             gates=ctx.gates,
+            arms=ctx.arms,
             file=self.fn_file.get(self.frame.fn, self.path) if self.stack else self.path,
         )
         self.events.append(event)
@@ -684,7 +686,11 @@ class Tracer:
         test = _source_of(node.test)
         body = self._gate(node, test, "if", None if known is None else known)
         orelse = self._gate(node, test, "else", None if known is None else not known)
-        return ctx.but(gates=ctx.gates + (body,)), ctx.but(gates=ctx.gates + (orelse,))
+        # One run takes one side of a configuration's if/else: what its two sides do is never in sequence.
+        return (
+            ctx.but(gates=ctx.gates + (body,), arms=ctx.arms + ((body, 0),)),
+            ctx.but(gates=ctx.gates + (orelse,), arms=ctx.arms + ((body, 1),)),
+        )
 
     def e_IfExp(self, node: ast.IfExp, ctx: Ctx) -> Labels:
         """`a if cond else b`: a configuration gate when cond is a knob."""
@@ -704,8 +710,9 @@ class Tracer:
 
     def s_Expr(self, node: ast.Expr, ctx: Ctx) -> None:
         labels = self.expr(node.value, ctx)
-        fragments = _log_fragments(node.value, lambda n: self.res.fold(n, self.frame.consts))
-        if fragments:
+        fold = lambda n: self.res.fold(n, self.frame.consts)  # noqa: E731
+        fragments, maybe = _log_fragments(node.value, fold), _log_fragments(node.value, fold, choices=True)
+        if fragments or maybe:
             channel = _source_of(node.value.func) if isinstance(node.value, ast.Call) else "?"
             self.emit(
                 ev.LOG,
@@ -713,6 +720,7 @@ class Tracer:
                 labels,
                 ctx,
                 fragments=fragments,
+                maybe_fragments=maybe,
                 channel=channel,
                 gated_fields=self._gated_fields(node.value, ctx) if self.natives else (),
             )
@@ -1934,17 +1942,21 @@ def _source_of(node: ast.expr) -> str:
 _PLACEHOLDER = re.compile(r"%[-+ #0-9.]*[a-zA-Z%]|\{[^{}]*\}")
 
 
-def _log_fragments(node: ast.expr, fold: Fold | None = None) -> tuple[str, ...]:
+def _log_fragments(node: ast.expr, fold: Fold | None = None, choices: bool = False) -> tuple[str, ...]:
     """The literal text a print/log call writes: what a log shows when this line ran.
 
     Runs of literal text between format fields, at least 6 characters with 4 letters
     (`slot:starting lr=`, `ttt_legal: chunks=`); whether a run is specific to one
-    path is decided against the whole script later (logsignals.py).
+    path is decided against the whole script later (logsignals.py). With `choices`, the text it
+    may write instead: either side of `log(f"...matched={n}" if n else "no matches")`.
     """
     if not isinstance(node, ast.Call):
         return ()
     out: list[str] = []
-    for text in (t for arg in [*node.args, *(k.value for k in node.keywords)] for t in _literal_texts(arg, fold)):
+    args = [*node.args, *(k.value for k in node.keywords)]
+    if choices:
+        args = [side for arg in args if isinstance(arg, ast.IfExp) for side in (arg.body, arg.orelse)]
+    for text in (t for arg in args for t in _literal_texts(arg, fold)):
         for piece in _PLACEHOLDER.split(text):
             piece = " ".join(piece.split())
             if len(piece) >= 6 and sum(c.isalpha() for c in piece) >= 4:
@@ -1953,8 +1965,9 @@ def _log_fragments(node: ast.expr, fold: Fold | None = None) -> tuple[str, ...]:
 
 
 def _literal_texts(node: ast.expr, fold: Fold | None = None) -> list[str]:
-    """The text a format writes for sure: literals, and fields whose value is a known string
-    (`f"{label} val_loss:..."` with label passed in as "quantized_ttt_phased")."""
+    """The text a format writes for sure: literals, and fields whose value is known (`f"{label} val_loss:..."`
+    with label passed in as "quantized_ttt_phased"; `stride:{args.eval_stride}` where the run's stride is 64,
+    which writes the same text as another branch's literal `stride:64`)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [node.value]
     if isinstance(node, ast.JoinedStr):
@@ -1970,8 +1983,8 @@ def _literal_texts(node: ast.expr, fold: Fold | None = None) -> list[str]:
                 and part.conversion in (-1, 115)
             )
             value = fold(part.value) if known and fold is not None and isinstance(part, ast.FormattedValue) else None
-            if isinstance(value, str):
-                current += value
+            if isinstance(value, (str, int, float)):
+                current += str(value)  # what an f-string field without a format writes
             else:
                 runs.append(current)
                 current = ""

@@ -226,8 +226,8 @@ def _per_pass_object(update: Event, events: list[Event]) -> bool:
 
 def judge_update(update: Event, events: list[Event], reported: list[Event] | None = None) -> UpdateJudgement:
     """Where an update sits against the scores: in their loop after them (legal), before them, or not at all."""
-    scores = val_scores(events)
-    final = reported if reported else scores
+    scores = [s for s in val_scores(events) if not s.excludes(update)]
+    final = [s for s in reported if not s.excludes(update)] if reported else scores
     before = [s for s in scores if s.seq < update.seq]
     scored_before = before[-1] if before else None
     later_passes = [s for s in final if s.seq > update.seq and not s.shares_loop(update)]
