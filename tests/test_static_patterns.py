@@ -54,12 +54,15 @@ PATTERNS: dict[str, tuple[str, set[str], dict[str, str]]] = {
     "legal_slot_off_ifexp": ("pass", set(), {}),
     "legal_logspace_mixture": ("pass", set(), {}),
     "legal_native_causal": ("pass", set(), {}),
+    "legal_ttt_or_sliding_by_config": ("pass", set(), {}),
+    "legal_stride_written_twice": ("pass", set(), {}),
     # legal, but a label trace cannot tell the records an online table keeps per position from
     # the finished table: review, never fail
     "legal_online_word_hints": ("review", {"R-SINGLE-PASS"}, {}),
     # illegal: fail, with the rule of the violation
     "illegal_ngram_key_helper": ("fail", {"R-NO-NGRAM-LEAK"}, {}),
     "illegal_full_rescore": ("fail", {"R-SINGLE-PASS"}, {}),
+    "illegal_two_pass_shared_helper": ("fail", {"R-SINGLE-PASS"}, {}),
     "illegal_epoch_reset_score": ("fail", {"R-TTT-SCORE-FIRST"}, {}),
     "illegal_val_table_artifact": ("fail", {"R-NO-VAL-IN-TRAIN"}, {}),
     "illegal_gptq_train_after_budget": ("fail", {"R-GPTQ-CALIB"}, {}),
@@ -154,6 +157,15 @@ def test_switched_on_slot_fails_in_every_form(name: str, key: str) -> None:
     for kind in FORMS:
         _, on = audit(variant(name, kind), {key: "1"})
         assert verdict_of(on) == "fail" and "R-NO-SLOT" in raised_rules(on), (kind, [(f.rule, f.message) for f in on])
+
+
+def test_a_literal_another_print_writes_with_the_runs_value_shows_nothing(tmp_path: Path) -> None:
+    """`stride:{STRIDE}` with the run's 64 writes what the comparison branch writes literally
+    (`stride:64`): that text in the log is no sign that the branch ran."""
+    ctx, _ = audit_folder_fixture("legal_stride_written_twice", "plain", tmp_path)
+    states = {(gate.line, gate.branch): ctx.gate_states[gid].state for gid, gate in ctx.gates.items()}
+    comparison = next(key for key in states if key[1] == "if")
+    assert states[comparison] == "off", ctx.gate_states
 
 
 def test_late_calibration_inside_a_reserved_budget_is_noted_not_failed() -> None:

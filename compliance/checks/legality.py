@@ -15,7 +15,7 @@ from ..rules import Rule, check
 from ..static import ScriptContext
 from ..static import events as ev
 from ..static.events import Event
-from ..static.findings import finding, worst_first
+from ..static.findings import finding, first_per_line, worst_first
 from ..static.verdicts import is_fresh, judge_update, table_writes, val_scores, val_updates
 
 
@@ -92,65 +92,70 @@ def single_pass(ctx: ScriptContext, rule: Rule) -> Iterator[Finding]:
                 score=j.rescored,
             )
     online_loops = ctx.tracer.online_loops if ctx.tracer is not None else set()
-    for write in worst_first(table_writes(events)):
-        j = judge_update(write, events, ctx.reported)
-        if j.kind in ("before_pass", "adapt_first") and j.score is not None and online_loops & set(write.loops):
-            yield finding(
-                rule,
-                ctx,
-                write,
-                "C4: a table takes in validation tokens before they are scored "
-                f"(line {j.score.line}), in a loop that records each position's hint before "
-                "that position's own update (an online, prefix-causal cache): whether the score reads "
-                "only those records needs a person",
-                score=j.score,
-                severity="review",
-            )
-        elif (
-            j.kind == "before_pass"
-            and j.scored_before is not None
-            and write.seq > j.scored_before.seq
-            and j.scored_before.shares_loop(write)
-        ):
-            yield finding(
-                rule,
-                ctx,
-                write,
-                "C4: a cache filled while scoring (line "
-                f"{j.scored_before.line}) holds every validation token before a second pass "
-                f"re-scores them with it (line {_line(j.score)}): two-pass",
-                score=j.score,
-            )
-        elif j.kind == "before_pass":
-            yield finding(
-                rule,
-                ctx,
-                write,
-                "C4: a table/cache is filled from validation tokens before the "
-                f"pass that scores them (line {_line(j.score)}): two-pass",
-                score=j.score,
-            )
-        elif j.kind == "score_first" and j.rescored is not None:
-            yield finding(
-                rule,
-                ctx,
-                write,
-                f"C4: a cache filled while scoring (line {_line(j.score)}) holds every "
-                "validation token when a later pass re-scores them with it "
-                f"(line {j.rescored.line}): two-pass",
-                score=j.rescored,
-            )
-        elif j.kind == "adapt_first":
-            yield finding(
-                rule,
-                ctx,
-                write,
-                "C3: a table/cache takes in validation tokens before the same "
-                f"loop scores them (line {_line(j.score)})",
-                score=j.score,
-            )
+    # judged one by one: a helper's write on one line may be legal on one path and a second pass on another
+    yield from first_per_line((w, _judge_write(ctx, rule, w, online_loops)) for w in table_writes(events))
     for best in (e for e in events if e.kind == ev.BEST_OF):
         yield finding(rule, ctx, best, "C4: keeps the better of two validation scores")
+
+
+def _judge_write(ctx: ScriptContext, rule: Rule, write: Event, online_loops: set[int]) -> Finding | None:
+    """C3/C4 for one table write: its place against the scores (judge_update)."""
+    j = judge_update(write, ctx.events, ctx.reported)
+    if j.kind in ("before_pass", "adapt_first") and j.score is not None and online_loops & set(write.loops):
+        return finding(
+            rule,
+            ctx,
+            write,
+            "C4: a table takes in validation tokens before they are scored "
+            f"(line {j.score.line}), in a loop that records each position's hint before "
+            "that position's own update (an online, prefix-causal cache): whether the score reads "
+            "only those records needs a person",
+            score=j.score,
+            severity="review",
+        )
+    if (
+        j.kind == "before_pass"
+        and j.scored_before is not None
+        and write.seq > j.scored_before.seq
+        and j.scored_before.shares_loop(write)
+    ):
+        return finding(
+            rule,
+            ctx,
+            write,
+            "C4: a cache filled while scoring (line "
+            f"{j.scored_before.line}) holds every validation token before a second pass "
+            f"re-scores them with it (line {_line(j.score)}): two-pass",
+            score=j.score,
+        )
+    if j.kind == "before_pass":
+        return finding(
+            rule,
+            ctx,
+            write,
+            "C4: a table/cache is filled from validation tokens before the "
+            f"pass that scores them (line {_line(j.score)}): two-pass",
+            score=j.score,
+        )
+    if j.kind == "score_first" and j.rescored is not None:
+        return finding(
+            rule,
+            ctx,
+            write,
+            f"C4: a cache filled while scoring (line {_line(j.score)}) holds every "
+            "validation token when a later pass re-scores them with it "
+            f"(line {j.rescored.line}): two-pass",
+            score=j.rescored,
+        )
+    if j.kind == "adapt_first":
+        return finding(
+            rule,
+            ctx,
+            write,
+            f"C3: a table/cache takes in validation tokens before the same loop scores them (line {_line(j.score)})",
+            score=j.score,
+        )
+    return None
 
 
 @check("script.no_ngram_leak", kind="script")

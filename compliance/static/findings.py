@@ -8,6 +8,7 @@ the configuration or the logs show it did not run, it is reported as inactive in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .events import Event
@@ -57,3 +58,14 @@ def worst_first(events: list[Event]) -> list[Event]:
     for event in sorted(events, key=lambda e: rank.get(e.activity, 3)):
         seen.setdefault(event.line, event)
     return sorted(seen.values(), key=lambda e: e.seq)
+
+
+def first_per_line(judged: Iterable[tuple[Event, Finding | None]]) -> list[Finding]:
+    """One finding per line, chosen after judging: of the events on a line that gave one, the one that
+    ran beats the one that may have (a line reached on two paths can be legal on one of them)."""
+    rank = {"on": 0, "unknown": 1, "off": 2}
+    seen: dict[int, tuple[Event, Finding]] = {}
+    for event, found in sorted(judged, key=lambda pair: rank.get(pair[0].activity, 3)):
+        if found is not None:
+            seen.setdefault(event.line, (event, found))
+    return [found for _, found in sorted(seen.values(), key=lambda pair: pair[0].seq)]
