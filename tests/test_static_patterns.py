@@ -56,6 +56,7 @@ PATTERNS: dict[str, tuple[str, set[str], dict[str, str]]] = {
     "legal_native_causal": ("pass", set(), {}),
     "legal_ttt_or_sliding_by_config": ("pass", set(), {}),
     "legal_stride_written_twice": ("pass", set(), {}),
+    "legal_count_the_better": ("pass", set(), {}),
     # legal, but a label trace cannot tell the records an online table keeps per position from
     # the finished table: review, never fail
     "legal_online_word_hints": ("review", {"R-SINGLE-PASS"}, {}),
@@ -63,6 +64,7 @@ PATTERNS: dict[str, tuple[str, set[str], dict[str, str]]] = {
     "illegal_ngram_key_helper": ("fail", {"R-NO-NGRAM-LEAK"}, {}),
     "illegal_full_rescore": ("fail", {"R-SINGLE-PASS"}, {}),
     "illegal_two_pass_shared_helper": ("fail", {"R-SINGLE-PASS"}, {}),
+    "illegal_keep_the_better": ("fail", {"R-SINGLE-PASS"}, {}),
     "illegal_epoch_reset_score": ("fail", {"R-TTT-SCORE-FIRST"}, {}),
     "illegal_val_table_artifact": ("fail", {"R-NO-VAL-IN-TRAIN"}, {}),
     "illegal_gptq_train_after_budget": ("fail", {"R-GPTQ-CALIB"}, {}),

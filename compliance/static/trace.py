@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 from .config import NOT_NONE, UNKNOWN, ConfigResolver, same_value, truthy
 
 E: Labels = frozenset()
+_ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 Func = ast.FunctionDef | ast.AsyncFunctionDef
 Fold = Callable[[ast.expr], object]  # a constant's value, or config.UNKNOWN
 _LOSS_FUNCS = {
@@ -631,6 +632,7 @@ class Tracer:
 
     def s_If(self, node: ast.If, ctx: Ctx) -> None:
         self.expr(node.test, ctx)
+        self._keep_the_better(node, ctx)
         known = truthy(self.res.fold(node.test, self.frame.consts))
         guards = ctx.guards | self._loop_guards(node.test, ctx)
         body, orelse = self._branches(node, ctx, known)
@@ -670,6 +672,26 @@ class Tracer:
         env = dict(frame.env)
         self.block(stmts, ctx)
         frame.env = env
+
+    def _keep_the_better(self, node: ast.If, ctx: Ctx) -> None:
+        """`if new_nll < old_nll: scored[t] = new_nll`: of two validation scores of one token, the lower is
+        kept, in place (C4, like `min(a, b)`). Only plain operands are read (no call runs twice), and only
+        a write into an element counts: a best-so-far scalar (`best = loss`) selects no token's score."""
+        test = node.test
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], _ORDERING)):
+            return
+        sides = [test.left, test.comparators[0]]
+        if not all(isinstance(side, (ast.Name, ast.Subscript, ast.Attribute, ast.UnaryOp)) for side in sides):
+            return
+        labels = [self.expr(side, ctx) for side in sides]
+        if not all({"val", "loss"} <= side and "sum" not in side for side in labels):
+            return
+        written = {ast.dump(side) for side in sides}
+        for stmt in node.body:
+            if isinstance(stmt, ast.Assign) and ast.dump(stmt.value) in written:
+                if any(isinstance(target, ast.Subscript) for target in stmt.targets):
+                    self.emit(ev.BEST_OF, node, labels[0] | labels[1], ctx)
+                    return
 
     def _branches(self, node: ast.If | ast.IfExp, ctx: Ctx, known: bool | None) -> tuple[Ctx, Ctx]:
         """The contexts of the two branches.
