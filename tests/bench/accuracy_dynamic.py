@@ -164,8 +164,12 @@ def _outcome(report, wall: float) -> dict:
 
 
 def _trouble(finding) -> str:
-    """What went wrong, in a line: how the run ended and its last log line (the exception, mostly)."""
+    """What went wrong, in a line: how the run ended and its last log line (the exception, mostly), or
+    for a run killed at its cap, the script's last output before it."""
     head = finding.message.splitlines()[0].split(";")[0]
+    said = re.search(r"the script's last output, [^`]*`[^`]*`", finding.message)
+    if said and "killed at" in head:
+        return f"{head}; {said.group(0)[:200]}"
     tail = (finding.evidence or {}).get("log_tail") or []
     errors = [
         line for line in tail if re.search(r"\w(Error|Exception|Interrupt)\b", line) and "ChildFailedError" not in line
