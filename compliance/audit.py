@@ -225,7 +225,7 @@ def audit_git(repo: Path, rng: str, options: AuditOptions) -> Report:
             raise InputError(rng, gitrange.empty_range_message(repo, rng))
         layout = gitrange.record_layout(repo, rng, changes)
         if not layout.audited:
-            raise InputError(rng, "the range adds or changes no record folder under records/<track>/")
+            raise InputError(rng, _nothing_to_audit(layout))
         head = gitrange.head_of(rng)
         pr = options.pr_meta.for_head(gitrange.resolve(repo, head)) if options.pr_meta else None
         with gitrange.temp_root() as tmp:
@@ -264,6 +264,14 @@ def _frontier_pools(
                 opened[folder] = (pr.created_at, f"PR #{number} createdAt")
         pools[track] = FrontierPool(root, opened, label=f"{base} (the base branch)")
     return pools
+
+
+def _nothing_to_audit(layout: gitrange.Layout) -> str:
+    """A range with no folder to judge; one that only deletes records is said to (a PR only adds a folder)."""
+    if not layout.deleted:
+        return "the range adds or changes no record folder under records/<track>/"
+    shown = ", ".join(layout.deleted[:3]) + (f" and {len(layout.deleted) - 3} more" if len(layout.deleted) > 3 else "")
+    return f"the range adds no record folder; it deletes {len(layout.deleted)} existing one(s): {shown}"
 
 
 def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> list[Finding]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,8 +105,6 @@ def test_pr_that_changes_an_existing_record_folder_audits_it(tmp_path):
 
 def test_pr_that_deletes_another_record_folder_is_told(tmp_path):
     repo = pr_repo(tmp_path)
-    import shutil
-
     shutil.rmtree(repo / "records" / "track_10min_16mb" / "2026-05-01_Test0")
     make_record(repo / "records" / "track_10min_16mb", name="2026-05-02_Next")
     commit(repo, "replace")
@@ -113,6 +112,17 @@ def test_pr_that_deletes_another_record_folder_is_told(tmp_path):
     assert [r["path"] for r in report["records"]] == ["records/track_10min_16mb/2026-05-02_Next"]
     other = [f for f in report["records"][0]["findings"] if "other record folders" in f["message"]]
     assert other and "2026-05-01_Test0 (deleted)" in other[0]["message"] and other[0]["severity"] == "warn"
+
+
+def test_a_range_that_only_deletes_records_says_which(tmp_path):
+    repo = pr_repo(tmp_path, folders=2)
+    for name in ("2026-05-01_Test0", "2026-05-02_Test1"):
+        shutil.rmtree(repo / "records" / "track_10min_16mb" / name)
+    commit(repo, "remove")
+    proc = subprocess.run(CHECK + ["--git", str(repo), "--range", "HEAD~1..HEAD"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "deletes 2 existing one(s): records/track_10min_16mb/2026-05-01_Test0" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def frontier_repo(tmp_path: Path, mine: tuple[float, ...], readme: str = "# Test record\n") -> tuple[Path, str]:
