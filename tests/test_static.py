@@ -231,6 +231,20 @@ import glob, sentencepiece as spm
 files = sorted(glob.glob("/data/fineweb_val_*.bin"))
 spm.SentencePieceTrainer.train(input=files[0], model_prefix="tok", vocab_size=1024)
 """
+_CHECKPOINT_WITH_SCORE = """
+import glob, numpy as np, torch, torch.nn.functional as F
+val = torch.from_numpy(np.fromfile(sorted(glob.glob("/data/fineweb_val_*.bin"))[0], dtype=np.uint16).astype(np.int64))
+model = torch.nn.Embedding(1024, 1024)
+loss_sum = 0.0
+with torch.no_grad():
+    for s in range(0, len(val) - 1025, 1024):
+        loss_sum += F.cross_entropy(model(val[s:s + 1024]), val[s + 1:s + 1025], reduction="sum").item()
+val_loss = loss_sum / (len(val) - 1)
+torch.save({"step": 1000, "val_loss": val_loss, "model": model.state_dict()}, "checkpoint.pt")
+"""
+_CHECKPOINT_WITH_VAL_COUNTS = _CHECKPOINT_WITH_SCORE.replace(
+    '"model": model.state_dict()', '"model": model.state_dict(), "unigram": np.bincount(val.numpy(), minlength=1024)'
+)
 _SCORE_DUMPED = """
 import json
 val_bpb = 1.2
@@ -244,6 +258,8 @@ json.dump({"val_bpb": val_bpb}, open("score.json", "w"))
         (_VAL_TABLE_SAVED, "data derived from validation tokens is stored in the artifact"),
         (_TOKENIZER_ON_VAL, "a tokenizer is trained on validation data"),
         (_SCORE_DUMPED, None),
+        (_CHECKPOINT_WITH_SCORE, None),
+        (_CHECKPOINT_WITH_VAL_COUNTS, "data derived from validation tokens is stored in the artifact"),
     ],
 )
 def test_val_in_train_sees_saves_and_tokenizers(source: str, message: str | None) -> None:

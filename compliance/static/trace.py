@@ -963,6 +963,17 @@ class Tracer:
                 out |= self.expr(child, ctx)
         return out
 
+    def e_Dict(self, node: ast.Dict, ctx: Ctx) -> Labels:
+        """A checkpoint `{"val_bpb": val_bpb, "model": sd}`: a summed validation score filed under a key is
+        a result written beside the weights, not data from the validation tokens (it keeps its score id)."""
+        out = E
+        for key, value in zip(node.keys, node.values, strict=True):
+            labels = self.expr(key, ctx) | self.expr(value, ctx)
+            if isinstance(key, ast.Constant) and _is_summed_score(labels):
+                labels -= {"val", "loss"}
+            out |= labels
+        return out
+
     def e_Constant(self, node: ast.Constant, ctx: Ctx) -> Labels:
         if isinstance(node.value, str):
             return _literal_labels(node.value)
@@ -1677,6 +1688,11 @@ def _target_names(fn: ast.AST) -> frozenset[str]:
 
 
 _SPLIT_ENV = re.compile(r"^(?:[A-Z0-9]+_)*(VAL|VALIDATION|TRAIN)_(?:DATA|FILES|PATH|DIR|SHARDS|GLOB|PATTERN|TOKENS)$")
+
+
+def _is_summed_score(labels: Labels) -> bool:
+    """A running total of validation losses (or a figure computed from one), never a per-token value."""
+    return {"val", "loss", "sum"} <= labels and any(label.startswith("score#") for label in labels)
 
 
 def _literal_labels(text: str) -> Labels:
