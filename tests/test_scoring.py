@@ -170,6 +170,16 @@ def test_seeds_in_logs_the_parser_cannot_read_ask_for_review(tmp_path):
     assert "2 log(s) with no score the parser could read (train_seed314.log, train_seed999.log)" in finding.message
 
 
+def test_a_claim_no_readable_log_supports_is_review_when_the_logs_are_unread(tmp_path):
+    folder = make_record(tmp_path)
+    for seed in (42, 314, 999):
+        (folder / f"train_seed{seed}.log").write_text(f"FINAL RESULTS seed={seed}\n  Quantized BPB: 1.2003\n")
+    claims = [
+        f for f in _findings(audit([str(folder)], AuditOptions()), "R-JSON-CONSISTENCY") if "support" in f.message
+    ]
+    assert [f.severity for f in claims] == ["review"] and "a person must read them" in claims[0].message
+
+
 def test_reruns_of_a_claimed_seed_are_not_scored(tmp_path):
     folder = make_record(tmp_path)
     (folder / "train_seed42_rerun.log").write_text(log_text(42, 1.2011, 2.03))

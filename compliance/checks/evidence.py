@@ -47,11 +47,18 @@ def seeds(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     yield from _config_drift(ctx, rule)
 
 
-def _too_few_seeds(ctx: RecordContext, rule: Rule, scored: list[int], need: int) -> Finding:
-    """Fail only on what the logs show: a log whose score the parser could not read may hold the missing seed."""
+def _unscored(ctx: RecordContext) -> tuple[list[str], list[str]]:
+    """The logs with no score: those the parser could not read a score from (it may be there, in a
+    layout pgolf does not know), and those that show their run was cut short, with how."""
     unscored = [log for log in ctx.logs() if log.score is None and not log.facts.invalid]
     unread = [log.rel for log in unscored if log.facts.cut_short is None]
     cut = [f"{log.rel}: {log.facts.cut_short}" for log in unscored if log.facts.cut_short]
+    return unread, cut
+
+
+def _too_few_seeds(ctx: RecordContext, rule: Rule, scored: list[int], need: int) -> Finding:
+    """Fail only on what the logs show: a log whose score the parser could not read may hold the missing seed."""
+    unread, cut = _unscored(ctx)
     message = (
         f"{len(scored)} distinct scored seed(s) {scored}; a record needs {need} from one "
         f"configuration (README: 'an average over 3 training runs'; PR #2124)"
@@ -187,6 +194,7 @@ def full_val(ctx: RecordContext, rule: Rule) -> Iterator[Finding]:
     params={
         "warn_within_bpb": 0.0005,  # a larger gap between the JSON and its logs is a claim no log supports
         "unsupported": "fail",  # the JSON's score matches no log and no mean of them
+        "unread": "review",  # no log has a score the parser could read, and some may hold one
         "unlogged_seed": "fail",  # a seed the JSON claims has no log
         "single_run": "warn",  # the JSON reports one run of several, not their mean
         "renamed": "warn",  # a claimed seed's value is in a log that prints another seed
@@ -226,11 +234,14 @@ def _headline(ctx: RecordContext, rule: Rule, scored: list[SeedRow]) -> Iterator
         )
         return
     if not scored:
+        unread, _ = _unscored(ctx)
+        shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
         yield rule.finding(
-            f"{sub.val_bpb_key} {sub.val_bpb} in the JSON, and no log has a final score to support it",
+            f"{sub.val_bpb_key} {sub.val_bpb} in the JSON, and no log has a final score to support it"
+            + (f"; the parser could read no score in {shown}: a person must read them" if unread else ""),
             file=record.submission_file,
             line=line,
-            level="unsupported",
+            level="unread" if unread else "unsupported",
         )
         return
     mean = statistics.fmean(values)
