@@ -78,3 +78,29 @@ def test_the_traced_log_is_judged_by_the_claimed_line():
     final = judged_pass(facts, "quantized_sliding_window").score
     assert final is not None and final.line == 3
     assert judged_pass(facts, "never_printed").score is facts.score
+
+
+def test_a_figure_printed_under_its_own_name_is_a_named_bpb_the_record_can_claim(tmp_path: Path):
+    """A native mixer's `ppm_native_submission_val_bpb: 0.99` line, and `mix_bpb_sidecar=` beside other
+    bpbs, are figures of their own (not the log's score) that a record's claim can rest on."""
+    line = "ppm_native_submission_val_bpb: {v}"
+    assert claimed_label(load_record(_claiming(tmp_path, line))) == "ppm_native_submission_val_bpb"
+    facts = parse_log("ppm_full_native tokens=16384 mix_bpb_sidecar=2.377177 nn_byte_bpb_sidecar=2.411370\n")
+    assert [(m.label, m.val_bpb) for m in facts.named_bpb] == [
+        ("ppm_full_native mix_bpb_sidecar", 2.377177),
+        ("ppm_full_native nn_byte_bpb_sidecar", 2.41137),
+    ]
+
+
+NATIVE_TRACED = """\
+diagnostic pre-quantization post-ema val_loss:9.01205984 val_bpb:2.41638799 eval_time:2244ms
+ppm_native_submission_val_bpb: 2.377177
+diagnostic quantized val_loss:9.01207767 val_bpb:2.41639277 eval_time:2339ms
+"""
+
+
+def test_a_named_claim_in_a_log_with_no_final_pass_takes_the_loss_of_its_last_diagnostic_pass():
+    facts = parse_log(NATIVE_TRACED)
+    assert facts.score is None
+    judged = judged_pass(facts, "ppm_native_submission_val_bpb").score
+    assert judged is not None and (judged.val_bpb, judged.val_loss) == (2.377177, 9.01207767)

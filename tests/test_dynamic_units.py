@@ -625,7 +625,7 @@ def test_a_val_bpb_below_what_the_val_loss_gives_is_judged_in_bytes():
     same = _context(book, loss, bpb=as_bytes, tokenizer=SP1024).canary(params)
     assert same.lines == 1 and same.evidence_nats < same.threshold_nats  # one statistic: nothing proven
     mixed = _context(book, loss, bpb=0.9 * as_bytes, tokenizer=SP1024).canary(params)
-    assert mixed.lines == 2 and mixed.evidence_nats > mixed.threshold_nats
+    assert mixed.lines == 2 and mixed.evidence_nats > mixed.threshold_nats and mixed.measure == "val_bpb"
     assert mixed.evidence_nats == pytest.approx(0.1 * 400 * loss, rel=0.05)
 
 
@@ -712,3 +712,16 @@ def test_the_last_output_is_the_newest_line_any_process_printed_and_how_long_bef
     assert ledger.last_output() == ("gptq: generating 64 seqs", 600.0)
     ledger.events = [e for e in ledger.events if "said" not in e]
     assert ledger.last_output() is None
+
+
+@needs_tokenizer
+def test_a_canary_fail_on_a_claimed_bpb_names_the_bpb_it_tested():
+    from pgolf.compliance.audit import run_check
+    from pgolf.compliance.rules import load_ruleset
+
+    rule = next(r for r in load_ruleset("dynamic").rules if r.id == "R-DYN-CANARY")
+    book, loss, as_bytes = _uniform_scores_and_their_bpb()
+    (found,) = run_check(rule, _context(book, loss, bpb=0.9 * as_bytes, tokenizer=SP1024))
+    assert found.severity == "fail" and found.message.startswith(f"val_bpb {0.9 * as_bytes:.6f} (the claim"), (
+        found.message
+    )

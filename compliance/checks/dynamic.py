@@ -304,8 +304,13 @@ def canary(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     }
     over = f"{ev.tokens} scores" + (f" (a target counted up to {ev.repeats} times)" if ev.repeats > 1 else "")
     if ev.p_value < alpha:
+        tested = (
+            f"val_bpb {ctx.reported.val_bpb:.6f} (the claim, over the targets' own bytes)"
+            if ev.measure == "val_bpb" and ctx.reported.val_bpb is not None
+            else f"val_loss {ctx.reported.val_loss:.6f}"
+        )
         yield rule.finding(
-            f"val_loss {ctx.reported.val_loss:.6f} on the canary: the scores are {ev.evidence_nats:.1f} nats (after a "
+            f"{tested} on the canary: the scores are {ev.evidence_nats:.1f} nats (after a "
             f"{ev.margin_nats:.1f}-nat numeric margin) better over {over} than any causal scorer of a normalized "
             f"distribution can be (threshold {ev.threshold_nats:.1f} nats at alpha {alpha:g}): leak or unnormalized "
             f"mixture proven at p = {ev.p_text()}",

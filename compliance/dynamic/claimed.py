@@ -51,11 +51,23 @@ def judged_pass(facts: LogFacts, claimed: str | None) -> LogFacts:
         return _judged(
             facts, line, f"judged by the pass the record claims ({claimed}), a line the log marks {line.role}"
         )
-    if facts.score is None or facts.score.val_loss is None:
+    network = _network_pass(facts)
+    if network is None:
         return facts
     # a named bpb prints no loss: the network's pass gives the targets and the loss, the claim its bpb
-    note = f"judged by the bpb the record claims ({claimed}) over the targets of its {facts.score.label} pass"
-    return _judged(facts, replace(line, val_loss=facts.score.val_loss, eval_time_ms=facts.score.eval_time_ms), note)
+    note = f"judged by the bpb the record claims ({claimed}) over the targets of its {network.label} pass"
+    return _judged(facts, replace(line, val_loss=network.val_loss, eval_time_ms=network.eval_time_ms), note)
+
+
+def _network_pass(facts: LogFacts) -> MetricLine | None:
+    """The network's own pass over the scored targets: the log's final one, else (a log whose only final
+    figure is a named mixture bpb) its last diagnostic pass with a loss."""
+    if facts.score is not None and facts.score.val_loss is not None:
+        return facts.score
+    if facts.score is not None:
+        return None
+    diagnostic = [m for m in facts.metrics if m.role == "diagnostic" and m.val_loss is not None]
+    return diagnostic[-1] if diagnostic else None
 
 
 def _judged(facts: LogFacts, score: MetricLine, note: str) -> LogFacts:

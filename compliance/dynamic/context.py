@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -140,7 +140,9 @@ class DynamicContext:
         if claimed is None:
             return None
         nats, rounding = claimed
-        return canary_evidence(nll, positions, nats + rounding, margin, None, alpha, lines=2)
+        return replace(
+            canary_evidence(nll, positions, nats + rounding, margin, None, alpha, lines=2), measure="val_bpb"
+        )
 
     def _bpb_apart(self, positions: np.ndarray, tolerance: float) -> tuple[float, float] | None:
         """(nats, rounding) the reported val_bpb claims over the scored targets' own bytes, when that

@@ -44,6 +44,7 @@ class CanaryEvidence:
     repeats: int = 1  # R: the most times one target is counted
     lines: int = 1  # m: reported lines tested
     threshold_nats: float = 0.0  # R (ln(1/alpha) + ln m): the evidence that proves a leak at alpha
+    measure: str = "val_loss"  # what was tested: the loss, or a claimed val_bpb over the targets' own bytes
 
     @property
     def log10_p(self) -> float:

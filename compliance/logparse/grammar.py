@@ -42,7 +42,7 @@ STOP = re.compile(r"stopping_early:.*?train_time:\s*(" + NUM + r")\s*(ms|s|m)\b(
 VAL_LOSS = re.compile(r"(?<![\w])val_loss\s*([:=])\s*(" + NUM + r")(?![\w.])")
 VAL_BPB = re.compile(r"(?<![\w])val_bpb\s*([:=])\s*(" + NUM + r")(?![\w.])")
 # `mix_bpb=1.0003`, `bpb:0.99`: a bits-per-byte a line prints under a name of its own
-NAMED_BPB = re.compile(r"(?<![\w])([A-Za-z][\w]*_bpb|bpb)\s*[:=]\s*(" + NUM + r")(?![\w.])")
+NAMED_BPB = re.compile(r"(?<![\w])([A-Za-z][\w]*_bpb\w*|bpb)\s*[:=]\s*(" + NUM + r")(?![\w.])")
 EVAL_TIME = re.compile(r"(?<![\w.])(?:eval_)?time\s*[:=]\s*(" + NUM + r")\s*(ms|s|m)\b")
 
 SIZE_MODEL = re.compile(r"Serialized model(?: (?P<fmt>[^:]+?))?:\s*(?P<n>" + NUM + r") bytes")

@@ -48,7 +48,8 @@ def _role(label: str, equals_style: bool) -> str:
 class ScoreLines(ParserState):
     def _on_metric(self, n: int, line: str, in_training: bool, label: str = "") -> None:
         loss, bpb = VAL_LOSS.search(line), VAL_BPB.search(line)
-        if loss is None and bpb is None:
+        if loss is None and bpb is None:  # `ppm_native_submission_val_bpb: 0.99`: a figure of its own name
+            self._on_named_bpb(n, line)
             return
         metric = MetricLine(
             label=label,
@@ -67,14 +68,15 @@ class ScoreLines(ParserState):
             self.run.pending_eval = None
 
     def _on_named_bpb(self, n: int, line: str) -> None:
-        """`ppm_mix bytes=10982035 mix_bpb=1.000307 ppm_only=2.38`: each bpb the line names, as a
-        pass of its own ("ppm_mix mix_bpb"); no val_loss, role "named". Never the log's score."""
+        """`ppm_mix bytes=10982035 mix_bpb=1.000307 mix_bpb_sidecar=0.99`: each bpb the line names, as a
+        pass of its own ("ppm_mix mix_bpb"); a line that is one figure (`ppm_native_submission_val_bpb: 0.99`)
+        is labelled by it alone. No val_loss, role "named". Never the log's score."""
         words = line.split()
         first = words[0].strip("[]:") if words else ""
         for match in NAMED_BPB.finditer(line):
             value = float(match.group(2))
-            if impossible("val_bpb", value) is None and match.start() > 0:
-                label = f"{first} {match.group(1)}"
+            if impossible("val_bpb", value) is None:
+                label = f"{first} {match.group(1)}" if match.start() > 0 else match.group(1)
                 self.run.named_bpb.append(MetricLine(label, None, value, None, n, "named"))
 
     def _describe_pass(self, metric: MetricLine, line: str, found: list[re.Match[str]]) -> None:
