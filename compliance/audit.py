@@ -15,7 +15,7 @@ from .confirm import confirm
 from .context import AuditOptions, FrontierPool, RecordContext, judging_date, seed_rows
 from .errors import InputError
 from .record import Record, load_record
-from .report import Finding, RecordReport, Report, combine, verdict_of
+from .report import Finding, RecordReport, Report, combine, listed, verdict_of
 from .rules import Rule, RuleSet, get_check, load_ruleset
 
 if TYPE_CHECKING:
@@ -270,8 +270,7 @@ def _nothing_to_audit(layout: gitrange.Layout) -> str:
     """A range with no folder to judge; one that only deletes records is said to (a PR only adds a folder)."""
     if not layout.deleted:
         return "the range adds or changes no record folder under records/<track>/"
-    shown = ", ".join(layout.deleted[:3]) + (f" and {len(layout.deleted) - 3} more" if len(layout.deleted) > 3 else "")
-    return f"the range adds no record folder; it deletes {len(layout.deleted)} existing one(s): {shown}"
+    return f"the range adds no record folder; it deletes {len(layout.deleted)} existing one(s): {listed(layout.deleted, 3)}"
 
 
 def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> list[Finding]:
@@ -303,10 +302,11 @@ def _pr_findings(record: RecordReport, layout: gitrange.Layout, folder: str) -> 
             rule.finding(f"the PR also changes other record folders: {changed}", severity=severity["other_records"])
         )
     if layout.outside:
-        more = len(layout.outside) - 5
-        shown = ", ".join(layout.outside[:5]) + (f" and {more} more" if more > 0 else "")
         found.append(
-            rule.finding(f"the PR changes files outside its record folder: {shown}", severity=severity["outside_files"])
+            rule.finding(
+                f"the PR changes files outside its record folder: {listed(layout.outside, 5)}",
+                severity=severity["outside_files"],
+            )
         )
     return found
 

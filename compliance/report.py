@@ -104,6 +104,12 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+def listed(items: list[str], limit: int) -> str:
+    """The first `limit` items of a finding's list, and how many more: "a, b, c and 4 more"."""
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def verdict_of(findings: list[Finding]) -> Verdict:
     """fail if any active finding fails, review if any asks for review, pass otherwise."""
     active = {f.severity for f in findings if f.active}

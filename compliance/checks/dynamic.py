@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from ..report import Finding
+from ..report import Finding, listed
 from ..rules import Rule, check
 from ..textsafe import printable
 
@@ -111,10 +111,9 @@ def _preset_findings(ctx: DynamicContext, rule: Rule) -> Iterator[Finding]:
     run = ctx.run
     assert run is not None  # run_state returned without a run
     if run.run_config:
-        shown = ", ".join(f"{k}={printable(v)[:40]}" for k, v in list(run.run_config.items())[:16])
-        more = f" and {len(run.run_config) - 16} more" if len(run.run_config) > 16 else ""
+        shown = listed([f"{k}={printable(v)[:40]}" for k, v in run.run_config.items()], 16)
         yield rule.finding(
-            f"the submitted run's configuration (README, logs): {shown}{more}",
+            f"the submitted run's configuration (README, logs): {shown}",
             file=ctx.file,
             severity="info",
             evidence={"run_config": run.run_config},

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from .. import sourcediff
 from ..context import RecordContext
 from ..record import LogRecord
-from ..report import Finding, SeedRow
+from ..report import Finding, SeedRow, listed
 from ..rules import Rule, check
 from ..scoring import Claim, same_value
 
@@ -235,10 +235,9 @@ def _headline(ctx: RecordContext, rule: Rule, scored: list[SeedRow]) -> Iterator
         return
     if not scored:
         unread, _ = _unscored(ctx)
-        shown = ", ".join(unread[:3]) + (f" and {len(unread) - 3} more" if len(unread) > 3 else "")
         yield rule.finding(
             f"{sub.val_bpb_key} {sub.val_bpb} in the JSON, and no log has a final score to support it"
-            + (f"; the parser could read no score in {shown}: a person must read them" if unread else ""),
+            + (f"; the parser could read no score in {listed(unread, 3)}: a person must read them" if unread else ""),
             file=record.submission_file,
             line=line,
             level="unread" if unread else "unsupported",
