@@ -9,9 +9,11 @@ the configuration or the logs show it did not run, it is reported as inactive in
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .events import Event
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ..report import Finding, Severity
@@ -53,18 +55,14 @@ def finding(
 
 def worst_first(events: list[Event]) -> list[Event]:
     """One finding per line is enough; the one that ran beats the one that may have."""
-    rank = {"on": 0, "unknown": 1, "off": 2}
-    seen: dict[int, Event] = {}
-    for event in sorted(events, key=lambda e: rank.get(e.activity, 3)):
-        seen.setdefault(event.line, event)
-    return sorted(seen.values(), key=lambda e: e.seq)
+    return first_per_line((event, event) for event in events)
 
 
-def first_per_line(judged: Iterable[tuple[Event, Finding | None]]) -> list[Finding]:
-    """One finding per line, chosen after judging: of the events on a line that gave one, the one that
+def first_per_line(judged: Iterable[tuple[Event, T | None]]) -> list[T]:
+    """One result per line, chosen after judging: of the events on a line that gave one, the one that
     ran beats the one that may have (a line reached on two paths can be legal on one of them)."""
     rank = {"on": 0, "unknown": 1, "off": 2}
-    seen: dict[int, tuple[Event, Finding]] = {}
+    seen: dict[int, tuple[Event, T]] = {}
     for event, found in sorted(judged, key=lambda pair: rank.get(pair[0].activity, 3)):
         if found is not None:
             seen.setdefault(event.line, (event, found))
