@@ -631,8 +631,11 @@ class Tracer:
             frame.returns_elts, frame.returns_mixed = None, True
 
     def s_If(self, node: ast.If, ctx: Ctx) -> None:
-        self.expr(node.test, ctx)
-        self._keep_the_better(node, ctx)
+        sides = _ordered_sides(node.test)
+        if sides is None:
+            self.expr(node.test, ctx)
+        else:  # the operands read once: they are the test, and they may be two scores of one token
+            self._keep_the_better(node, sides, [self.expr(side, ctx) for side in sides], ctx)
         known = truthy(self.res.fold(node.test, self.frame.consts))
         guards = ctx.guards | self._loop_guards(node.test, ctx)
         body, orelse = self._branches(node, ctx, known)
@@ -673,17 +676,10 @@ class Tracer:
         self.block(stmts, ctx)
         frame.env = env
 
-    def _keep_the_better(self, node: ast.If, ctx: Ctx) -> None:
+    def _keep_the_better(self, node: ast.If, sides: list[ast.expr], labels: list[Labels], ctx: Ctx) -> None:
         """`if new_nll < old_nll: scored[t] = new_nll`: of two validation scores of one token, the lower is
-        kept, in place (C4, like `min(a, b)`). Only plain operands are read (no call runs twice), and only
-        a write into an element counts: a best-so-far scalar (`best = loss`) selects no token's score."""
-        test = node.test
-        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], _ORDERING)):
-            return
-        sides = [test.left, test.comparators[0]]
-        if not all(isinstance(side, (ast.Name, ast.Subscript, ast.Attribute, ast.UnaryOp)) for side in sides):
-            return
-        labels = [self.expr(side, ctx) for side in sides]
+        kept, in place (C4, like `min(a, b)`). Only a write into an element counts: a best-so-far scalar
+        (`best = loss`) selects no token's score."""
         if not all({"val", "loss"} <= side and "sum" not in side for side in labels):
             return
         written = {ast.dump(side) for side in sides}
@@ -1688,6 +1684,16 @@ def _target_names(fn: ast.AST) -> frozenset[str]:
 
 
 _SPLIT_ENV = re.compile(r"^(?:[A-Z0-9]+_)*(VAL|VALIDATION|TRAIN)_(?:DATA|FILES|PATH|DIR|SHARDS|GLOB|PATTERN|TOKENS)$")
+
+
+def _ordered_sides(test: ast.expr) -> list[ast.expr] | None:
+    """The two operands of `a < b` (or <=, >, >=) when both are plain values (a name, an element, an
+    attribute, a negation), which can be two scores of one token; None for any other test."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], _ORDERING)):
+        return None
+    sides = [test.left, test.comparators[0]]
+    plain = all(isinstance(side, (ast.Name, ast.Subscript, ast.Attribute, ast.UnaryOp)) for side in sides)
+    return sides if plain else None
 
 
 def _is_summed_score(labels: Labels) -> bool:
