@@ -68,7 +68,7 @@ class Ledger:
         """The last line any traced process printed (as its heartbeats reported it) and how many seconds
         before the ledger's last event: what a run killed at its cap was doing all that while."""
         said = [e for e in self.events if e["kind"] == "beat" and isinstance(e.get("said"), str)]
-        if not said or not self.events:
+        if not said:
             return None
         last = max(said, key=lambda e: int(e.get("said_t") or 0))
         end = max(int(e["t"]) for e in self.events)

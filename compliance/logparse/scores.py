@@ -45,6 +45,10 @@ def _role(label: str, equals_style: bool) -> str:
     return "final"
 
 
+def _left_open(line: int) -> str:
+    return f"an evaluation pass starts at line {line} and the log ends before its result"
+
+
 class ScoreLines(ParserState):
     def _on_metric(self, n: int, line: str, in_training: bool, label: str = "") -> None:
         loss, bpb = VAL_LOSS.search(line), VAL_BPB.search(line)
@@ -162,7 +166,7 @@ class ScoreLines(ParserState):
             return None
         pending = self.run.pending_eval
         if pending is not None and pending > best.line:
-            self.cut_short = f"an evaluation pass starts at line {pending} and the log ends before its result"
+            self.cut_short = _left_open(pending)
             msg = (
                 f"an evaluation pass starts here and the log ends before its result; "
                 f"line {best.line} is an earlier pass, not the score"
@@ -186,7 +190,5 @@ class ScoreLines(ParserState):
             self.cut_short = f"training stops at step {last} of {planned}"
             return f"no final metric line: training stops at step {last} of {planned} (truncated or run failed)"
         if self.run.pending_eval is not None:
-            self.cut_short = (
-                f"an evaluation pass starts at line {self.run.pending_eval} and the log ends before its result"
-            )
+            self.cut_short = _left_open(self.run.pending_eval)
         return "no final metric line: the log ends before the final evaluation (truncated or run failed)"

@@ -98,7 +98,7 @@ class ConfigResolver:
         for name, seen in values.items():
             if name in knobs or name not in self.attrs:
                 continue
-            if any(v is UNKNOWN for v in seen) or any(not same_value(v, seen[0]) for v in seen[1:]):
+            if any(v is UNKNOWN for v in seen) or any(not same_folded(v, seen[0]) for v in seen[1:]):
                 self.attrs[name] = UNKNOWN
 
     def _bind(self, node: ast.Assign | ast.AnnAssign, store: dict[str, Any]) -> None:
@@ -441,7 +441,7 @@ def _pairs(targets: list[ast.expr], value: ast.expr) -> Iterator[tuple[ast.expr,
             yield target, value
 
 
-def same_value(a: object, b: object) -> bool:
+def same_folded(a: object, b: object) -> bool:
     """Two folded values are one value: equal and of one type (1 and True are two)."""
     try:
         return type(a) is type(b) and bool(a == b)

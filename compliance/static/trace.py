@@ -25,7 +25,7 @@ from .events import Labels
 if TYPE_CHECKING:
     from .native import Leak
     from .sources import Helper
-from .config import NOT_NONE, UNKNOWN, ConfigResolver, same_value, truthy
+from .config import NOT_NONE, UNKNOWN, ConfigResolver, same_folded, truthy
 
 E: Labels = frozenset()
 _ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
@@ -662,7 +662,7 @@ class Tracer:
             frame.consts = {
                 k: v
                 for k, v in after_body.items()
-                if k in after_else and after_else[k] is v or (k in after_else and same_value(after_else[k], v))
+                if k in after_else and after_else[k] is v or (k in after_else and same_folded(after_else[k], v))
             }
 
     def _traced_branch(self, stmts: list[ast.stmt], ctx: Ctx, switched_off: bool) -> None:
